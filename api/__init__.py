@@ -1,0 +1,57 @@
+"""The HTTP API: `create_app()` builds it; nothing here runs at import."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from settings import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or get_settings()
+    app = Flask(__name__)
+    app.extensions["conveyor.settings"] = settings
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        API_TITLE="Conveyor",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX=API_PREFIX,
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    )
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    from api.auth import init_auth
+    from api.errors import register_error_handlers
+    from api.extensions import api
+    from db.session import init_engine, remove_session
+    from workers.celery_app import app as celery_app  # the app tasks are sent through
+
+    init_engine(settings.database_url)
+    app.extensions["celery"] = celery_app
+    api.init_app(app)
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    init_auth(app, settings)
+    register_error_handlers(app)
+    _register_blueprints(api)
+    app.teardown_appcontext(lambda _exc: remove_session())
+    return app
+
+
+def _register_blueprints(api) -> None:
+    from api.resources import auth, health, jobs, tools, users
+
+    api.register_blueprint(auth.blp, url_prefix=f"{API_PREFIX}/auth")
+    api.register_blueprint(users.blp, url_prefix=f"{API_PREFIX}/users")
+    api.register_blueprint(tools.blp, url_prefix=f"{API_PREFIX}/tools")
+    api.register_blueprint(jobs.blp, url_prefix=f"{API_PREFIX}/jobs")
+    api.register_blueprint(health.blp, url_prefix=API_PREFIX)

@@ -1,0 +1,72 @@
+import uuid
+
+from flask import url_for
+from flask_smorest import Blueprint
+
+from api.auth import BEARER, current_settings, get_current_user, login_required
+from api.schemas.jobs import (
+    IdempotencyHeaderSchema,
+    JobCreateSchema,
+    JobListArgsSchema,
+    JobPageSchema,
+    JobSchema,
+)
+from api.services import jobs
+from db.session import db_session
+
+blp = Blueprint("jobs", __name__, description="Submit AI jobs and follow them to a result.")
+
+
+@blp.route("", methods=["POST"])
+@blp.doc(security=BEARER)
+@login_required
+@blp.arguments(JobCreateSchema)
+@blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
+@blp.response(202, JobSchema)
+def submit(data, idempotency_key=None):
+    """Submit a job; poll the `Location` it returns."""
+    submitted = jobs.submit(
+        db_session(),
+        user=get_current_user(),
+        settings=current_settings(),
+        idempotency_key=idempotency_key,
+        **data,
+    )
+    headers = {"Location": url_for("jobs.get_one", job_id=submitted.job.id)}
+    if not submitted.created:
+        headers["Idempotent-Replayed"] = "true"
+    return submitted.job, 202, headers
+
+
+@blp.route("", methods=["GET"])
+@blp.doc(security=BEARER)
+@login_required
+@blp.arguments(JobListArgsSchema, location="query")
+@blp.response(200, JobPageSchema)
+def list_jobs(args):
+    """The caller's jobs, newest first, a page at a time."""
+    items, next_cursor = jobs.list_page(
+        db_session(), user=get_current_user(), statuses=args.pop("status"), **args
+    )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@blp.route("/<uuid:job_id>", methods=["GET"])
+@blp.doc(security=BEARER)
+@login_required
+@blp.etag
+@blp.response(200, JobSchema)
+def get_one(job_id: uuid.UUID):
+    """A job's status and, once finished, its output or error."""
+    job = jobs.get(db_session(), user=get_current_user(), job_id=job_id)
+    wait = jobs.retry_after_hint(job)
+    return job, 200, ({"Retry-After": str(wait)} if wait else {})
+
+
+@blp.route("/<uuid:job_id>/cancel", methods=["POST"])
+@blp.doc(security=BEARER)
+@login_required
+@blp.response(202, JobSchema)
+def cancel(job_id: uuid.UUID):
+    """Cancel a job: at once if queued; a running job stops within seconds."""
+    return jobs.cancel(db_session(), user=get_current_user(), job_id=job_id)

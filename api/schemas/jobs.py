@@ -1,0 +1,90 @@
+from marshmallow import EXCLUDE, Schema, fields, validate
+from webargs.fields import DelimitedList
+
+from db.models.job import STATUSES
+
+
+class JobCreateSchema(Schema):
+    tool = fields.String(required=True, validate=validate.Length(min=1, max=64), metadata={"example": "text"})
+    input = fields.Dict(
+        required=True,
+        metadata={
+            "description": "The tool's input; GET /tools/<name> gives its JSON Schema.",
+            "example": {"prompt": "Write a haiku about queues."},
+        },
+    )
+    model = fields.String(
+        validate=validate.Length(min=1, max=128), metadata={"description": "Defaults per tool."}
+    )
+    webhook_url = fields.Url(schemes={"https", "http"}, validate=validate.Length(max=2048))
+
+
+class IdempotencyHeaderSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key",
+        validate=validate.Length(min=1, max=255),
+        metadata={"description": "Retry-safe submit: the same key and body return the same job."},
+    )
+
+
+class JobErrorSchema(Schema):
+    code = fields.String()
+    message = fields.String()
+
+
+class UsageSchema(Schema):
+    input_tokens = fields.Integer()
+    output_tokens = fields.Integer()
+    cost_micros = fields.Integer(metadata={"description": "Cost in millionths of a US dollar."})
+
+
+class JobSchema(Schema):
+    id = fields.UUID()
+    tool = fields.String()
+    status = fields.String(metadata={"enum": list(STATUSES)})
+    input = fields.Dict()
+    output = fields.Raw(allow_none=True)
+    output_url = fields.Function(lambda job: None, allow_none=True)
+    error = fields.Method("_error", allow_none=True)
+    progress = fields.Integer()
+    model = fields.String()
+    attempt = fields.Integer()
+    usage = fields.Method("_usage")
+    cancel_requested = fields.Function(lambda job: job.cancel_requested_at is not None)
+    created_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+    expires_at = fields.DateTime(metadata={"description": "A job not started by then ends `expired`."})
+
+    def _error(self, job):
+        if job.error_code is None:
+            return None
+        return {"code": job.error_code, "message": job.error_message}
+
+    def _usage(self, job):
+        return {
+            "input_tokens": job.input_tokens,
+            "output_tokens": job.output_tokens,
+            "cost_micros": job.cost_micros,
+        }
+
+
+class JobListArgsSchema(Schema):
+    status = DelimitedList(
+        fields.String(validate=validate.OneOf(STATUSES)),
+        load_default=(),
+        metadata={"description": "Comma-separated statuses to include."},
+    )
+    tool = fields.String(validate=validate.Length(max=64))
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(
+        validate=validate.Length(max=200), metadata={"description": "next_cursor of the previous page."}
+    )
+
+
+class JobPageSchema(Schema):
+    items = fields.List(fields.Nested(JobSchema))
+    next_cursor = fields.String(allow_none=True)

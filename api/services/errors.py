@@ -1,0 +1,39 @@
+"""Typed errors the domain raises; api/errors.py maps them to HTTP in one place."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    status = 400
+
+    def __init__(self, message: str, *, errors: dict | None = None, headers: dict | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+        self.headers = headers
+
+
+class NotFound(DomainError):
+    status = 404
+
+
+class Unauthorized(DomainError):
+    status = 401
+
+
+class Forbidden(DomainError):
+    status = 403
+
+
+class Conflict(DomainError):
+    status = 409
+
+
+class Invalid(DomainError):
+    """The request is well-formed but its content is not acceptable (422)."""
+
+    status = 422
+
+
+class Unavailable(DomainError):
+    status = 503

@@ -1,0 +1,196 @@
+"""The rules for submitting, listing and canceling jobs."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.services.errors import Conflict, Invalid, NotFound
+from db.models import Job, User
+from db.models.job import CANCELED, QUEUED, RUNNING
+from db.redis_client import get_redis
+from db.repositories import jobs
+from settings import Settings
+from tasks import generation
+from workers import cancellation, pricing
+from workers.tools import all_tools, get_tool
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job: Job
+    created: bool  # False: an earlier request with the same Idempotency-Key made it
+
+
+def submit(
+    session: Session,
+    *,
+    user: User,
+    settings: Settings,
+    tool: str,
+    input: dict[str, Any],
+    model: str | None = None,
+    webhook_url: str | None = None,
+    idempotency_key: str | None = None,
+) -> Submitted:
+    """Validate, store and enqueue a job. The row is committed before the message
+    is sent; if sending fails the job stays queued and the beat re-sends it."""
+    definition = get_tool(tool)
+    if definition is None:
+        names = ", ".join(t.name for t in all_tools())
+        raise Invalid(
+            "Unknown tool.", errors={"json": {"tool": [f"Unknown tool {tool!r}. Available: {names}."]}}
+        )
+    if webhook_url is not None:
+        raise Invalid(
+            "Webhooks are not available yet; poll GET /jobs/<id> instead.",
+            errors={"json": {"webhook_url": ["Webhook delivery is not supported yet."]}},
+        )
+    input_errors = definition.input_errors(input)
+    if input_errors:
+        raise Invalid(
+            f"The input does not match the {tool!r} tool's schema (GET /api/v1/tools/{tool}).",
+            errors={"json": {"input": input_errors}},
+        )
+    model = model or definition.default_model or settings.default_model
+    allowed = pricing.allowed_models(settings)
+    if model not in allowed:
+        raise Invalid(
+            "Unknown model.",
+            errors={"json": {"model": [f"Unknown model {model!r}. Available: {', '.join(allowed)}."]}},
+        )
+
+    request_hash = _request_hash(tool=tool, input=input, model=model, webhook_url=webhook_url)
+    if idempotency_key is not None:
+        earlier = jobs.get_by_idempotency_key(session, user_id=user.id, key=idempotency_key)
+        if earlier is not None:
+            return Submitted(_same_request(earlier, request_hash), created=False)
+
+    try:
+        job = jobs.create(
+            session,
+            user_id=user.id,
+            tool=tool,
+            input=input,
+            model=model,
+            queue=definition.queue,
+            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.job_start_deadline),
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            webhook_url=webhook_url,
+        )
+        session.commit()
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key won the insert.
+        session.rollback()
+        earlier = jobs.get_by_idempotency_key(session, user_id=user.id, key=idempotency_key or "")
+        if earlier is None:
+            raise
+        return Submitted(_same_request(earlier, request_hash), created=False)
+
+    dispatch(session, job)
+    return Submitted(job, created=True)
+
+
+def dispatch(session: Session, job: Job) -> None:
+    try:
+        generation.dispatch(job.id, queue=job.queue, priority=job.priority)
+    except Exception:
+        logger.warning("job_id=%s enqueue failed; left for the re-send task", job.id, exc_info=True)
+        return
+    jobs.mark_dispatched(session, job_id=job.id)
+    session.commit()
+
+
+def get(session: Session, *, user: User, job_id: uuid.UUID) -> Job:
+    job = jobs.get_for_user(session, job_id=job_id, user_id=user.id)
+    if job is None:
+        raise NotFound("No job with this id.")
+    return job
+
+
+def list_page(
+    session: Session,
+    *,
+    user: User,
+    statuses: Sequence[str] = (),
+    tool: str | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> tuple[list[Job], str | None]:
+    after = _decode_cursor(cursor) if cursor else None
+    rows = jobs.list_for_user(
+        session, user_id=user.id, statuses=statuses, tool=tool, after=after, limit=limit + 1
+    )
+    page, more = rows[:limit], len(rows) > limit
+    return page, (_encode_cursor(page[-1]) if more else None)
+
+
+def cancel(session: Session, *, user: User, job_id: uuid.UUID) -> Job:
+    """A queued job is canceled at once; a running one is told to stop and ends
+    `canceled` when its worker sees the flag."""
+    job = get(session, user=user, job_id=job_id)
+    if job.status == QUEUED and jobs.cancel_queued(session, job_id=job.id):
+        session.commit()
+    elif job.status in (QUEUED, RUNNING) and jobs.request_cancel(session, job_id=job.id):
+        # Running (perhaps taken by a worker a moment ago): tell its worker to stop.
+        session.commit()
+        cancellation.request(get_redis(), job.id)
+    session.refresh(job)
+    if job.status not in (QUEUED, RUNNING, CANCELED):
+        raise Conflict(f"The job already {job.status}; there is nothing to cancel.")
+    return job
+
+
+def retry_after_hint(job: Job) -> int | None:
+    """Seconds a poller should wait before asking again; None once it is finished."""
+    if job.status == QUEUED:
+        return 2
+    if job.status == RUNNING:
+        return 1
+    return None
+
+
+def _same_request(job: Job, request_hash: str) -> Job:
+    if job.request_hash != request_hash:
+        raise Invalid(
+            "This Idempotency-Key was already used with a different request body; "
+            "use a new key for a new request.",
+            errors={"headers": {"Idempotency-Key": ["Already used with a different body."]}},
+        )
+    return job
+
+
+def _request_hash(**fields: Any) -> str:
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _encode_cursor(job: Job) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, job_id = raw.split("|")
+        return dt.datetime.fromisoformat(created_at), uuid.UUID(job_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise Invalid(
+            "The cursor is not valid.",
+            errors={"query": {"cursor": ["Pass next_cursor from the previous page unchanged."]}},
+        ) from None

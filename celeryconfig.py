@@ -1,0 +1,47 @@
+"""Celery settings, from the same environment as everything else (settings.py).
+
+Clients never read Celery state: the jobs table is the source of truth, so there
+is no result backend.
+"""
+
+from kombu import Queue
+
+from settings import get_settings
+
+_settings = get_settings()
+
+broker_url = _settings.celery_broker_url
+broker_connection_retry_on_startup = True
+# Redis re-delivers an unacknowledged message after this long; it must outlast the
+# longest a task can run, or a slow job would be handed to a second worker.
+broker_transport_options = {"visibility_timeout": _settings.job_hard_time_limit + 300}
+result_backend = None
+task_ignore_result = True
+
+task_serializer = "json"
+accept_content = ["json"]
+timezone = "UTC"
+enable_utc = True
+
+# At-least-once delivery; the job row's compare-and-set start makes a second
+# delivery harmless.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_soft_time_limit = _settings.job_soft_time_limit
+task_time_limit = _settings.job_hard_time_limit
+
+task_queues = (Queue("ai"), Queue("default"))
+task_default_queue = "default"
+task_routes = {"conveyor.generation.*": {"queue": "ai"}}
+imports = ("tasks.generation", "tasks.maintenance")
+
+# Flower shows tasks as they move.
+worker_send_task_events = True
+task_send_sent_event = True
+
+beat_schedule = {
+    "resend-queued-jobs": {"task": "conveyor.maintenance.resend_queued", "schedule": 15.0},
+    "reap-lapsed-leases": {"task": "conveyor.maintenance.reap_leases", "schedule": 15.0},
+    "expire-overdue-jobs": {"task": "conveyor.maintenance.expire_overdue", "schedule": 60.0},
+}

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.base import Base, TimestampMixin
+
+QUEUED = "queued"
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELED = "canceled"
+EXPIRED = "expired"
+STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED, EXPIRED)
+ACTIVE = (QUEUED, RUNNING)
+TERMINAL = (SUCCEEDED, FAILED, CANCELED, EXPIRED)
+
+_status_list = ", ".join(f"'{status}'" for status in STATUSES)
+
+
+class Job(TimestampMixin, Base):
+    """One unit of AI work. This row, not Celery, is the source of truth."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_status_list})", name="status"),
+        CheckConstraint("progress BETWEEN 0 AND 100", name="progress"),
+        UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_idempotency_key"),
+        Index("ix_jobs_user_created", "user_id", text("created_at DESC"), text("id DESC")),
+        # The maintenance tasks scan only jobs that are still moving.
+        Index(
+            "ix_jobs_active", "status", "created_at", postgresql_where=text("status IN ('queued', 'running')")
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    tool: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=QUEUED, server_default=QUEUED)
+    input: Mapped[dict[str, Any]]
+    output: Mapped[dict[str, Any] | None]
+    output_key: Mapped[str | None] = mapped_column(String(1024))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    progress: Mapped[int] = mapped_column(default=0, server_default="0")
+    model: Mapped[str] = mapped_column(String(128))
+    queue: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[int] = mapped_column(default=0, server_default="0")
+    attempt: Mapped[int] = mapped_column(default=0, server_default="0")
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    input_tokens: Mapped[int] = mapped_column(default=0, server_default="0")
+    output_tokens: Mapped[int] = mapped_column(default=0, server_default="0")
+    cost_micros: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    expires_at: Mapped[dt.datetime]  # not started by then: `expired`
+    lease_until: Mapped[dt.datetime | None]  # a running job's worker holds it until then
+    dispatched_at: Mapped[dt.datetime | None]  # when its message last went to the broker
+    cancel_requested_at: Mapped[dt.datetime | None]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.tool} {self.status}>"

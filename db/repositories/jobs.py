@@ -1,0 +1,315 @@
+"""Job rows and their state transitions.
+
+Every transition is one compare-and-set UPDATE (`WHERE status IN …`), so a late
+or duplicate delivery can never overwrite a result: whoever loses the race gets
+`None`/`False` back and stops. Terminal states never change (the database also
+refuses it: see the `jobs_terminal_is_final` trigger).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from db.models.job import (
+    ACTIVE,
+    CANCELED,
+    EXPIRED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    Job,
+)
+
+WORKER_LOST = "worker_lost"
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_micros: int = 0
+
+
+def create(
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    tool: str,
+    input: dict[str, Any],
+    model: str,
+    queue: str,
+    expires_at: dt.datetime,
+    priority: int = 0,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+    webhook_url: str | None = None,
+) -> Job:
+    job = Job(
+        user_id=user_id,
+        tool=tool,
+        input=input,
+        model=model,
+        queue=queue,
+        priority=priority,
+        expires_at=expires_at,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        webhook_url=webhook_url,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get(session: Session, *, job_id: uuid.UUID) -> Job | None:
+    return session.get(Job, job_id)
+
+
+def get_for_user(session: Session, *, job_id: uuid.UUID, user_id: uuid.UUID) -> Job | None:
+    return session.scalar(select(Job).where(Job.id == job_id, Job.user_id == user_id))
+
+
+def get_by_idempotency_key(session: Session, *, user_id: uuid.UUID, key: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.user_id == user_id, Job.idempotency_key == key))
+
+
+def list_for_user(
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    statuses: Sequence[str] = (),
+    tool: str | None = None,
+    after: tuple[dt.datetime, uuid.UUID] | None = None,
+    limit: int = 20,
+) -> list[Job]:
+    """Newest first; `after` is the (created_at, id) of the last row already seen."""
+    query = select(Job).where(Job.user_id == user_id)
+    if statuses:
+        query = query.where(Job.status.in_(statuses))
+    if tool:
+        query = query.where(Job.tool == tool)
+    if after is not None:
+        created_at, job_id = after
+        query = query.where(
+            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
+        )
+    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def mark_dispatched(session: Session, *, job_id: uuid.UUID) -> None:
+    session.execute(
+        update(Job).where(Job.id == job_id, Job.status == QUEUED).values(dispatched_at=func.now())
+    )
+
+
+def start(session: Session, *, job_id: uuid.UUID, lease_seconds: int, max_attempts: int) -> Job | None:
+    """Take the job for this delivery: queued → running, or take over a running
+    job whose lease ran out (its worker died). Returns the job, or None when this
+    delivery must not run it (finished, held by a live worker, out of attempts)."""
+    now = func.now()
+    lease_until = now + dt.timedelta(seconds=lease_seconds)
+    startable = or_(Job.status == QUEUED, and_(Job.status == RUNNING, Job.lease_until < now))
+    job = session.scalar(
+        update(Job)
+        .where(Job.id == job_id, startable, Job.attempt < max_attempts, Job.expires_at > now)
+        .values(
+            status=RUNNING,
+            attempt=Job.attempt + 1,
+            started_at=func.coalesce(Job.started_at, now),
+            lease_until=lease_until,
+        )
+        .returning(Job)
+        .execution_options(populate_existing=True)
+    )
+    if job is not None:
+        return job
+    # Not startable: settle the cases that must not be left as they are.
+    expire(session, job_id=job_id)
+    fail_lost(session, job_id=job_id, max_attempts=max_attempts)
+    return None
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    cancel_requested: bool
+
+
+def renew_lease(
+    session: Session, *, job_id: uuid.UUID, lease_seconds: int, progress: int | None = None
+) -> LeaseState | None:
+    """Extend a running job's lease; None when the job is no longer running."""
+    values: dict[str, Any] = {"lease_until": func.now() + dt.timedelta(seconds=lease_seconds)}
+    if progress is not None:
+        values["progress"] = func.greatest(Job.progress, progress)
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == RUNNING)
+        .values(**values)
+        .returning(Job.cancel_requested_at)
+    ).first()
+    return None if row is None else LeaseState(cancel_requested=row.cancel_requested_at is not None)
+
+
+def finish(
+    session: Session,
+    *,
+    job_id: uuid.UUID,
+    status: str,
+    output: dict[str, Any] | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    usage: Usage | None = None,
+    from_statuses: Sequence[str] = (RUNNING,),
+) -> bool:
+    """Move a job to a terminal state, once. False: it was no longer in `from_statuses`."""
+    if status not in (SUCCEEDED, FAILED, CANCELED, EXPIRED):
+        raise ValueError(f"{status!r} is not a terminal status")
+    values: dict[str, Any] = {
+        "status": status,
+        "finished_at": func.now(),
+        "lease_until": None,
+        "error_code": error_code,
+        "error_message": error_message,
+    }
+    if output is not None:
+        values["output"] = output
+    if status == SUCCEEDED:
+        values["progress"] = 100
+    if usage is not None:
+        values.update(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_micros=usage.cost_micros,
+        )
+    result = session.execute(
+        update(Job).where(Job.id == job_id, Job.status.in_(from_statuses)).values(**values)
+    )
+    return result.rowcount == 1
+
+
+def cancel_queued(session: Session, *, job_id: uuid.UUID) -> bool:
+    return finish(
+        session,
+        job_id=job_id,
+        status=CANCELED,
+        error_code="canceled",
+        error_message="Canceled before it started.",
+        from_statuses=(QUEUED,),
+    )
+
+
+def request_cancel(session: Session, *, job_id: uuid.UUID) -> bool:
+    """Flag a running job; its worker stops the provider call and ends it `canceled`."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == RUNNING, Job.cancel_requested_at.is_(None))
+        .values(cancel_requested_at=func.now())
+    )
+    return result.rowcount == 1
+
+
+def expire(session: Session, *, job_id: uuid.UUID) -> bool:
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == QUEUED, Job.expires_at <= func.now())
+        .values(
+            status=EXPIRED,
+            finished_at=func.now(),
+            error_code="expired",
+            error_message="The job was not started before its deadline.",
+        )
+    )
+    return result.rowcount == 1
+
+
+def fail_lost(session: Session, *, job_id: uuid.UUID, max_attempts: int) -> bool:
+    """A running job whose lease ran out and that has used all its attempts."""
+    result = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.status == RUNNING,
+            Job.lease_until < func.now(),
+            Job.attempt >= max_attempts,
+        )
+        .values(
+            status=FAILED,
+            finished_at=func.now(),
+            lease_until=None,
+            error_code=WORKER_LOST,
+            error_message=f"The worker running this job stopped {max_attempts} times; giving up.",
+        )
+    )
+    return result.rowcount == 1
+
+
+def requeue_lost(session: Session, *, job_id: uuid.UUID) -> bool:
+    """A running job whose lease ran out goes back to queued for another attempt."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == RUNNING, Job.lease_until < func.now())
+        .values(status=QUEUED, lease_until=None, dispatched_at=None)
+    )
+    return result.rowcount == 1
+
+
+def ids_with_lapsed_lease(session: Session, *, limit: int = 500) -> list[tuple[uuid.UUID, int]]:
+    query = (
+        select(Job.id, Job.attempt)
+        .where(Job.status == RUNNING, Job.lease_until < func.now())
+        .order_by(Job.lease_until)
+        .limit(limit)
+    )
+    return [(row.id, row.attempt) for row in session.execute(query)]
+
+
+def ids_to_dispatch(
+    session: Session, *, undispatched_for: int, stale_for: int, limit: int = 500
+) -> list[uuid.UUID]:
+    """Queued jobs whose message never went out, or went out so long ago it may be lost."""
+    now = func.now()
+    query = (
+        select(Job.id)
+        .where(
+            Job.status == QUEUED,
+            Job.expires_at > now,
+            or_(
+                and_(
+                    Job.dispatched_at.is_(None), Job.created_at < now - dt.timedelta(seconds=undispatched_for)
+                ),
+                Job.dispatched_at < now - dt.timedelta(seconds=stale_for),
+            ),
+        )
+        .order_by(Job.created_at)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def expire_overdue(session: Session) -> int:
+    result = session.execute(
+        update(Job)
+        .where(Job.status == QUEUED, Job.expires_at <= func.now())
+        .values(
+            status=EXPIRED,
+            finished_at=func.now(),
+            error_code="expired",
+            error_message="The job was not started before its deadline.",
+        )
+    )
+    return result.rowcount
+
+
+def count_active(session: Session, *, user_id: uuid.UUID) -> int:
+    return session.scalar(
+        select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.status.in_(ACTIVE))
+    )

@@ -1,0 +1,128 @@
+from tests.helpers import API, register
+
+
+def test_register_returns_tokens_and_the_user(client):
+    response = client.post(
+        f"{API}/auth/register", json={"email": "Ada@Example.com", "password": "long enough pw", "name": "Ada"}
+    )
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["access_token"] and body["refresh_token"]
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 900
+    assert body["user"]["email"] == "ada@example.com"
+    assert body["user"]["plan"] == "free" and body["user"]["role"] == "user"
+    assert "password" not in body["user"] and "password_hash" not in body["user"]
+
+
+def test_email_is_unique_whatever_its_case(client):
+    register(client, email="grace@example.com")
+    response = client.post(
+        f"{API}/auth/register", json={"email": "GRACE@example.COM", "password": "another password", "name": "G"}
+    )
+    assert response.status_code == 409
+    assert "already exists" in response.get_json()["message"]
+
+
+def test_login_with_any_case_of_the_email(client):
+    register(client, email="linus@example.com", password="s3cret passphrase")
+    response = client.post(f"{API}/auth/login", json={"email": "Linus@Example.com", "password": "s3cret passphrase"})
+    assert response.status_code == 200
+    assert response.get_json()["user"]["email"] == "linus@example.com"
+
+
+def test_wrong_password_and_unknown_email_get_the_same_401(client):
+    register(client, email="ken@example.com", password="right password")
+    wrong = client.post(f"{API}/auth/login", json={"email": "ken@example.com", "password": "wrong password"})
+    unknown = client.post(f"{API}/auth/login", json={"email": "nobody@example.com", "password": "whatever1"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.get_json()["message"] == unknown.get_json()["message"] == "The email or password is incorrect."
+
+
+def test_passwords_are_stored_as_argon2_hashes(client):
+    from db.repositories import users
+    from db.session import session_scope
+
+    register(client, email="hash@example.com", password="plain text pw")
+    with session_scope() as session:
+        stored = users.get_by_email(session, email="hash@example.com").password_hash
+    assert stored.startswith("$argon2id$") and "plain text pw" not in stored
+
+
+def test_me_returns_the_caller(client):
+    headers, body = register(client, name="Barbara")
+    response = client.get(f"{API}/users/me", headers=headers)
+    assert response.status_code == 200
+    assert response.get_json()["name"] == "Barbara"
+    assert response.get_json()["id"] == body["user"]["id"]
+
+
+def test_refresh_gives_a_new_access_token(client):
+    _, body = register(client)
+    response = client.post(f"{API}/auth/refresh", headers={"Authorization": f"Bearer {body['refresh_token']}"})
+    assert response.status_code == 200
+    new_access = response.get_json()["access_token"]
+    me = client.get(f"{API}/users/me", headers={"Authorization": f"Bearer {new_access}"})
+    assert me.status_code == 200
+
+
+def test_refresh_refuses_an_access_token(client):
+    headers, _ = register(client)
+    response = client.post(f"{API}/auth/refresh", headers=headers)
+    assert response.status_code == 401
+    assert response.get_json()["code"] == 401
+
+
+def test_an_access_endpoint_refuses_a_refresh_token(client):
+    _, body = register(client)
+    response = client.get(f"{API}/users/me", headers={"Authorization": f"Bearer {body['refresh_token']}"})
+    assert response.status_code == 401
+
+
+def test_logout_revokes_the_access_and_the_refresh_token(client):
+    headers, body = register(client)
+    response = client.post(f"{API}/auth/logout", headers=headers, json={"refresh_token": body["refresh_token"]})
+    assert response.status_code == 204
+
+    me = client.get(f"{API}/users/me", headers=headers)
+    assert me.status_code == 401
+    assert "revoked" in me.get_json()["message"]
+    refreshed = client.post(f"{API}/auth/refresh", headers={"Authorization": f"Bearer {body['refresh_token']}"})
+    assert refreshed.status_code == 401
+
+
+def test_logout_cannot_revoke_someone_elses_refresh_token(client):
+    mine, _ = register(client)
+    _, theirs = register(client)
+    client.post(f"{API}/auth/logout", headers=mine, json={"refresh_token": theirs["refresh_token"]})
+    response = client.post(f"{API}/auth/refresh", headers={"Authorization": f"Bearer {theirs['refresh_token']}"})
+    assert response.status_code == 200
+
+
+def test_access_tokens_live_fifteen_minutes(client, app):
+    from flask_jwt_extended import decode_token
+
+    _, body = register(client)
+    with app.app_context():
+        claims = decode_token(body["access_token"])
+    assert claims["exp"] - claims["iat"] == 15 * 60
+
+
+def test_missing_malformed_and_forged_tokens_are_401_in_the_error_shape(client):
+    cases = [
+        {},
+        {"Authorization": "Bearer not-a-jwt"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"},
+    ]
+    for headers in cases:
+        response = client.get(f"{API}/users/me", headers=headers)
+        assert response.status_code == 401, headers
+        body = response.get_json()
+        assert body["code"] == 401 and body["status"] == "Unauthorized" and body["message"]
+
+
+def test_register_validates_its_fields(client):
+    response = client.post(f"{API}/auth/register", json={"email": "not-an-email", "password": "short", "name": ""})
+    assert response.status_code == 422
+    errors = response.get_json()["errors"]["json"]
+    assert set(errors) == {"email", "password", "name"}

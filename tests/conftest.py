@@ -1,0 +1,170 @@
+"""Real services for every test: a database and a Redis db of this run's own, the
+local OpenAI-compatible server behind the real SDK, and a real Celery worker.
+
+The environment is set in pytest_configure, before any app module reads settings,
+and everything made here is dropped again in pytest_unconfigure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+from redis import Redis
+
+ADMIN_DSN = os.environ.get("TEST_POSTGRES_ADMIN_DSN", "host=localhost port=5432 user=postgres dbname=postgres")
+REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://localhost:6379")
+CLAIM_KEY = "conveyor:test-run"
+
+_run: dict[str, object] = {}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _claim_redis_db() -> int:
+    """A Redis database no other run is using (empty, claimed with SET NX)."""
+    for index in range(15, 0, -1):
+        client = Redis.from_url(f"{REDIS_BASE}/{index}")
+        if client.dbsize() == 0 and client.set(CLAIM_KEY, os.getpid(), nx=True, ex=3600):
+            return index
+    pytest.exit("no free Redis database (1-15) for the test run", returncode=3)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from scripts.preflight import problems
+
+    found = problems(
+        "postgresql://postgres@localhost:5432/postgres", f"{REDIS_BASE}/0"
+    )
+    if found:
+        pytest.exit("\n".join(f"error: {problem}" for problem in found), returncode=3)
+
+    db_name = f"conveyor_test_{os.getpid()}_{secrets.token_hex(3)}"
+    redis_db = _claim_redis_db()
+    openai_port = _free_port()
+    _run.update(db_name=db_name, redis_db=redis_db, openai_port=openai_port)
+    os.environ.update(
+        CONVEYOR_ENV="test",
+        DATABASE_URL=f"postgresql+psycopg2://postgres@localhost:5432/{db_name}",
+        REDIS_URL=f"{REDIS_BASE}/{redis_db}",
+        AI_PROVIDER="openai",
+        OPENAI_API_KEY="test-key",
+        OPENAI_BASE_URL=f"http://127.0.0.1:{openai_port}/v1",
+        OPENAI_TIMEOUT="3",
+        PROVIDER_MAX_ATTEMPTS="3",
+        PROVIDER_BACKOFF_BASE="0.01",
+        PROVIDER_BACKOFF_MAX="0.05",
+        SECRET_KEY=secrets.token_urlsafe(32),
+        JWT_SECRET_KEY=secrets.token_urlsafe(32),
+        JOB_LEASE_SECONDS="6",
+        LOG_LEVEL="WARNING",
+    )
+    _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
+    _migrate("head")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if "db_name" not in _run:
+        return
+    from db.session import get_engine
+
+    get_engine().dispose()
+    _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(_run["db_name"])))
+    Redis.from_url(f"{REDIS_BASE}/{_run['redis_db']}").flushdb()
+
+
+def _admin(statement: sql.Composable) -> None:
+    connection = psycopg2.connect(ADMIN_DSN)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(statement)
+    connection.close()
+
+
+def _migrate(revision: str, *, down: bool = False) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config("alembic.ini")
+    config.attributes["configure_logger"] = False
+    (command.downgrade if down else command.upgrade)(config, revision)
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from settings import get_settings
+
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def fake_openai():
+    from tests.fakes.openai_server import FakeOpenAI
+
+    fake = FakeOpenAI(port=_run["openai_port"]).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean_state(fake_openai) -> Iterator[None]:
+    """Each test starts with empty tables, no Conveyor keys in Redis, a fresh fake."""
+    from sqlalchemy import text
+
+    from db.redis_client import KEY_PREFIX, get_redis
+    from db.session import session_scope
+
+    with session_scope() as session:
+        session.execute(text("TRUNCATE users, jobs CASCADE"))
+    redis = get_redis()
+    for key in redis.scan_iter(f"{KEY_PREFIX}*"):
+        if key != CLAIM_KEY:
+            redis.delete(key)
+    fake_openai.reset()
+    yield
+
+
+@pytest.fixture
+def app(settings):
+    from api import create_app
+
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(fake_openai):
+    """A real Celery worker consuming both queues over the real Redis broker."""
+    from celery.contrib.testing.worker import start_worker
+
+    from workers.celery_app import app as celery_app
+
+    celery_app.control.purge()
+    with start_worker(
+        celery_app,
+        pool="solo",
+        concurrency=1,
+        perform_ping_check=False,
+        queues=["ai", "default"],
+        loglevel="WARNING",
+        shutdown_timeout=20,
+    ) as worker:
+        yield worker

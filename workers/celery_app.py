@@ -1,0 +1,21 @@
+"""The Celery app every worker, the beat and Flower start from:
+`celery -A workers.celery_app worker`."""
+
+from celery import Celery
+from celery.signals import task_postrun, worker_process_init
+
+from db.session import dispose_engine, remove_session
+
+app = Celery("conveyor")
+app.config_from_object("celeryconfig")
+app.set_default()
+
+
+@worker_process_init.connect
+def _dispose_inherited_engine(**_: object) -> None:
+    dispose_engine()
+
+
+@task_postrun.connect
+def _remove_session(**_: object) -> None:
+    remove_session()

@@ -1,0 +1,71 @@
+"""Housekeeping the beat runs: nothing accepted is lost, nothing runs forever."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+
+from db.repositories import jobs
+from db.session import session_scope
+from settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[..., None]  # send(job_id, queue=..., priority=...)
+
+
+def resend_queued(settings: Settings, send: Send) -> int:
+    """Re-send queued jobs whose message never went out (or may have been lost
+    with a broker restart). A duplicate message is harmless: starting is a CAS."""
+    with session_scope() as session:
+        ids = jobs.ids_to_dispatch(
+            session, undispatched_for=settings.redispatch_after, stale_for=settings.requeue_stale_after
+        )
+    return _send_all(ids, send)
+
+
+def reap_lapsed_leases(settings: Settings, send: Send) -> tuple[int, int]:
+    """Running jobs whose worker died: re-queue them, or fail them `worker_lost`
+    once they have used all their attempts. Returns (requeued, failed)."""
+    requeued: list[uuid.UUID] = []
+    failed = 0
+    with session_scope() as session:
+        for job_id, attempt in jobs.ids_with_lapsed_lease(session):
+            if attempt >= settings.job_max_attempts:
+                failed += jobs.fail_lost(session, job_id=job_id, max_attempts=settings.job_max_attempts)
+            elif jobs.requeue_lost(session, job_id=job_id):
+                requeued.append(job_id)
+    if requeued or failed:
+        logger.warning("reaper: requeued=%s failed=%s", len(requeued), failed)
+    _send_all(requeued, send)
+    return len(requeued), failed
+
+
+def expire_overdue() -> int:
+    with session_scope() as session:
+        count = jobs.expire_overdue(session)
+    if count:
+        logger.info("expired %s jobs not started before their deadline", count)
+    return count
+
+
+def _send_all(ids: list[uuid.UUID], send: Send) -> int:
+    sent = 0
+    for job_id in ids:
+        with session_scope() as session:
+            job = jobs.get(session, job_id=job_id)
+            if job is None or job.status != "queued":
+                continue
+            queue, priority = job.queue, job.priority
+        try:
+            send(job_id, queue=queue, priority=priority)
+        except Exception:
+            logger.warning("job_id=%s re-send failed", job_id, exc_info=True)
+            break
+        with session_scope() as session:
+            jobs.mark_dispatched(session, job_id=job_id)
+        sent += 1
+    if sent:
+        logger.info("re-sent %s queued jobs", sent)
+    return sent

@@ -1,0 +1,247 @@
+"""What a generation job does: take it, call the provider, record the outcome once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from db.models.job import CANCELED, FAILED, SUCCEEDED
+from db.repositories import jobs, users
+from db.session import session_scope
+from settings import Settings, get_settings
+from workers import pricing
+from workers.heartbeat import Heartbeat, LeaseLost
+from workers.providers import get_provider
+from workers.providers.base import (
+    INVALID_OUTPUT,
+    INVALID_REQUEST,
+    Canceled,
+    Completion,
+    CompletionRequest,
+    Provider,
+    ProviderError,
+)
+from workers.tools import get_tool
+from workers.tools.base import Tool
+
+logger = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "internal_error"
+TIMEOUT = "timeout"
+CHARS_PER_TOKEN = 4
+
+
+@dataclass(frozen=True)
+class Work:
+    """What the provider call needs, copied out of the session before it is closed."""
+
+    job_id: uuid.UUID
+    tool: Tool
+    input: dict[str, Any]
+    model: str
+    profile: dict[str, Any]
+
+
+@dataclass
+class Tally:
+    """Tokens used across every provider call of this run (a repair makes two)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model: str = ""
+    text: str = ""
+    calls: list[Completion] = field(default_factory=list)
+
+    def add(self, completion: Completion) -> None:
+        self.input_tokens += completion.input_tokens
+        self.output_tokens += completion.output_tokens
+        self.model = completion.model or self.model
+        self.text = completion.text
+        self.calls.append(completion)
+
+    def usage(self, requested_model: str) -> jobs.Usage:
+        model = self.model or requested_model
+        return jobs.Usage(
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cost_micros=pricing.cost_micros(model, self.input_tokens, self.output_tokens),
+        )
+
+
+def run_job(
+    job_id: uuid.UUID,
+    *,
+    settings: Settings | None = None,
+    provider: Provider | None = None,
+    timeout_errors: tuple[type[BaseException], ...] = (),
+) -> str | None:
+    """Run one delivery of a job. Returns the status it ended in, or None when this
+    delivery did not run it (already finished, or held by another worker).
+
+    `timeout_errors` are the exceptions the caller's runtime raises at its soft
+    time limit (Celery's SoftTimeLimitExceeded); they end the job `timeout`.
+    """
+    settings = settings or get_settings()
+    work = _take(job_id, settings)
+    if work is None:
+        return None
+    provider = provider or get_provider(settings)
+    tally = Tally()
+    expected_chars = work.tool.max_output_tokens * CHARS_PER_TOKEN
+    try:
+        with Heartbeat(
+            job_id, lease_seconds=settings.job_lease_seconds, expected_chars=expected_chars
+        ) as beat:
+            output = generate(work, provider, tally, on_delta=beat.on_delta)
+    except LeaseLost:
+        logger.warning("job_id=%s lease lost; another delivery owns the job now", job_id)
+        return None
+    except Canceled as stop:
+        tally.add(stop.partial)
+        partial = {"text": tally.text} if work.tool.output == "text" and tally.text else None
+        return _finish(
+            work, tally, CANCELED, output=partial, code="canceled", message="Canceled while running."
+        )
+    except ProviderError as error:
+        if error.partial is not None:
+            tally.add(error.partial)
+        return _finish(work, tally, FAILED, code=error.code, message=error.message)
+    except timeout_errors:
+        message = f"The job ran longer than its {settings.job_soft_time_limit} s limit."
+        return _finish(work, tally, FAILED, code=TIMEOUT, message=message)
+    except Exception:
+        _finish(work, tally, FAILED, code=INTERNAL_ERROR, message="An unexpected error stopped the job.")
+        raise
+    return _finish(work, tally, SUCCEEDED, output=output)
+
+
+def generate(work: Work, provider: Provider, tally: Tally, *, on_delta=None) -> dict[str, Any]:
+    """Call the provider for one job and return its output. JSON output gets one
+    repair attempt when it does not validate."""
+    tool = work.tool
+    request = CompletionRequest(
+        model=work.model,
+        messages=tool.build_messages(work.input, work.profile),
+        max_output_tokens=tool.max_output_tokens,
+        temperature=tool.temperature,
+        json_schema=tool.output_schema if tool.output == "json" else None,
+        schema_name=tool.name,
+    )
+    completion = provider.complete(request, on_delta)
+    tally.add(completion)
+    if tool.output == "text":
+        return {"text": completion.text}
+
+    parsed, problem = _parse_json(tool, completion.text)
+    if problem is None:
+        return parsed
+    repair = CompletionRequest(
+        model=request.model,
+        messages=[
+            *request.messages,
+            {"role": "assistant", "content": completion.text},
+            {
+                "role": "user",
+                "content": f"That reply is not valid: {problem}. Reply again with only the corrected "
+                "JSON object, matching the schema exactly.",
+            },
+        ],
+        max_output_tokens=request.max_output_tokens,
+        temperature=0.0,
+        json_schema=request.json_schema,
+        schema_name=request.schema_name,
+    )
+    completion = provider.complete(repair, on_delta)
+    tally.add(completion)
+    parsed, problem = _parse_json(tool, completion.text)
+    if problem is None:
+        return parsed
+    raise ProviderError(
+        INVALID_OUTPUT,
+        f"The model's reply did not match the {tool.name!r} output schema "
+        f"after one repair attempt: {problem}.",
+    )
+
+
+def fail(job_id: uuid.UUID, *, code: str, message: str) -> bool:
+    """Record a failure from outside the pipeline (a task-level error)."""
+    with session_scope() as session:
+        return jobs.finish(session, job_id=job_id, status=FAILED, error_code=code, error_message=message)
+
+
+def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
+    with session_scope() as session:
+        job = jobs.start(
+            session,
+            job_id=job_id,
+            lease_seconds=settings.job_lease_seconds,
+            max_attempts=settings.job_max_attempts,
+        )
+        if job is None:
+            logger.info("job_id=%s not started: finished, expired, or held by another worker", job_id)
+            return None
+        tool = get_tool(job.tool)
+        if tool is None:  # a tool removed after the job was accepted
+            jobs.finish(
+                session,
+                job_id=job_id,
+                status=FAILED,
+                error_code=INVALID_REQUEST,
+                error_message=f"The tool {job.tool!r} no longer exists.",
+            )
+            return None
+        user = users.get(session, user_id=job.user_id)
+        profile = {"name": user.name, **(user.profile or {})} if user else {}
+        logger.info("job_id=%s started tool=%s attempt=%s", job_id, job.tool, job.attempt)
+        return Work(job_id=job.id, tool=tool, input=dict(job.input), model=job.model, profile=profile)
+
+
+def _finish(
+    work: Work,
+    tally: Tally,
+    status: str,
+    *,
+    output: dict[str, Any] | None = None,
+    code: str | None = None,
+    message: str | None = None,
+) -> str | None:
+    with session_scope() as session:
+        done = jobs.finish(
+            session,
+            job_id=work.job_id,
+            status=status,
+            output=output,
+            error_code=code,
+            error_message=message,
+            usage=tally.usage(work.model),
+        )
+    if not done:
+        logger.warning("job_id=%s outcome %s dropped: the job was no longer running", work.job_id, status)
+        return None
+    logger.info(
+        "job_id=%s %s code=%s tokens=%s/%s",
+        work.job_id,
+        status,
+        code,
+        tally.input_tokens,
+        tally.output_tokens,
+    )
+    return status
+
+
+def _parse_json(tool: Tool, text: str) -> tuple[Any, str | None]:
+    body = text.strip()
+    if body.startswith("```"):  # models wrap JSON in fences despite being told not to
+        body = body.strip("`").removeprefix("json").strip()
+    try:
+        parsed = json.loads(body)
+    except json.JSONDecodeError as error:
+        return None, f"it is not JSON ({error.msg} at line {error.lineno} column {error.colno})"
+    errors = tool.output_errors(parsed)
+    if errors:
+        where, messages = next(iter(errors.items()))
+        return None, f"{where}: {messages[0]}"
+    return parsed, None
