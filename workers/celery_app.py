@@ -5,6 +5,7 @@ from celery import Celery
 from celery.signals import task_postrun, worker_process_init
 
 from db.session import dispose_engine, remove_session
+from workers.providers import clear_provider_cache
 
 app = Celery("conveyor")
 app.config_from_object("celeryconfig")
@@ -12,8 +13,9 @@ app.set_default()
 
 
 @worker_process_init.connect
-def _dispose_inherited_engine(**_: object) -> None:
+def _drop_inherited_connections(**_: object) -> None:
     dispose_engine()
+    clear_provider_cache()
 
 
 @task_postrun.connect

@@ -252,8 +252,9 @@ def test_text_tool_takes_prompt_and_optional_system_only():
     assert tool.user_template == "{prompt}"
     messages = tool.build_messages({"prompt": "Hi there", "system": "Be terse."}, {})
     assert messages[-1] == {"role": "user", "content": "Hi there"}
-    # The caller's own `system` is applied by the pipeline, not mixed into the prompt.
-    assert "Be terse." not in messages[0]["content"]
+    # The caller's own instructions go into the system message, after the tool's own.
+    assert messages[0]["content"].endswith("Instructions from the application:\nBe terse.")
+    assert "Be terse." not in messages[-1]["content"]
 
 
 def test_mood_entries_render_one_per_line():

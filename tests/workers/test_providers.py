@@ -1,0 +1,406 @@
+"""The providers, through the real openai SDK against the fake OpenAI server."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx2
+import jsonschema
+import pytest
+
+from settings import Settings
+from tests.fakes.openai_server import FakeOpenAI
+from workers.providers import get_provider
+from workers.providers.base import (
+    CONTENT_FILTERED,
+    INVALID_REQUEST,
+    PROVIDER_ERROR,
+    RATE_LIMITED,
+    TIMEOUT,
+    Canceled,
+    Completion,
+    CompletionRequest,
+    ProviderError,
+)
+from workers.providers.offline import OfflineProvider
+from workers.providers.openai_provider import OpenAIProvider, parse_retry_after
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string", "maxLength": 40},
+        "steps": {
+            "type": "array",
+            "minItems": 2,
+            "items": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "weeks": {"type": "integer", "minimum": 1}},
+                "required": ["name", "weeks"],
+            },
+        },
+        "level": {"enum": ["beginner", "expert"]},
+        "code": {"type": "string", "maxLength": 4},
+    },
+    "required": ["title", "steps", "level", "code"],
+    "additionalProperties": False,
+}
+
+
+class SleepRecorder:
+    """Stands in for time.sleep so tests see the waits the retry policy chose."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        time.sleep(seconds)
+
+
+def make_settings(fake: FakeOpenAI, **overrides: Any) -> Settings:
+    settings = Settings(
+        ai_provider="openai",
+        openai_api_key="test-key",
+        openai_base_url=fake.base_url,
+        openai_timeout=2.0,
+        provider_max_attempts=3,
+        provider_backoff_base=0.01,
+        provider_backoff_max=0.05,
+    )
+    return dataclasses.replace(settings, **overrides)
+
+
+@pytest.fixture
+def sleep() -> SleepRecorder:
+    return SleepRecorder()
+
+
+@pytest.fixture
+def provider(fake_openai: FakeOpenAI, sleep: SleepRecorder) -> OpenAIProvider:
+    return OpenAIProvider(make_settings(fake_openai), sleep=sleep)
+
+
+def unique(text: str) -> str:
+    """A message no other test sends, so request counts and marker counters stay per test."""
+    return f"{text} #{uuid.uuid4().hex[:8]}"
+
+
+def ask(content: str, **fields: Any) -> CompletionRequest:
+    messages = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": content}]
+    return CompletionRequest(model="gpt-test", messages=messages, max_output_tokens=200, **fields)
+
+
+def sent(fake: FakeOpenAI, content: str) -> list[dict[str, Any]]:
+    return [body for body in list(fake.requests) if body["messages"][-1]["content"] == content]
+
+
+def test_streams_text_deltas_in_order_and_counts_usage(fake_openai, provider):
+    content = unique("tell me about the sea and its many moods")
+    deltas: list[str] = []
+
+    completion = provider.complete(ask(content), deltas.append)
+
+    assert completion.text == "Echo: " + content
+    assert len(deltas) > 1 and "".join(deltas) == completion.text
+    assert completion.model == "gpt-test"
+    assert completion.finish_reason == "stop"
+    assert completion.input_tokens == len("You are terse." + content) // 4
+    assert completion.output_tokens == len(completion.text) // 4
+    [body] = sent(fake_openai, content)
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    assert body["max_tokens"] == 200
+    assert body["temperature"] == 0.7
+    assert "response_format" not in body
+
+
+def test_json_schema_request_returns_valid_json(fake_openai, provider):
+    content = unique("plan my roadmap")
+
+    completion = provider.complete(ask(content, json_schema=SCHEMA, schema_name="roadmap"))
+
+    jsonschema.validate(json.loads(completion.text), SCHEMA)
+    [body] = sent(fake_openai, content)
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "roadmap", "schema": SCHEMA, "strict": False},
+    }
+
+
+def test_rate_limit_is_retried_after_the_wait_the_provider_asked_for(fake_openai, provider, sleep):
+    content = unique("busy [[fail:429:1]]")
+
+    completion = provider.complete(ask(content))
+
+    assert completion.text == "Echo: " + content
+    assert len(sent(fake_openai, content)) == 2
+    # Retry-After: 1 beats the 0.01 s backoff; the cap (provider_backoff_max) keeps the test quick.
+    assert sleep.waits == [0.05]
+
+
+def test_rate_limit_that_persists_fails_after_max_attempts(fake_openai, provider, sleep):
+    content = unique("busy [[fail:429]]")
+
+    with pytest.raises(ProviderError) as caught:
+        provider.complete(ask(content))
+
+    assert caught.value.code == RATE_LIMITED
+    assert caught.value.transient
+    assert caught.value.retry_after == 1.0
+    assert len(sent(fake_openai, content)) == 3
+    assert len(sleep.waits) == 2
+
+
+def test_out_of_quota_is_not_retried(fake_openai, provider):
+    content = unique("[[fail:quota]]")
+
+    with pytest.raises(ProviderError) as caught:
+        provider.complete(ask(content))
+
+    assert (caught.value.code, caught.value.transient) == (PROVIDER_ERROR, False)
+    assert caught.value.message == "The AI provider account is out of quota"
+    assert len(sent(fake_openai, content)) == 1
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_server_errors_are_retried_until_the_provider_recovers(fake_openai, provider, sleep, status):
+    content = unique(f"[[fail:{status}:2]]")
+
+    completion = provider.complete(ask(content))
+
+    assert completion.text == "Echo: " + content
+    assert len(sent(fake_openai, content)) == 3
+    assert len(sleep.waits) == 2
+    assert all(0 <= wait <= 0.05 for wait in sleep.waits)
+
+
+def test_server_error_that_persists_is_a_transient_provider_error(fake_openai, provider):
+    content = unique("[[fail:500]]")
+
+    with pytest.raises(ProviderError) as caught:
+        provider.complete(ask(content))
+
+    assert (caught.value.code, caught.value.transient) == (PROVIDER_ERROR, True)
+    assert "HTTP 500" in caught.value.message
+    assert len(sent(fake_openai, content)) == 3
+
+
+def test_bad_request_is_invalid_request_without_retry(fake_openai, provider):
+    content = unique("[[fail:400]]")
+
+    with pytest.raises(ProviderError) as caught:
+        provider.complete(ask(content))
+
+    assert (caught.value.code, caught.value.transient) == (INVALID_REQUEST, False)
+    assert caught.value.message == "The AI provider rejected the request: Invalid request (fake server)"
+    assert len(sent(fake_openai, content)) == 1
+
+
+def test_content_policy_rejection_is_content_filtered(fake_openai, provider):
+    content = unique("[[fail:content_filter]]")
+
+    with pytest.raises(ProviderError) as caught:
+        provider.complete(ask(content))
+
+    assert (caught.value.code, caught.value.transient) == (CONTENT_FILTERED, False)
+    assert len(sent(fake_openai, content)) == 1
+
+
+def test_rejected_credentials_are_reported_without_the_key(fake_openai, provider):
+    content = unique("[[fail:401]]")
+
+    with pytest.raises(ProviderError) as caught:
+        provider.complete(ask(content))
+
+    assert (caught.value.code, caught.value.transient) == (PROVIDER_ERROR, False)
+    assert "credentials" in caught.value.message
+    assert "test-key" not in str(caught.value)
+    assert len(sent(fake_openai, content)) == 1
+
+
+def test_a_provider_that_hangs_times_out(fake_openai):
+    provider = OpenAIProvider(make_settings(fake_openai, openai_timeout=0.5, provider_max_attempts=1))
+    content = unique("[[hang]]")
+
+    with pytest.raises(ProviderError) as caught:
+        provider.complete(ask(content))
+
+    assert (caught.value.code, caught.value.transient) == (TIMEOUT, True)
+    assert len(sent(fake_openai, content)) == 1
+
+
+def test_a_hang_is_retried_as_a_timeout(fake_openai, sleep):
+    provider = OpenAIProvider(make_settings(fake_openai, openai_timeout=0.3), sleep=sleep)
+    content = unique("[[hang:1]]")
+
+    completion = provider.complete(ask(content))
+
+    assert completion.text == "Echo: " + content
+    assert len(sent(fake_openai, content)) == 2
+
+
+def test_malformed_stream_is_a_provider_error(fake_openai, provider):
+    content = unique("[[malformed]]")
+
+    with pytest.raises(ProviderError) as caught:
+        provider.complete(ask(content))
+
+    assert (caught.value.code, caught.value.transient) == (PROVIDER_ERROR, True)
+    assert caught.value.partial is None
+    assert len(sent(fake_openai, content)) == 3
+
+
+def test_malformed_stream_before_any_text_is_retried(fake_openai, provider):
+    content = unique("[[malformed:1]]")
+
+    assert provider.complete(ask(content)).text == "Echo: " + content
+    assert len(sent(fake_openai, content)) == 2
+
+
+def test_finish_reason_content_filter_is_content_filtered(fake_openai, provider):
+    content = unique("[[finish:content_filter]]")
+
+    with pytest.raises(ProviderError) as caught:
+        provider.complete(ask(content))
+
+    assert (caught.value.code, caught.value.transient) == (CONTENT_FILTERED, False)
+    assert caught.value.partial is not None and caught.value.partial.text == "Echo: " + content
+    assert len(sent(fake_openai, content)) == 1
+
+
+def test_finish_reason_length_is_returned(fake_openai, provider):
+    content = unique("[[finish:length]]")
+
+    assert provider.complete(ask(content)).finish_reason == "length"
+
+
+def test_exact_reply(fake_openai, provider):
+    content = unique("[[reply:Hello, world. Nice day!]]")
+
+    assert provider.complete(ask(content)).text == "Hello, world. Nice day!"
+
+
+def test_cancel_from_on_delta_stops_the_stream_and_keeps_the_partial_text(fake_openai, provider):
+    content = unique("one two three four five six seven eight nine ten eleven twelve")
+    deltas: list[str] = []
+
+    def on_delta(text: str) -> None:
+        deltas.append(text)
+        if len(deltas) == 2:
+            raise Canceled(Completion(text="", model=""))
+
+    with pytest.raises(Canceled) as caught:
+        provider.complete(ask(content), on_delta)
+
+    partial = caught.value.partial
+    assert partial.text == "".join(deltas)
+    assert ("Echo: " + content).startswith(partial.text)
+    assert partial.text != "Echo: " + content
+    assert partial.output_tokens == len(partial.text) // 4
+    assert len(sent(fake_openai, content)) == 1
+
+
+def test_failure_after_text_was_delivered_is_not_retried(fake_openai, provider):
+    content = unique("[[cut]] a long enough reply to be cut in the middle")
+    deltas: list[str] = []
+
+    with pytest.raises(ProviderError) as caught:
+        provider.complete(ask(content), deltas.append)
+
+    assert (caught.value.code, caught.value.transient) == (PROVIDER_ERROR, True)
+    assert deltas and caught.value.partial is not None
+    assert caught.value.partial.text == "".join(deltas)
+    assert len(sent(fake_openai, content)) == 1
+
+
+def test_unreachable_provider_is_a_transient_provider_error():
+    with FakeOpenAI() as gone:
+        base_url = gone.base_url
+    settings = dataclasses.replace(make_settings(gone), openai_base_url=base_url, provider_max_attempts=1)
+
+    with pytest.raises(ProviderError) as caught:
+        OpenAIProvider(settings).complete(ask("anyone there?"))
+
+    assert (caught.value.code, caught.value.transient) == (PROVIDER_ERROR, True)
+
+
+def test_retries_are_logged_with_code_and_attempt(fake_openai, provider, caplog):
+    content = unique("[[fail:503:1]]")
+
+    provider.complete(ask(content))
+
+    [record] = [r for r in caplog.records if r.name == "workers.providers.openai_provider"]
+    assert record.levelname == "WARNING"
+    assert "code=provider_error" in record.getMessage() and "attempt=1" in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after": "3"}, 3.0),
+        ({"retry-after": "1.5"}, 1.5),
+        ({"retry-after-ms": "250", "retry-after": "9"}, 0.25),
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),
+        ({"retry-after": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_parse_retry_after(headers, expected):
+    assert parse_retry_after(httpx2.Headers(headers)) == expected
+
+
+def test_parse_retry_after_date_in_the_future():
+    when = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
+
+    assert 25 <= parse_retry_after(httpx2.Headers({"retry-after": when})) <= 31
+
+
+def test_get_provider_picks_by_settings_and_reuses_the_openai_client(fake_openai):
+    settings = make_settings(fake_openai)
+
+    assert isinstance(get_provider(dataclasses.replace(settings, ai_provider="offline")), OfflineProvider)
+    openai_provider = get_provider(settings)
+    assert isinstance(openai_provider, OpenAIProvider)
+    assert get_provider(dataclasses.replace(settings)) is openai_provider
+    assert get_provider(dataclasses.replace(settings, openai_timeout=1.0)) is not openai_provider
+
+
+# -- offline ------------------------------------------------------------------
+
+
+def test_offline_text_reply_is_labelled_and_streamed():
+    deltas: list[str] = []
+
+    completion = OfflineProvider().complete(ask("Write a haiku about rain " * 20), deltas.append)
+
+    assert completion.text.startswith("[offline provider — no AI model was called]")
+    assert "Write a haiku about rain" in completion.text
+    assert len(completion.text) < 300
+    assert len(deltas) > 1 and "".join(deltas) == completion.text
+    assert completion.model == "offline"
+    assert completion.input_tokens > 0 and completion.output_tokens == len(completion.text) // 4
+
+
+def test_offline_json_reply_is_labelled_and_schema_valid():
+    completion = OfflineProvider().complete(ask("plan", json_schema=SCHEMA))
+
+    data = json.loads(completion.text)
+    jsonschema.validate(data, SCHEMA)
+    assert "(offline)" in data["title"]
+    assert all("(offline)" in step["name"] for step in data["steps"])
+    assert data["level"] == "beginner"
+    assert data["code"] == "offl"
+
+
+def test_offline_honours_cancel():
+    def on_delta(text: str) -> None:
+        raise Canceled(Completion(text="", model=""))
+
+    with pytest.raises(Canceled) as caught:
+        OfflineProvider().complete(ask("hello there, how are you today?"), on_delta)
+
+    assert caught.value.partial.text.startswith("[offline")

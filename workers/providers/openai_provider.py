@@ -1,0 +1,312 @@
+"""The `openai` provider: OpenAI, or any OpenAI-compatible server, through the openai SDK.
+
+The SDK's own retries are off (`max_retries=0`): tenacity below is the one retry
+policy, so attempts, backoff and logging are decided in one place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import openai
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_base, wait_random_exponential
+
+from settings import Settings
+from workers.providers.base import (
+    CONTENT_FILTERED,
+    INVALID_REQUEST,
+    PROVIDER_ERROR,
+    RATE_LIMITED,
+    TIMEOUT,
+    Canceled,
+    Completion,
+    CompletionRequest,
+    OnDelta,
+    ProviderError,
+    estimate_tokens,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MALFORMED = "The AI provider sent a response that could not be read"
+REASON_LENGTH = 160
+CONTENT_POLICY = re.compile(r"content (management )?polic|safety system", re.IGNORECASE)
+SECRET_LIKE = re.compile(r"\b(sk|key|token)-[A-Za-z0-9_\-*.]{6,}", re.IGNORECASE)
+
+
+class OpenAIProvider:
+    name = "openai"
+
+    def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.settings = settings
+        self._sleep = sleep  # tests pass a recorder to see the waits the retry policy chose
+        self.client = openai.OpenAI(
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url or None,
+            timeout=settings.openai_timeout,
+            max_retries=0,
+        )
+
+    def complete(self, request: CompletionRequest, on_delta: OnDelta | None = None) -> Completion:
+        return call_with_retries(lambda: self._attempt(request, on_delta), self.settings, sleep=self._sleep)
+
+    def _attempt(self, request: CompletionRequest, on_delta: OnDelta | None) -> Completion:
+        kwargs: dict[str, Any] = {
+            "model": request.model,
+            "messages": request.messages,
+            # `max_tokens`, not `max_completion_tokens`: vLLM, Ollama and older servers only know this one.
+            "max_tokens": request.max_output_tokens,
+            "temperature": request.temperature,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if request.json_schema is not None:
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": request.schema_name, "schema": request.json_schema, "strict": False},
+            }
+        try:
+            stream = self.client.chat.completions.create(**kwargs)
+        except openai.OpenAIError as err:
+            raise self._error(err) from err
+
+        state = _StreamState(request)
+        # Close the HTTP response however we leave, so a cancel hangs up on the provider.
+        with stream, contextlib.closing(_text_deltas(stream, state, self._error)) as deltas:
+            try:
+                for text in deltas:
+                    state.parts.append(text)
+                    if on_delta is not None:
+                        try:
+                            on_delta(text)
+                        except Canceled:
+                            raise Canceled(state.completion()) from None
+            except ProviderError as error:
+                if state.parts:
+                    # Text already reached the client: a retry would send it twice.
+                    error.partial = state.completion()
+                raise
+        if state.chunks == 0:
+            raise ProviderError(PROVIDER_ERROR, "The AI provider sent an empty response", transient=True)
+        if state.finish_reason == "content_filter":
+            raise ProviderError(
+                CONTENT_FILTERED,
+                "The AI provider stopped the answer under its content policy",
+                partial=state.completion() if state.parts else None,
+            )
+        if state.refusal and not state.parts:
+            raise ProviderError(CONTENT_FILTERED, "The AI model declined to answer this request")
+        return state.completion()
+
+    def _error(self, err: Exception) -> ProviderError:
+        return map_error(err, secret=self.settings.openai_api_key)
+
+
+@dataclass
+class _StreamState:
+    request: CompletionRequest
+    parts: list[str] = field(default_factory=list)
+    refusal: list[str] = field(default_factory=list)
+    model: str = ""
+    finish_reason: str | None = None
+    usage: Any = None
+    chunks: int = 0
+
+    def completion(self) -> Completion:
+        text = "".join(self.parts)
+        usage = self.usage
+        if usage is not None and isinstance(getattr(usage, "prompt_tokens", None), int):
+            input_tokens, output_tokens = usage.prompt_tokens, usage.completion_tokens or 0
+        else:
+            input_tokens = sum(estimate_tokens(str(m.get("content") or "")) for m in self.request.messages)
+            output_tokens = estimate_tokens(text)
+        return Completion(
+            text=text,
+            model=self.model or self.request.model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            finish_reason=self.finish_reason,
+        )
+
+
+def _text_deltas(
+    stream: Any, state: _StreamState, to_error: Callable[[Exception], ProviderError]
+) -> Iterator[str]:
+    """Yield the non-empty text deltas of choice 0, recording the rest of the stream in `state`.
+
+    Errors from the SDK or from chunks that are not what the API promises become
+    ProviderErrors here; errors raised by whoever consumes the deltas pass through.
+    """
+    try:
+        for chunk in stream:
+            state.chunks += 1
+            state.model = chunk.model or state.model
+            if chunk.usage is not None:
+                state.usage = chunk.usage
+            for choice in chunk.choices:
+                if choice.index != 0:
+                    continue
+                state.finish_reason = choice.finish_reason or state.finish_reason
+                delta = choice.delta
+                if delta is None:
+                    continue
+                if delta.refusal:
+                    state.refusal.append(delta.refusal)
+                if delta.content:
+                    yield delta.content
+    except openai.OpenAIError as err:
+        raise to_error(err) from err
+    except (ValueError, TypeError, AttributeError, KeyError) as err:  # bad JSON, chunks of the wrong shape
+        raise ProviderError(PROVIDER_ERROR, MALFORMED, transient=True) from err
+
+
+def map_error(err: Exception, *, secret: str = "") -> ProviderError:
+    """Turn an SDK exception into a ProviderError whose message is safe to show an API client."""
+    if isinstance(err, openai.APITimeoutError):
+        return ProviderError(TIMEOUT, "The AI provider did not answer in time", transient=True)
+    if isinstance(err, openai.APIConnectionError):
+        return ProviderError(PROVIDER_ERROR, "Could not connect to the AI provider", transient=True)
+    if isinstance(err, openai.APIResponseValidationError):
+        return ProviderError(PROVIDER_ERROR, MALFORMED, transient=True)
+    if isinstance(err, openai.APIStatusError):
+        return _map_status_error(err, secret)
+    if isinstance(err, openai.APIError):  # an error event in the middle of a stream
+        if _is_content_policy(err):
+            return ProviderError(
+                CONTENT_FILTERED, "The AI provider refused the request under its content policy"
+            )
+        return ProviderError(PROVIDER_ERROR, "The AI provider failed while answering", transient=True)
+    return ProviderError(PROVIDER_ERROR, "The AI provider call failed")
+
+
+def _map_status_error(err: openai.APIStatusError, secret: str) -> ProviderError:
+    status = err.status_code
+    if status == 429:
+        if "insufficient_quota" in (err.code, err.type):
+            return ProviderError(PROVIDER_ERROR, "The AI provider account is out of quota")
+        return ProviderError(
+            RATE_LIMITED,
+            "The AI provider is rate limiting requests; try again later",
+            transient=True,
+            retry_after=parse_retry_after(err.response.headers),
+        )
+    if status >= 500:
+        return ProviderError(
+            PROVIDER_ERROR, f"The AI provider had a server error (HTTP {status})", transient=True
+        )
+    if status in (401, 403):
+        return ProviderError(PROVIDER_ERROR, f"The AI provider rejected our credentials (HTTP {status})")
+    if status == 408:
+        return ProviderError(TIMEOUT, "The AI provider did not answer in time", transient=True)
+    if status == 409:  # OpenAI's "resource busy": safe to try again
+        return ProviderError(PROVIDER_ERROR, "The AI provider was busy (HTTP 409)", transient=True)
+    if status == 400 and _is_content_policy(err):
+        return ProviderError(CONTENT_FILTERED, "The AI provider refused the request under its content policy")
+    if status in (400, 404, 413, 422):
+        reason = _short_reason(err, secret)
+        message = "The AI provider rejected the request" + (f": {reason}" if reason else "")
+        return ProviderError(INVALID_REQUEST, message)
+    return ProviderError(PROVIDER_ERROR, f"The AI provider refused the request (HTTP {status})")
+
+
+def _is_content_policy(err: openai.APIError) -> bool:
+    if err.code in ("content_filter", "content_policy_violation"):
+        return True
+    message = err.body.get("message") if isinstance(err.body, Mapping) else None
+    return isinstance(message, str) and bool(CONTENT_POLICY.search(message))
+
+
+def _short_reason(err: openai.APIError, secret: str) -> str:
+    """The provider's own message, trimmed and scrubbed of anything that looks like a key."""
+    message = err.body.get("message") if isinstance(err.body, Mapping) else None
+    if not isinstance(message, str):
+        return ""
+    if secret:
+        message = message.replace(secret, "[redacted]")
+    message = SECRET_LIKE.sub("[redacted]", " ".join(message.split()))
+    if len(message) > REASON_LENGTH:
+        message = message[: REASON_LENGTH - 1].rstrip() + "…"
+    return message
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the provider asked us to wait: `retry-after-ms`, or `Retry-After` in seconds or as a date."""
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class wait_retry_after(wait_base):  # lower case like tenacity's own waits
+    """Back off as `fallback` says, but at least as long as the provider asked (up to `cap`)."""
+
+    def __init__(self, fallback: wait_base, cap: float) -> None:
+        self.fallback = fallback
+        self.cap = cap
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        backoff = self.fallback(retry_state)
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        asked = getattr(error, "retry_after", None)
+        if asked is None:
+            return backoff
+        return max(backoff, min(asked, self.cap))
+
+
+def _is_retryable(error: BaseException) -> bool:
+    return isinstance(error, ProviderError) and error.transient and error.partial is None
+
+
+def _log_retry(retry_state: RetryCallState) -> None:
+    error = retry_state.outcome.exception() if retry_state.outcome else None
+    logger.warning(
+        "AI provider call failed, retrying: code=%s attempt=%d wait=%.2fs message=%s",
+        getattr(error, "code", "?"),
+        retry_state.attempt_number,
+        retry_state.upcoming_sleep,
+        getattr(error, "message", error),
+    )
+
+
+def call_with_retries(
+    attempt: Callable[[], T], settings: Settings, *, sleep: Callable[[float], None] = time.sleep
+) -> T:
+    """Run `attempt`, retrying transient ProviderErrors with backoff; the last error propagates."""
+    retrying = Retrying(
+        retry=retry_if_exception(_is_retryable),
+        stop=stop_after_attempt(settings.provider_max_attempts),
+        wait=wait_retry_after(
+            wait_random_exponential(
+                multiplier=settings.provider_backoff_base, max=settings.provider_backoff_max
+            ),
+            cap=settings.provider_backoff_max,
+        ),
+        sleep=sleep,
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+    return retrying(attempt)
