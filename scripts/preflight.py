@@ -34,10 +34,12 @@ def problems(database_url: str, redis_url: str, *, create_db: bool = False) -> l
                 f"{url.database}   (make run creates it for you)"
             )
         else:
-            found.append(f"PostgreSQL is not reachable at {where}: {reason}\n    Start it with: {POSTGRES_START}")
+            found.append(
+                f"PostgreSQL is not reachable at {where}: {reason}\n    Start it with: {POSTGRES_START}"
+            )
     try:
         Redis.from_url(redis_url, socket_connect_timeout=3).ping()
-    except Exception as error:  # noqa: BLE001 - any failure to ping is "not reachable"
+    except Exception as error:
         found.append(f"Redis is not reachable at {redis_url}: {error}\n    Start it with: {REDIS_START}")
     return found
 

@@ -17,7 +17,9 @@ import pytest
 from psycopg2 import sql
 from redis import Redis
 
-ADMIN_DSN = os.environ.get("TEST_POSTGRES_ADMIN_DSN", "host=localhost port=5432 user=postgres dbname=postgres")
+ADMIN_DSN = os.environ.get(
+    "TEST_POSTGRES_ADMIN_DSN", "host=localhost port=5432 user=postgres dbname=postgres"
+)
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://localhost:6379")
 CLAIM_KEY = "conveyor:test-run"
 
@@ -42,9 +44,7 @@ def _claim_redis_db() -> int:
 def pytest_configure(config: pytest.Config) -> None:
     from scripts.preflight import problems
 
-    found = problems(
-        "postgresql://postgres@localhost:5432/postgres", f"{REDIS_BASE}/0"
-    )
+    found = problems("postgresql://postgres@localhost:5432/postgres", f"{REDIS_BASE}/0")
     if found:
         pytest.exit("\n".join(f"error: {problem}" for problem in found), returncode=3)
 

@@ -17,7 +17,8 @@ def test_register_returns_tokens_and_the_user(client):
 def test_email_is_unique_whatever_its_case(client):
     register(client, email="grace@example.com")
     response = client.post(
-        f"{API}/auth/register", json={"email": "GRACE@example.COM", "password": "another password", "name": "G"}
+        f"{API}/auth/register",
+        json={"email": "GRACE@example.COM", "password": "another password", "name": "G"},
     )
     assert response.status_code == 409
     assert "already exists" in response.get_json()["message"]
@@ -25,7 +26,9 @@ def test_email_is_unique_whatever_its_case(client):
 
 def test_login_with_any_case_of_the_email(client):
     register(client, email="linus@example.com", password="s3cret passphrase")
-    response = client.post(f"{API}/auth/login", json={"email": "Linus@Example.com", "password": "s3cret passphrase"})
+    response = client.post(
+        f"{API}/auth/login", json={"email": "Linus@Example.com", "password": "s3cret passphrase"}
+    )
     assert response.status_code == 200
     assert response.get_json()["user"]["email"] == "linus@example.com"
 
@@ -35,7 +38,9 @@ def test_wrong_password_and_unknown_email_get_the_same_401(client):
     wrong = client.post(f"{API}/auth/login", json={"email": "ken@example.com", "password": "wrong password"})
     unknown = client.post(f"{API}/auth/login", json={"email": "nobody@example.com", "password": "whatever1"})
     assert wrong.status_code == unknown.status_code == 401
-    assert wrong.get_json()["message"] == unknown.get_json()["message"] == "The email or password is incorrect."
+    assert (
+        wrong.get_json()["message"] == unknown.get_json()["message"] == "The email or password is incorrect."
+    )
 
 
 def test_passwords_are_stored_as_argon2_hashes(client):
@@ -58,7 +63,9 @@ def test_me_returns_the_caller(client):
 
 def test_refresh_gives_a_new_access_token(client):
     _, body = register(client)
-    response = client.post(f"{API}/auth/refresh", headers={"Authorization": f"Bearer {body['refresh_token']}"})
+    response = client.post(
+        f"{API}/auth/refresh", headers={"Authorization": f"Bearer {body['refresh_token']}"}
+    )
     assert response.status_code == 200
     new_access = response.get_json()["access_token"]
     me = client.get(f"{API}/users/me", headers={"Authorization": f"Bearer {new_access}"})
@@ -80,13 +87,17 @@ def test_an_access_endpoint_refuses_a_refresh_token(client):
 
 def test_logout_revokes_the_access_and_the_refresh_token(client):
     headers, body = register(client)
-    response = client.post(f"{API}/auth/logout", headers=headers, json={"refresh_token": body["refresh_token"]})
+    response = client.post(
+        f"{API}/auth/logout", headers=headers, json={"refresh_token": body["refresh_token"]}
+    )
     assert response.status_code == 204
 
     me = client.get(f"{API}/users/me", headers=headers)
     assert me.status_code == 401
     assert "revoked" in me.get_json()["message"]
-    refreshed = client.post(f"{API}/auth/refresh", headers={"Authorization": f"Bearer {body['refresh_token']}"})
+    refreshed = client.post(
+        f"{API}/auth/refresh", headers={"Authorization": f"Bearer {body['refresh_token']}"}
+    )
     assert refreshed.status_code == 401
 
 
@@ -94,7 +105,9 @@ def test_logout_cannot_revoke_someone_elses_refresh_token(client):
     mine, _ = register(client)
     _, theirs = register(client)
     client.post(f"{API}/auth/logout", headers=mine, json={"refresh_token": theirs["refresh_token"]})
-    response = client.post(f"{API}/auth/refresh", headers={"Authorization": f"Bearer {theirs['refresh_token']}"})
+    response = client.post(
+        f"{API}/auth/refresh", headers={"Authorization": f"Bearer {theirs['refresh_token']}"}
+    )
     assert response.status_code == 200
 
 
@@ -122,7 +135,9 @@ def test_missing_malformed_and_forged_tokens_are_401_in_the_error_shape(client):
 
 
 def test_register_validates_its_fields(client):
-    response = client.post(f"{API}/auth/register", json={"email": "not-an-email", "password": "short", "name": ""})
+    response = client.post(
+        f"{API}/auth/register", json={"email": "not-an-email", "password": "short", "name": ""}
+    )
     assert response.status_code == 422
     errors = response.get_json()["errors"]["json"]
     assert set(errors) == {"email", "password", "name"}

@@ -75,7 +75,9 @@ def test_list_pages_with_a_cursor_and_filters(client, headers):
     page = client.get(f"{API}/jobs?limit=2&tool=text", headers=headers).get_json()
     seen = [job["id"] for job in page["items"]]
     while page["next_cursor"]:
-        page = client.get(f"{API}/jobs?limit=2&tool=text&cursor={page['next_cursor']}", headers=headers).get_json()
+        page = client.get(
+            f"{API}/jobs?limit=2&tool=text&cursor={page['next_cursor']}", headers=headers
+        ).get_json()
         seen += [job["id"] for job in page["items"]]
     assert seen == list(reversed(ids))
 
@@ -154,7 +156,9 @@ def test_jobs_need_a_token(client):
 
 def test_malformed_json_is_400(client, headers):
     response = client.post(
-        f"{API}/jobs", data='{"tool": "text", "input": ', headers={**headers, "Content-Type": "application/json"}
+        f"{API}/jobs",
+        data='{"tool": "text", "input": ',
+        headers={**headers, "Content-Type": "application/json"},
     )
     assert response.status_code == 400
     body = response.get_json()
@@ -181,7 +185,9 @@ def test_unknown_tool_is_422_naming_the_tools(client, headers):
 
 
 def test_input_is_validated_against_the_tools_schema(client, headers):
-    response = submit(client, headers, tool="roadmap", input={"goal": "x", "timeline": "next week", "mood": 1})
+    response = submit(
+        client, headers, tool="roadmap", input={"goal": "x", "timeline": "next week", "mood": 1}
+    )
     assert response.status_code == 422
     body = response.get_json()
     assert "roadmap" in body["message"]
