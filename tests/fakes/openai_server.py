@@ -2,7 +2,8 @@
 
 It answers `POST /v1/chat/completions` (plain and SSE streaming) and
 `GET /v1/models` closely enough for the real openai SDK to parse, and misbehaves
-on request. Markers in the LAST USER MESSAGE choose the behaviour, so tests that
+on request. Markers in the newest user message that has any (usually the prompt;
+a JSON repair turn inherits them) choose the behaviour, so tests that
 share one server cannot disturb each other:
 
     [[fail:429]]  [[fail:quota]]  [[fail:500]]  [[fail:503]]  [[fail:400]]  [[fail:401]]
@@ -224,7 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _complete(self, body: dict[str, Any]) -> None:
         messages = body.get("messages") or []
         content = _last_user_content(messages)
-        behaviour = self.fake._behaviour(content)
+        behaviour = self.fake._behaviour(_marker_content(messages))
         if behaviour.fail is not None:
             self._fail(behaviour.fail)
             return
@@ -358,6 +359,16 @@ def _last_user_content(messages: list[dict[str, Any]]) -> str:
         if message.get("role") == "user":
             return _text_of(message.get("content"))
     return ""
+
+
+def _marker_content(messages: list[dict[str, Any]]) -> str:
+    """The newest user message that carries a marker, so that a follow-up turn
+    (a JSON repair request, say) behaves as the prompt that started it asked."""
+    for message in reversed(messages):
+        text = _text_of(message.get("content"))
+        if message.get("role") == "user" and "[[" in text:
+            return text
+    return _last_user_content(messages)
 
 
 def _text_of(content: Any) -> str:

@@ -107,16 +107,24 @@ def test_reply_and_finish_markers(client):
     assert reply.choices[0].finish_reason == "length"
 
 
-def test_only_the_last_user_message_carries_markers(client):
-    messages = [
+def test_the_newest_user_message_with_markers_decides(client):
+    newer_wins = [
         {"role": "user", "content": "[[fail:500]]"},
         {"role": "assistant", "content": "ok"},
-        {"role": "user", "content": unique("fine")},
+        {"role": "user", "content": unique("fine [[reply:from the newest]]")},
     ]
+    reply = client.chat.completions.create(model="m", messages=newer_wins)
+    assert reply.choices[0].message.content == "from the newest"
 
-    reply = client.chat.completions.create(model="m", messages=messages)
 
-    assert reply.choices[0].message.content.startswith("Echo: fine")
+def test_a_follow_up_turn_without_markers_inherits_the_prompts(client):
+    follow_up = [
+        {"role": "user", "content": unique("[[reply:inherited]]")},
+        {"role": "assistant", "content": "{}"},
+        {"role": "user", "content": "Fix it."},
+    ]
+    reply = client.chat.completions.create(model="m", messages=follow_up)
+    assert reply.choices[0].message.content == "inherited"
 
 
 @pytest.mark.parametrize(
