@@ -150,9 +150,11 @@ def client(app):
     return app.test_client()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_worker(fake_openai):
-    """A real Celery worker consuming both queues over the real Redis broker."""
+    """A real Celery worker consuming both queues over the real Redis broker.
+
+    Module-scoped: tests elsewhere rely on jobs staying queued with no worker."""
     from celery.contrib.testing.worker import start_worker
 
     from workers.celery_app import app as celery_app

@@ -40,7 +40,10 @@ def test_walkthrough_register_submit_poll_result(client, headers, fake_openai):
 
 def test_a_json_tool_returns_output_that_matches_its_schema(client, headers):
     response = submit(
-        client, headers, tool="roadmap", input={"goal": "Move from teaching into UX research", "timeline": "90_days"}
+        client,
+        headers,
+        tool="roadmap",
+        input={"goal": "Move from teaching into UX research", "timeline": "90_days"},
     )
     job = wait_for(client, headers, response.get_json()["id"])
     assert job["status"] == "succeeded", job
@@ -50,7 +53,10 @@ def test_a_json_tool_returns_output_that_matches_its_schema(client, headers):
 
 def test_invalid_json_gets_one_repair_attempt(client, headers, fake_openai):
     response = submit(
-        client, headers, tool="roadmap", input={"goal": "Open a bakery [[invalid-json:1]]", "timeline": "1_year"}
+        client,
+        headers,
+        tool="roadmap",
+        input={"goal": "Open a bakery [[invalid-json:1]]", "timeline": "1_year"},
     )
     job = wait_for(client, headers, response.get_json()["id"])
     assert job["status"] == "succeeded", job
@@ -61,7 +67,10 @@ def test_invalid_json_gets_one_repair_attempt(client, headers, fake_openai):
 
 def test_json_still_invalid_after_the_repair_fails_invalid_output(client, headers, fake_openai):
     response = submit(
-        client, headers, tool="roadmap", input={"goal": "Open a bakery [[invalid-json]]", "timeline": "1_year"}
+        client,
+        headers,
+        tool="roadmap",
+        input={"goal": "Open a bakery [[invalid-json]]", "timeline": "1_year"},
     )
     job = wait_for(client, headers, response.get_json()["id"])
     assert job["status"] == "failed"
@@ -83,7 +92,9 @@ def test_json_still_invalid_after_the_repair_fails_invalid_output(client, header
         ("[[malformed]]", "provider_error", 3),
     ],
 )
-def test_provider_failures_end_failed_with_a_useful_code(client, headers, fake_openai, marker, code, requests):
+def test_provider_failures_end_failed_with_a_useful_code(
+    client, headers, fake_openai, marker, code, requests
+):
     response = submit(client, headers, input={"prompt": f"Hello {marker}"})
     job = wait_for(client, headers, response.get_json()["id"])
     assert job["status"] == "failed"
@@ -134,7 +145,9 @@ def test_a_job_not_started_before_its_deadline_expires(client, headers):
     late_id = response.get_json()["id"]
     with session_scope() as session:
         session.execute(
-            update(Job).where(Job.id == uuid.UUID(late_id), Job.status == "queued").values(expires_at=Job.created_at)
+            update(Job)
+            .where(Job.id == uuid.UUID(late_id), Job.status == "queued")
+            .values(expires_at=Job.created_at)
         )
     wait_for(client, headers, job_id)
     late = wait_for(client, headers, late_id)

@@ -1,0 +1,45 @@
+import pytest
+
+from settings import DEV_SECRET, ConfigError, Settings
+
+STRONG = {"SECRET_KEY": "s" * 40, "JWT_SECRET_KEY": "j" * 40, "DATABASE_URL": "postgres://db/conveyor"}
+
+
+def test_defaults_run_locally_with_no_configuration():
+    settings = Settings.from_env({})
+    assert settings.ai_provider == "offline" and settings.mail_url == "console://"
+    assert settings.storage_url.startswith("file://")
+    assert settings.database_url.startswith("postgresql+psycopg2://")
+
+
+def test_production_refuses_default_or_missing_secrets():
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({"CONVEYOR_ENV": "production"})
+    assert "SECRET_KEY must be set" in str(error.value) and "JWT_SECRET_KEY must be set" in str(error.value)
+
+
+def test_production_refuses_short_or_shared_secrets():
+    with pytest.raises(ConfigError, match="at least 32"):
+        Settings.from_env({**STRONG, "CONVEYOR_ENV": "production", "SECRET_KEY": "short"})
+    with pytest.raises(ConfigError, match="must differ"):
+        Settings.from_env({**STRONG, "CONVEYOR_ENV": "production", "JWT_SECRET_KEY": STRONG["SECRET_KEY"]})
+
+
+def test_production_starts_with_strong_secrets():
+    settings = Settings.from_env({**STRONG, "CONVEYOR_ENV": "production"})
+    assert settings.is_production and settings.secret_key != DEV_SECRET
+    assert settings.database_url == "postgresql+psycopg2://db/conveyor"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"AI_PROVIDER": "magic"}, "AI_PROVIDER must be one of offline, openai"),
+        ({"AI_PROVIDER": "openai"}, "needs OPENAI_API_KEY"),
+        ({"JOB_SOFT_TIME_LIMIT": "abc"}, "JOB_SOFT_TIME_LIMIT must be a whole number"),
+        ({"JOB_SOFT_TIME_LIMIT": "400", "JOB_HARD_TIME_LIMIT": "300"}, "greater than JOB_SOFT_TIME_LIMIT"),
+    ],
+)
+def test_bad_values_stop_start_up_with_a_clear_message(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)

@@ -1,0 +1,99 @@
+"""The pipeline called directly, as the task calls it (no broker)."""
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from db.repositories import jobs, users
+from db.session import session_scope
+from workers import pipeline
+from workers.providers.base import Completion
+
+
+class SoftTimeLimit(Exception):
+    """Stands in for Celery's SoftTimeLimitExceeded, which the task passes in."""
+
+
+class Raising:
+    name = "raising"
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def complete(self, request, on_delta=None) -> Completion:
+        raise self.error
+
+
+def make_job(tool="text", input=None) -> uuid.UUID:
+    with session_scope() as session:
+        user = users.create(
+            session,
+            email=f"{uuid.uuid4().hex}@example.com",
+            password_hash="x",
+            name="Grace",
+            profile={"career_stage": "career changer"},
+        )
+        return jobs.create(
+            session,
+            user_id=user.id,
+            tool=tool,
+            input=input or {"prompt": "hello"},
+            model="gpt-4o-mini",
+            queue="ai",
+            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+        ).id
+
+
+def load(job_id):
+    with session_scope() as session:
+        return jobs.get(session, job_id=job_id)
+
+
+def test_a_job_runs_once_and_records_output_and_usage(settings, fake_openai):
+    job_id = make_job(input={"prompt": "Say hi"})
+    assert pipeline.run_job(job_id, settings=settings) == "succeeded"
+    assert pipeline.run_job(job_id, settings=settings) is None  # a second delivery does nothing
+    job = load(job_id)
+    assert job.output == {"text": "Echo: Say hi"} and job.input_tokens > 0 and job.cost_micros > 0
+    assert len(fake_openai.requests) == 1
+    system = fake_openai.requests[0]["messages"][0]["content"]
+    assert "Grace" in system and "career changer" in system  # personalised from the profile
+
+
+def test_the_soft_time_limit_ends_the_job_timeout(settings):
+    job_id = make_job()
+    status = pipeline.run_job(
+        job_id, settings=settings, provider=Raising(SoftTimeLimit()), timeout_errors=(SoftTimeLimit,)
+    )
+    job = load(job_id)
+    assert status == "failed" and job.error_code == "timeout"
+    assert str(settings.job_soft_time_limit) in job.error_message
+    assert job.lease_until is None
+
+
+def test_an_unexpected_error_fails_the_job_and_is_raised(settings):
+    job_id = make_job()
+    with pytest.raises(ZeroDivisionError):
+        pipeline.run_job(job_id, settings=settings, provider=Raising(ZeroDivisionError()))
+    job = load(job_id)
+    assert job.status == "failed" and job.error_code == "internal_error"
+    assert "ZeroDivision" not in job.error_message  # internals stay in the log
+
+
+def test_the_offline_provider_says_so_in_its_result(settings):
+    import dataclasses
+
+    job_id = make_job(input={"prompt": "Plan my week"})
+    offline = dataclasses.replace(settings, ai_provider="offline")
+    assert pipeline.run_job(job_id, settings=offline) == "succeeded"
+    job = load(job_id)
+    assert "offline" in job.output["text"].lower() and job.cost_micros == 0
+
+
+def test_the_task_runs_the_pipeline_for_an_id(fake_openai):
+    from tasks.generation import run_generation
+
+    job_id = make_job(input={"prompt": "via the task"})
+    assert run_generation.run(str(job_id)) == "succeeded"
+    assert load(job_id).output == {"text": "Echo: via the task"}
