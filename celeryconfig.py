@@ -4,7 +4,7 @@ Clients never read Celery state: the jobs table is the source of truth, so there
 is no result backend.
 """
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from settings import get_settings
 
@@ -31,8 +31,12 @@ worker_prefetch_multiplier = 1
 task_soft_time_limit = _settings.job_soft_time_limit
 task_time_limit = _settings.job_hard_time_limit
 
-task_queues = (Queue("ai"), Queue("default"))
+# Each queue has its own exchange and routing key: with the defaults both would be
+# bound to the same key, and a message could reach either queue.
+task_queues = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ("ai", "default"))
 task_default_queue = "default"
+task_default_exchange = "default"
+task_default_routing_key = "default"
 task_routes = {"conveyor.generation.*": {"queue": "ai"}}
 imports = ("tasks.generation", "tasks.maintenance")
 

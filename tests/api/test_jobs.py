@@ -36,8 +36,10 @@ def test_submit_sends_the_message_after_the_row_is_committed(client, headers, se
         job = jobs.get(session, job_id=uuid.UUID(job_id))
         assert job.dispatched_at is not None
     with current_app.connection_for_write() as connection:
-        queued = connection.default_channel.client.lrange("ai", 0, -1)
-    assert any(job_id.encode() in message for message in queued)
+        redis = connection.default_channel.client
+        on_ai, on_default = redis.lrange("ai", 0, -1), redis.lrange("default", 0, -1)
+    assert sum(job_id.encode() in message for message in on_ai) == 1
+    assert not any(job_id.encode() in message for message in on_default)
 
 
 def test_the_same_idempotency_key_and_body_return_the_same_job(client, headers):
