@@ -49,9 +49,24 @@ def stack(tmp_path, fake_openai):
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "honcho", "start", "--env", str(empty_env), "--port", str(port),
-         "web", "worker_ai", "worker"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "honcho",
+            "start",
+            "--env",
+            str(empty_env),
+            "--port",
+            str(port),
+            "web",
+            "worker_ai",
+            "worker",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}/api/v1"
     deadline = time.monotonic() + 30
@@ -74,12 +89,16 @@ def stack(tmp_path, fake_openai):
 
 def test_make_run_processes_serve_the_walkthrough(stack):
     status, _, session = call(
-        "POST", f"{stack}/auth/register", {"email": "walk@example.com", "password": "a long password", "name": "Walk"}
+        "POST",
+        f"{stack}/auth/register",
+        {"email": "walk@example.com", "password": "a long password", "name": "Walk"},
     )
     assert status == 201
     token = session["access_token"]
 
-    status, headers, job = call("POST", f"{stack}/jobs", {"tool": "text", "input": {"prompt": "Over HTTP"}}, token)
+    status, headers, job = call(
+        "POST", f"{stack}/jobs", {"tool": "text", "input": {"prompt": "Over HTTP"}}, token
+    )
     assert status == 202 and headers["Location"] == f"/api/v1/jobs/{job['id']}"
 
     deadline = time.monotonic() + 30
