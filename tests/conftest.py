@@ -17,9 +17,8 @@ import pytest
 from psycopg2 import sql
 from redis import Redis
 
-ADMIN_DSN = os.environ.get(
-    "TEST_POSTGRES_ADMIN_DSN", "host=localhost port=5432 user=postgres dbname=postgres"
-)
+# The server the run makes its database on (connected to its `postgres` database).
+ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@localhost:5432/postgres")
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://localhost:6379")
 CLAIM_KEY = "conveyor:test-run"
 
@@ -44,7 +43,7 @@ def _claim_redis_db() -> int:
 def pytest_configure(config: pytest.Config) -> None:
     from scripts.preflight import problems
 
-    found = problems("postgresql://postgres@localhost:5432/postgres", f"{REDIS_BASE}/0")
+    found = problems(ADMIN_URL, f"{REDIS_BASE}/0")
     if found:
         pytest.exit("\n".join(f"error: {problem}" for problem in found), returncode=3)
 
@@ -54,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _run.update(db_name=db_name, redis_db=redis_db, openai_port=openai_port)
     os.environ.update(
         CONVEYOR_ENV="test",
-        DATABASE_URL=f"postgresql+psycopg2://postgres@localhost:5432/{db_name}",
+        DATABASE_URL=ADMIN_URL.rsplit("/", 1)[0] + f"/{db_name}",
         REDIS_URL=f"{REDIS_BASE}/{redis_db}",
         AI_PROVIDER="openai",
         OPENAI_API_KEY="test-key",
@@ -83,7 +82,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _admin(statement: sql.Composable) -> None:
-    connection = psycopg2.connect(ADMIN_DSN)
+    connection = psycopg2.connect(ADMIN_URL)
     connection.autocommit = True
     with connection.cursor() as cursor:
         cursor.execute(statement)

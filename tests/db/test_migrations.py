@@ -9,13 +9,13 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, inspect
 
-from tests.conftest import ADMIN_DSN
+from tests.conftest import ADMIN_URL
 
 
 @pytest.fixture
 def empty_database():
     name = f"conveyor_migrate_{uuid.uuid4().hex[:8]}"
-    connection = psycopg2.connect(ADMIN_DSN)
+    connection = psycopg2.connect(ADMIN_URL)
     connection.autocommit = True
     connection.cursor().execute(f'CREATE DATABASE "{name}"')
     url = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{name}"

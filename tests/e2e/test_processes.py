@@ -37,75 +37,97 @@ def call(method: str, url: str, body=None, token: str | None = None):
 
 
 @pytest.fixture
-def stack(tmp_path, fake_openai):
-    port = free_port()
-    empty_env = tmp_path / "empty.env"
-    empty_env.write_text("")
-    env = {
-        **os.environ,
-        "WEB_CONCURRENCY": "1",
-        "AI_WORKER_CONCURRENCY": "2",
-        "WORKER_CONCURRENCY": "1",
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "honcho",
-            "start",
-            "--env",
-            str(empty_env),
-            "--port",
-            str(port),
-            "web",
-            "worker_ai",
-            "worker",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}/api/v1"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if call("GET", f"{base}/health")[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
+def start_stack(tmp_path, fake_openai):
+    """Start web and both workers with honcho; returns the API base URL."""
+    processes = []
+
+    def start(**overrides: str) -> str:
+        port = free_port()
+        empty_env = tmp_path / "empty.env"
+        empty_env.write_text("")
+        env = {
+            **os.environ,
+            "WEB_CONCURRENCY": "1",
+            "AI_WORKER_CONCURRENCY": "2",
+            "WORKER_CONCURRENCY": "1",
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            **overrides,
+        }
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "honcho",
+                "start",
+                "--env",
+                str(empty_env),
+                "--port",
+                str(port),
+                "web",
+                "worker_ai",
+                "worker",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        processes.append(process)
+        base = f"http://127.0.0.1:{port}/api/v1"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if call("GET", f"{base}/health")[0] == 200:
+                    return base
+            except OSError:
+                time.sleep(0.2)
         os.killpg(process.pid, signal.SIGKILL)
         pytest.fail("web did not start:\n" + process.stdout.read().decode(errors="replace")[-3000:])
-    yield base
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+
+    yield start
+    for process in processes:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
 
 
-def test_make_run_processes_serve_the_walkthrough(stack):
+def register_and_submit(base: str, prompt: str) -> tuple[str, dict]:
     status, _, session = call(
         "POST",
-        f"{stack}/auth/register",
+        f"{base}/auth/register",
         {"email": "walk@example.com", "password": "a long password", "name": "Walk"},
     )
     assert status == 201
     token = session["access_token"]
-
-    status, headers, job = call(
-        "POST", f"{stack}/jobs", {"tool": "text", "input": {"prompt": "Over HTTP"}}, token
-    )
+    status, headers, job = call("POST", f"{base}/jobs", {"tool": "text", "input": {"prompt": prompt}}, token)
     assert status == 202 and headers["Location"] == f"/api/v1/jobs/{job['id']}"
+    return token, job
 
-    deadline = time.monotonic() + 30
+
+def poll(base: str, token: str, job: dict, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
     while job["status"] in ("queued", "running"):
         assert time.monotonic() < deadline, job
         time.sleep(0.1)
-        status, headers, job = call("GET", f"{stack}/jobs/{job['id']}", token=token)
+        status, _, job = call("GET", f"{base}/jobs/{job['id']}", token=token)
         assert status == 200
+    return job
+
+
+def test_make_run_processes_serve_the_walkthrough(start_stack):
+    base = start_stack()
+    token, job = register_and_submit(base, "Over HTTP")
+    job = poll(base, token, job)
     assert job["status"] == "succeeded" and job["output"] == {"text": "Echo: Over HTTP"}
-    assert call("GET", f"{stack}/ready")[2]["checks"] == {"database": "ok", "redis": "ok"}
+    assert call("GET", f"{base}/ready")[2]["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_the_soft_time_limit_ends_a_hung_provider_call_as_timeout(start_stack):
+    base = start_stack(JOB_SOFT_TIME_LIMIT="1", JOB_HARD_TIME_LIMIT="5", OPENAI_TIMEOUT="30")
+    token, job = register_and_submit(base, "Hang forever [[hang]]")
+    job = poll(base, token, job, timeout=15)
+    assert job["status"] == "failed"
+    assert job["error"] == {"code": "timeout", "message": "The job ran longer than its 1 s limit."}
