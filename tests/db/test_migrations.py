@@ -1,6 +1,5 @@
 """Migrations build a fresh database from nothing and take it down again."""
 
-import os
 import uuid
 
 import psycopg2
@@ -13,12 +12,12 @@ from tests.conftest import ADMIN_URL
 
 
 @pytest.fixture
-def empty_database():
+def empty_database(settings):
     name = f"conveyor_migrate_{uuid.uuid4().hex[:8]}"
     connection = psycopg2.connect(ADMIN_URL)
     connection.autocommit = True
     connection.cursor().execute(f'CREATE DATABASE "{name}"')
-    url = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{name}"
+    url = settings.database_url.rsplit("/", 1)[0] + f"/{name}"
     yield url
     connection.cursor().execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     connection.close()
