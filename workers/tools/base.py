@@ -30,6 +30,27 @@ PROFILE_FIELDS: dict[str, str] = {
     "wellbeing_focus": "Wellbeing focus",
 }
 
+# The earlier turns a conversation tool (coach, tutor) takes, oldest first.
+HISTORY_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "maxItems": 50,
+    "description": "Earlier turns of the conversation, oldest first.",
+    "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["role", "content"],
+        "properties": {
+            "role": {"type": "string", "enum": ["user", "assistant"], "description": "Who wrote the turn."},
+            "content": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 16000,
+                "description": "The text of the turn.",
+            },
+        },
+    },
+}
+
 
 class _Blank(dict):
     """format_map mapping that renders optional input fields as empty text."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.tools.base import Tool
+from workers.tools.base import HISTORY_SCHEMA, Tool
 
 
 def _string_list(description: str, min_items: int = 0) -> dict[str, Any]:
@@ -420,29 +420,7 @@ COACH = Tool(
                 "maxLength": 8000,
                 "description": "Your message to the coach.",
             },
-            "history": {
-                "type": "array",
-                "maxItems": 50,
-                "description": "Earlier turns of the conversation, oldest first.",
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["role", "content"],
-                    "properties": {
-                        "role": {
-                            "type": "string",
-                            "enum": ["user", "assistant"],
-                            "description": "Who wrote the turn.",
-                        },
-                        "content": {
-                            "type": "string",
-                            "minLength": 1,
-                            "maxLength": 16000,
-                            "description": "The text of the turn.",
-                        },
-                    },
-                },
-            },
+            "history": HISTORY_SCHEMA,
         },
         "examples": [
             {"message": "I have two job offers and can't decide. Can you help me think it through?"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.tools.base import Tool
+from workers.tools.base import HISTORY_SCHEMA, Tool
 
 TUTOR = Tool(
     name="tutor",
@@ -19,29 +19,7 @@ TUTOR = Tool(
                 "maxLength": 8000,
                 "description": "The student's message: a question, an attempt, or a reply to the tutor.",
             },
-            "history": {
-                "type": "array",
-                "maxItems": 50,
-                "description": "Earlier turns of the conversation, oldest first.",
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["role", "content"],
-                    "properties": {
-                        "role": {
-                            "type": "string",
-                            "enum": ["user", "assistant"],
-                            "description": "Who wrote the turn.",
-                        },
-                        "content": {
-                            "type": "string",
-                            "minLength": 1,
-                            "maxLength": 16000,
-                            "description": "The text of the turn.",
-                        },
-                    },
-                },
-            },
+            "history": HISTORY_SCHEMA,
             "subject": {
                 "type": "string",
                 "maxLength": 200,
