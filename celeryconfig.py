@@ -14,7 +14,13 @@ broker_url = _settings.celery_broker_url
 broker_connection_retry_on_startup = True
 # Redis re-delivers an unacknowledged message after this long; it must outlast the
 # longest a task can run, or a slow job would be handed to a second worker.
-broker_transport_options = {"visibility_timeout": _settings.job_hard_time_limit + 300}
+broker_transport_options = {
+    "visibility_timeout": _settings.visibility_timeout,
+    # Sweep for the unacked messages of dead workers every interval (kombu's default
+    # throttle would make it ten intervals).
+    "unacked_restore_interval": _settings.broker_restore_interval,
+    "unacked_restore_throttle": 1,
+}
 result_backend = None
 task_ignore_result = True
 
@@ -38,15 +44,22 @@ task_queues = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name)
 task_default_queue = "default"
 task_default_exchange = "default"
 task_default_routing_key = "default"
-task_routes = {"conveyor.generation.*": {"queue": "ai"}}
-imports = ("tasks.generation", "tasks.maintenance")
+task_routes = {"conveyor.generation.*": {"queue": "ai"}, "conveyor.webhooks.*": {"queue": "default"}}
+imports = ("tasks.generation", "tasks.maintenance", "tasks.webhooks")
 
 # Flower shows tasks as they move.
 worker_send_task_events = True
 task_send_sent_event = True
 
 beat_schedule = {
-    "resend-queued-jobs": {"task": "conveyor.maintenance.resend_queued", "schedule": 15.0},
-    "reap-lapsed-leases": {"task": "conveyor.maintenance.reap_leases", "schedule": 15.0},
+    "resend-queued-jobs": {
+        "task": "conveyor.maintenance.resend_queued",
+        "schedule": _settings.maintenance_interval,
+    },
+    "reap-lapsed-leases": {
+        "task": "conveyor.maintenance.reap_leases",
+        "schedule": _settings.maintenance_interval,
+    },
     "expire-overdue-jobs": {"task": "conveyor.maintenance.expire_overdue", "schedule": 60.0},
+    "send-due-webhooks": {"task": "conveyor.webhooks.sweep", "schedule": 10.0},
 }

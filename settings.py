@@ -7,6 +7,7 @@ same variables mean the same thing everywhere. `.env.example` lists them all.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,6 +21,15 @@ PROVIDERS = ("offline", "openai")
 
 class ConfigError(RuntimeError):
     """The environment cannot run Conveyor; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Requests and tokens one model may use per rate-limit window; None is no limit."""
+
+    model: str  # `*`: every model without its own entry (each gets a budget of its own)
+    requests: int | None = None
+    tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,9 @@ class Settings:
     provider_max_attempts: int = 4
     provider_backoff_base: float = 1.0
     provider_backoff_max: float = 30.0
+    provider_rate_limits: tuple[RateLimit, ...] = ()  # empty: no local rate limit
+    provider_rate_limit_max_wait: float = 60.0  # seconds a call may wait for capacity
+    provider_rate_limit_window: int = 60  # seconds; rpm/tpm are per this window (shorter in tests)
 
     storage_url: str = field(default_factory=lambda: f"file://{Path.cwd() / 'var' / 'storage'}")
     s3_endpoint_url: str = ""
@@ -54,13 +67,26 @@ class Settings:
     job_hard_time_limit: int = 330
     job_lease_seconds: int = 60  # renewed while the job runs; lapsed means its worker died
     job_max_attempts: int = 3  # deliveries lost to dying workers before `worker_lost`
+    broker_visibility_timeout: int = 0  # 0: job_hard_time_limit + 300
+    broker_restore_interval: int = 10  # seconds between sweeps for unacked messages of dead workers
+    sse_heartbeat_seconds: float = (
+        15.0  # a comment line on an idle event stream keeps proxies from closing it
+    )
+    maintenance_interval: float = 15.0  # seconds between the beat's re-send and reaper runs
     redispatch_after: int = 30  # a queued job with no message sent after this is re-sent
     requeue_stale_after: int = 900  # a queued job whose message may be lost is re-sent
+    webhook_allowed_hosts: tuple[str, ...] = ()  # exempt from the private-address check (tests, LANs)
+    webhook_timeout: float = 10.0
+    webhook_max_age: int = 86400  # a webhook is retried for this long after its first attempt
     log_level: str = "INFO"
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def visibility_timeout(self) -> int:
+        return self.broker_visibility_timeout or self.job_hard_time_limit + 300
 
     @property
     def celery_broker_url(self) -> str:
@@ -88,6 +114,13 @@ class Settings:
             provider_max_attempts=reader.int("PROVIDER_MAX_ATTEMPTS", defaults.provider_max_attempts),
             provider_backoff_base=reader.float("PROVIDER_BACKOFF_BASE", defaults.provider_backoff_base),
             provider_backoff_max=reader.float("PROVIDER_BACKOFF_MAX", defaults.provider_backoff_max),
+            provider_rate_limits=parse_rate_limits(reader.str("PROVIDER_RATE_LIMITS", "")),
+            provider_rate_limit_max_wait=reader.float(
+                "PROVIDER_RATE_LIMIT_MAX_WAIT", defaults.provider_rate_limit_max_wait
+            ),
+            provider_rate_limit_window=reader.int(
+                "PROVIDER_RATE_LIMIT_WINDOW", defaults.provider_rate_limit_window
+            ),
             storage_url=reader.str("STORAGE_URL", defaults.storage_url),
             s3_endpoint_url=reader.str("S3_ENDPOINT_URL", ""),
             mail_url=reader.str("MAIL_URL", defaults.mail_url),
@@ -99,8 +132,15 @@ class Settings:
             job_hard_time_limit=reader.int("JOB_HARD_TIME_LIMIT", defaults.job_hard_time_limit),
             job_lease_seconds=reader.int("JOB_LEASE_SECONDS", defaults.job_lease_seconds),
             job_max_attempts=reader.int("JOB_MAX_ATTEMPTS", defaults.job_max_attempts),
+            broker_visibility_timeout=reader.int("BROKER_VISIBILITY_TIMEOUT", 0),
+            broker_restore_interval=reader.int("BROKER_RESTORE_INTERVAL", defaults.broker_restore_interval),
+            sse_heartbeat_seconds=reader.float("SSE_HEARTBEAT_SECONDS", defaults.sse_heartbeat_seconds),
+            maintenance_interval=reader.float("MAINTENANCE_INTERVAL", defaults.maintenance_interval),
             redispatch_after=reader.int("REDISPATCH_AFTER", defaults.redispatch_after),
             requeue_stale_after=reader.int("REQUEUE_STALE_AFTER", defaults.requeue_stale_after),
+            webhook_allowed_hosts=reader.list("WEBHOOK_ALLOWED_HOSTS"),
+            webhook_timeout=reader.float("WEBHOOK_TIMEOUT", defaults.webhook_timeout),
+            webhook_max_age=reader.int("WEBHOOK_MAX_AGE", defaults.webhook_max_age),
             log_level=reader.str("LOG_LEVEL", defaults.log_level).upper(),
         )
         settings.check()
@@ -113,8 +153,19 @@ class Settings:
             problems.append("JOB_HARD_TIME_LIMIT must be greater than JOB_SOFT_TIME_LIMIT")
         if self.job_lease_seconds < 3:
             problems.append("JOB_LEASE_SECONDS must be at least 3")
+        if self.broker_visibility_timeout and self.broker_visibility_timeout <= self.job_hard_time_limit:
+            problems.append(
+                "BROKER_VISIBILITY_TIMEOUT must be longer than JOB_HARD_TIME_LIMIT, or a slow job "
+                "would be handed to a second worker while the first still runs it"
+            )
         if self.provider_max_attempts < 1:
             problems.append("PROVIDER_MAX_ATTEMPTS must be at least 1")
+        if self.webhook_timeout <= 0:
+            problems.append("WEBHOOK_TIMEOUT must be greater than 0")
+        if self.provider_rate_limit_window < 1:
+            problems.append("PROVIDER_RATE_LIMIT_WINDOW must be at least 1 (second)")
+        if self.provider_rate_limit_max_wait < 0:
+            problems.append("PROVIDER_RATE_LIMIT_MAX_WAIT must not be negative")
         if self.ai_provider == "openai" and not self.openai_api_key:
             problems.append("AI_PROVIDER=openai needs OPENAI_API_KEY (use a dummy value for a local server)")
         if self.is_production:
@@ -156,6 +207,10 @@ class _Reader:
         except ValueError:
             raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
+    def list(self, name: str) -> tuple[str, ...]:
+        """A comma-separated list, lower-cased (host names)."""
+        return tuple(item.strip().lower() for item in self.str(name, "").split(",") if item.strip())
+
     def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
         value = self.str(name, default).lower()
         if value not in allowed:
@@ -169,6 +224,41 @@ def _sqlalchemy_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix) :]
     return url
+
+
+_RATE_PART = re.compile(r"(\d+)\s*(rpm|tpm)", re.IGNORECASE)
+
+
+def parse_rate_limits(text: str) -> tuple[RateLimit, ...]:
+    """Parse PROVIDER_RATE_LIMITS, e.g. `gpt-4o=100rpm/30000tpm,*=60rpm` (either part optional)."""
+    found: dict[str, RateLimit] = {}
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        model, equals, spec = (piece.strip() for piece in entry.rpartition("="))
+        if not equals or not model or not spec:
+            raise ConfigError(
+                f"PROVIDER_RATE_LIMITS entry {entry!r} must look like model=500rpm/200000tpm "
+                "(`*` for every other model; either part may be left out)"
+            )
+        if model in found:
+            raise ConfigError(f"PROVIDER_RATE_LIMITS names model {model!r} twice")
+        amounts: dict[str, int] = {}
+        for piece in (piece.strip() for piece in spec.split("/")):
+            match = _RATE_PART.fullmatch(piece)
+            if match is None:
+                raise ConfigError(
+                    f"PROVIDER_RATE_LIMITS for {model!r}: {piece!r} must be a whole number followed by "
+                    "rpm (requests) or tpm (tokens), e.g. 500rpm/200000tpm"
+                )
+            unit, amount = match.group(2).lower(), int(match.group(1))
+            if unit in amounts:
+                raise ConfigError(f"PROVIDER_RATE_LIMITS for {model!r} gives {unit} twice")
+            if amount < 1:
+                raise ConfigError(f"PROVIDER_RATE_LIMITS for {model!r}: {unit} must be at least 1")
+            amounts[unit] = amount
+        found[model] = RateLimit(model, requests=amounts.get("rpm"), tokens=amounts.get("tpm"))
+    return tuple(found.values())
 
 
 @lru_cache(maxsize=1)

@@ -48,10 +48,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _register_blueprints(api) -> None:
-    from api.resources import auth, health, jobs, tools, users
+    from api.resources import auth, health, jobs, tools, users, webhooks
 
     api.register_blueprint(auth.blp, url_prefix=f"{API_PREFIX}/auth")
     api.register_blueprint(users.blp, url_prefix=f"{API_PREFIX}/users")
     api.register_blueprint(tools.blp, url_prefix=f"{API_PREFIX}/tools")
     api.register_blueprint(jobs.blp, url_prefix=f"{API_PREFIX}/jobs")
     api.register_blueprint(health.blp, url_prefix=API_PREFIX)
+    api.register_blueprint(webhooks.blp, url_prefix=API_PREFIX)

@@ -7,10 +7,15 @@ import logging
 
 from flask import Flask
 from flask_smorest import Api
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
-from api.services.errors import DomainError
+from api.services.errors import OUTAGE_RETRY_AFTER, DomainError
+from db.session import db_session
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +66,24 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def handle_domain_error(error: DomainError):
         return error_response(error.status, error.message, error.errors, error.headers)
+
+    # An outage of a backing service is a 503 the client can retry, not a 500.
+    @app.errorhandler(RedisConnectionError)
+    @app.errorhandler(RedisTimeoutError)
+    @app.errorhandler(KombuOperationalError)
+    def handle_redis_down(error: Exception):
+        logger.warning("redis unavailable: %s", error)
+        return _unavailable("Redis (the job queue) is unavailable; nothing was changed. Retry shortly.")
+
+    @app.errorhandler(OperationalError)
+    def handle_database_down(error: OperationalError):
+        logger.warning("database unavailable: %s", type(error.orig).__name__ if error.orig else error)
+        db_session.remove()
+        return _unavailable("The database is unavailable; nothing was changed. Retry shortly.")
+
+
+def _unavailable(message: str):
+    return error_response(503, message, headers={"Retry-After": str(OUTAGE_RETRY_AFTER)})
 
 
 def _status_name(status: int) -> str:

@@ -4,17 +4,35 @@ from __future__ import annotations
 
 import uuid
 
-from celery import shared_task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery import Task, shared_task
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
+from settings import get_settings
+from tasks import webhooks
 from workers import pipeline
 
 RUN = "conveyor.generation.run"
 
 
-@shared_task(name=RUN, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+class GenerationTask(Task):
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        # Runs in the worker's main process when it killed the child at the hard
+        # limit: the pipeline never got to record anything, so record it here.
+        if isinstance(exc, TimeLimitExceeded):
+            limit = get_settings().job_hard_time_limit
+            pipeline.fail(
+                uuid.UUID(args[0]),
+                code=pipeline.TIMEOUT,
+                message=f"The job was stopped at its {limit} s hard limit.",
+            )
+
+
+@shared_task(base=GenerationTask, name=RUN, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def run_generation(job_id: str) -> str | None:
-    return pipeline.run_job(uuid.UUID(job_id), timeout_errors=(SoftTimeLimitExceeded,))
+    status = pipeline.run_job(uuid.UUID(job_id), timeout_errors=(SoftTimeLimitExceeded,))
+    if status is not None:
+        webhooks.deliver_for_job(uuid.UUID(job_id))
+    return status
 
 
 def dispatch(job_id: uuid.UUID, *, queue: str, priority: int = 0) -> None:

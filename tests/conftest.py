@@ -66,6 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
         JWT_SECRET_KEY=secrets.token_urlsafe(32),
         JOB_LEASE_SECONDS="6",
         LOG_LEVEL="WARNING",
+        WEBHOOK_ALLOWED_HOSTS="127.0.0.1,localhost",  # the tests' local webhook receivers
     )
     _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
     _migrate("head")

@@ -14,7 +14,7 @@ import uuid
 from db.redis_client import get_redis
 from db.repositories import jobs
 from db.session import session_scope
-from workers import cancellation
+from workers import cancellation, events
 from workers.providers.base import Canceled, Completion
 
 logger = logging.getLogger(__name__)
@@ -84,5 +84,6 @@ class Heartbeat:
             )
         if state is None:
             raise LeaseLost(str(self.job_id))
+        events.publish(get_redis(), self.job_id, events.PROGRESS, {"progress": self.progress})
         if state.cancel_requested:
             self.cancel_requested.set()

@@ -8,11 +8,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from db.models.job import CANCELED, FAILED, SUCCEEDED
+from sqlalchemy.exc import OperationalError
+from tenacity import before_sleep_log, retry, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from db.models.job import CANCELED, FAILED, RUNNING, SUCCEEDED
+from db.redis_client import get_redis
 from db.repositories import jobs, users
 from db.session import session_scope
 from settings import Settings, get_settings
-from workers import pricing
+from workers import events, pricing
 from workers.heartbeat import Heartbeat, LeaseLost
 from workers.providers import get_provider
 from workers.providers.base import (
@@ -32,6 +36,7 @@ logger = logging.getLogger(__name__)
 INTERNAL_ERROR = "internal_error"
 TIMEOUT = "timeout"
 CHARS_PER_TOKEN = 4
+RECORD_RETRY_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class Work:
     input: dict[str, Any]
     model: str
     profile: dict[str, Any]
+    attempt: int
 
 
 @dataclass
@@ -91,11 +97,18 @@ def run_job(
     provider = provider or get_provider(settings)
     tally = Tally()
     expected_chars = work.tool.max_output_tokens * CHARS_PER_TOKEN
+    redis = get_redis()
+    events.publish(redis, job_id, events.STATUS, {"status": RUNNING, "attempt": work.attempt})
     try:
         with Heartbeat(
             job_id, lease_seconds=settings.job_lease_seconds, expected_chars=expected_chars
         ) as beat:
-            output = generate(work, provider, tally, on_delta=beat.on_delta)
+
+            def on_delta(text: str) -> None:
+                beat.on_delta(text)
+                events.publish(redis, job_id, events.DELTA, {"text": text})
+
+            output = generate(work, provider, tally, on_delta=on_delta)
     except LeaseLost:
         logger.warning("job_id=%s lease lost; another delivery owns the job now", job_id)
         return None
@@ -196,7 +209,14 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
         user = users.get(session, user_id=job.user_id)
         profile = {"name": user.name, **(user.profile or {})} if user else {}
         logger.info("job_id=%s started tool=%s attempt=%s", job_id, job.tool, job.attempt)
-        return Work(job_id=job.id, tool=tool, input=dict(job.input), model=job.model, profile=profile)
+        return Work(
+            job_id=job.id,
+            tool=tool,
+            input=dict(job.input),
+            model=job.model,
+            profile=profile,
+            attempt=job.attempt,
+        )
 
 
 def _finish(
@@ -208,19 +228,19 @@ def _finish(
     code: str | None = None,
     message: str | None = None,
 ) -> str | None:
-    with session_scope() as session:
-        done = jobs.finish(
-            session,
-            job_id=work.job_id,
-            status=status,
-            output=output,
-            error_code=code,
-            error_message=message,
-            usage=tally.usage(work.model),
-        )
+    done = _record(
+        work.job_id,
+        status=status,
+        output=output,
+        error_code=code,
+        error_message=message,
+        usage=tally.usage(work.model),
+    )
     if not done:
         logger.warning("job_id=%s outcome %s dropped: the job was no longer running", work.job_id, status)
         return None
+    error = {"code": code, "message": message} if code else None
+    events.publish(get_redis(), work.job_id, events.DONE, {"status": status, "error": error})
     logger.info(
         "job_id=%s %s code=%s tokens=%s/%s",
         work.job_id,
@@ -230,6 +250,21 @@ def _finish(
         tally.output_tokens,
     )
     return status
+
+
+@retry(
+    retry=retry_if_exception_type(OperationalError),
+    stop=stop_after_delay(RECORD_RETRY_SECONDS),
+    wait=wait_exponential(multiplier=0.5, max=5),
+    before_sleep=before_sleep_log(logger, logging.WARNING),
+    reraise=True,
+)
+def _record(job_id: uuid.UUID, **outcome: Any) -> bool:
+    """Write the outcome, riding out a database restart rather than losing a result
+    that was paid for. If the database stays away, the lease lapses and the reaper
+    re-runs the job once it is back."""
+    with session_scope() as session:
+        return jobs.finish(session, job_id=job_id, **outcome)
 
 
 def _parse_json(tool: Tool, text: str) -> tuple[Any, str | None]:

@@ -1,17 +1,19 @@
 import uuid
 
-from flask import url_for
+from flask import Response, request, url_for
 from flask_smorest import Blueprint
 
 from api.auth import BEARER, current_settings, get_current_user, login_required
 from api.schemas.jobs import (
     IdempotencyHeaderSchema,
     JobCreateSchema,
+    JobEventsArgsSchema,
+    JobGetArgsSchema,
     JobListArgsSchema,
     JobPageSchema,
     JobSchema,
 )
-from api.services import jobs
+from api.services import jobs, live
 from db.session import db_session
 
 blp = Blueprint("jobs", __name__, description="Submit AI jobs and follow them to a result.")
@@ -55,12 +57,52 @@ def list_jobs(args):
 @blp.doc(security=BEARER)
 @login_required
 @blp.etag
+@blp.arguments(JobGetArgsSchema, location="query")
 @blp.response(200, JobSchema)
-def get_one(job_id: uuid.UUID):
-    """A job's status and, once finished, its output or error."""
-    job = jobs.get(db_session(), user=get_current_user(), job_id=job_id)
+def get_one(args, job_id: uuid.UUID):
+    """A job's status and, once finished, its output or error; `wait` long-polls."""
+    if args["wait"]:
+        job = live.wait_for_change(
+            db_session(),
+            user=get_current_user(),
+            job_id=job_id,
+            seconds=args["wait"],
+            fingerprint=etag_of,
+            seen=next(iter(request.if_none_match.as_set()), None),
+        )
+    else:
+        job = jobs.get(db_session(), user=get_current_user(), job_id=job_id)
     wait = jobs.retry_after_hint(job)
     return job, 200, ({"Retry-After": str(wait)} if wait else {})
+
+
+@blp.route("/<uuid:job_id>/events", methods=["GET"])
+@blp.doc(
+    security=BEARER,
+    responses={
+        200: {
+            "description": "Server-sent events: status, progress, delta, done.",
+            "content": {"text/event-stream": {}},
+        }
+    },
+)
+@login_required
+@blp.arguments(JobEventsArgsSchema, location="query")
+def stream_events(args, job_id: uuid.UUID):
+    """Follow a job live: every event in order, then `done`; resumes from Last-Event-ID."""
+    jobs.get(db_session(), user=get_current_user(), job_id=job_id)  # 404 unless it is the caller's
+    last_event_id = live.check_event_id(request.headers.get("Last-Event-ID") or args.get("last_event_id"))
+    body = live.event_stream(
+        job_id, last_event_id=last_event_id, heartbeat=current_settings().sse_heartbeat_seconds
+    )
+    return Response(
+        body, mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+def etag_of(job) -> str:
+    """The ETag GET /jobs/<id> sends for this job (flask-smorest's own computation)."""
+    return blp._generate_etag(JobSchema().dump(job))
 
 
 @blp.route("/<uuid:job_id>/cancel", methods=["POST"])

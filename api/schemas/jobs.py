@@ -85,6 +85,21 @@ class JobListArgsSchema(Schema):
     )
 
 
+class JobGetArgsSchema(Schema):
+    wait = fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0, max=30, error="wait is a number of seconds from 0 to 30."),
+        metadata={"description": "Long-poll: answer as soon as the job changes, or after this many seconds."},
+    )
+
+
+class JobEventsArgsSchema(Schema):
+    last_event_id = fields.String(
+        validate=validate.Regexp(r"^\d+(-\d+)?$", error="An event id looks like 1700000000000-0."),
+        metadata={"description": "Resume after this event (browsers send the Last-Event-ID header)."},
+    )
+
+
 class JobPageSchema(Schema):
     items = fields.List(fields.Nested(JobSchema))
     next_cursor = fields.String(allow_none=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+OUTAGE_RETRY_AFTER = 5  # seconds a client should wait when a backing service is down
+
 
 class DomainError(Exception):
     status = 400

@@ -16,14 +16,15 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.services.errors import Conflict, Invalid, NotFound
+from api.services import webhooks
+from api.services.errors import OUTAGE_RETRY_AFTER, Conflict, Invalid, NotFound, Unavailable
 from db.models import Job, User
 from db.models.job import CANCELED, QUEUED, RUNNING
 from db.redis_client import get_redis
 from db.repositories import jobs
 from settings import Settings
 from tasks import generation
-from workers import cancellation, pricing
+from workers import cancellation, events, pricing
 from workers.tools import all_tools, get_tool
 
 logger = logging.getLogger(__name__)
@@ -55,10 +56,7 @@ def submit(
             "Unknown tool.", errors={"json": {"tool": [f"Unknown tool {tool!r}. Available: {names}."]}}
         )
     if webhook_url is not None:
-        raise Invalid(
-            "Webhooks are not available yet; poll GET /jobs/<id> instead.",
-            errors={"json": {"webhook_url": ["Webhook delivery is not supported yet."]}},
-        )
+        webhooks.check_url(webhook_url, settings=settings)
     input_errors = definition.input_errors(input)
     if input_errors:
         raise Invalid(
@@ -106,11 +104,19 @@ def submit(
 
 
 def dispatch(session: Session, job: Job) -> None:
+    """Send a just-committed job's message. If the broker cannot take it, the job is
+    withdrawn and the client told to retry: nothing is accepted that is not sent."""
     try:
         generation.dispatch(job.id, queue=job.queue, priority=job.priority)
-    except Exception:
-        logger.warning("job_id=%s enqueue failed; left for the re-send task", job.id, exc_info=True)
-        return
+    except Exception as error:
+        logger.warning("job_id=%s enqueue failed; withdrawn (%s)", job.id, type(error).__name__)
+        jobs.delete_unstarted(session, job_id=job.id)
+        session.commit()
+        raise Unavailable(
+            "The job queue is unavailable, so the job was not accepted. Retry in a few seconds "
+            "(with the same Idempotency-Key, if you sent one).",
+            headers={"Retry-After": str(OUTAGE_RETRY_AFTER)},
+        ) from error
     jobs.mark_dispatched(session, job_id=job.id)
     session.commit()
 
@@ -145,6 +151,9 @@ def cancel(session: Session, *, user: User, job_id: uuid.UUID) -> Job:
     job = get(session, user=user, job_id=job_id)
     if job.status == QUEUED and jobs.cancel_queued(session, job_id=job.id):
         session.commit()
+        error = {"code": "canceled", "message": "Canceled before it started."}
+        events.publish(get_redis(), job.id, events.DONE, {"status": CANCELED, "error": error})
+        webhooks.send_now(job.id)
     elif job.status in (QUEUED, RUNNING) and jobs.request_cancel(session, job_id=job.id):
         # Running (perhaps taken by a worker a moment ago): tell its worker to stop.
         session.commit()

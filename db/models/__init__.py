@@ -2,5 +2,6 @@
 
 from db.models.job import Job
 from db.models.user import User
+from db.models.webhook import WebhookAttempt, WebhookDelivery
 
-__all__ = ["Job", "User"]
+__all__ = ["Job", "User", "WebhookAttempt", "WebhookDelivery"]

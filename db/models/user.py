@@ -25,6 +25,8 @@ class User(TimestampMixin, Base):
     # Fields tools use to personalise prompts (workers.tools.base.PROFILE_FIELDS).
     profile: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     email_verified_at: Mapped[dt.datetime | None]
+    # Signs this user's webhooks (Standard Webhooks, `whsec_…`); made when first needed.
+    webhook_secret: Mapped[str | None] = mapped_column(String(64))
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email}>"

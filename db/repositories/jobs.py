@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.models.job import (
@@ -214,6 +214,12 @@ def request_cancel(session: Session, *, job_id: uuid.UUID) -> bool:
         .where(Job.id == job_id, Job.status == RUNNING, Job.cancel_requested_at.is_(None))
         .values(cancel_requested_at=func.now())
     )
+    return result.rowcount == 1
+
+
+def delete_unstarted(session: Session, *, job_id: uuid.UUID) -> bool:
+    """Withdraw a job that was never sent (its submit failed); only while queued."""
+    result = session.execute(delete(Job).where(Job.id == job_id, Job.status == QUEUED, Job.attempt == 0))
     return result.rowcount == 1
 
 

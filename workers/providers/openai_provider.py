@@ -33,6 +33,7 @@ from workers.providers.base import (
     ProviderError,
     estimate_tokens,
 )
+from workers.ratelimit import LocalRateLimited, RateLimiter, request_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +57,15 @@ class OpenAIProvider:
             timeout=settings.openai_timeout,
             max_retries=0,
         )
+        self.limiter = RateLimiter.from_settings(settings)  # None: no PROVIDER_RATE_LIMITS
 
     def complete(self, request: CompletionRequest, on_delta: OnDelta | None = None) -> Completion:
         return call_with_retries(lambda: self._attempt(request, on_delta), self.settings, sleep=self._sleep)
 
     def _attempt(self, request: CompletionRequest, on_delta: OnDelta | None) -> Completion:
+        if self.limiter is not None:
+            # Per attempt, since every HTTP request counts against the provider's limits.
+            self.limiter.acquire(request.model, request_tokens(request))
         kwargs: dict[str, Any] = {
             "model": request.model,
             "messages": request.messages,
@@ -278,6 +283,8 @@ class wait_retry_after(wait_base):  # lower case like tenacity's own waits
 
 
 def _is_retryable(error: BaseException) -> bool:
+    if isinstance(error, LocalRateLimited):  # it already waited its fill; no attempt was made
+        return False
     return isinstance(error, ProviderError) and error.transient and error.partial is None
 
 

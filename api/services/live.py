@@ -1,0 +1,131 @@
+"""Following a job as it runs: long-poll and server-sent events.
+
+Both read the job's event stream (workers/events.py) to wake up at once, and the
+jobs row to decide: an event lost with a Redis restart delays a client by at most
+a poll interval, never strands it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+from redis.exceptions import RedisError
+from sqlalchemy.orm import Session
+
+from api.services import jobs as job_service
+from api.services.errors import Invalid
+from db.models import Job, User
+from db.redis_client import get_redis
+from db.repositories import jobs
+from db.session import session_scope
+from workers import events
+
+EVENT_ID = re.compile(r"\d+(-\d+)?")
+MAX_WAIT_SECONDS = 30
+ROW_CHECK_SECONDS = 2.0
+RECONNECT_MS = 2000
+
+
+def wait_for_change(
+    session: Session,
+    *,
+    user: User,
+    job_id: uuid.UUID,
+    seconds: int,
+    fingerprint: Callable[[Job], str],
+    seen: str | None = None,
+) -> Job:
+    """Return the job as soon as it differs from what the client has (`seen`, its
+    ETag; else the job as it is now), or after `seconds`."""
+    redis = get_redis()
+    after = _last_event_id(redis, job_id)  # before reading the row, so no change slips between
+    job = job_service.get(session, user=user, job_id=job_id)
+    baseline = seen or fingerprint(job)
+    deadline = time.monotonic() + min(seconds, MAX_WAIT_SECONDS)
+    while fingerprint(job) == baseline and not job.is_terminal:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        after = _wait_for_event(redis, job_id, after, min(remaining, ROW_CHECK_SECONDS))
+        session.refresh(job)
+    return job
+
+
+def check_event_id(value: str | None) -> str | None:
+    """A resume point must be an event id we handed out (or "0" for the start)."""
+    if value is not None and not EVENT_ID.fullmatch(value):
+        raise Invalid(
+            "Last-Event-ID is not an event id.",
+            errors={"headers": {"Last-Event-ID": ["An event id looks like 1700000000000-0."]}},
+        )
+    return value
+
+
+def event_stream(job_id: uuid.UUID, *, last_event_id: str | None, heartbeat: float) -> Iterator[str]:
+    """The SSE body: events after `last_event_id` (all of them when None), a comment
+    every `heartbeat` seconds of silence, and the end at the job's terminal event.
+    Ownership is checked by the caller before streaming starts."""
+    redis = get_redis()
+    after = last_event_id or "0"
+    # Sent at once: the client learns how soon to reconnect, and proxies see the
+    # response start instead of waiting for the first event.
+    yield f"retry: {RECONNECT_MS}\n\n"
+    quiet_since = time.monotonic()
+    while True:
+        try:
+            batch = events.read(redis, job_id, after=after, block_ms=int(ROW_CHECK_SECONDS * 1000))
+        except RedisError:
+            batch = []
+            time.sleep(ROW_CHECK_SECONDS)
+        for event in batch:
+            after = event.id
+            yield _sse(event.type, event.data, event_id=event.id)
+            if event.type == events.DONE:
+                return
+        if batch:
+            quiet_since = time.monotonic()
+            continue
+        finished = _terminal_state(job_id)
+        if finished is not None:  # ended without an event we could read (reaper, Redis restart)
+            yield _sse(events.DONE, finished)
+            return
+        if time.monotonic() - quiet_since >= heartbeat:
+            quiet_since = time.monotonic()
+            yield ": keep-alive\n\n"
+
+
+def _wait_for_event(redis, job_id: uuid.UUID, after: str, seconds: float) -> str:
+    try:
+        batch = events.read(redis, job_id, after=after, block_ms=max(int(seconds * 1000), 1))
+    except RedisError:
+        time.sleep(seconds)
+        return after
+    return batch[-1].id if batch else after
+
+
+def _last_event_id(redis, job_id: uuid.UUID) -> str:
+    try:
+        return events.last_id(redis, job_id)
+    except RedisError:
+        return "0"
+
+
+def _terminal_state(job_id: uuid.UUID) -> dict | None:
+    with session_scope() as session:
+        job = jobs.get(session, job_id=job_id)
+        if job is None:
+            return {"status": "deleted", "error": None}
+        if not job.is_terminal:
+            return None
+        error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
+        return {"status": job.status, "error": error}
+
+
+def _sse(event_type: str, data: dict, *, event_id: str | None = None) -> str:
+    lines = [f"id: {event_id}"] if event_id else []
+    lines += [f"event: {event_type}", f"data: {json.dumps(data, separators=(',', ':'))}"]
+    return "\n".join(lines) + "\n\n"

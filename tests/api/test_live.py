@@ -1,0 +1,83 @@
+"""Live endpoints with no worker running: heartbeats, ends without events, bad input."""
+
+import time
+import uuid
+
+import pytest
+
+from db.repositories import jobs
+from db.session import session_scope
+from tests.helpers import API, register, submit
+
+
+@pytest.fixture
+def headers(client):
+    return register(client)[0]
+
+
+def test_an_idle_stream_sends_heartbeats(app, headers, settings):
+    import dataclasses
+
+    from api import create_app
+
+    quick = create_app(dataclasses.replace(settings, sse_heartbeat_seconds=0.1)).test_client()
+    job_id = submit(quick, headers).get_json()["id"]
+    response = quick.get(f"{API}/jobs/{job_id}/events", headers=headers, buffered=False)
+    chunks = iter(response.response)
+    assert [next(chunks), next(chunks)] == [b"retry: 2000\n\n", b": keep-alive\n\n"]
+    response.close()
+
+
+def test_a_job_that_ended_without_an_event_still_ends_the_stream(client, headers):
+    job_id = submit(client, headers).get_json()["id"]
+    with session_scope() as session:
+        jobs.finish(
+            session,
+            job_id=uuid.UUID(job_id),
+            status="failed",
+            error_code="worker_lost",
+            error_message="gone",
+            from_statuses=("queued",),
+        )
+    body = client.get(f"{API}/jobs/{job_id}/events", headers=headers).get_data(as_text=True)
+    assert (
+        body == 'retry: 2000\n\nevent: done\ndata: {"status":"failed","error":{"code":"worker_lost","message":"gone"}}\n\n'
+    )
+
+
+def test_cancel_of_a_queued_job_is_an_event(client, headers):
+    job_id = submit(client, headers).get_json()["id"]
+    client.post(f"{API}/jobs/{job_id}/cancel", headers=headers)
+    body = client.get(f"{API}/jobs/{job_id}/events", headers=headers).get_data(as_text=True)
+    assert body.startswith("retry: 2000\n\nid: ") and '"status":"canceled"' in body
+
+
+def test_long_poll_of_an_unchanged_job_answers_304_after_the_wait(client, headers):
+    job_id = submit(client, headers).get_json()["id"]
+    etag = client.get(f"{API}/jobs/{job_id}", headers=headers).headers["ETag"]
+    started = time.monotonic()
+    response = client.get(f"{API}/jobs/{job_id}?wait=1", headers={**headers, "If-None-Match": etag})
+    assert response.status_code == 304
+    assert 0.9 <= time.monotonic() - started
+
+
+def test_long_poll_with_a_stale_etag_answers_at_once(client, headers):
+    job_id = submit(client, headers).get_json()["id"]
+    started = time.monotonic()
+    response = client.get(f"{API}/jobs/{job_id}?wait=30", headers={**headers, "If-None-Match": '"stale"'})
+    assert response.status_code == 200 and time.monotonic() - started < 5
+
+
+def test_bad_wait_and_event_ids_are_422(client, headers):
+    job_id = submit(client, headers).get_json()["id"]
+    assert client.get(f"{API}/jobs/{job_id}?wait=31", headers=headers).status_code == 422
+    assert client.get(f"{API}/jobs/{job_id}?wait=soon", headers=headers).status_code == 422
+    bad = client.get(f"{API}/jobs/{job_id}/events", headers={**headers, "Last-Event-ID": "x; drop"})
+    assert bad.status_code == 422 and "Last-Event-ID" in bad.get_json()["errors"]["headers"]
+
+
+def test_another_users_events_are_404(client, headers):
+    job_id = submit(client, headers).get_json()["id"]
+    stranger, _ = register(client)
+    assert client.get(f"{API}/jobs/{job_id}/events", headers=stranger).status_code == 404
+    assert client.get(f"{API}/jobs/{job_id}?wait=1", headers=stranger).status_code == 404

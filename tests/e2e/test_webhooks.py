@@ -1,0 +1,56 @@
+"""Submit with a webhook_url → a real Celery worker runs the job and delivers the
+webhook → a local receiver checks the signature, as a customer's server would."""
+
+import pytest
+
+from tasks import webhooks as webhook_tasks
+from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.helpers import API, register, submit, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    receiver = WebhookReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def headers(client, celery_worker, receiver):
+    receiver.reset()
+    return register(client)[0]
+
+
+def test_a_finished_job_sends_one_signed_webhook_with_the_job(client, headers, receiver):
+    response = submit(client, headers, input={"prompt": "Ring when done."}, webhook_url=receiver.url())
+    assert response.status_code == 202
+    job_id = response.get_json()["id"]
+    job = wait_for(client, headers, job_id)
+    assert job["status"] == "succeeded"
+
+    [request] = receiver.wait_for(1)
+    secret = client.get(f"{API}/users/me/webhook-secret", headers=headers).get_json()["secret"]
+    payload = request.verify(secret)  # raises unless signed with this user's secret
+    assert payload["type"] == "job.succeeded"
+    assert payload["data"] == client.get(f"{API}/jobs/{job_id}", headers=headers).get_json()
+    assert payload["data"]["output"] == {"text": "Echo: Ring when done."}
+
+    log = client.get(f"{API}/jobs/{job_id}/webhook-deliveries", headers=headers).get_json()["items"]
+    assert [(item["status"], item["attempts"]) for item in log] == [("delivered", 1)]
+    assert request.headers["webhook-id"] == log[0]["id"]
+    assert webhook_tasks.sweep() == 0  # nothing left to send
+    assert len(receiver.requests) == 1
+
+
+def test_a_failed_job_sends_job_failed(client, headers, receiver):
+    job_id = submit(
+        client, headers, input={"prompt": "Hello [[fail:400]]"}, webhook_url=receiver.url("/failed")
+    ).get_json()["id"]
+    assert wait_for(client, headers, job_id)["status"] == "failed"
+    [request] = receiver.wait_for(1)
+    secret = client.get(f"{API}/users/me/webhook-secret", headers=headers).get_json()["secret"]
+    payload = request.verify(secret)
+    assert request.path == "/failed" and payload["type"] == "job.failed"
+    assert payload["data"]["error"]["code"] == "invalid_request"

@@ -1,0 +1,1 @@
+"""Webhooks for finished jobs: URL safety, Standard Webhooks signing, delivery with retries."""
