@@ -20,6 +20,9 @@ broker_transport_options = {
     # throttle would make it ten intervals).
     "unacked_restore_interval": _settings.broker_restore_interval,
     "unacked_restore_throttle": 1,
+    # A worker listening on several queues empties them in the order it lists them
+    # (the Procfile lists ai_priority before ai): paid work goes first.
+    "queue_order_strategy": "priority",
 }
 result_backend = None
 task_ignore_result = True
@@ -39,7 +42,7 @@ task_time_limit = _settings.job_hard_time_limit
 
 # Each queue has its own exchange and routing key: with the defaults both would be
 # bound to the same key, and a message could reach either queue.
-QUEUES = ("ai", "default")
+QUEUES = ("ai_priority", "ai", "default")
 task_queues = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES)
 task_default_queue = "default"
 task_default_exchange = "default"

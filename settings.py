@@ -73,7 +73,6 @@ class Settings:
         15.0  # a comment line on an idle event stream keeps proxies from closing it
     )
     maintenance_interval: float = 15.0  # seconds between the beat's re-send and reaper runs
-    redispatch_after: int = 30  # a queued job with no message sent after this is re-sent
     requeue_stale_after: int = 900  # a queued job whose message may be lost is re-sent
     webhook_allowed_hosts: tuple[str, ...] = ()  # exempt from the private-address check (tests, LANs)
     webhook_timeout: float = 10.0
@@ -136,7 +135,6 @@ class Settings:
             broker_restore_interval=reader.int("BROKER_RESTORE_INTERVAL", defaults.broker_restore_interval),
             sse_heartbeat_seconds=reader.float("SSE_HEARTBEAT_SECONDS", defaults.sse_heartbeat_seconds),
             maintenance_interval=reader.float("MAINTENANCE_INTERVAL", defaults.maintenance_interval),
-            redispatch_after=reader.int("REDISPATCH_AFTER", defaults.redispatch_after),
             requeue_stale_after=reader.int("REQUEUE_STALE_AFTER", defaults.requeue_stale_after),
             webhook_allowed_hosts=reader.list("WEBHOOK_ALLOWED_HOSTS"),
             webhook_timeout=reader.float("WEBHOOK_TIMEOUT", defaults.webhook_timeout),

@@ -9,7 +9,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from settings import get_settings
 from tasks import webhooks
-from workers import pipeline
+from workers import pipeline, scheduling
 
 RUN = "conveyor.generation.run"
 
@@ -32,9 +32,10 @@ def run_generation(job_id: str) -> str | None:
     status = pipeline.run_job(uuid.UUID(job_id), timeout_errors=(SoftTimeLimitExceeded,))
     if status is not None:
         webhooks.deliver_for_job(uuid.UUID(job_id))
+        scheduling.admit_after(uuid.UUID(job_id), send=dispatch)  # the owner's next job may start
     return status
 
 
-def dispatch(job_id: uuid.UUID, *, queue: str, priority: int = 0) -> None:
+def dispatch(job_id: uuid.UUID, *, queue: str) -> None:
     """Send the job's message. Call only after the job's row is committed."""
-    run_generation.apply_async(args=[str(job_id)], task_id=str(job_id), queue=queue, priority=priority)
+    run_generation.apply_async(args=[str(job_id)], task_id=str(job_id), queue=queue)

@@ -165,7 +165,7 @@ def celery_worker(fake_openai):
         pool="solo",
         concurrency=1,
         perform_ping_check=False,
-        queues=["ai", "default"],
+        queues=["ai_priority", "ai", "default"],
         loglevel="WARNING",
         shutdown_timeout=20,
     ) as worker:

@@ -46,8 +46,12 @@ def publish(redis: Redis, job_id: uuid.UUID, type: str, data: dict[str, Any]) ->
     name = stream_key(job_id)
     try:
         pipe = redis.pipeline(transaction=False)
-        pipe.xadd(name, {"type": type, "data": json.dumps(data, separators=(",", ":"))},
-                  maxlen=MAX_EVENTS, approximate=True)
+        pipe.xadd(
+            name,
+            {"type": type, "data": json.dumps(data, separators=(",", ":"))},
+            maxlen=MAX_EVENTS,
+            approximate=True,
+        )
         pipe.expire(name, TTL_SECONDS)
         event_id, _ = pipe.execute()
         return event_id
@@ -56,8 +60,9 @@ def publish(redis: Redis, job_id: uuid.UUID, type: str, data: dict[str, Any]) ->
         return None
 
 
-def read(redis: Redis, job_id: uuid.UUID | str, *, after: str = "0", block_ms: int | None = None,
-         count: int = 500) -> list[Event]:
+def read(
+    redis: Redis, job_id: uuid.UUID | str, *, after: str = "0", block_ms: int | None = None, count: int = 500
+) -> list[Event]:
     """Events after `after` (an event id; "0" for all), waiting up to block_ms for one."""
     reply = redis.xread({stream_key(job_id): after}, count=count, block=block_ms)
     events = []

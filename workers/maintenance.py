@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 
 from db.repositories import jobs
 from db.session import session_scope
 from settings import Settings
+from workers import scheduling
+from workers.scheduling import Send
 
 logger = logging.getLogger(__name__)
 
-Send = Callable[..., None]  # send(job_id, queue=..., priority=...)
-
 
 def resend_queued(settings: Settings, send: Send) -> int:
-    """Re-send queued jobs whose message never went out (or may have been lost
-    with a broker restart). A duplicate message is harmless: starting is a CAS."""
+    """Send waiting jobs whose owners have a free slot (their turn came while the
+    broker was down, or a job finished without a worker to admit the next), and
+    re-send jobs whose message was probably lost with a broker restart. A duplicate
+    message is harmless: starting a job is a compare-and-set."""
+    admitted = scheduling.admit_all_waiting(send)
     with session_scope() as session:
-        ids = jobs.ids_to_dispatch(
-            session, undispatched_for=settings.redispatch_after, stale_for=settings.requeue_stale_after
-        )
-    return _send_all(ids, send)
+        lost = jobs.ids_lost_in_broker(session, sent_before=settings.requeue_stale_after)
+    return admitted + _send_all(lost, send)
 
 
 def reap_lapsed_leases(settings: Settings, send: Send) -> tuple[int, int]:
@@ -57,9 +57,9 @@ def _send_all(ids: list[uuid.UUID], send: Send) -> int:
             job = jobs.get(session, job_id=job_id)
             if job is None or job.status != "queued":
                 continue
-            queue, priority = job.queue, job.priority
+            queue = job.queue
         try:
-            send(job_id, queue=queue, priority=priority)
+            send(job_id, queue=queue)
         except Exception:
             logger.warning("job_id=%s re-send failed", job_id, exc_info=True)
             break

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisError
 
 from db.redis_client import KEY_PREFIX
 from settings import RateLimit, Settings
@@ -125,6 +126,15 @@ class RateLimiter:
         costs = self._costs(model, tokens)
         if not costs:
             return 0.0
+        try:
+            return self._take(model, costs)
+        except RedisError:
+            # Fail open: the provider's own 429s (retried) still hold the line, and a
+            # Redis outage also stops new work from arriving through the broker.
+            logger.warning("rate limiter unreachable; calling without it: model=%s", model, exc_info=True)
+            return 0.0
+
+    def _take(self, model: str, costs: list[_Cost]) -> float:
         started = self._clock()
         deadline = started + self.max_wait
         slept = False

@@ -24,7 +24,8 @@ from db.redis_client import get_redis
 from db.repositories import jobs
 from settings import Settings
 from tasks import generation
-from workers import cancellation, events, pricing
+from workers import cancellation, events, pricing, scheduling
+from workers.plans import get_plan, queue_for
 from workers.tools import all_tools, get_tool
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ def submit(
             errors={"json": {"model": [f"Unknown model {model!r}. Available: {', '.join(allowed)}."]}},
         )
 
+    plan = get_plan(user.plan)
     request_hash = _request_hash(tool=tool, input=input, model=model, webhook_url=webhook_url)
     if idempotency_key is not None:
         earlier = jobs.get_by_idempotency_key(session, user_id=user.id, key=idempotency_key)
@@ -84,7 +86,8 @@ def submit(
             tool=tool,
             input=input,
             model=model,
-            queue=definition.queue,
+            queue=queue_for(plan, definition.queue),
+            priority=1 if plan.priority else 0,
             expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.job_start_deadline),
             idempotency_key=idempotency_key,
             request_hash=request_hash,
@@ -99,26 +102,24 @@ def submit(
             raise
         return Submitted(_same_request(earlier, request_hash), created=False)
 
-    dispatch(session, job)
+    _admit(session, job)
     return Submitted(job, created=True)
 
 
-def dispatch(session: Session, job: Job) -> None:
-    """Send a just-committed job's message. If the broker cannot take it, the job is
-    withdrawn and the client told to retry: nothing is accepted that is not sent."""
-    try:
-        generation.dispatch(job.id, queue=job.queue, priority=job.priority)
-    except Exception as error:
-        logger.warning("job_id=%s enqueue failed; withdrawn (%s)", job.id, type(error).__name__)
+def _admit(session: Session, job: Job) -> None:
+    """Send the new job if its owner has a free slot (else it waits its turn). If
+    the broker cannot take it, the job is withdrawn and the client told to retry:
+    nothing is accepted that cannot be sent."""
+    admitted = scheduling.admit(job.user_id, send=generation.dispatch)
+    if job.id in admitted.failed:
         jobs.delete_unstarted(session, job_id=job.id)
         session.commit()
         raise Unavailable(
             "The job queue is unavailable, so the job was not accepted. Retry in a few seconds "
             "(with the same Idempotency-Key, if you sent one).",
             headers={"Retry-After": str(OUTAGE_RETRY_AFTER)},
-        ) from error
-    jobs.mark_dispatched(session, job_id=job.id)
-    session.commit()
+        )
+    session.refresh(job)
 
 
 def get(session: Session, *, user: User, job_id: uuid.UUID) -> Job:
@@ -153,6 +154,7 @@ def cancel(session: Session, *, user: User, job_id: uuid.UUID) -> Job:
         session.commit()
         error = {"code": "canceled", "message": "Canceled before it started."}
         events.publish(get_redis(), job.id, events.DONE, {"status": CANCELED, "error": error})
+        scheduling.admit(user.id, send=generation.dispatch)  # it may have held a slot
         webhooks.send_now(job.id)
     elif job.status in (QUEUED, RUNNING) and jobs.request_cancel(session, job_id=job.id):
         # Running (perhaps taken by a worker a moment ago): tell its worker to stop.

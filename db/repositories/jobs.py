@@ -278,22 +278,66 @@ def ids_with_lapsed_lease(session: Session, *, limit: int = 500) -> list[tuple[u
     return [(row.id, row.attempt) for row in session.execute(query)]
 
 
-def ids_to_dispatch(
-    session: Session, *, undispatched_for: int, stale_for: int, limit: int = 500
-) -> list[uuid.UUID]:
-    """Queued jobs whose message never went out, or went out so long ago it may be lost."""
-    now = func.now()
+def count_in_flight(session: Session, *, user_id: uuid.UUID) -> int:
+    """The user's jobs that hold a running slot: sent to the broker, or running."""
+    return session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(
+            Job.user_id == user_id,
+            or_(Job.status == RUNNING, and_(Job.status == QUEUED, Job.dispatched_at.is_not(None))),
+        )
+    )
+
+
+def claim_waiting(session: Session, *, user_id: uuid.UUID, limit: int) -> list[tuple[uuid.UUID, str]]:
+    """Mark the user's oldest waiting jobs as sent; returns (id, queue) to send.
+    Call with the user locked (users.lock) so two admissions cannot both fill a slot."""
+    waiting = (
+        select(Job.id)
+        .where(
+            Job.user_id == user_id,
+            Job.status == QUEUED,
+            Job.dispatched_at.is_(None),
+            Job.expires_at > func.now(),
+        )
+        .order_by(Job.created_at, Job.id)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        update(Job)
+        .where(Job.id.in_(waiting), Job.status == QUEUED)
+        .values(dispatched_at=func.now())
+        .returning(Job.id, Job.queue, Job.created_at)
+    ).all()
+    return [(row.id, row.queue) for row in sorted(rows, key=lambda row: (row.created_at, row.id))]
+
+
+def unclaim(session: Session, *, job_ids: Sequence[uuid.UUID]) -> None:
+    session.execute(update(Job).where(Job.id.in_(job_ids), Job.status == QUEUED).values(dispatched_at=None))
+
+
+def users_with_waiting(session: Session, *, limit: int = 1000) -> list[uuid.UUID]:
+    query = (
+        select(Job.user_id)
+        .where(Job.status == QUEUED, Job.dispatched_at.is_(None), Job.expires_at > func.now())
+        .group_by(Job.user_id)
+        .order_by(func.min(Job.created_at))
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def ids_lost_in_broker(session: Session, *, sent_before: int, limit: int = 500) -> list[uuid.UUID]:
+    """Queued jobs sent so long ago that their message was probably lost (a broker
+    restart); sending again is safe because starting a job is a compare-and-set."""
     query = (
         select(Job.id)
         .where(
             Job.status == QUEUED,
-            Job.expires_at > now,
-            or_(
-                and_(
-                    Job.dispatched_at.is_(None), Job.created_at < now - dt.timedelta(seconds=undispatched_for)
-                ),
-                Job.dispatched_at < now - dt.timedelta(seconds=stale_for),
-            ),
+            Job.expires_at > func.now(),
+            Job.dispatched_at < func.now() - dt.timedelta(seconds=sent_before),
         )
         .order_by(Job.created_at)
         .limit(limit)

@@ -28,3 +28,8 @@ def get(session: Session, *, user_id: uuid.UUID) -> User | None:
 
 def get_by_email(session: Session, *, email: str) -> User | None:
     return session.scalar(select(User).where(func.lower(User.email) == normalize_email(email)))
+
+
+def lock(session: Session, *, user_id: uuid.UUID) -> User | None:
+    """The user row, locked until the transaction ends (serialises job admission)."""
+    return session.scalar(select(User).where(User.id == user_id).with_for_update())

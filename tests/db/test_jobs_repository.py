@@ -123,27 +123,6 @@ def test_the_reaper_requeues_a_lapsed_job_and_fails_it_when_out_of_attempts(sett
     assert job.status == FAILED and job.error_code == "worker_lost"
 
 
-def test_resend_skips_jobs_whose_message_went_out_recently(settings):
-    old = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.redispatch_after + 5)
-    undispatched = make_job(created_at=old)
-    make_job(created_at=old, dispatched_at=dt.datetime.now(dt.UTC))  # sent: left alone
-    make_job()  # just created: its request may still be sending it
-    sent = []
-    assert maintenance.resend_queued(settings, lambda job_id, **kw: sent.append(job_id)) == 1
-    assert sent == [undispatched]
-    assert status_of(undispatched).dispatched_at is not None
-
-
-def test_a_failed_send_leaves_the_job_for_the_next_run(settings):
-    job_id = make_job(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
-
-    def broker_down(job_id, **kw):
-        raise ConnectionError("broker down")
-
-    assert maintenance.resend_queued(settings, broker_down) == 0
-    assert status_of(job_id).dispatched_at is None
-
-
 def test_expire_overdue_only_touches_queued_jobs_past_their_deadline():
     overdue = make_job()
     fresh = make_job()

@@ -38,7 +38,6 @@ def test_a_redis_restart_during_a_burst_loses_no_accepted_job(start_stack, tmp_p
         REDIS_URL=redis.url,
         MAINTENANCE_INTERVAL="1",
         REQUEUE_STALE_AFTER="3",
-        REDISPATCH_AFTER="1",
     )
     token = register(base)
     accepted, refused = [], []

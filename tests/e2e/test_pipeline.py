@@ -176,7 +176,6 @@ def test_a_job_whose_message_was_lost_is_resent_by_the_beat_task(client, headers
             queue="ai",
             expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
         )
-        job.created_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.redispatch_after + 1)
         job_id = str(job.id)
 
     assert resend_queued() == 1

@@ -207,7 +207,12 @@ class Process:
 
 
 def celery_worker(
-    env: dict[str, str], log: Path, *, queues: str = "ai,default", name: str = "test", concurrency: int = 1
+    env: dict[str, str],
+    log: Path,
+    *,
+    queues: str = "ai_priority,ai,default",
+    name: str = "test",
+    concurrency: int = 1,
 ) -> Process:
     return Process(
         [

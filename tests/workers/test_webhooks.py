@@ -257,3 +257,71 @@ def test_the_webhook_data_is_the_job_as_the_api_shows_it(client, receiver):
     secret = client.get(f"{API}/users/me/webhook-secret", headers=headers).get_json()["secret"]
     payload = receiver.requests[0].verify(secret)
     assert payload["data"] == client.get(f"{API}/jobs/{job_id}", headers=headers).get_json()
+
+
+def test_https_goes_to_the_checked_address_and_checks_the_certificate_for_the_host(tmp_path, monkeypatch):
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from workers.webhooks import transport
+    from workers.webhooks.guard import Target
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hooks.test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("hooks.test")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    hosts = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            hosts.append(self.headers["host"])
+            self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    port = server.server_address[1]
+    try:
+        target = Target(scheme="https", host="hooks.test", port=port, path="/in", addresses=("127.0.0.1",))
+        untrusted = transport.post(target, body=b"{}", headers={}, timeout=2)
+        assert untrusted.status_code is None and "CERTIFICATE_VERIFY_FAILED" in untrusted.error
+
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))  # trust the test's certificate
+        assert transport.post(target, body=b"{}", headers={}, timeout=2).status_code == 204
+        assert hosts == [f"hooks.test:{port}"]
+        other = dataclasses.replace(target, host="other.test")
+        mismatch = transport.post(other, body=b"{}", headers={}, timeout=2)
+        assert mismatch.status_code is None and "not valid for 'other.test'" in mismatch.error
+    finally:
+        server.shutdown()
+        server.server_close()
