@@ -182,3 +182,20 @@ def test_a_job_whose_message_was_lost_is_resent_by_the_beat_task(client, headers
     assert resend_queued() == 0  # sent once; not again while it waits
     done = wait_for(client, headers, job_id)
     assert done["status"] == "succeeded" and done["output"] == {"text": "Echo: never sent"}
+
+
+def test_a_429_storm_is_ridden_out_by_every_job(client, headers, fake_openai):
+    """Twenty jobs whose provider rate-limits each of them twice all succeed, each
+    with exactly three provider calls and one recorded usage."""
+    ids = [
+        submit(client, headers, input={"prompt": f"storm {n} [[fail:429:2]]"}).get_json()["id"]
+        for n in range(20)
+    ]
+    finished = [wait_for(client, headers, job_id, timeout=60) for job_id in ids]
+    assert [job["status"] for job in finished] == ["succeeded"] * 20
+    for n, job in enumerate(finished):
+        calls = [
+            r for r in fake_openai.requests if r["messages"][-1]["content"] == f"storm {n} [[fail:429:2]]"
+        ]
+        assert len(calls) == 3 and job["attempt"] == 1
+        assert job["output"]["text"] == f"Echo: storm {n} [[fail:429:2]]"
