@@ -317,6 +317,8 @@ def test_provider_refuses_a_call_bigger_than_the_token_budget(settings, fake_ope
 def test_an_unreachable_redis_lets_calls_through_rather_than_failing_jobs(caplog):
     from tests.fakes.services import free_port
 
-    limiter = RateLimiter(f"redis://127.0.0.1:{free_port()}/0", (RateLimit("m", requests=1),), window=60, max_wait=1)
+    limiter = RateLimiter(
+        f"redis://127.0.0.1:{free_port()}/0", (RateLimit("m", requests=1),), window=60, max_wait=1
+    )
     assert limiter.acquire("m", 10) == 0.0
     assert "rate limiter unreachable" in caplog.text
