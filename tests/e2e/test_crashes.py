@@ -150,3 +150,19 @@ def test_a_job_whose_worker_keeps_dying_fails_worker_lost_and_stops(client, head
     time.sleep(3)
     assert prompt_requests(fake_openai, "poison") == 3  # never looped
     assert wait_for(client, headers, job_id)["status"] == "failed"
+
+
+def test_a_duplicate_delivery_to_a_second_worker_does_not_run_it_twice(client, headers, start, fake_openai):
+    from tasks.generation import dispatch
+
+    start_worker, _ = start
+    workers = [start_worker("one"), start_worker("two")]
+    job_id = running_job(client, headers, fake_openai, "duplicate")
+    dispatch(job_id, queue="ai")  # the same message again, while the first worker streams
+
+    job = wait_for(client, headers, job_id, timeout=30)
+    assert job["status"] == "succeeded" and job["attempt"] == 1
+    time.sleep(1)
+    assert prompt_requests(fake_openai, "duplicate") == 1
+    refused = f"job_id={job_id} not started: finished, expired, or held by another worker"
+    assert any(refused in worker.log() for worker in workers)
