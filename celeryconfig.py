@@ -42,7 +42,7 @@ task_time_limit = _settings.job_hard_time_limit
 
 # Each queue has its own exchange and routing key: with the defaults both would be
 # bound to the same key, and a message could reach either queue.
-QUEUES = ("ai_priority", "ai", "default")
+QUEUES = ("ai_priority", "ai", "default", "email", "exports")
 task_queues = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES)
 task_default_queue = "default"
 task_default_exchange = "default"

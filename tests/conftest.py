@@ -123,11 +123,14 @@ def clean_state(fake_openai) -> Iterator[None]:
     """Each test starts with empty tables, no Conveyor keys in Redis, a fresh fake."""
     from sqlalchemy import text
 
+    import db.models  # noqa: F401 - every table is on the metadata
+    from db.base import Base
     from db.redis_client import KEY_PREFIX, get_redis
     from db.session import session_scope
 
+    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
     with session_scope() as session:
-        session.execute(text("TRUNCATE users, jobs CASCADE"))
+        session.execute(text(f"TRUNCATE {tables} CASCADE"))
     redis = get_redis()
     for key in redis.scan_iter(f"{KEY_PREFIX}*"):
         if key != CLAIM_KEY:
@@ -165,7 +168,7 @@ def celery_worker(fake_openai):
         pool="solo",
         concurrency=1,
         perform_ping_check=False,
-        queues=["ai_priority", "ai", "default"],
+        queues=["ai_priority", "ai", "default", "email", "exports"],
         loglevel="WARNING",
         shutdown_timeout=20,
     ) as worker:
