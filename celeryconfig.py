@@ -4,6 +4,7 @@ Clients never read Celery state: the jobs table is the source of truth, so there
 is no result backend.
 """
 
+from celery.schedules import crontab
 from kombu import Exchange, Queue
 
 from settings import get_settings
@@ -47,14 +48,49 @@ task_queues = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name)
 task_default_queue = "default"
 task_default_exchange = "default"
 task_default_routing_key = "default"
-task_routes = {"conveyor.generation.*": {"queue": "ai"}, "conveyor.webhooks.*": {"queue": "default"}}
-imports = ("tasks.generation", "tasks.maintenance", "tasks.webhooks")
+task_routes = {
+    "conveyor.generation.*": {"queue": "ai"},
+    "conveyor.webhooks.*": {"queue": "default"},
+    "conveyor.email.*": {"queue": "email"},
+    "conveyor.accounts.*": {"queue": "default"},
+    "conveyor.exports.build": {"queue": "exports"},
+    "conveyor.exports.resend": {"queue": "default"},
+    "conveyor.housekeeping.*": {"queue": "default"},
+    "conveyor.usage.*": {"queue": "default"},
+    "conveyor.billing.*": {"queue": "default"},
+}
+imports = (
+    "tasks.generation",
+    "tasks.maintenance",
+    "tasks.webhooks",
+    "tasks.email",
+    "tasks.accounts",
+    "tasks.exports",
+    "tasks.housekeeping",
+    "tasks.usage",
+    "tasks.billing",
+)
 
 # Flower shows tasks as they move.
 worker_send_task_events = True
 task_send_sent_event = True
 
 beat_schedule = {
+    # Scheduled tasks hold a Redis lock each (workers.locks): a tick that finds a run
+    # still going is skipped.
+    "purge-expired-results": {
+        "task": "conveyor.housekeeping.purge_expired_results",
+        "schedule": _settings.cleanup_interval,
+    },
+    "purge-unverified-accounts": {
+        "task": "conveyor.housekeeping.purge_unverified_accounts",
+        "schedule": _settings.cleanup_interval,
+    },
+    "daily-report": {
+        "task": "conveyor.housekeeping.daily_report",
+        "schedule": crontab(minute=0, hour=_settings.daily_report_hour),
+    },
+    "resend-lost-exports": {"task": "conveyor.exports.resend", "schedule": 60.0},
     "resend-queued-jobs": {
         "task": "conveyor.maintenance.resend_queued",
         "schedule": _settings.maintenance_interval,
@@ -65,4 +101,8 @@ beat_schedule = {
     },
     "expire-overdue-jobs": {"task": "conveyor.maintenance.expire_overdue", "schedule": 60.0},
     "send-due-webhooks": {"task": "conveyor.webhooks.sweep", "schedule": 10.0},
+    "send-due-emails": {"task": "conveyor.email.sweep", "schedule": 30.0},
+    "finish-account-deletions": {"task": "conveyor.accounts.sweep_deleted", "schedule": 300.0},
+    "roll-up-usage": {"task": "conveyor.usage.rollup", "schedule": 60.0},
+    "retry-stripe-events": {"task": "conveyor.billing.sweep_events", "schedule": 60.0},
 }

@@ -1,5 +1,30 @@
 """gunicorn hooks for the Procfile's `web` line (flags stay in the Procfile)."""
 
+from gunicorn.glogging import Logger
+
+
+class ConveyorLogger(Logger):
+    """gunicorn's own lines (start-up, worker boots and deaths) in the app's log format.
+    Access lines come from the app itself (api/http.py), with the request id."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        from settings import get_settings
+        from workers import logs
+
+        for handler in self.error_log.handlers + self.access_log.handlers:
+            logs.decorate(handler, get_settings())
+
+
+logger_class = ConveyorLogger
+
+
+def on_starting(server) -> None:
+    # Before any worker is forked: metrics files of an earlier run must not add to this one's.
+    from workers import metrics
+
+    metrics.reset_multiprocess_dir()
+
 
 def post_worker_init(worker) -> None:
     # Under gevent, psycopg2 must yield while it waits on Postgres, or one slow query
@@ -8,3 +33,9 @@ def post_worker_init(worker) -> None:
         from psycogreen.gevent import patch_psycopg
 
         patch_psycopg()
+
+
+def child_exit(server, worker) -> None:
+    from workers import metrics
+
+    metrics.process_exited(worker.pid)

@@ -17,6 +17,12 @@ DEV_SECRET = "dev-only-insecure-secret-change-me"  # noqa: S105 - refused in pro
 MIN_SECRET_LENGTH = 32
 ENVIRONMENTS = ("development", "test", "production")
 PROVIDERS = ("offline", "openai")
+LOG_FORMATS = ("json", "text")
+DEV_CORS_ORIGINS = ("http://localhost:3000",)
+FLOWER_DEV_USER = "admin:admin"  # development only; documented in the README
+MIN_FLOWER_PASSWORD = 12
+WEAK_PASSWORDS = ("admin", "change-me", "password", "changeme", "flower")
+_ORIGIN = re.compile(r"\*|https?://[^/\s]+")
 
 
 class ConfigError(RuntimeError):
@@ -42,6 +48,14 @@ class Settings:
     jwt_secret_key: str = DEV_SECRET
     access_token_ttl: int = 15 * 60
     refresh_token_ttl: int = 30 * 24 * 3600
+    # flask-limiter strings ("5/minute", "100/hour;1000/day"), counted in Redis across processes.
+    login_rate_limit_per_account: str = "5/minute"
+    login_rate_limit_per_ip: str = "20/minute"
+    # per email address (per IP: login_rate_limit_per_ip)
+    forgot_password_rate_limit: str = "3/hour"  # noqa: S105 - a rate, not a password
+    email_verification_ttl: int = 3 * 24 * 3600  # seconds a verification link works
+    password_reset_ttl: int = 3600  # seconds a password reset link works
+    frontend_reset_url: str = ""  # token appended; empty: {public_base_url}/reset-password?token=
 
     ai_provider: str = "offline"
     openai_api_key: str = ""
@@ -57,9 +71,17 @@ class Settings:
 
     storage_url: str = field(default_factory=lambda: f"file://{Path.cwd() / 'var' / 'storage'}")
     s3_endpoint_url: str = ""
+    output_inline_max_bytes: int = 64 * 1024  # larger outputs (as JSON) go to storage, not the row
+    download_url_ttl: int = 900  # seconds a presigned download URL works (at most 900)
     mail_url: str = "console://"
+    mail_from: str = "Conveyor <no-reply@localhost>"
+    public_base_url: str = "http://localhost:8000"  # links in emails point here
     stripe_secret_key: str = ""
     stripe_webhook_secret: str = ""
+    stripe_api_base: str = "https://api.stripe.com"  # a local stand-in in tests
+    stripe_price_pro: str = ""  # Stripe price ids the checkout sells; empty: the plan is not for sale
+    stripe_price_business: str = ""
+    billing_portal_url: str = ""  # linked from payment-failed emails; empty: the invoice's payment page
 
     max_request_bytes: int = 256 * 1024
     job_start_deadline: int = 3600  # a job not started by then ends `expired`
@@ -77,11 +99,53 @@ class Settings:
     webhook_allowed_hosts: tuple[str, ...] = ()  # exempt from the private-address check (tests, LANs)
     webhook_timeout: float = 10.0
     webhook_max_age: int = 86400  # a webhook is retried for this long after its first attempt
+    cleanup_interval: float = 3600.0  # seconds between the beat's retention and account clean-ups
+    unverified_account_days: int = 7  # accounts still unverified after this many days are removed
+    daily_report_hour: int = 6  # UTC hour the beat emails the admins yesterday's report
     log_level: str = "INFO"
+    log_format: str = "text"  # json | text; from_env makes json the default in production
+    cors_origins: tuple[str, ...] = ()  # browser origins that may call the API
+    metrics_port: int = 0  # a Celery worker serves /metrics here; 0: none (the Procfile sets one per worker)
+    worker_heartbeat_interval: float = 5.0  # seconds between a worker's "alive on these queues" in Redis
+    flower_basic_auth: str = ""  # user:password[,…]; Flower refuses to start without it outside development
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    def flower_users(self) -> list[str]:
+        """Flower's basic-auth `user:password` pairs. Only Flower asks (flowerconfig.py), so a
+        web or worker process never fails for want of them. Development falls back to the
+        documented admin:admin; elsewhere FLOWER_BASIC_AUTH is required, and production
+        refuses short or well-known passwords."""
+        users = [pair.strip() for pair in self.flower_basic_auth.split(",") if pair.strip()]
+        if not users:
+            if self.env == "development":
+                return [FLOWER_DEV_USER]
+            raise ConfigError(
+                f"FLOWER_BASIC_AUTH must be set (user:password) when CONVEYOR_ENV={self.env}: "
+                "Flower can revoke tasks and shut down workers"
+            )
+        for pair in users:
+            user, colon, password = pair.partition(":")
+            if not user or not colon or not password:
+                raise ConfigError(f"FLOWER_BASIC_AUTH entries look like user:password, got {user!r}…")
+            if self.is_production and (len(password) < MIN_FLOWER_PASSWORD or password in WEAK_PASSWORDS):
+                raise ConfigError(
+                    f"FLOWER_BASIC_AUTH password for {user!r} must be at least {MIN_FLOWER_PASSWORD} "
+                    "characters and not a default in production"
+                )
+        return users
+
+    @property
+    def billing_configured(self) -> bool:
+        """Stripe billing is on only with a secret key; without one everyone stays on free."""
+        return bool(self.stripe_secret_key)
+
+    @property
+    def reset_url_base(self) -> str:
+        """The password reset link, to which the token is appended."""
+        return self.frontend_reset_url or f"{self.public_base_url}/reset-password?token="
 
     @property
     def visibility_timeout(self) -> int:
@@ -96,6 +160,7 @@ class Settings:
         env = os.environ if environ is None else environ
         reader = _Reader(env)
         defaults = cls()
+        production = reader.choice("CONVEYOR_ENV", defaults.env, ENVIRONMENTS) == "production"
         settings = cls(
             env=reader.choice("CONVEYOR_ENV", defaults.env, ENVIRONMENTS),
             database_url=_sqlalchemy_url(reader.str("DATABASE_URL", defaults.database_url)),
@@ -105,6 +170,16 @@ class Settings:
             jwt_secret_key=reader.str("JWT_SECRET_KEY", DEV_SECRET),
             access_token_ttl=reader.int("ACCESS_TOKEN_TTL", defaults.access_token_ttl),
             refresh_token_ttl=reader.int("REFRESH_TOKEN_TTL", defaults.refresh_token_ttl),
+            login_rate_limit_per_account=reader.str(
+                "LOGIN_RATE_LIMIT_PER_ACCOUNT", defaults.login_rate_limit_per_account
+            ),
+            login_rate_limit_per_ip=reader.str("LOGIN_RATE_LIMIT_PER_IP", defaults.login_rate_limit_per_ip),
+            forgot_password_rate_limit=reader.str(
+                "FORGOT_PASSWORD_RATE_LIMIT", defaults.forgot_password_rate_limit
+            ),
+            email_verification_ttl=reader.int("EMAIL_VERIFICATION_TTL", defaults.email_verification_ttl),
+            password_reset_ttl=reader.int("PASSWORD_RESET_TTL", defaults.password_reset_ttl),
+            frontend_reset_url=reader.str("FRONTEND_RESET_URL", ""),
             ai_provider=reader.choice("AI_PROVIDER", defaults.ai_provider, PROVIDERS),
             openai_api_key=reader.str("OPENAI_API_KEY", ""),
             openai_base_url=reader.str("OPENAI_BASE_URL", ""),
@@ -122,9 +197,17 @@ class Settings:
             ),
             storage_url=reader.str("STORAGE_URL", defaults.storage_url),
             s3_endpoint_url=reader.str("S3_ENDPOINT_URL", ""),
+            output_inline_max_bytes=reader.int("OUTPUT_INLINE_MAX_BYTES", defaults.output_inline_max_bytes),
+            download_url_ttl=reader.int("DOWNLOAD_URL_TTL", defaults.download_url_ttl),
             mail_url=reader.str("MAIL_URL", defaults.mail_url),
+            mail_from=reader.str("MAIL_FROM", defaults.mail_from),
+            public_base_url=reader.str("PUBLIC_BASE_URL", defaults.public_base_url).rstrip("/"),
             stripe_secret_key=reader.str("STRIPE_SECRET_KEY", ""),
             stripe_webhook_secret=reader.str("STRIPE_WEBHOOK_SECRET", ""),
+            stripe_api_base=reader.str("STRIPE_API_BASE", defaults.stripe_api_base).rstrip("/"),
+            stripe_price_pro=reader.str("STRIPE_PRICE_PRO", ""),
+            stripe_price_business=reader.str("STRIPE_PRICE_BUSINESS", ""),
+            billing_portal_url=reader.str("BILLING_PORTAL_URL", ""),
             max_request_bytes=reader.int("MAX_REQUEST_BYTES", defaults.max_request_bytes),
             job_start_deadline=reader.int("JOB_START_DEADLINE", defaults.job_start_deadline),
             job_soft_time_limit=reader.int("JOB_SOFT_TIME_LIMIT", defaults.job_soft_time_limit),
@@ -139,7 +222,17 @@ class Settings:
             webhook_allowed_hosts=reader.list("WEBHOOK_ALLOWED_HOSTS"),
             webhook_timeout=reader.float("WEBHOOK_TIMEOUT", defaults.webhook_timeout),
             webhook_max_age=reader.int("WEBHOOK_MAX_AGE", defaults.webhook_max_age),
+            cleanup_interval=reader.float("CLEANUP_INTERVAL", defaults.cleanup_interval),
+            unverified_account_days=reader.int("UNVERIFIED_ACCOUNT_DAYS", defaults.unverified_account_days),
+            daily_report_hour=reader.int("DAILY_REPORT_HOUR", defaults.daily_report_hour),
             log_level=reader.str("LOG_LEVEL", defaults.log_level).upper(),
+            log_format=reader.choice("LOG_FORMAT", "json" if production else "text", LOG_FORMATS),
+            cors_origins=reader.list("CORS_ORIGINS") or (() if production else DEV_CORS_ORIGINS),
+            metrics_port=reader.int("METRICS_PORT", 0),
+            worker_heartbeat_interval=reader.float(
+                "WORKER_HEARTBEAT_INTERVAL", defaults.worker_heartbeat_interval
+            ),
+            flower_basic_auth=reader.str("FLOWER_BASIC_AUTH", ""),
         )
         settings.check()
         return settings
@@ -156,14 +249,46 @@ class Settings:
                 "BROKER_VISIBILITY_TIMEOUT must be longer than JOB_HARD_TIME_LIMIT, or a slow job "
                 "would be handed to a second worker while the first still runs it"
             )
+        for name, value in (
+            ("LOGIN_RATE_LIMIT_PER_ACCOUNT", self.login_rate_limit_per_account),
+            ("LOGIN_RATE_LIMIT_PER_IP", self.login_rate_limit_per_ip),
+            ("FORGOT_PASSWORD_RATE_LIMIT", self.forgot_password_rate_limit),
+        ):
+            if not _is_rate_limit(value):
+                problems.append(f"{name} must be a rate limit such as 5/minute or 100/hour;1000/day")
+        if self.email_verification_ttl < 60 or self.password_reset_ttl < 60:
+            problems.append("EMAIL_VERIFICATION_TTL and PASSWORD_RESET_TTL must be at least 60 (seconds)")
         if self.provider_max_attempts < 1:
             problems.append("PROVIDER_MAX_ATTEMPTS must be at least 1")
+        for origin in self.cors_origins:
+            if not _ORIGIN.fullmatch(origin):
+                problems.append(
+                    f"CORS_ORIGINS entry {origin!r} must be an origin such as https://app.example.com "
+                    "(scheme and host, optional port, no path or trailing slash)"
+                )
+        if self.worker_heartbeat_interval <= 0:
+            problems.append("WORKER_HEARTBEAT_INTERVAL must be greater than 0")
         if self.webhook_timeout <= 0:
             problems.append("WEBHOOK_TIMEOUT must be greater than 0")
         if self.provider_rate_limit_window < 1:
             problems.append("PROVIDER_RATE_LIMIT_WINDOW must be at least 1 (second)")
         if self.provider_rate_limit_max_wait < 0:
             problems.append("PROVIDER_RATE_LIMIT_MAX_WAIT must not be negative")
+        if not 1 <= self.download_url_ttl <= 900:
+            problems.append("DOWNLOAD_URL_TTL must be from 1 to 900 seconds (download links expire quickly)")
+        if self.output_inline_max_bytes < 0:
+            problems.append("OUTPUT_INLINE_MAX_BYTES must not be negative")
+        if not 0 <= self.daily_report_hour <= 23:
+            problems.append("DAILY_REPORT_HOUR must be an hour from 0 to 23 (UTC)")
+        if self.storage_url.split("://", 1)[0].lower() not in ("file", "s3") or "://" not in self.storage_url:
+            problems.append("STORAGE_URL must be file:///absolute/path or s3://bucket[/prefix]")
+        if self.mail_url.split("://", 1)[0].lower() not in ("console", "smtp", "smtps"):
+            problems.append("MAIL_URL must be console://, smtp://[user:pass@]host:port or smtps://…")
+        if self.stripe_secret_key and not self.stripe_webhook_secret:
+            problems.append(
+                "STRIPE_SECRET_KEY is set but STRIPE_WEBHOOK_SECRET is not: without Stripe's events "
+                "no subscription would ever change a plan (set it from the webhook endpoint's signing secret)"
+            )
         if self.ai_provider == "openai" and not self.openai_api_key:
             problems.append("AI_PROVIDER=openai needs OPENAI_API_KEY (use a dummy value for a local server)")
         if self.is_production:
@@ -222,6 +347,15 @@ def _sqlalchemy_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix) :]
     return url
+
+
+def _is_rate_limit(text: str) -> bool:
+    from limits import parse_many
+
+    try:
+        return bool(parse_many(text))
+    except ValueError:
+        return False
 
 
 _RATE_PART = re.compile(r"(\d+)\s*(rpm|tpm)", re.IGNORECASE)

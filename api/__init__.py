@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
 from settings import Settings, get_settings
@@ -26,11 +24,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
     )
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from workers import logs
+
+    logs.configure(settings)  # JSON or text, with the request id on every line (workers/logs.py)
 
     from api.auth import init_auth
     from api.errors import register_error_handlers
     from api.extensions import api
+    from api.http import init_http
+    from api.ratelimits import init_limits
     from db.session import init_engine, remove_session
     from workers.celery_app import app as celery_app  # the app tasks are sent through
 
@@ -40,7 +42,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
+    api.spec.components.security_scheme("apiKeyAuth", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
+    init_http(app, settings, prefix=API_PREFIX)  # first: every response gets its request id
     init_auth(app, settings)
+    init_limits(app, settings)
     register_error_handlers(app)
     _register_blueprints(api)
     app.teardown_appcontext(lambda _exc: remove_session())
@@ -48,11 +53,36 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _register_blueprints(api) -> None:
-    from api.resources import auth, health, jobs, tools, users, webhooks
+    from api.resources import (
+        admin,
+        api_keys,
+        auth,
+        billing,
+        health,
+        jobs,
+        metrics,
+        stripe_webhooks,
+        tools,
+        usage,
+        users,
+        webhooks,
+    )
 
     api.register_blueprint(auth.blp, url_prefix=f"{API_PREFIX}/auth")
     api.register_blueprint(users.blp, url_prefix=f"{API_PREFIX}/users")
+    api.register_blueprint(api_keys.blp, url_prefix=f"{API_PREFIX}/api-keys")
     api.register_blueprint(tools.blp, url_prefix=f"{API_PREFIX}/tools")
     api.register_blueprint(jobs.blp, url_prefix=f"{API_PREFIX}/jobs")
     api.register_blueprint(health.blp, url_prefix=API_PREFIX)
     api.register_blueprint(webhooks.blp, url_prefix=API_PREFIX)
+    api.register_blueprint(metrics.blp, url_prefix=API_PREFIX)
+    api.register_blueprint(admin.blp, url_prefix=f"{API_PREFIX}/admin")
+    api.register_blueprint(billing.blp, url_prefix=f"{API_PREFIX}/billing")
+    api.register_blueprint(usage.blp, url_prefix=f"{API_PREFIX}/usage")
+    api.register_blueprint(stripe_webhooks.blp, url_prefix=API_PREFIX)
+
+    from api.resources import conversations, exports, files
+
+    api.register_blueprint(conversations.blp, url_prefix=f"{API_PREFIX}/conversations")
+    api.register_blueprint(exports.blp, url_prefix=API_PREFIX)
+    api.register_blueprint(files.blp, url_prefix=f"{API_PREFIX}/files")

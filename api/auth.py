@@ -1,4 +1,11 @@
-"""Who is calling: JWT access tokens (with a Redis blocklist for logout)."""
+"""Who is calling: a JWT access token (with a Redis blocklist for logout and for
+revoked refresh families) or, on the job API, an API key in `X-API-Key`.
+
+- `login_required`: an access token or an API key (the key is tried when sent).
+- `jwt_login_required`: an access token only. API keys cannot manage API keys or the
+  account (a leaked key must not be able to mint more keys or lock the owner out).
+- `admin_required`: an access token of a user whose role is `admin`.
+`get_current_user()` answers for both kinds of credential."""
 
 from __future__ import annotations
 
@@ -8,24 +15,29 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g, request
 from flask_jwt_extended import (
     create_access_token,
     create_refresh_token,
-    current_user,
     decode_token,
     verify_jwt_in_request,
 )
+from flask_jwt_extended import get_current_user as jwt_user
 
 from api.errors import error_response
 from api.extensions import jwt
+from api.services import api_keys, sessions
+from api.services.errors import Forbidden, Unauthorized
 from db.models import User
 from db.redis_client import get_redis, key
 from db.repositories import users
 from db.session import db_session
 from settings import Settings
 
-BEARER = [{"bearerAuth": []}]
+# What `login_required` accepts, for the OpenAPI docs: an access token or an API key.
+BEARER = [{"bearerAuth": []}, {"apiKeyAuth": []}]
+JWT_ONLY = [{"bearerAuth": []}]
+API_KEY_HEADER = "X-API-Key"
 
 
 def current_settings() -> Settings:
@@ -33,18 +45,61 @@ def current_settings() -> Settings:
 
 
 def login_required(view: Callable) -> Callable:
-    """The caller must present a valid, unrevoked access token."""
+    """The caller must present a live API key (`X-API-Key`, tried first when sent) or a
+    valid, unrevoked access token."""
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any):
+        sent_key = request.headers.get(API_KEY_HEADER)
+        if sent_key is not None:
+            g.conveyor_user = api_keys.authenticate(
+                db_session(), key=sent_key.strip(), settings=current_settings()
+            )
+        else:
+            verify_jwt_in_request()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def jwt_login_required(view: Callable) -> Callable:
+    """The caller must present an access token; an API key is refused with 403."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any):
+        _refuse_api_key_alone()
         verify_jwt_in_request()
         return view(*args, **kwargs)
 
     return wrapper
 
 
+def admin_required(view: Callable) -> Callable:
+    """The caller must present an access token of an admin (API keys never are)."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any):
+        _refuse_api_key_alone()
+        verify_jwt_in_request()
+        if jwt_user().role != "admin":
+            raise Forbidden("This needs an admin account.")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _refuse_api_key_alone() -> None:
+    if API_KEY_HEADER in request.headers and "Authorization" not in request.headers:
+        raise Forbidden(
+            "API keys cannot manage API keys or the account; "
+            "send an access token ('Authorization: Bearer <access token>') from POST /api/v1/auth/login."
+        )
+
+
 def get_current_user() -> User:
-    return current_user
+    """The caller, whether they sent an API key or an access token."""
+    user = g.get("conveyor_user")
+    return user if user is not None else jwt_user()
 
 
 def revoke_token(claims: dict[str, Any]) -> None:
@@ -52,18 +107,6 @@ def revoke_token(claims: dict[str, Any]) -> None:
     ttl = int(claims["exp"] - dt.datetime.now(dt.UTC).timestamp())
     if ttl > 0:
         get_redis().set(key("jwt", "revoked", claims["jti"]), "1", ex=ttl)
-
-
-def revoke_encoded(token: str, *, user_id: uuid.UUID) -> bool:
-    """Revoke another of the caller's tokens (the refresh token at logout)."""
-    try:
-        claims = decode_token(token, allow_expired=True)
-    except Exception:
-        return False
-    if claims.get("sub") != str(user_id):
-        return False
-    revoke_token(claims)
-    return True
 
 
 def init_auth(app: Flask, settings: Settings) -> None:
@@ -85,12 +128,16 @@ def _load_user(_header: dict, claims: dict) -> User | None:
         user_id = uuid.UUID(claims["sub"])
     except (KeyError, ValueError):
         return None
-    return users.get(db_session(), user_id=user_id)
+    user = users.get(db_session(), user_id=user_id)
+    return None if user is None or user.deleted_at is not None else user
 
 
 @jwt.token_in_blocklist_loader
 def _is_revoked(_header: dict, claims: dict) -> bool:
-    return get_redis().exists(key("jwt", "revoked", claims["jti"])) == 1
+    keys = [key("jwt", "revoked", claims["jti"])]
+    if claims.get(sessions.FAMILY_CLAIM):
+        keys.append(sessions.family_revoked_key(claims[sessions.FAMILY_CLAIM]))
+    return get_redis().exists(*keys) > 0
 
 
 def _unauthorized(message: str):
@@ -99,7 +146,10 @@ def _unauthorized(message: str):
 
 @jwt.unauthorized_loader
 def _missing(reason: str):
-    return _unauthorized("Authentication is required: send 'Authorization: Bearer <access token>'.")
+    return _unauthorized(
+        "Authentication is required: send 'Authorization: Bearer <access token>' "
+        "(or, on the job API, 'X-API-Key: <key>')."
+    )
 
 
 @jwt.invalid_token_loader
@@ -116,7 +166,7 @@ def _expired(_header: dict, claims: dict):
 
 @jwt.revoked_token_loader
 def _revoked(_header: dict, _claims: dict):
-    return _unauthorized("The token has been revoked (logged out). Log in again.")
+    return _unauthorized("The token has been revoked (logged out, or its session was ended). Log in again.")
 
 
 @jwt.user_lookup_error_loader
@@ -134,14 +184,55 @@ def _verification_failed(_header: dict, _claims: dict):
     return _unauthorized("The token was refused.")
 
 
-def issue_tokens(user: User, *, refresh: bool = True) -> dict[str, Any]:
-    """The token response: a new access token, and a refresh token at login."""
-    body: dict[str, Any] = {
-        "access_token": create_access_token(identity=user),
+def issue_tokens(user: User) -> dict[str, Any]:
+    """Login and registration: an access and a refresh token of a new family."""
+    family_id, jti = uuid.uuid4(), uuid.uuid4()
+    sessions.start(db_session(), user_id=user.id, jti=jti, family_id=family_id, settings=current_settings())
+    return {**_token_pair(user, family_id=family_id, refresh_jti=jti), "user": user}
+
+
+def rotate_tokens(claims: dict[str, Any], user: User) -> dict[str, Any]:
+    """Refresh: use up the presented refresh token; a new access and refresh token."""
+    new_jti = uuid.uuid4()
+    try:
+        jti = uuid.UUID(claims["jti"])
+    except (KeyError, ValueError):
+        raise Unauthorized("The refresh token is not valid. Log in again.") from None
+    family_id = sessions.rotate(
+        db_session(), user_id=user.id, jti=jti, new_jti=new_jti, settings=current_settings()
+    )
+    return _token_pair(user, family_id=family_id, refresh_jti=new_jti)
+
+
+def end_session(claims: dict[str, Any], *, refresh_token: str | None) -> None:
+    """Logout: revoke the presented token, and the family (session) of it and of the
+    refresh token given, if that is the caller's."""
+    revoke_token(claims)
+    user = get_current_user()
+    families = [claims.get(sessions.FAMILY_CLAIM)]
+    if refresh_token:
+        other = _own_claims(refresh_token, user_id=user.id)
+        if other is not None:
+            revoke_token(other)
+            families.append(other.get(sessions.FAMILY_CLAIM))
+    sessions.end(db_session(), user_id=user.id, family_ids=families, settings=current_settings())
+
+
+def _own_claims(token: str, *, user_id: uuid.UUID) -> dict[str, Any] | None:
+    try:
+        claims = decode_token(token, allow_expired=True)
+    except Exception:
+        return None
+    return claims if claims.get("sub") == str(user_id) else None
+
+
+def _token_pair(user: User, *, family_id: uuid.UUID, refresh_jti: uuid.UUID) -> dict[str, Any]:
+    family = {sessions.FAMILY_CLAIM: str(family_id)}
+    return {
+        "access_token": create_access_token(identity=user, additional_claims=family),
+        "refresh_token": create_refresh_token(
+            identity=user, additional_claims={**family, "jti": str(refresh_jti)}
+        ),
         "token_type": "Bearer",
         "expires_in": current_settings().access_token_ttl,
     }
-    if refresh:
-        body["refresh_token"] = create_refresh_token(identity=user)
-        body["user"] = user
-    return body

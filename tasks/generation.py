@@ -8,7 +8,7 @@ from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from settings import get_settings
-from tasks import webhooks
+from tasks import email, webhooks
 from workers import pipeline, scheduling
 
 RUN = "conveyor.generation.run"
@@ -32,6 +32,7 @@ def run_generation(job_id: str) -> str | None:
     status = pipeline.run_job(uuid.UUID(job_id), timeout_errors=(SoftTimeLimitExceeded,))
     if status is not None:
         webhooks.deliver_for_job(uuid.UUID(job_id))
+        email.send_for_job(uuid.UUID(job_id))
         scheduling.admit_after(uuid.UUID(job_id), send=dispatch)  # the owner's next job may start
     return status
 

@@ -8,6 +8,7 @@ import uuid
 
 from celery import shared_task
 
+from workers import locks
 from workers.webhooks import delivery
 
 logger = logging.getLogger(__name__)
@@ -22,7 +23,11 @@ def deliver(delivery_id: str) -> str | None:
 
 
 @shared_task(name="conveyor.webhooks.sweep", ignore_result=True)
-def sweep() -> int:
+def sweep() -> int | None:
+    return locks.run_exclusively("webhooks.sweep", _sweep, timeout=300)
+
+
+def _sweep() -> int:
     ids = delivery.sweep()
     for delivery_id in ids:
         send(delivery_id)

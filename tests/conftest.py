@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 
 import psycopg2
@@ -50,7 +52,8 @@ def pytest_configure(config: pytest.Config) -> None:
     db_name = f"conveyor_test_{os.getpid()}_{secrets.token_hex(3)}"
     redis_db = _claim_redis_db()
     openai_port = _free_port()
-    _run.update(db_name=db_name, redis_db=redis_db, openai_port=openai_port)
+    storage_dir = tempfile.mkdtemp(prefix="conveyor-test-storage-")
+    _run.update(db_name=db_name, redis_db=redis_db, openai_port=openai_port, storage_dir=storage_dir)
     os.environ.update(
         CONVEYOR_ENV="test",
         DATABASE_URL=ADMIN_URL.rsplit("/", 1)[0] + f"/{db_name}",
@@ -65,8 +68,10 @@ def pytest_configure(config: pytest.Config) -> None:
         SECRET_KEY=secrets.token_urlsafe(32),
         JWT_SECRET_KEY=secrets.token_urlsafe(32),
         JOB_LEASE_SECONDS="6",
+        WORKER_HEARTBEAT_INTERVAL="1",  # /ready sees a (re)started worker within a second
         LOG_LEVEL="WARNING",
         WEBHOOK_ALLOWED_HOSTS="127.0.0.1,localhost",  # the tests' local webhook receivers
+        STORAGE_URL=f"file://{storage_dir}",  # never the repo's var/storage
     )
     _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
     _migrate("head")
@@ -75,6 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if "db_name" not in _run:
         return
+    shutil.rmtree(_run["storage_dir"], ignore_errors=True)
     from db.session import get_engine
 
     get_engine().dispose()
@@ -151,6 +157,43 @@ def app(settings):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 in server mode, over real HTTP on a free port: `s3_server.settings(app_settings)`
+    gives settings that store in a fresh bucket of it."""
+    from tests.fakes.s3 import S3Server
+
+    server = S3Server(port=_free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_stripe():
+    """The local Stripe stand-in (tests/fakes/stripe_server.py) the SDK reaches over HTTP."""
+    from tests.fakes.stripe_server import FakeStripe
+
+    fake = FakeStripe(api_key="sk_test_conveyor").start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def stripe_settings(settings, fake_stripe):
+    """Settings with billing on, pointed at a freshly reset stand-in."""
+    import dataclasses
+
+    fake_stripe.reset()
+    return dataclasses.replace(
+        settings,
+        stripe_secret_key=fake_stripe.api_key,
+        stripe_webhook_secret="whsec_test_conveyor",
+        stripe_api_base=fake_stripe.url,
+        stripe_price_pro="price_pro_test",
+        stripe_price_business="price_business_test",
+    )
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import uuid
 from db.repositories import jobs
 from db.session import session_scope
 from settings import Settings
-from workers import scheduling
+from workers import metrics, scheduling
 from workers.scheduling import Send
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ def reap_lapsed_leases(settings: Settings, send: Send) -> tuple[int, int]:
                 failed += jobs.fail_lost(session, job_id=job_id, max_attempts=settings.job_max_attempts)
             elif jobs.requeue_lost(session, job_id=job_id):
                 requeued.append(job_id)
+    metrics.jobs_reaped("requeued", len(requeued))
+    metrics.jobs_reaped("worker_lost", failed)
     if requeued or failed:
         logger.warning("reaper: requeued=%s failed=%s", len(requeued), failed)
     _send_all(requeued, send)
@@ -45,6 +47,7 @@ def reap_lapsed_leases(settings: Settings, send: Send) -> tuple[int, int]:
 def expire_overdue() -> int:
     with session_scope() as session:
         count = jobs.expire_overdue(session)
+    metrics.jobs_reaped("expired", count)
     if count:
         logger.info("expired %s jobs not started before their deadline", count)
     return count

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,10 +14,10 @@ from tenacity import before_sleep_log, retry, retry_if_exception_type, stop_afte
 
 from db.models.job import CANCELED, FAILED, RUNNING, SUCCEEDED
 from db.redis_client import get_redis
-from db.repositories import jobs, users
+from db.repositories import conversations, jobs, users
 from db.session import session_scope
 from settings import Settings, get_settings
-from workers import events, pricing
+from workers import events, logs, metering, metrics, outputs
 from workers.heartbeat import Heartbeat, LeaseLost
 from workers.providers import get_provider
 from workers.providers.base import (
@@ -49,6 +50,9 @@ class Work:
     model: str
     profile: dict[str, Any]
     attempt: int
+    user_id: uuid.UUID
+    settings: Settings
+    started: float = field(default_factory=time.monotonic)  # for the duration metric
 
 
 @dataclass
@@ -69,12 +73,16 @@ class Tally:
         self.calls.append(completion)
 
     def usage(self, requested_model: str) -> jobs.Usage:
-        model = self.model or requested_model
+        # The sum of the calls' costs, so that the job and its ledger rows agree to the micro-dollar.
         return jobs.Usage(
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
-            cost_micros=pricing.cost_micros(model, self.input_tokens, self.output_tokens),
+            cost_micros=sum(call.cost_micros for call in metering.ledger_calls(self.calls, requested_model)),
         )
+
+    def ledger(self, work: Work) -> metering.AttemptUsage:
+        calls = metering.ledger_calls(self.calls, work.model)
+        return metering.AttemptUsage(work.job_id, work.attempt, work.user_id, work.tool.name, calls)
 
 
 def run_job(
@@ -94,12 +102,14 @@ def run_job(
     work = _take(job_id, settings)
     if work is None:
         return None
-    provider = provider or get_provider(settings)
     tally = Tally()
     expected_chars = work.tool.max_output_tokens * CHARS_PER_TOKEN
     redis = get_redis()
     events.publish(redis, job_id, events.STATUS, {"status": RUNNING, "attempt": work.attempt})
     try:
+        # Inside the try: the first call in a process imports the SDK, which can be slow
+        # enough for the soft time limit to land there.
+        provider = provider or get_provider(settings)
         with Heartbeat(
             job_id, lease_seconds=settings.job_lease_seconds, expected_chars=expected_chars
         ) as beat:
@@ -186,6 +196,7 @@ def fail(job_id: uuid.UUID, *, code: str, message: str) -> bool:
 
 
 def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
+    logs.bind(job_id=job_id)
     with session_scope() as session:
         job = jobs.start(
             session,
@@ -208,6 +219,9 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
             return None
         user = users.get(session, user_id=job.user_id)
         profile = {"name": user.name, **(user.profile or {})} if user else {}
+        logs.bind(request_id=job.request_id)  # the submit's, whichever message brought the job here
+        waited = (job.started_at - job.created_at).total_seconds()
+        metrics.job_started(tool=job.tool, queue=job.queue, attempt=job.attempt, waited=waited)
         logger.info("job_id=%s started tool=%s attempt=%s", job_id, job.tool, job.attempt)
         return Work(
             job_id=job.id,
@@ -216,6 +230,8 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
             model=job.model,
             profile=profile,
             attempt=job.attempt,
+            user_id=job.user_id,
+            settings=settings,
         )
 
 
@@ -228,17 +244,35 @@ def _finish(
     code: str | None = None,
     message: str | None = None,
 ) -> str | None:
+    # A large output goes to storage first (outside any session); the row keeps its key.
+    row_output, output_key = outputs.store_if_large(
+        output, user_id=work.user_id, job_id=work.job_id, settings=work.settings
+    )
+    reply = output.get("text") if status == SUCCEEDED and work.tool.conversation and output else None
     done = _record(
         work.job_id,
+        reply=reply,
         status=status,
-        output=output,
+        output=row_output,
+        output_key=output_key,
         error_code=code,
         error_message=message,
         usage=tally.usage(work.model),
+        ledger=tally.ledger(work),
+    )
+    spent = tally.usage(work.model)  # paid for whether or not this delivery's outcome stands
+    metrics.usage(
+        model=tally.model or work.model,
+        input_tokens=spent.input_tokens,
+        output_tokens=spent.output_tokens,
+        cost_micros=spent.cost_micros,
     )
     if not done:
         logger.warning("job_id=%s outcome %s dropped: the job was no longer running", work.job_id, status)
         return None
+    metrics.job_finished(
+        tool=work.tool.name, status=status, code=code, duration=time.monotonic() - work.started
+    )
     error = {"code": code, "message": message} if code else None
     events.publish(get_redis(), work.job_id, events.DONE, {"status": status, "error": error})
     logger.info(
@@ -259,12 +293,27 @@ def _finish(
     before_sleep=before_sleep_log(logger, logging.WARNING),
     reraise=True,
 )
-def _record(job_id: uuid.UUID, **outcome: Any) -> bool:
+def _record(
+    job_id: uuid.UUID,
+    *,
+    reply: str | None = None,
+    ledger: metering.AttemptUsage | None = None,
+    **outcome: Any,
+) -> bool:
     """Write the outcome, riding out a database restart rather than losing a result
     that was paid for. If the database stays away, the lease lapses and the reaper
-    re-runs the job once it is back."""
+    re-runs the job once it is back. A conversation's reply is stored in the same
+    transaction, so a succeeded turn always has exactly one. So are the attempt's
+    provider calls, in the usage ledger: billed if this attempt finished the job
+    with something to show for it."""
     with session_scope() as session:
-        return jobs.finish(session, job_id=job_id, **outcome)
+        done = jobs.finish(session, job_id=job_id, **outcome)
+        if done and reply is not None:
+            conversations.add_reply(session, job_id=job_id, content=reply)
+        if ledger is not None:
+            billed = done and outcome["status"] in metering.BILLED_STATUSES
+            metering.record_attempt(session, ledger, billed=billed)
+        return done
 
 
 def _parse_json(tool: Tool, text: str) -> tuple[Any, str | None]:

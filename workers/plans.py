@@ -1,9 +1,17 @@
 """The plans users are on, in one place. Billing (Stripe) sets `users.plan`; the
-rest of the system reads what a plan allows from here."""
+rest of the system reads what a plan allows from here.
+
+Which tools a plan may use is declared on each tool (`Tool.plans`, next to the
+tool's own definition); `tools_for` and `allows_tool` are the one way to ask.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from settings import Settings
+from workers.tools import all_tools, get_tool
 
 
 @dataclass(frozen=True)
@@ -11,14 +19,49 @@ class Plan:
     name: str
     running_limit: int  # jobs of one user in flight at once; the rest wait their turn
     priority: bool  # AI jobs go to the priority queue that workers drain first
+    title: str = ""
+    monthly_tokens: int = 200_000  # input + output tokens per calendar month (UTC)
+    jobs_per_day: int = 100  # jobs submitted per UTC day
+    models: tuple[str, ...] | None = None  # None: every model the deployment offers
+    retention_days: int = 30  # finished jobs' results are kept this long
+    request_rate: str = "60/minute"  # job submissions per user (a flask-limiter limit string)
 
 
 PLANS: dict[str, Plan] = {
-    "free": Plan("free", running_limit=2, priority=False),
-    "pro": Plan("pro", running_limit=5, priority=True),
-    "business": Plan("business", running_limit=10, priority=True),
+    "free": Plan(
+        "free",
+        running_limit=2,
+        priority=False,
+        title="Free",
+        monthly_tokens=200_000,
+        jobs_per_day=100,
+        models=("gpt-4o-mini", "gpt-4.1-nano", "gpt-4.1-mini"),
+        retention_days=7,
+        request_rate="60/minute",
+    ),
+    "pro": Plan(
+        "pro",
+        running_limit=5,
+        priority=True,
+        title="Pro",
+        monthly_tokens=5_000_000,
+        jobs_per_day=2_000,
+        retention_days=30,
+        request_rate="300/minute",
+    ),
+    "business": Plan(
+        "business",
+        running_limit=10,
+        priority=True,
+        title="Business",
+        monthly_tokens=50_000_000,
+        jobs_per_day=20_000,
+        retention_days=365,
+        request_rate="1200/minute",
+    ),
 }
 DEFAULT_PLAN = "free"
+ORDER = ("free", "pro", "business")  # cheapest first: "needs the pro plan or higher"
 
 
 def get_plan(name: str | None) -> Plan:
@@ -28,3 +71,43 @@ def get_plan(name: str | None) -> Plan:
 def queue_for(plan: Plan, tool_queue: str) -> str:
     """The queue a job of this plan goes to: paid AI work skips ahead."""
     return f"{tool_queue}_priority" if plan.priority and tool_queue == "ai" else tool_queue
+
+
+def allows_tool(plan: Plan, tool: str) -> bool:
+    definition = get_tool(tool)
+    return definition is not None and plan.name in definition.plans
+
+
+def tools_for(plan: Plan) -> list[str]:
+    return [tool.name for tool in all_tools() if plan.name in tool.plans]
+
+
+def allows_model(plan: Plan, model: str, settings: Settings) -> bool:
+    # The configured default may be a self-hosted model that no plan lists by name;
+    # the operator chose it for everyone.
+    return plan.models is None or model in plan.models or model == settings.default_model
+
+
+def models_for(plan: Plan, offered: list[str], settings: Settings) -> list[str]:
+    return [model for model in offered if allows_model(plan, model, settings)]
+
+
+def cheapest_plan_where(allowed: Callable[[Plan], bool]) -> Plan | None:
+    """The cheapest plan for which `allowed(plan)` holds (to name in a 403)."""
+    return next((PLANS[name] for name in ORDER if allowed(PLANS[name])), None)
+
+
+def price_id(plan: Plan, settings: Settings) -> str:
+    """The Stripe price a checkout for this plan sells; empty when it is not for sale."""
+    return {"pro": settings.stripe_price_pro, "business": settings.stripe_price_business}.get(plan.name, "")
+
+
+def plan_for_price(price: str | None, settings: Settings) -> Plan | None:
+    """The plan a Stripe price id stands for; None for a price this deployment does not sell."""
+    if not price:
+        return None
+    return next((plan for plan in PLANS.values() if price_id(plan, settings) == price), None)
+
+
+def rank(plan: Plan) -> int:
+    return ORDER.index(plan.name)

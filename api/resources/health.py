@@ -22,7 +22,8 @@ def alive():
 @blp.response(200, HealthSchema)
 @blp.alt_response(503, schema=HealthSchema)
 def ready():
-    """Whether the database and Redis answer; 503 names the part that does not."""
+    """Whether the database and Redis answer and every queue has a live worker; 503 names
+    the part that is not ready and why."""
     checks = health.check_dependencies()
     ok = all(value == "ok" for value in checks.values())
     return {"status": "ok" if ok else "unavailable", "checks": checks}, (200 if ok else 503)

@@ -4,6 +4,7 @@ from flask import Response, request, url_for
 from flask_smorest import Blueprint
 
 from api.auth import BEARER, current_settings, get_current_user, login_required
+from api.ratelimits import plan_limits
 from api.schemas.jobs import (
     IdempotencyHeaderSchema,
     JobCreateSchema,
@@ -22,6 +23,7 @@ blp = Blueprint("jobs", __name__, description="Submit AI jobs and follow them to
 @blp.route("", methods=["POST"])
 @blp.doc(security=BEARER)
 @login_required
+@plan_limits
 @blp.arguments(JobCreateSchema)
 @blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
 @blp.response(202, JobSchema)

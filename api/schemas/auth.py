@@ -33,3 +33,33 @@ class AccessTokenSchema(Schema):
 class SessionSchema(AccessTokenSchema):
     refresh_token = fields.String()
     user = fields.Nested(UserSchema)
+
+
+class RefreshedSchema(AccessTokenSchema):
+    refresh_token = fields.String(
+        metadata={"description": "The next refresh token; the one you sent no longer works."}
+    )
+
+
+class ForgotPasswordSchema(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+
+
+class ResetPasswordSchema(Schema):
+    token = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=1024),
+        metadata={"description": "The `token` of the link in the reset email."},
+    )
+    password = fields.String(required=True, load_only=True, validate=PASSWORD)
+
+
+class NoticeSchema(Schema):
+    message = fields.String()
+
+
+class EmailVerifiedSchema(Schema):
+    email_verified = fields.Boolean()
+    already_verified = fields.Boolean(
+        metadata={"description": "True when the link had been used before; nothing changed."}
+    )

@@ -1,6 +1,8 @@
 from marshmallow import EXCLUDE, Schema, fields, validate
 from webargs.fields import DelimitedList
 
+from api.auth import current_settings
+from api.services import files
 from db.models.job import STATUSES
 
 
@@ -17,6 +19,9 @@ class JobCreateSchema(Schema):
         validate=validate.Length(min=1, max=128), metadata={"description": "Defaults per tool."}
     )
     webhook_url = fields.Url(schemes={"https", "http"}, validate=validate.Length(max=2048))
+    notify_email = fields.Boolean(
+        load_default=False, metadata={"description": "Email the account's address when the job finishes."}
+    )
 
 
 class IdempotencyHeaderSchema(Schema):
@@ -47,17 +52,33 @@ class JobSchema(Schema):
     status = fields.String(metadata={"enum": list(STATUSES)})
     input = fields.Dict()
     output = fields.Raw(allow_none=True)
-    output_url = fields.Function(lambda job: None, allow_none=True)
+    output_url = fields.Method(
+        "_output_url",
+        allow_none=True,
+        metadata={
+            "description": "Set when the output was too large for `output`: a download URL, "
+            "fresh on each GET and valid for at most 15 minutes."
+        },
+    )
     error = fields.Method("_error", allow_none=True)
     progress = fields.Integer()
     model = fields.String()
     attempt = fields.Integer()
     usage = fields.Method("_usage")
     cancel_requested = fields.Function(lambda job: job.cancel_requested_at is not None)
+    notify_email = fields.Boolean()
+    retry_of = fields.UUID(
+        allow_none=True, metadata={"description": "The failed job an admin retried to make this one."}
+    )
     created_at = fields.DateTime()
     started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)
     expires_at = fields.DateTime(metadata={"description": "A job not started by then ends `expired`."})
+
+    def _output_url(self, job):
+        if job.output_key is None:
+            return None
+        return files.output_url(job, settings=current_settings())
 
     def _error(self, job):
         if job.error_code is None:

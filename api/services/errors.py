@@ -15,12 +15,22 @@ class DomainError(Exception):
         self.headers = headers
 
 
+class BadRequest(DomainError):
+    status = 400
+
+
 class NotFound(DomainError):
     status = 404
 
 
 class Unauthorized(DomainError):
     status = 401
+
+
+class PaymentRequired(DomainError):
+    """Over the plan's quota: a bigger plan (or next month) would let it through."""
+
+    status = 402
 
 
 class Forbidden(DomainError):
@@ -37,5 +47,16 @@ class Invalid(DomainError):
     status = 422
 
 
+class TooManyRequests(DomainError):
+    status = 429
+
+
 class Unavailable(DomainError):
     status = 503
+
+
+class Gone(DomainError):
+    """It existed, and no longer does (an expired download link, a used or expired
+    reset or verification link)."""
+
+    status = 410

@@ -9,22 +9,23 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.services import webhooks
+from api.services import quotas, webhooks
 from api.services.errors import OUTAGE_RETRY_AFTER, Conflict, Invalid, NotFound, Unavailable
 from db.models import Job, User
 from db.models.job import CANCELED, QUEUED, RUNNING
 from db.redis_client import get_redis
 from db.repositories import jobs
 from settings import Settings
+from tasks import email as email_tasks
 from tasks import generation
-from workers import cancellation, events, pricing, scheduling
+from workers import cancellation, events, logs, metrics, pricing, scheduling
 from workers.plans import get_plan, queue_for
 from workers.tools import all_tools, get_tool
 
@@ -46,10 +47,14 @@ def submit(
     input: dict[str, Any],
     model: str | None = None,
     webhook_url: str | None = None,
+    notify_email: bool = False,
     idempotency_key: str | None = None,
+    on_create: Callable[[Session, Job], object] | None = None,
 ) -> Submitted:
     """Validate, store and enqueue a job. The row is committed before the message
-    is sent; if sending fails the job stays queued and the beat re-sends it."""
+    is sent; if sending fails the job stays queued and the beat re-sends it.
+    `on_create` adds rows that belong with the new job to its transaction (a
+    conversation's message), before the job can be sent."""
     definition = get_tool(tool)
     if definition is None:
         names = ", ".join(t.name for t in all_tools())
@@ -73,13 +78,17 @@ def submit(
         )
 
     plan = get_plan(user.plan)
-    request_hash = _request_hash(tool=tool, input=input, model=model, webhook_url=webhook_url)
+    # notify_email joins the hash only when set, so keys used before it existed still match.
+    extra = {"notify_email": True} if notify_email else {}
+    request_hash = _request_hash(tool=tool, input=input, model=model, webhook_url=webhook_url, **extra)
     if idempotency_key is not None:
         earlier = jobs.get_by_idempotency_key(session, user_id=user.id, key=idempotency_key)
         if earlier is not None:
             return Submitted(_same_request(earlier, request_hash), created=False)
 
+    quotas.check_access(plan, tool=tool, model=model, settings=settings)
     try:
+        reserved = quotas.reserve(session, user=user, plan=plan, tool=definition, input=input)
         job = jobs.create(
             session,
             user_id=user.id,
@@ -92,7 +101,12 @@ def submit(
             idempotency_key=idempotency_key,
             request_hash=request_hash,
             webhook_url=webhook_url,
+            notify_email=notify_email,
+            reserved_tokens=reserved,
+            request_id=logs.current_request_id(),
         )
+        if on_create is not None:
+            on_create(session, job)
         session.commit()
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won the insert.
@@ -103,6 +117,7 @@ def submit(
         return Submitted(_same_request(earlier, request_hash), created=False)
 
     _admit(session, job)
+    metrics.job_submitted(tool=tool, queue=job.queue)
     return Submitted(job, created=True)
 
 
@@ -149,13 +164,19 @@ def list_page(
 def cancel(session: Session, *, user: User, job_id: uuid.UUID) -> Job:
     """A queued job is canceled at once; a running one is told to stop and ends
     `canceled` when its worker sees the flag."""
-    job = get(session, user=user, job_id=job_id)
+    return cancel_job(session, get(session, user=user, job_id=job_id))
+
+
+def cancel_job(session: Session, job: Job) -> Job:
+    """The cancel rules, for whoever may cancel this job (its owner, an admin)."""
     if job.status == QUEUED and jobs.cancel_queued(session, job_id=job.id):
         session.commit()
+        metrics.job_finished(tool=job.tool, status=CANCELED, code="canceled")
         error = {"code": "canceled", "message": "Canceled before it started."}
         events.publish(get_redis(), job.id, events.DONE, {"status": CANCELED, "error": error})
-        scheduling.admit(user.id, send=generation.dispatch)  # it may have held a slot
+        scheduling.admit(job.user_id, send=generation.dispatch)  # it may have held a slot
         webhooks.send_now(job.id)
+        email_tasks.send_for_job(job.id)
     elif job.status in (QUEUED, RUNNING) and jobs.request_cancel(session, job_id=job.id):
         # Running (perhaps taken by a worker a moment ago): tell its worker to stop.
         session.commit()

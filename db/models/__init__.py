@@ -1,7 +1,32 @@
 """All models, imported here so that metadata (and Alembic) sees every table."""
 
+from db.models.account import ApiKey, RefreshToken
+from db.models.audit import AuditEntry
+from db.models.billing import StripeEvent, Subscription
+from db.models.conversation import Conversation, ConversationMessage
+from db.models.email import EmailOutbox
+from db.models.export import Export
 from db.models.job import Job
+from db.models.usage import DailyJobCount, UsageCounter, UsageDaily, UsageLedger
 from db.models.user import User
 from db.models.webhook import WebhookAttempt, WebhookDelivery
 
-__all__ = ["Job", "User", "WebhookAttempt", "WebhookDelivery"]
+__all__ = [
+    "ApiKey",
+    "AuditEntry",
+    "Conversation",
+    "ConversationMessage",
+    "DailyJobCount",
+    "EmailOutbox",
+    "Export",
+    "Job",
+    "RefreshToken",
+    "StripeEvent",
+    "Subscription",
+    "UsageCounter",
+    "UsageDaily",
+    "UsageLedger",
+    "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+]

@@ -35,6 +35,12 @@ class Job(TimestampMixin, Base):
         Index(
             "ix_jobs_active", "status", "created_at", postgresql_where=text("status IN ('queued', 'running')")
         ),
+        # The retention sweep scans only finished jobs that still hold an output.
+        Index(
+            "ix_jobs_retention",
+            "finished_at",
+            postgresql_where=text("output IS NOT NULL OR output_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -54,15 +60,26 @@ class Job(TimestampMixin, Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     webhook_url: Mapped[str | None] = mapped_column(Text)
+    # Email the owner when it finishes (the `jobs_record_email` trigger, migration 0003).
+    notify_email: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     input_tokens: Mapped[int] = mapped_column(default=0, server_default="0")
     output_tokens: Mapped[int] = mapped_column(default=0, server_default="0")
     cost_micros: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Tokens held against the monthly quota from submit until the job ends (see db/models/usage.py).
+    reserved_tokens: Mapped[int] = mapped_column(default=0, server_default="0")
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
     expires_at: Mapped[dt.datetime]  # not started by then: `expired`
     lease_until: Mapped[dt.datetime | None]  # a running job's worker holds it until then
     dispatched_at: Mapped[dt.datetime | None]  # when its message last went to the broker
     cancel_requested_at: Mapped[dt.datetime | None]
+    # The request that submitted it, so its worker's log lines carry that request id.
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    # The failed job an admin retried to make this one; a job is retried at most once
+    # (retry the newest of the chain), so a double click cannot pay for two runs.
+    retry_of: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), unique=True
+    )
 
     @property
     def is_terminal(self) -> bool:
@@ -70,3 +87,7 @@ class Job(TimestampMixin, Base):
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.tool} {self.status}>"
+
+
+# The admin API pages through every user's jobs, newest first.
+Index("ix_jobs_created", Job.created_at.desc(), Job.id.desc())

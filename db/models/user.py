@@ -25,8 +25,13 @@ class User(TimestampMixin, Base):
     # Fields tools use to personalise prompts (workers.tools.base.PROFILE_FIELDS).
     profile: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     email_verified_at: Mapped[dt.datetime | None]
+    # Set when the owner asks to close the account: every credential stops working at
+    # once, and a task (conveyor.accounts.delete_user) then deletes the row and its data.
+    deleted_at: Mapped[dt.datetime | None]
     # Signs this user's webhooks (Standard Webhooks, `whsec_…`); made when first needed.
     webhook_secret: Mapped[str | None] = mapped_column(String(64))
+    # Set when the user first starts a Stripe checkout (unique: one customer, one user).
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email}>"

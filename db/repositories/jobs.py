@@ -51,6 +51,10 @@ def create(
     idempotency_key: str | None = None,
     request_hash: str | None = None,
     webhook_url: str | None = None,
+    notify_email: bool = False,
+    reserved_tokens: int = 0,
+    request_id: str | None = None,
+    retry_of: uuid.UUID | None = None,
 ) -> Job:
     job = Job(
         user_id=user_id,
@@ -63,6 +67,10 @@ def create(
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         webhook_url=webhook_url,
+        notify_email=notify_email,
+        reserved_tokens=reserved_tokens,
+        request_id=request_id,
+        retry_of=retry_of,
     )
     session.add(job)
     session.flush()
@@ -165,6 +173,7 @@ def finish(
     job_id: uuid.UUID,
     status: str,
     output: dict[str, Any] | None = None,
+    output_key: str | None = None,
     error_code: str | None = None,
     error_message: str | None = None,
     usage: Usage | None = None,
@@ -182,6 +191,8 @@ def finish(
     }
     if output is not None:
         values["output"] = output
+    if output_key is not None:  # a large output went to storage (workers.outputs)
+        values["output_key"] = output_key
     if status == SUCCEEDED:
         values["progress"] = 100
     if usage is not None:
@@ -363,3 +374,48 @@ def count_active(session: Session, *, user_id: uuid.UUID) -> int:
     return session.scalar(
         select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.status.in_(ACTIVE))
     )
+
+
+def ids_running_for_user(session: Session, *, user_id: uuid.UUID) -> list[uuid.UUID]:
+    return list(session.scalars(select(Job.id).where(Job.user_id == user_id, Job.status == RUNNING)))
+
+
+def list_all(
+    session: Session,
+    *,
+    user_id: uuid.UUID | None = None,
+    statuses: Sequence[str] = (),
+    tool: str | None = None,
+    created_from: dt.datetime | None = None,
+    created_to: dt.datetime | None = None,
+    after: tuple[dt.datetime, uuid.UUID] | None = None,
+    limit: int = 50,
+) -> list[Job]:
+    """Every user's jobs (the admin API), newest first; `created_to` is exclusive."""
+    query = select(Job)
+    if user_id is not None:
+        query = query.where(Job.user_id == user_id)
+    if statuses:
+        query = query.where(Job.status.in_(statuses))
+    if tool:
+        query = query.where(Job.tool == tool)
+    if created_from is not None:
+        query = query.where(Job.created_at >= created_from)
+    if created_to is not None:
+        query = query.where(Job.created_at < created_to)
+    if after is not None:
+        created_at, job_id = after
+        query = query.where(
+            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
+        )
+    return list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)))
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
+    return {status: count for status, count in rows}
+
+
+def get_retry(session: Session, *, job_id: uuid.UUID) -> Job | None:
+    """The job made by retrying `job_id`, if any."""
+    return session.scalar(select(Job).where(Job.retry_of == job_id))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, func, literal, select, text, update
+from sqlalchemy import delete as sa_delete
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session
 
 from db.models.user import User
@@ -33,3 +35,80 @@ def get_by_email(session: Session, *, email: str) -> User | None:
 def lock(session: Session, *, user_id: uuid.UUID) -> User | None:
     """The user row, locked until the transaction ends (serialises job admission)."""
     return session.scalar(select(User).where(User.id == user_id).with_for_update())
+
+
+def update_fields(session: Session, *, user: User, **fields: Any) -> User:
+    """Change plain fields of the user (name, profile); the caller commits."""
+    for name, value in fields.items():
+        setattr(user, name, value)
+    session.flush()
+    return user
+
+
+def mark_deleted(session: Session, *, user_id: uuid.UUID) -> bool:
+    """Lock the account out for good (compare-and-set: only the first request counts)."""
+    result = session.execute(
+        update(User).where(User.id == user_id, User.deleted_at.is_(None)).values(deleted_at=func.now())
+    )
+    return result.rowcount == 1
+
+
+def ids_pending_deletion(
+    session: Session, *, marked_before_seconds: int, limit: int = 100
+) -> list[uuid.UUID]:
+    """Accounts marked for deletion that long ago and still here (their task was lost)."""
+    cutoff = func.now() - text("make_interval(secs => :age)").bindparams(age=marked_before_seconds)
+    return list(
+        session.scalars(
+            select(User.id).where(User.deleted_at.is_not(None), User.deleted_at < cutoff).limit(limit)
+        )
+    )
+
+
+def delete(session: Session, *, user_id: uuid.UUID) -> bool:
+    """Delete the row; jobs, keys, tokens and the rest go with it (ON DELETE CASCADE)."""
+    result = session.execute(sa_delete(User).where(User.id == user_id))
+    return result.rowcount == 1
+
+
+def set_password_hash(session: Session, *, user_id: uuid.UUID, old_hash: str, new_hash: str) -> bool:
+    """Compare-and-set on the old hash, so that one reset link changes the password once."""
+    result = session.execute(
+        update(User)
+        .where(User.id == user_id, User.password_hash == old_hash)
+        .values(password_hash=new_hash)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def mark_email_verified(session: Session, *, user_id: uuid.UUID, email: str) -> bool:
+    """Verify the address if it is still the user's; False if already verified (or changed)."""
+    result = session.execute(
+        update(User)
+        .where(
+            User.id == user_id,
+            func.lower(User.email) == normalize_email(email),
+            User.email_verified_at.is_(None),
+        )
+        .values(email_verified_at=func.now())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def merge_profile(
+    session: Session, *, user_id: uuid.UUID, values: dict[str, Any], remove: list[str]
+) -> dict[str, Any]:
+    """Set and remove profile keys in one statement (two concurrent edits of
+    different keys both stick); returns the new profile."""
+    merged = User.profile.op("||")(literal(values, type_=JSONB)).op("-", return_type=JSONB)(
+        literal(remove, type_=ARRAY(Text))
+    )
+    return session.scalar(
+        update(User)
+        .where(User.id == user_id)
+        .values(profile=merged)
+        .returning(User.profile)
+        .execution_options(synchronize_session=False)
+    )

@@ -68,6 +68,7 @@ def test_refresh_gives_a_new_access_token(client):
     )
     assert response.status_code == 200
     new_access = response.get_json()["access_token"]
+    assert response.get_json()["refresh_token"] not in (None, body["refresh_token"])  # rotated
     me = client.get(f"{API}/users/me", headers={"Authorization": f"Bearer {new_access}"})
     assert me.status_code == 200
 

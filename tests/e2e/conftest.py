@@ -28,6 +28,11 @@ def start_stack(tmp_path, fake_openai):
             "AI_WORKER_CONCURRENCY": "2",
             "WORKER_CONCURRENCY": "1",
             "BEAT_SCHEDULE_FILE": str(tmp_path / f"beat-{port}"),
+            # Metrics files of this stack only; workers serve none unless a test asks (fixed ports
+            # would collide with other runs on the machine).
+            "METRICS_DIR": str(tmp_path / f"metrics-{port}"),
+            "WORKER_AI_METRICS_PORT": "0",
+            "WORKER_METRICS_PORT": "0",
             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
             **overrides,
         }

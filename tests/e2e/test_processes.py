@@ -3,6 +3,7 @@ as `make run` starts them, and the README walk-through over real HTTP."""
 
 import pytest
 
+from tests.fakes.services import wait_until
 from tests.helpers import call, poll, register_and_submit
 
 pytestmark = pytest.mark.e2e
@@ -13,7 +14,9 @@ def test_make_run_processes_serve_the_walkthrough(start_stack):
     token, job = register_and_submit(base, "Over HTTP")
     job = poll(base, token, job)
     assert job["status"] == "succeeded" and job["output"] == {"text": "Echo: Over HTTP"}
-    assert call("GET", f"{base}/ready")[2]["checks"] == {"database": "ok", "redis": "ok"}
+    # Ready once both workers' heartbeats are in: every queue has a consumer.
+    wait_until(lambda: call("GET", f"{base}/ready")[0] == 200, 15, message="ready")
+    assert call("GET", f"{base}/ready")[2]["checks"] == {"database": "ok", "redis": "ok", "workers": "ok"}
 
 
 def test_the_soft_time_limit_ends_a_hung_provider_call_as_timeout(start_stack):

@@ -20,6 +20,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from tenacity.wait import wait_base, wait_random_exponential
 
 from settings import Settings
+from workers import metrics
 from workers.providers.base import (
     CONTENT_FILTERED,
     INVALID_REQUEST,
@@ -66,6 +67,10 @@ class OpenAIProvider:
         if self.limiter is not None:
             # Per attempt, since every HTTP request counts against the provider's limits.
             self.limiter.acquire(request.model, request_tokens(request))
+        with metrics.provider_request(self.name, request.model):
+            return self._request(request, on_delta)
+
+    def _request(self, request: CompletionRequest, on_delta: OnDelta | None) -> Completion:
         kwargs: dict[str, Any] = {
             "model": request.model,
             "messages": request.messages,

@@ -24,6 +24,7 @@ from db.models.webhook import DELIVERED, FAILED, PENDING
 from db.repositories import jobs, webhooks
 from db.session import session_scope
 from settings import Settings, get_settings
+from workers import logs, metrics
 from workers.webhooks import guard, payload, signing, transport
 
 logger = logging.getLogger(__name__)
@@ -123,6 +124,8 @@ def _claim(delivery_id: uuid.UUID, settings: Settings) -> Outgoing | None:
         if delivery is None:
             return None
         job = jobs.get(session, job_id=delivery.job_id)
+        # This attempt's log lines belong to the job, and to the request that submitted it.
+        logs.bind(job_id=delivery.job_id, request_id=job.request_id if job is not None else None)
         secret = webhooks.secret_of(session, user_id=delivery.user_id, new_secret=signing.new_secret())
         return Outgoing(
             delivery_id=delivery.id,
@@ -176,6 +179,7 @@ def _record(
             outgoing.attempt,
         )
         return None
+    metrics.webhook_delivery(status)
     log = logger.info if status == DELIVERED else logger.warning
     log(
         "delivery_id=%s job_id=%s attempt=%s %s code=%s error=%s",

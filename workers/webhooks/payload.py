@@ -38,6 +38,8 @@ def job_data(job: Job) -> dict[str, Any]:
             "cost_micros": job.cost_micros,
         },
         "cancel_requested": job.cancel_requested_at is not None,
+        "notify_email": job.notify_email,
+        "retry_of": None if job.retry_of is None else str(job.retry_of),
         "created_at": _iso(job.created_at),
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),

@@ -1,0 +1,144 @@
+"""What every HTTP exchange goes through, whatever the route: a request id and an
+access log line, HTTP metrics, security headers, CORS for the configured
+frontends, and gzip for large JSON."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+import time
+
+from flask import Flask, Response, g, request
+from flask_compress import Compress
+from flask_cors import CORS
+
+from settings import Settings
+from workers import logs, metrics
+
+access_log = logging.getLogger("conveyor.access")
+compress = Compress()
+
+# A JSON API is never a page: it loads nothing, runs nothing, is framed by nobody.
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+# Swagger UI loads its code and styles from the CDN, and starts itself with one inline
+# script (allowed by its hash, not by 'unsafe-inline'); its styles are set inline.
+SWAGGER_CDN = "https://cdn.jsdelivr.net"
+DOCS_CSP = (
+    "default-src 'none'; script-src {scripts}; "
+    f"style-src {SWAGGER_CDN} 'unsafe-inline'; img-src 'self' data: {SWAGGER_CDN}; "
+    f"font-src {SWAGGER_CDN}; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+HSTS = "max-age=31536000; includeSubDomains"
+_INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
+
+# Headers a browser frontend sends and may read (it reads only the listed ones cross-origin).
+CORS_ALLOW_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "If-None-Match",
+    "Last-Event-ID",
+    "X-API-Key",
+    logs.REQUEST_ID_HEADER,
+]
+CORS_EXPOSE_HEADERS = ["ETag", "Location", "Retry-After", "Idempotent-Replayed", logs.REQUEST_ID_HEADER]
+GZIP_MIN_BYTES = 1024
+
+
+def init_http(app: Flask, settings: Settings, *, prefix: str) -> None:
+    docs_path = f"{prefix}/docs"
+
+    @app.before_request
+    def _start() -> None:
+        g.request_started = time.monotonic()
+        g.request_id = logs.accept_request_id(request.headers.get(logs.REQUEST_ID_HEADER))
+        g.log_context = logs.bind(request_id=g.request_id)
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        request_id = g.get("request_id")
+        if request_id:
+            response.headers[logs.REQUEST_ID_HEADER] = request_id
+        elapsed = time.monotonic() - g.get("request_started", time.monotonic())
+        route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        metrics.http_request(
+            method=request.method, route=route, status=response.status_code, duration=elapsed
+        )
+        access_log.info(
+            "%s %s %s %.0fms",
+            request.method,
+            request.path,
+            response.status_code,
+            elapsed * 1000,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round(elapsed * 1000, 1),
+                "remote_addr": request.remote_addr,
+            },
+        )
+        return response
+
+    @app.teardown_request
+    def _forget(_error: BaseException | None) -> None:
+        try:
+            logs.unbind(g.pop("log_context", {}))
+        except ValueError:  # reset from another context (a stream ended elsewhere): just clear
+            logs.clear()
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        if request.path == docs_path:
+            headers.setdefault("Content-Security-Policy", _docs_csp(response))
+        else:
+            headers.setdefault("Content-Security-Policy", API_CSP)
+        if settings.is_production:
+            headers.setdefault("Strict-Transport-Security", HSTS)
+        return response
+
+    if settings.cors_origins:
+        CORS(
+            app,
+            resources={f"{prefix}/*": {"origins": list(settings.cors_origins)}},
+            allow_headers=CORS_ALLOW_HEADERS,
+            expose_headers=CORS_EXPOSE_HEADERS,
+            supports_credentials=False,  # bearer tokens and API keys, never cookies
+            max_age=600,
+        )
+
+    app.config.update(
+        COMPRESS_REGISTER=False,
+        COMPRESS_MIMETYPES=["application/json"],
+        COMPRESS_MIN_SIZE=GZIP_MIN_BYTES,
+        COMPRESS_ALGORITHM=["gzip"],
+        COMPRESS_STREAMS=False,  # an event stream must reach the client event by event
+        COMPRESS_EVALUATE_CONDITIONAL_REQUEST=False,
+    )
+    compress.init_app(app)
+
+    @app.after_request
+    def _gzip(response: Response) -> Response:
+        # flask-compress would append ":gzip" to the ETag; a job's ETag is a fingerprint of
+        # the job that long-polls and If-None-Match compare, whatever the encoding.
+        etag = response.headers.get("ETag")
+        response = compress.after_request(response)
+        if etag is not None:
+            response.headers["ETag"] = etag
+        return response
+
+
+def _docs_csp(response: Response) -> str:
+    if response.is_streamed:
+        return DOCS_CSP.format(scripts=SWAGGER_CDN)
+    hashes = [
+        "'sha256-" + base64.b64encode(hashlib.sha256(script).digest()).decode() + "'"
+        for script in _INLINE_SCRIPT.findall(response.get_data())
+    ]
+    return DOCS_CSP.format(scripts=" ".join([SWAGGER_CDN, *hashes]))

@@ -1,0 +1,110 @@
+"""Attempt limits on the endpoints that guess at passwords or send email, counted in
+Redis so that every gunicorn worker and every host shares one count.
+
+Over a limit the answer is 429 in the one error shape with `Retry-After`. Counting
+is by a moving window. Every attempt counts, successful or not: a person does not
+log in five times a minute, and counting only failures would let parallel guesses
+slip through between the check and the count. Limits are by the address the
+request came from (`request.remote_addr`): behind a proxy, make the proxy set it
+(e.g. werkzeug's ProxyFix), or every client shares the proxy's limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable
+
+from flask import Flask, request
+from flask_limiter import RateLimitExceeded
+from flask_limiter.util import get_remote_address
+
+from api.auth import current_settings, get_current_user
+from api.errors import error_response
+from api.extensions import limiter
+from db.redis_client import key
+from db.repositories.users import normalize_email
+from settings import Settings
+from workers.plans import get_plan
+
+
+def init_limits(app: Flask, settings: Settings) -> None:
+    app.config.update(
+        RATELIMIT_STORAGE_URI=settings.redis_url,
+        RATELIMIT_STORAGE_OPTIONS={
+            "key_prefix": key("ratelimit"),
+            "socket_timeout": 5,
+            "socket_connect_timeout": 2,
+        },
+        RATELIMIT_STRATEGY="moving-window",
+        # Retry-After is set by _too_many; the X-RateLimit-* headers are not part of the API.
+        RATELIMIT_HEADERS_ENABLED=False,
+    )
+    limiter.init_app(app)
+    app.register_error_handler(RateLimitExceeded, _too_many)
+
+
+def _too_many(error: RateLimitExceeded):
+    current = limiter.current_limit
+    wait = 60
+    if current is not None:
+        # reset_at is in whole seconds; never promise longer than the limit's own window.
+        wait = min(max(1, math.ceil(current.reset_at - time.time())), current.limit.get_expiry())
+    return error_response(
+        429, f"{error.description} Try again in {wait} seconds.", headers={"Retry-After": str(wait)}
+    )
+
+
+def _email_in_body() -> str:
+    """The per-account key: the email being tried (hashed: Redis need not hold addresses)."""
+    body = request.get_json(silent=True)
+    email = body.get("email") if isinstance(body, dict) else None
+    if not isinstance(email, str) or not email.strip():
+        return f"no-email:{get_remote_address()}"
+    digest = hashlib.sha256(normalize_email(email[:400]).encode()).hexdigest()[:32]
+    return f"email:{digest}"
+
+
+def _ip() -> str:
+    return f"ip:{get_remote_address()}"
+
+
+def login_limits(view: Callable) -> Callable:
+    """LOGIN_RATE_LIMIT_PER_ACCOUNT per email tried, LOGIN_RATE_LIMIT_PER_IP per address."""
+    view = limiter.limit(
+        lambda: current_settings().login_rate_limit_per_account,
+        key_func=_email_in_body,
+        error_message="Too many login attempts for this account.",
+    )(view)
+    return limiter.limit(
+        lambda: current_settings().login_rate_limit_per_ip,
+        key_func=_ip,
+        error_message="Too many login attempts from your address.",
+    )(view)
+
+
+def forgot_password_limits(view: Callable) -> Callable:
+    """FORGOT_PASSWORD_RATE_LIMIT per email, LOGIN_RATE_LIMIT_PER_IP per address."""
+    view = limiter.limit(
+        lambda: current_settings().forgot_password_rate_limit,
+        key_func=_email_in_body,
+        error_message="Too many password reset requests for this account.",
+    )(view)
+    return limiter.limit(
+        lambda: current_settings().login_rate_limit_per_ip,
+        key_func=_ip,
+        error_message="Too many password reset requests from your address.",
+    )(view)
+
+
+def plan_limits(view: Callable) -> Callable:
+    """The caller's plan's request rate (`Plan.request_rate`), counted per user. Put it
+    below `login_required`: the limit depends on who is calling."""
+    return limiter.limit(
+        lambda: get_plan(get_current_user().plan).request_rate,
+        key_func=lambda: f"user:{get_current_user().id}",
+        error_message=lambda: (
+            f"Your plan allows {get_plan(get_current_user().plan).request_rate} of these requests."
+        ),
+    )(view)

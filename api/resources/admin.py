@@ -1,0 +1,77 @@
+import uuid
+
+from flask import url_for
+from flask_smorest import Blueprint
+
+from api.auth import BEARER, admin_required, current_settings, get_current_user
+from api.schemas.admin import (
+    AdminJobListArgsSchema,
+    AdminJobPageSchema,
+    AdminJobSchema,
+    AuditListArgsSchema,
+    AuditPageSchema,
+    QueueStatsSchema,
+)
+from api.services import admin
+from db.session import db_session
+
+blp = Blueprint("admin", __name__, description="Operators: every user's jobs, queues, the audit log.")
+
+
+@blp.route("/jobs", methods=["GET"])
+@blp.doc(security=BEARER)
+@admin_required
+@blp.arguments(AdminJobListArgsSchema, location="query")
+@blp.response(200, AdminJobPageSchema)
+def list_jobs(args):
+    """Every user's jobs, newest first; filter by user (id or email), tool, status, time."""
+    items, next_cursor = admin.list_jobs(db_session(), statuses=args.pop("status"), **args)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@blp.route("/jobs/<uuid:job_id>", methods=["GET"])
+@blp.doc(security=BEARER)
+@admin_required
+@blp.response(200, AdminJobSchema)
+def get_job(job_id: uuid.UUID):
+    """Any user's job."""
+    return admin.get_job(db_session(), job_id=job_id)
+
+
+@blp.route("/jobs/<uuid:job_id>/retry", methods=["POST"])
+@blp.doc(security=BEARER)
+@admin_required
+@blp.response(202, AdminJobSchema)
+def retry_job(job_id: uuid.UUID):
+    """Run a failed, canceled or expired job again, as a new job linked by `retry_of`."""
+    job = admin.retry(db_session(), admin=get_current_user(), job_id=job_id, settings=current_settings())
+    return job, 202, {"Location": url_for("admin.get_job", job_id=job.id)}
+
+
+@blp.route("/jobs/<uuid:job_id>/cancel", methods=["POST"])
+@blp.doc(security=BEARER)
+@admin_required
+@blp.response(202, AdminJobSchema)
+def cancel_job(job_id: uuid.UUID):
+    """Cancel any user's job, as its owner could: at once if queued, within seconds if running."""
+    return admin.cancel(db_session(), admin=get_current_user(), job_id=job_id)
+
+
+@blp.route("/queues", methods=["GET"])
+@blp.doc(security=BEARER)
+@admin_required
+@blp.response(200, QueueStatsSchema)
+def queue_stats():
+    """Messages waiting and live workers per queue; jobs by status."""
+    return admin.queue_stats(db_session(), settings=current_settings())
+
+
+@blp.route("/audit-log", methods=["GET"])
+@blp.doc(security=BEARER)
+@admin_required
+@blp.arguments(AuditListArgsSchema, location="query")
+@blp.response(200, AuditPageSchema)
+def audit_log(args):
+    """Admin actions, newest first."""
+    items, next_cursor = admin.audit_page(db_session(), **args)
+    return {"items": items, "next_cursor": next_cursor}

@@ -1,0 +1,81 @@
+import datetime as dt
+
+from marshmallow import Schema, fields, validate
+from webargs.fields import DelimitedList
+
+from api.schemas.jobs import JobSchema
+from db.models.job import STATUSES
+
+
+class AdminJobSchema(JobSchema):
+    """A job as operators see it: whose it is, where it went, which request made it."""
+
+    user_id = fields.UUID()
+    queue = fields.String()
+    priority = fields.Integer()
+    request_id = fields.String(allow_none=True)
+    webhook_url = fields.String(allow_none=True)
+
+
+class AdminJobListArgsSchema(Schema):
+    user = fields.String(
+        validate=validate.Length(min=1, max=320), metadata={"description": "A user's id or email."}
+    )
+    status = DelimitedList(
+        fields.String(validate=validate.OneOf(STATUSES)),
+        load_default=(),
+        metadata={"description": "Comma-separated statuses to include."},
+    )
+    tool = fields.String(validate=validate.Length(max=64))
+    created_from = fields.AwareDateTime(
+        default_timezone=dt.UTC, metadata={"description": "Created at or after (ISO 8601; UTC if no zone)."}
+    )
+    created_to = fields.AwareDateTime(
+        default_timezone=dt.UTC, metadata={"description": "Created before (ISO 8601; UTC if no zone)."}
+    )
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = fields.String(
+        validate=validate.Length(max=200), metadata={"description": "next_cursor of the previous page."}
+    )
+
+
+class AdminJobPageSchema(Schema):
+    items = fields.List(fields.Nested(AdminJobSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class QueueSchema(Schema):
+    name = fields.String()
+    depth = fields.Integer(metadata={"description": "Messages waiting in the broker."})
+    workers = fields.List(fields.String(), metadata={"description": "Live workers consuming it."})
+
+
+class QueueStatsSchema(Schema):
+    queues = fields.List(fields.Nested(QueueSchema))
+    jobs = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), metadata={"description": "Jobs by status, all users."}
+    )
+
+
+class AuditEntrySchema(Schema):
+    id = fields.UUID()
+    actor_id = fields.UUID(allow_none=True)
+    actor_email = fields.String()
+    action = fields.String(metadata={"example": "job.retry"})
+    target_type = fields.String()
+    target_id = fields.String()
+    details = fields.Dict()
+    request_id = fields.String(allow_none=True)
+    at = fields.DateTime()
+
+
+class AuditListArgsSchema(Schema):
+    action = fields.String(validate=validate.Length(max=64), metadata={"example": "job.cancel"})
+    target_id = fields.String(validate=validate.Length(max=64))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = fields.String(validate=validate.Length(max=200))
+
+
+class AuditPageSchema(Schema):
+    items = fields.List(fields.Nested(AuditEntrySchema))
+    next_cursor = fields.String(allow_none=True)

@@ -1,0 +1,84 @@
+"""What a plan lets a user submit: its tools and models (403 otherwise), its monthly
+token quota (402) and its jobs per day (429)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from api.services.errors import Forbidden, PaymentRequired, TooManyRequests
+from db.models import User
+from db.repositories import usage
+from settings import Settings
+from workers import metering
+from workers.plans import Plan, allows_model, allows_tool, cheapest_plan_where
+from workers.tools.base import Tool
+
+
+def check_access(plan: Plan, *, tool: str, model: str, settings: Settings) -> None:
+    """403 for a tool or model the plan does not include, naming the plan that does."""
+    if not allows_tool(plan, tool):
+        raise _upgrade(plan, f"The {tool} tool", cheapest_plan_where(lambda p: allows_tool(p, tool)))
+    if not allows_model(plan, model, settings):
+        needed = cheapest_plan_where(lambda p: allows_model(p, model, settings))
+        raise _upgrade(plan, f"The model {model!r}", needed)
+
+
+def reserve(session: Session, *, user: User, plan: Plan, tool: Tool, input: dict[str, Any]) -> int:
+    """Count the job against today's jobs and hold its estimated tokens against the
+    month's quota, in the caller's transaction (the one that inserts the job).
+    Returns the tokens held. On refusal the caller's transaction is rolled back."""
+    counted, jobs_today = usage.count_job(session, user_id=user.id, limit=plan.jobs_per_day)
+    if not counted:
+        session.rollback()
+        raise TooManyRequests(
+            f"The {plan.name} plan allows {plan.jobs_per_day} jobs a day and you have submitted "
+            f"{jobs_today} today. More can be submitted after midnight UTC, or on a bigger plan.",
+            errors={"jobs_per_day": {"limit": plan.jobs_per_day, "used": jobs_today}},
+            headers={"Retry-After": str(_seconds_to_midnight_utc())},
+        )
+    profile = {"name": user.name, **(user.profile or {})}
+    estimate = metering.estimate_job_tokens(tool, input, profile)
+    held, quota = usage.reserve_tokens(session, user_id=user.id, estimate=estimate, limit=plan.monthly_tokens)
+    if not held:
+        session.rollback()
+        raise PaymentRequired(
+            f"This job may use up to {estimate} tokens and only {quota.remaining} of the "
+            f"{plan.name} plan's {quota.limit} tokens this month are left. The quota resets on "
+            f"{_next_period(quota.period).isoformat()}; a bigger plan has more (GET /api/v1/billing/plans).",
+            errors={"quota": quota_body(quota) | {"requested": estimate}},
+        )
+    return estimate
+
+
+def quota_body(quota: usage.Quota) -> dict[str, Any]:
+    """The quota as clients read it, in a 402 and in GET /usage."""
+    return {
+        "limit": quota.limit,
+        "used": quota.used,
+        "reserved": quota.reserved,
+        "remaining": quota.remaining,
+        "period_start": quota.period.isoformat(),
+        "resets_on": _next_period(quota.period).isoformat(),
+    }
+
+
+def _upgrade(plan: Plan, what: str, needed: Plan | None) -> Forbidden:
+    if needed is None:
+        return Forbidden(f"{what} is not available on any plan.")
+    return Forbidden(
+        f"{what} needs the {needed.name} plan or higher; you are on {plan.name}.",
+        errors={"plan": {"current": plan.name, "required": needed.name}},
+    )
+
+
+def _next_period(period: dt.date) -> dt.date:
+    return (period.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def _seconds_to_midnight_utc() -> int:
+    now = dt.datetime.now(dt.UTC)
+    midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    return max(1, int((midnight - now).total_seconds()))

@@ -1,0 +1,46 @@
+"""What a user has used: their billed usage over a range of days, and their quota."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from api.services.quotas import quota_body
+from db.models import User
+from db.repositories import usage
+from workers.plans import get_plan
+
+
+def report(
+    session: Session,
+    *,
+    user: User,
+    start: dt.date,
+    end: dt.date,
+    group_by: str = "day",
+) -> dict[str, Any]:
+    """Billed usage from `start` to `end` (UTC days, both included), grouped by day,
+    tool or model; with the totals and this month's quota."""
+    plan = get_plan(user.plan)
+    quota = usage.get_quota(session, user_id=user.id, limit=plan.monthly_tokens)
+    items, totals = usage.summarize(
+        session,
+        user_id=user.id,
+        start=_midnight(start),
+        end=_midnight(end + dt.timedelta(days=1)),
+        group_by=group_by,
+    )
+    return {
+        "group_by": group_by,
+        "items": items,
+        "totals": totals,
+        "quota": quota_body(quota),
+        "period": {"from_": start, "to": end},
+        "plan": plan.name,
+    }
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)

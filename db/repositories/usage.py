@@ -1,0 +1,231 @@
+"""Quota counters, the usage ledger and the daily roll-up.
+
+The month and the day are the database's (`now()` in UTC), never the web
+server's: a job's reservation lives in the month of its `created_at`, which is the
+same `now()` of the transaction that reserved it, and that is where the
+`jobs_settle_usage` trigger looks for it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Date, Integer, cast, delete, func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from db.models.usage import DailyJobCount, UsageCounter, UsageDaily, UsageLedger
+
+_utc_now = func.timezone("UTC", func.now())
+CURRENT_PERIOD = cast(func.date_trunc("month", _utc_now), Date)
+TODAY = cast(_utc_now, Date)
+GROUPS = ("day", "tool", "model")
+
+
+@dataclass(frozen=True)
+class Quota:
+    limit: int
+    used: int
+    reserved: int
+    period: dt.date
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.used - self.reserved)
+
+
+def reserve_tokens(session: Session, *, user_id: uuid.UUID, estimate: int, limit: int) -> tuple[bool, Quota]:
+    """Hold `estimate` tokens of this month's quota, unless used + reserved would go
+    over `limit`. The conditional UPDATE is the whole guard: concurrent submits queue
+    on the counter row and each sees the others' reservations. The hold lasts until
+    the caller's transaction ends (commit keeps it, rollback gives it back)."""
+    session.execute(
+        insert(UsageCounter).values(user_id=user_id, period=CURRENT_PERIOD).on_conflict_do_nothing()
+    )
+    mine = (UsageCounter.user_id == user_id, UsageCounter.period == CURRENT_PERIOD)
+    row = session.execute(
+        update(UsageCounter)
+        .where(*mine, UsageCounter.tokens_used + UsageCounter.tokens_reserved + estimate <= limit)
+        .values(tokens_reserved=UsageCounter.tokens_reserved + estimate, updated_at=func.now())
+        .returning(UsageCounter.tokens_used, UsageCounter.tokens_reserved, UsageCounter.period)
+    ).first()
+    if row is not None:
+        return True, Quota(limit, row.tokens_used, row.tokens_reserved, row.period)
+    return False, get_quota(session, user_id=user_id, limit=limit)
+
+
+def get_quota(session: Session, *, user_id: uuid.UUID, limit: int) -> Quota:
+    row = session.execute(
+        select(UsageCounter.tokens_used, UsageCounter.tokens_reserved, CURRENT_PERIOD.label("period")).where(
+            UsageCounter.user_id == user_id, UsageCounter.period == CURRENT_PERIOD
+        )
+    ).first()
+    if row is None:
+        return Quota(limit, 0, 0, session.scalar(select(CURRENT_PERIOD)))
+    return Quota(limit, row.tokens_used, row.tokens_reserved, row.period)
+
+
+def count_job(session: Session, *, user_id: uuid.UUID, limit: int) -> tuple[bool, int]:
+    """Count one more job today unless the user already has `limit`; returns
+    (counted, jobs today). Like the reservation, it is undone by a rollback."""
+    counted = session.scalar(
+        insert(DailyJobCount)
+        .values(user_id=user_id, day=TODAY, jobs=1)
+        .on_conflict_do_update(
+            index_elements=[DailyJobCount.user_id, DailyJobCount.day],
+            set_={"jobs": DailyJobCount.jobs + 1},
+            where=DailyJobCount.jobs < limit,
+        )
+        .returning(DailyJobCount.jobs)
+    )
+    if counted is not None:
+        return True, counted
+    return False, session.scalar(
+        select(DailyJobCount.jobs).where(DailyJobCount.user_id == user_id, DailyJobCount.day == TODAY)
+    )
+
+
+# ---------------------------------------------------------------- the ledger
+
+
+@dataclass(frozen=True)
+class Call:
+    """One provider call, as the ledger records it."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_micros: int
+
+
+def record_calls(
+    session: Session,
+    *,
+    job_id: uuid.UUID,
+    attempt: int,
+    user_id: uuid.UUID,
+    tool: str,
+    calls: Sequence[Call],
+    billed: bool,
+) -> int:
+    """Add the calls of one attempt of a job (index = their order). Recording the
+    same attempt again adds nothing. Returns the rows added."""
+    if not calls:
+        return 0
+    rows = [
+        {
+            "job_id": job_id,
+            "attempt": attempt,
+            "call_index": index,
+            "user_id": user_id,
+            "tool": tool,
+            "model": call.model,
+            "input_tokens": call.input_tokens,
+            "output_tokens": call.output_tokens,
+            "cost_micros": call.cost_micros,
+            "billed": billed,
+        }
+        for index, call in enumerate(calls)
+    ]
+    result = session.execute(
+        insert(UsageLedger)
+        .values(rows)
+        .on_conflict_do_nothing(constraint="uq_usage_ledger_job_attempt_call")
+        .returning(UsageLedger.id)
+    )
+    return len(result.all())
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    key: str
+    input_tokens: int
+    output_tokens: int
+    cost_micros: int
+    jobs: int
+
+
+def summarize(
+    session: Session, *, user_id: uuid.UUID, start: dt.datetime, end: dt.datetime, group_by: str
+) -> tuple[list[UsageRow], UsageRow]:
+    """The user's billed usage in [start, end), grouped by day (UTC), tool or model;
+    and the totals. Read from the ledger itself, so it is exact to the last call."""
+    if group_by not in GROUPS:
+        raise ValueError(f"group_by must be one of {GROUPS}")
+    key = {
+        "day": func.to_char(func.timezone("UTC", UsageLedger.created_at), "YYYY-MM-DD"),
+        "tool": UsageLedger.tool,
+        "model": UsageLedger.model,
+    }[group_by]
+    sums = (
+        func.coalesce(func.sum(UsageLedger.input_tokens), 0),
+        func.coalesce(func.sum(UsageLedger.output_tokens), 0),
+        func.coalesce(func.sum(UsageLedger.cost_micros), 0),
+        func.count(UsageLedger.job_id.distinct()),
+    )
+    where = (
+        UsageLedger.user_id == user_id,
+        UsageLedger.billed.is_(True),
+        UsageLedger.created_at >= start,
+        UsageLedger.created_at < end,
+    )
+    items = [
+        UsageRow(row[0], int(row[1]), int(row[2]), int(row[3]), int(row[4]))
+        for row in session.execute(select(key, *sums).where(*where).group_by(key).order_by(key))
+    ]
+    total = session.execute(select(*sums).where(*where)).one()
+    return items, UsageRow("total", int(total[0]), int(total[1]), int(total[2]), int(total[3]))
+
+
+# ---------------------------------------------------------------- the roll-up
+
+ROLLUP_LOCK = 0x75736167  # pg_advisory_xact_lock key: one roll-up at a time ("usag")
+
+
+def roll_up(session: Session, *, batch: int = 10_000) -> int:
+    """Fold ledger rows not yet counted into `usage_daily`; returns how many.
+
+    Each (user, day) touched by a new row is recomputed whole from the ledger and
+    replaced, so running it twice, or over rows it has already seen, changes
+    nothing: the roll-up always equals the ledger once it has caught up. Roll-ups
+    take turns (an advisory lock), or an older snapshot could overwrite a newer one.
+    """
+    session.execute(select(func.pg_advisory_xact_lock(ROLLUP_LOCK)))
+    pending = select(UsageLedger.id).where(UsageLedger.rolled_up.is_(False)).order_by(UsageLedger.id)
+    marked = session.execute(
+        update(UsageLedger)
+        .where(UsageLedger.id.in_(pending.limit(batch).scalar_subquery()))
+        .values(rolled_up=True)
+        .returning(UsageLedger.user_id, cast(func.timezone("UTC", UsageLedger.created_at), Date))
+    ).all()
+    touched = sorted({(row[0], row[1]) for row in marked})
+    for user_id, day in touched:
+        _recompute_day(session, user_id=user_id, day=day)
+    return len(marked)
+
+
+def _recompute_day(session: Session, *, user_id: uuid.UUID, day: dt.date) -> None:
+    ledger_day = cast(func.timezone("UTC", UsageLedger.created_at), Date)
+    totals = (
+        select(
+            UsageLedger.user_id,
+            literal(day, Date),
+            UsageLedger.tool,
+            UsageLedger.model,
+            UsageLedger.billed,
+            cast(func.count(), Integer),
+            cast(func.count(UsageLedger.job_id.distinct()), Integer),
+            func.sum(UsageLedger.input_tokens),
+            func.sum(UsageLedger.output_tokens),
+            func.sum(UsageLedger.cost_micros),
+        )
+        .where(UsageLedger.user_id == user_id, ledger_day == day)
+        .group_by(UsageLedger.user_id, UsageLedger.tool, UsageLedger.model, UsageLedger.billed)
+    )
+    columns = ["user_id", "day", "tool", "model", "billed", "calls", "jobs"]
+    columns += ["input_tokens", "output_tokens", "cost_micros"]
+    session.execute(delete(UsageDaily).where(UsageDaily.user_id == user_id, UsageDaily.day == day))
+    session.execute(insert(UsageDaily).from_select(columns, totals))

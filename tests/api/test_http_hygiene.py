@@ -1,0 +1,174 @@
+"""What every response carries: a request id, security headers, CORS for the
+configured frontends only, and gzip for large JSON (never for event streams)."""
+
+import dataclasses
+import gzip
+import json
+import uuid
+
+import pytest
+
+from db.repositories import jobs
+from db.session import session_scope
+from tests.helpers import API, register, submit
+
+FRONTEND = "https://app.example.com"
+
+
+@pytest.fixture
+def headers(client):
+    return register(client)[0]
+
+
+@pytest.fixture
+def cors_client(settings):
+    from api import create_app
+
+    return create_app(dataclasses.replace(settings, cors_origins=(FRONTEND,))).test_client()
+
+
+def test_a_sane_request_id_from_the_client_is_echoed(client):
+    response = client.get(f"{API}/health", headers={"X-Request-ID": "frontend-7f3a:42"})
+    assert response.headers["X-Request-ID"] == "frontend-7f3a:42"
+
+
+@pytest.mark.parametrize("sent", [None, "", "has spaces", "x" * 129, "<script>", 'quote"d'])
+def test_a_missing_or_odd_request_id_is_replaced_by_a_new_one(client, sent):
+    response = client.get(f"{API}/health", headers={"X-Request-ID": sent} if sent is not None else {})
+    made = response.headers["X-Request-ID"]
+    assert made != sent and len(made) == 32 and int(made, 16) >= 0
+    assert client.get(f"{API}/health").headers["X-Request-ID"] != made  # one per request
+
+
+def test_errors_carry_the_request_id_and_the_security_headers_too(client):
+    response = client.get(f"{API}/jobs", headers={"X-Request-ID": "req-401"})
+    assert response.status_code == 401
+    assert response.headers["X-Request-ID"] == "req-401"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_json_responses_have_restrictive_security_headers(client):
+    response = client.get(f"{API}/tools")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    assert "Strict-Transport-Security" not in response.headers  # not in development or tests
+
+
+def test_production_adds_hsts(settings):
+    from api import create_app
+
+    production = dataclasses.replace(settings, env="production")
+    response = create_app(production).test_client().get(f"{API}/health")
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
+def test_the_swagger_ui_may_load_its_cdn_and_run_only_its_own_inline_script(client):
+    response = client.get(f"{API}/docs")
+    assert response.status_code == 200
+    csp = response.headers["Content-Security-Policy"]
+    scripts = next(part for part in csp.split(";") if part.strip().startswith("script-src"))
+    assert "https://cdn.jsdelivr.net" in scripts and "'sha256-" in scripts
+    assert "'unsafe-inline'" not in scripts and "unsafe-eval" not in scripts
+    # The API itself allows no CDN.
+    assert "cdn.jsdelivr.net" not in client.get(f"{API}/tools").headers["Content-Security-Policy"]
+
+
+def test_cors_preflight_from_the_configured_frontend_passes(cors_client):
+    response = cors_client.options(
+        f"{API}/jobs",
+        headers={
+            "Origin": FRONTEND,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Authorization, Content-Type, Idempotency-Key",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == FRONTEND
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+    allowed = response.headers["Access-Control-Allow-Headers"].lower()
+    assert {"authorization", "content-type", "idempotency-key"} <= {h.strip() for h in allowed.split(",")}
+    assert "Access-Control-Allow-Credentials" not in response.headers  # tokens, never cookies
+
+
+def test_cors_from_another_origin_gets_no_allowance(cors_client):
+    preflight = cors_client.options(
+        f"{API}/jobs", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    )
+    assert "Access-Control-Allow-Origin" not in preflight.headers
+    simple = cors_client.get(f"{API}/tools", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in simple.headers
+
+
+def test_a_frontend_can_read_the_headers_it_needs(cors_client, headers):
+    response = submit(cors_client, {**headers, "Origin": FRONTEND})
+    assert response.headers["Access-Control-Allow-Origin"] == FRONTEND
+    exposed = {h.strip().lower() for h in response.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"location", "etag", "retry-after", "x-request-id"} <= exposed
+
+
+def test_production_allows_no_origin_unless_configured(settings):
+    from settings import Settings
+
+    production = Settings.from_env(
+        {
+            "CONVEYOR_ENV": "production",
+            "SECRET_KEY": "s" * 40,
+            "JWT_SECRET_KEY": "j" * 40,
+            "DATABASE_URL": settings.database_url,
+        }
+    )
+    assert production.cors_origins == ()
+    assert Settings.from_env({}).cors_origins == ("http://localhost:3000",)
+
+
+def test_large_json_is_gzipped_when_the_client_accepts_it(client):
+    plain = client.get(f"{API}/tools")
+    assert len(plain.get_data()) > 1024 and "Content-Encoding" not in plain.headers
+    zipped = client.get(f"{API}/tools", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in zipped.headers["Vary"]
+    assert json.loads(gzip.decompress(zipped.get_data())) == plain.get_json()
+    assert int(zipped.headers["Content-Length"]) < len(plain.get_data())
+
+
+def test_small_json_is_not_gzipped(client):
+    response = client.get(f"{API}/health", headers={"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in response.headers and response.get_json()["status"] == "ok"
+
+
+def test_a_gzipped_job_keeps_its_etag_so_long_polls_and_304s_still_work(client, headers):
+    accept = {**headers, "Accept-Encoding": "gzip"}
+    job_id = submit(client, headers, input={"prompt": "long " * 400}).get_json()["id"]
+    first = client.get(f"{API}/jobs/{job_id}", headers=accept)
+    assert first.headers["Content-Encoding"] == "gzip"
+    etag = first.headers["ETag"]
+    assert etag == client.get(f"{API}/jobs/{job_id}", headers=headers).headers["ETag"]
+    again = client.get(f"{API}/jobs/{job_id}", headers={**accept, "If-None-Match": etag})
+    assert again.status_code == 304
+    waited = client.get(f"{API}/jobs/{job_id}?wait=1", headers={**accept, "If-None-Match": etag})
+    assert waited.status_code == 304  # unchanged: the long-poll waited instead of answering at once
+
+
+def test_an_event_stream_is_never_gzipped(client, headers):
+    job_id = submit(client, headers, input={"prompt": "stream " * 300}).get_json()["id"]
+    with session_scope() as session:
+        jobs.finish(
+            session,
+            job_id=uuid.UUID(job_id),
+            status="failed",
+            error_code="provider_error",
+            error_message="x" * 2000,
+            from_statuses=("queued",),
+        )
+    response = client.get(f"{API}/jobs/{job_id}/events", headers={**headers, "Accept-Encoding": "gzip"})
+    assert response.mimetype == "text/event-stream"
+    assert "Content-Encoding" not in response.headers
+    assert response.get_data(as_text=True).startswith("retry: 2000")
+
+
+def test_a_body_over_the_limit_is_still_refused(client, headers, settings):
+    response = submit(client, headers, input={"prompt": "x" * (settings.max_request_bytes + 1)})
+    assert response.status_code == 413 and response.get_json()["code"] == 413

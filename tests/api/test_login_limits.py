@@ -1,0 +1,112 @@
+"""Login and forgot-password attempts are limited per account and per address (in
+Redis, so every process shares the count); over the limit is 429 with Retry-After."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from tests.helpers import API, register
+
+
+@pytest.fixture
+def limited(settings):
+    """A client of an app with small limits, and a way to send from a given address."""
+
+    def make(**limits: str):
+        from api import create_app
+
+        app = create_app(dataclasses.replace(settings, **limits))
+        app.config["TESTING"] = True
+        return app.test_client()
+
+    return make
+
+
+def login(client, email: str, password: str = "wrong password", ip: str = "10.0.0.1"):
+    return client.post(
+        f"{API}/auth/login", json={"email": email, "password": password}, environ_base={"REMOTE_ADDR": ip}
+    )
+
+
+def assert_429(response, fragment: str) -> int:
+    body = response.get_json()
+    assert response.status_code == 429, body
+    assert body["code"] == 429 and body["status"] == "Too Many Requests"
+    assert fragment in body["message"] and "Try again in" in body["message"]
+    retry_after = int(response.headers["Retry-After"])
+    assert 1 <= retry_after <= 60
+    return retry_after
+
+
+def test_the_default_allows_five_attempts_a_minute_per_account(client):
+    register(client, email="five@example.com")
+    for _ in range(5):
+        assert login(client, "five@example.com").status_code == 401
+    assert_429(login(client, "five@example.com"), "for this account")
+
+
+def test_over_the_account_limit_even_the_right_password_is_refused(limited):
+    client = limited(login_rate_limit_per_account="3/minute")
+    register(client, email="ada@example.com", password="the right password")
+    for _ in range(3):
+        assert login(client, "ada@example.com").status_code == 401
+    assert_429(login(client, "ada@example.com", "the right password"), "for this account")
+    # Counted by account whatever the case of the address, and from any address.
+    assert_429(login(client, "ADA@example.com", ip="10.9.9.9"), "for this account")
+    # Another account is not affected.
+    register(client, email="bob@example.com", password="bobs password")
+    assert login(client, "bob@example.com", "bobs password").status_code == 200
+
+
+def test_the_address_limit_counts_attempts_on_every_account(limited):
+    client = limited(login_rate_limit_per_ip="4/minute")
+    for number in range(4):
+        assert login(client, f"user{number}@example.com").status_code == 401
+    assert_429(login(client, "user9@example.com"), "from your address")
+    assert login(client, "user9@example.com", ip="10.0.0.2").status_code == 401
+
+
+def test_malformed_login_bodies_count_too(limited):
+    client = limited(login_rate_limit_per_ip="2/minute")
+    for body in ({}, {"email": "not-an-email", "password": "x"}):
+        response = client.post(f"{API}/auth/login", json=body, environ_base={"REMOTE_ADDR": "10.0.0.3"})
+        assert response.status_code == 422
+    assert_429(login(client, "x@example.com", ip="10.0.0.3"), "from your address")
+
+
+def test_forgot_password_is_limited_per_account_and_per_address(limited):
+    client = limited(forgot_password_rate_limit="2/hour", login_rate_limit_per_ip="5/minute")
+
+    def forgot(email: str, ip: str = "10.0.0.4"):
+        return client.post(
+            f"{API}/auth/forgot-password", json={"email": email}, environ_base={"REMOTE_ADDR": ip}
+        )
+
+    assert forgot("someone@example.com").status_code == 202
+    assert forgot("someone@example.com").status_code == 202
+    over = forgot("someone@example.com")
+    assert over.status_code == 429
+    assert int(over.headers["Retry-After"]) > 60  # an hourly limit: until the oldest request is an hour old
+    body = forgot("someone@example.com", ip="10.7.7.7").get_json()
+    assert body["code"] == 429 and "for this account" in body["message"]
+
+    for number in range(5):
+        assert forgot(f"other{number}@example.com", ip="10.0.0.5").status_code == 202
+    assert_429(forgot("last@example.com", ip="10.0.0.5"), "from your address")
+
+
+def test_the_limits_do_not_touch_other_endpoints(limited):
+    client = limited(login_rate_limit_per_ip="1/minute")
+    headers, _ = register(client)
+    for _ in range(3):
+        assert client.get(f"{API}/users/me", headers=headers).status_code == 200
+        assert client.get(f"{API}/tools").status_code == 200
+
+
+def test_a_bad_limit_setting_stops_start_up():
+    from settings import ConfigError, Settings
+
+    with pytest.raises(ConfigError, match="LOGIN_RATE_LIMIT_PER_ACCOUNT must be a rate limit"):
+        Settings.from_env({"LOGIN_RATE_LIMIT_PER_ACCOUNT": "five a minute"})

@@ -1,0 +1,83 @@
+"""Row factories for storage, export, conversation and housekeeping tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+
+from db.models.job import SUCCEEDED
+from db.repositories import jobs, users
+from db.session import session_scope
+
+
+def make_user(
+    *,
+    plan: str = "free",
+    role: str = "user",
+    verified: bool = True,
+    name: str = "Ada",
+    email: str | None = None,
+) -> uuid.UUID:
+    with session_scope() as session:
+        user = users.create(
+            session,
+            email=email or f"{uuid.uuid4().hex[:10]}@example.com",
+            password_hash="x",
+            name=name,
+            plan=plan,
+            role=role,
+            email_verified_at=dt.datetime.now(dt.UTC) if verified else None,
+        )
+        return user.id
+
+
+def finished_job(
+    user_id: uuid.UUID,
+    *,
+    tool: str = "text",
+    input: dict[str, Any] | None = None,
+    output: dict[str, Any] | None = None,
+    output_key: str | None = None,
+    status: str = SUCCEEDED,
+    error_code: str | None = None,
+    tokens: tuple[int, int] = (10, 5),
+    cost_micros: int = 3,
+) -> uuid.UUID:
+    """A job taken through the real transitions to a terminal status."""
+    with session_scope() as session:
+        job = jobs.create(
+            session,
+            user_id=user_id,
+            tool=tool,
+            input=input or {"prompt": "hello"},
+            model="gpt-4o-mini",
+            queue="ai",
+            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+        )
+        job_id = job.id
+    with session_scope() as session:
+        jobs.start(session, job_id=job_id, lease_seconds=60, max_attempts=3)
+        jobs.finish(
+            session,
+            job_id=job_id,
+            status=status,
+            output=output,
+            output_key=output_key,
+            error_code=error_code,
+            error_message="It broke." if error_code else None,
+            usage=jobs.Usage(input_tokens=tokens[0], output_tokens=tokens[1], cost_micros=cost_micros),
+        )
+    return job_id
+
+
+def age(table: str, row_id: uuid.UUID, *, days: float, columns: tuple[str, ...]) -> None:
+    """Move a row's timestamps `days` into the past."""
+    sets = ", ".join(f"{column} = {column} - make_interval(secs => :seconds)" for column in columns)
+    with session_scope() as session:
+        session.execute(
+            text(f"UPDATE {table} SET {sets} WHERE id = :id"),  # noqa: S608 - names from the tests
+            {"seconds": days * 86400, "id": row_id},
+        )

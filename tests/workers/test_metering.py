@@ -1,0 +1,345 @@
+"""Metering: every path that ends a job settles its quota reservation once, the
+ledger gets one row per provider call (billed for the attempt that produced the
+result), and the daily roll-up always equals the ledger."""
+
+import datetime as dt
+import random
+import threading
+import time
+import uuid
+
+from sqlalchemy import func, select, text, update
+
+from db.models import DailyJobCount, Job, UsageCounter, UsageDaily, UsageLedger
+from db.models.job import SUCCEEDED
+from db.redis_client import get_redis
+from db.repositories import jobs, usage, users
+from db.session import session_scope
+from workers import cancellation, maintenance, metering, pipeline
+from workers.tools import get_tool
+
+ESTIMATE = 2_500
+
+
+def make_user() -> uuid.UUID:
+    with session_scope() as session:
+        return users.create(
+            session, email=f"{uuid.uuid4().hex}@example.com", password_hash="x", name="Ada"
+        ).id
+
+
+def submit(
+    user_id: uuid.UUID, *, tool: str = "text", input=None, estimate: int = ESTIMATE, **fields
+) -> uuid.UUID:
+    """What POST /jobs does to the counters: count, reserve, insert, in one transaction."""
+    with session_scope() as session:
+        assert usage.count_job(session, user_id=user_id, limit=100)[0]
+        assert usage.reserve_tokens(session, user_id=user_id, estimate=estimate, limit=1_000_000)[0]
+        return jobs.create(
+            session,
+            user_id=user_id,
+            tool=tool,
+            input=input or {"prompt": "hello"},
+            model="gpt-4o-mini",
+            queue="ai",
+            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+            reserved_tokens=estimate,
+            **fields,
+        ).id
+
+
+def counter(user_id: uuid.UUID) -> tuple[int, int]:
+    with session_scope() as session:
+        quota = usage.get_quota(session, user_id=user_id, limit=1_000_000)
+        return quota.used, quota.reserved
+
+
+def ledger(job_id: uuid.UUID) -> list[UsageLedger]:
+    with session_scope() as session:
+        return list(
+            session.scalars(
+                select(UsageLedger).where(UsageLedger.job_id == job_id).order_by(UsageLedger.call_index)
+            )
+        )
+
+
+def load(job_id: uuid.UUID) -> Job:
+    with session_scope() as session:
+        return jobs.get(session, job_id=job_id)
+
+
+def test_a_succeeded_job_replaces_its_reservation_with_what_it_used(settings, fake_openai):
+    user_id = make_user()
+    job_id = submit(user_id)
+    other = submit(user_id)  # still queued: its reservation stays
+    assert counter(user_id) == (0, 2 * ESTIMATE)
+
+    assert pipeline.run_job(job_id, settings=settings) == "succeeded"
+    job = load(job_id)
+    used = job.input_tokens + job.output_tokens
+    assert used > 0 and counter(user_id) == (used, ESTIMATE)
+
+    [row] = ledger(job_id)
+    assert (row.user_id, row.tool, row.attempt, row.call_index, row.billed) == (user_id, "text", 1, 0, True)
+    assert (row.input_tokens, row.output_tokens, row.cost_micros) == (
+        job.input_tokens,
+        job.output_tokens,
+        job.cost_micros,
+    )
+    assert row.model.startswith("gpt-4o-mini")
+    assert pipeline.run_job(job_id, settings=settings) is None  # a second delivery settles nothing
+    assert counter(user_id) == (used, ESTIMATE) and len(ledger(job_id)) == 1
+    assert other
+
+
+def test_a_failed_job_gives_its_reservation_back_and_is_not_billed(settings, fake_openai):
+    user_id = make_user()
+    job_id = submit(user_id, input={"prompt": "nope [[fail:400]]"})
+    assert pipeline.run_job(job_id, settings=settings) == "failed"
+    assert counter(user_id) == (0, 0)
+    assert ledger(job_id) == []  # the provider refused: no call completed
+
+
+def test_a_json_tool_that_never_validates_records_both_calls_unbilled(settings, fake_openai):
+    user_id = make_user()
+    job_id = submit(
+        user_id, tool="roadmap", input={"goal": "Open a bakery [[invalid-json]]", "timeline": "1_year"}
+    )
+    assert pipeline.run_job(job_id, settings=settings) == "failed"
+    assert load(job_id).error_code == "invalid_output"
+    assert [(r.call_index, r.billed) for r in ledger(job_id)] == [(0, False), (1, False)]
+    assert counter(user_id) == (0, 0)
+
+
+def test_a_repaired_json_job_bills_both_calls(settings, fake_openai):
+    user_id = make_user()
+    job_id = submit(
+        user_id, tool="roadmap", input={"goal": "Open a bakery [[invalid-json:1]]", "timeline": "1_year"}
+    )
+    assert pipeline.run_job(job_id, settings=settings) == "succeeded"
+    job, rows = load(job_id), ledger(job_id)
+    assert [(r.call_index, r.billed) for r in rows] == [(0, True), (1, True)]
+    assert sum(r.input_tokens for r in rows) == job.input_tokens
+    assert sum(r.cost_micros for r in rows) == job.cost_micros  # the job and its ledger agree
+    assert counter(user_id) == (job.input_tokens + job.output_tokens, 0)
+
+
+def test_a_canceled_job_is_billed_for_what_it_wrote(settings, fake_openai):
+    user_id = make_user()
+    words = " ".join(f"w{n}" for n in range(40))
+    job_id = submit(user_id, input={"prompt": f"{words} [[slow:0.05]]"})
+
+    def cancel_soon():
+        deadline = time.monotonic() + 10
+        while load(job_id).status != "running" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)
+        with session_scope() as session:
+            jobs.request_cancel(session, job_id=job_id)
+        cancellation.request(get_redis(), job_id)
+
+    thread = threading.Thread(target=cancel_soon)
+    thread.start()
+    assert pipeline.run_job(job_id, settings=settings) == "canceled"
+    thread.join()
+    job = load(job_id)
+    [row] = ledger(job_id)
+    assert row.billed and row.output_tokens == job.output_tokens
+    assert counter(user_id) == (job.input_tokens + job.output_tokens, 0)
+
+
+def test_cancel_expiry_and_the_reaper_release_reservations(settings):
+    user_id = make_user()
+    canceled, expired, lost = submit(user_id), submit(user_id), submit(user_id)
+    assert counter(user_id) == (0, 3 * ESTIMATE)
+    with session_scope() as session:
+        assert jobs.cancel_queued(session, job_id=canceled)
+    assert counter(user_id) == (0, 2 * ESTIMATE)
+
+    with session_scope() as session:
+        session.execute(
+            update(Job).where(Job.id == expired).values(expires_at=func.now() - dt.timedelta(seconds=1))
+        )
+    assert maintenance.expire_overdue() == 1
+    assert counter(user_id) == (0, ESTIMATE)
+
+    with session_scope() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == lost)
+            .values(
+                status="running",
+                attempt=settings.job_max_attempts,
+                lease_until=func.now() - dt.timedelta(seconds=1),
+            )
+        )
+        assert jobs.fail_lost(session, job_id=lost, max_attempts=settings.job_max_attempts)
+    assert counter(user_id) == (0, 0)
+
+
+def test_a_withdrawn_job_gives_back_its_reservation_and_its_place_in_the_day():
+    user_id = make_user()
+    job_id = submit(user_id)
+    with session_scope() as session:
+        assert jobs.delete_unstarted(session, job_id=job_id)
+    assert counter(user_id) == (0, 0)
+    with session_scope() as session:
+        assert session.scalar(select(DailyJobCount.jobs).where(DailyJobCount.user_id == user_id)) == 0
+
+
+def test_the_reservation_never_goes_over_the_limit():
+    user_id = make_user()
+    with session_scope() as session:
+        assert usage.reserve_tokens(session, user_id=user_id, estimate=600, limit=1000)[0]
+    with session_scope() as session:
+        held, quota = usage.reserve_tokens(session, user_id=user_id, estimate=401, limit=1000)
+    assert not held and (quota.limit, quota.used, quota.reserved, quota.remaining) == (1000, 0, 600, 400)
+    with session_scope() as session:
+        assert usage.reserve_tokens(session, user_id=user_id, estimate=400, limit=1000)[0]
+    assert counter(user_id) == (0, 1000)
+
+
+def test_the_days_job_count_stops_at_the_limit():
+    user_id = make_user()
+    for expected in (1, 2):
+        with session_scope() as session:
+            assert usage.count_job(session, user_id=user_id, limit=2) == (True, expected)
+    with session_scope() as session:
+        assert usage.count_job(session, user_id=user_id, limit=2) == (False, 2)
+
+
+def test_recording_an_attempt_twice_adds_nothing():
+    user_id = make_user()
+    job_id = submit(user_id)
+    attempt = metering.AttemptUsage(job_id, 1, user_id, "text", [usage.Call("gpt-4o-mini", 10, 5, 5)])
+    with session_scope() as session:
+        assert metering.record_attempt(session, attempt, billed=True) == 1
+    with session_scope() as session:
+        assert metering.record_attempt(session, attempt, billed=True) == 0
+    assert len(ledger(job_id)) == 1
+
+
+def test_an_attempt_whose_outcome_was_dropped_is_recorded_unbilled(settings, fake_openai):
+    user_id = make_user()
+    job_id = submit(user_id)
+    assert pipeline.run_job(job_id, settings=settings) == "succeeded"
+    late = metering.AttemptUsage(job_id, 2, user_id, "text", [usage.Call("gpt-4o-mini", 7, 3, 3)])
+    assert not pipeline._record(job_id, status=SUCCEEDED, output={"text": "late"}, ledger=late)
+    assert [(r.attempt, r.billed) for r in ledger(job_id)] == [(1, True), (2, False)]
+
+
+def test_estimates_cover_the_prompt_and_the_output_cap():
+    tool = get_tool("text")
+    short = metering.estimate_job_tokens(tool, {"prompt": "hi"}, {})
+    long = metering.estimate_job_tokens(tool, {"prompt": "x" * 4000}, {"name": "Ada"})
+    assert short > tool.max_output_tokens
+    assert long - short >= 1000 - 1  # 4000 more characters is about 1000 more tokens
+
+
+# ---------------------------------------------------------------- the roll-up
+
+
+def add_ledger_rows(rng: random.Random, user_ids: list[uuid.UUID], count: int, days: list[dt.date]) -> None:
+    tools = ["text", "roadmap", "brand", "tutor"]
+    models = ["gpt-4o-mini", "gpt-4o", "gpt-4.1-nano"]
+    rows = []
+    for _ in range(count):
+        job_id = uuid.uuid4()
+        day = rng.choice(days)
+        at = dt.datetime.combine(day, dt.time(rng.randrange(24), rng.randrange(60)), tzinfo=dt.UTC)
+        tool, billed = rng.choice(tools), rng.random() < 0.8
+        for index in range(rng.choice((1, 1, 2))):
+            model = rng.choice(models)
+            tokens_in, tokens_out = rng.randrange(1, 5000), rng.randrange(0, 3000)
+            rows.append(
+                {
+                    "job_id": job_id,
+                    "attempt": 1,
+                    "call_index": index,
+                    "user_id": rng.choice(user_ids),
+                    "tool": tool,
+                    "model": model,
+                    "input_tokens": tokens_in,
+                    "output_tokens": tokens_out,
+                    "cost_micros": rng.randrange(0, 50_000),
+                    "billed": billed,
+                    "created_at": at,
+                }
+            )
+    with session_scope() as session:
+        session.execute(UsageLedger.__table__.insert(), rows)
+
+
+ROLLUP_MATCHES_LEDGER = text(
+    """
+    WITH ledger AS (
+        SELECT user_id, (created_at AT TIME ZONE 'UTC')::date AS day, tool, model, billed,
+               count(*) AS calls, count(DISTINCT job_id) AS jobs, sum(input_tokens) AS input_tokens,
+               sum(output_tokens) AS output_tokens, sum(cost_micros) AS cost_micros
+        FROM usage_ledger GROUP BY 1, 2, 3, 4, 5
+    ), daily AS (
+        SELECT user_id, day, tool, model, billed, calls::bigint, jobs::bigint,
+               input_tokens::numeric, output_tokens::numeric, cost_micros::numeric
+        FROM usage_daily
+    )
+    SELECT (SELECT count(*) FROM (SELECT * FROM ledger EXCEPT SELECT * FROM daily) AS missing)
+         + (SELECT count(*) FROM (SELECT * FROM daily EXCEPT SELECT * FROM ledger) AS extra)
+    """
+)
+
+
+def mismatches() -> int:
+    with session_scope() as session:
+        return session.scalar(ROLLUP_MATCHES_LEDGER)
+
+
+def test_the_rollup_equals_the_ledger_after_a_random_workload():
+    rng = random.Random(20261122)
+    user_ids = [make_user() for _ in range(4)]
+    today = dt.datetime.now(dt.UTC).date()
+    days = [today - dt.timedelta(days=n) for n in range(6)]
+
+    add_ledger_rows(rng, user_ids, 150, days)
+    assert metering.roll_up(batch=64) > 0  # several batches
+    assert mismatches() == 0
+
+    # Later rows land on days already rolled up, and on new ones.
+    add_ledger_rows(rng, user_ids, 80, [*days, today + dt.timedelta(days=1)])
+    assert mismatches() > 0
+    added = metering.roll_up(batch=1000)
+    assert mismatches() == 0
+
+    assert metering.roll_up() == 0  # idempotent: nothing new, nothing changes
+    assert mismatches() == 0 and added > 0
+    with session_scope() as session:
+        billed_total = session.scalar(
+            select(func.sum(UsageDaily.input_tokens)).where(UsageDaily.billed.is_(True))
+        )
+        ledger_total = session.scalar(
+            select(func.sum(UsageLedger.input_tokens)).where(UsageLedger.billed.is_(True))
+        )
+    assert billed_total == ledger_total
+
+
+def test_the_rollup_task_folds_new_rows(settings, fake_openai):
+    from tasks.usage import rollup
+
+    user_id = make_user()
+    job_id = submit(user_id)
+    assert pipeline.run_job(job_id, settings=settings) == "succeeded"
+    assert rollup.run() == 1
+    with session_scope() as session:
+        [daily] = session.scalars(select(UsageDaily)).all()
+    job = load(job_id)
+    assert (daily.user_id, daily.tool, daily.billed, daily.calls, daily.jobs) == (user_id, "text", True, 1, 1)
+    assert (daily.input_tokens, daily.cost_micros) == (job.input_tokens, job.cost_micros)
+    assert mismatches() == 0
+
+
+def test_counters_are_per_month():
+    user_id = make_user()
+    with session_scope() as session:
+        session.add(
+            UsageCounter(user_id=user_id, period=dt.date(2020, 1, 1), tokens_used=999, tokens_reserved=5)
+        )
+    assert counter(user_id) == (0, 0)  # last month's use does not count this month

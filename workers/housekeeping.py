@@ -1,0 +1,193 @@
+"""The beat's clean-ups and the admins' daily report.
+
+Every clean-up deletes the stored objects first and the rows after, each row with
+a compare-and-set: if the store fails, the row still names its object and the
+next run tries again; if the run dies between the two, the next run finds the
+row and deletes an object that is already gone (a no-op). Run twice, it does
+nothing the second time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from db.repositories import exports, reports, retention
+from db.session import session_scope
+from settings import Settings
+from workers.exports.build import stale_after
+from workers.mail import outbox
+from workers.plans import DEFAULT_PLAN, PLANS, get_plan
+from workers.storage import Storage, StorageError, get_storage, user_prefix
+
+logger = logging.getLogger(__name__)
+
+BATCH = 200
+EXPORT_RESEND_AFTER = 300  # seconds an export may sit queued before its message counts as lost
+DEFAULT_RETENTION_DAYS = 30
+
+
+@dataclass
+class Purged:
+    outputs: int = 0
+    exports: int = 0
+    accounts: int = 0
+    objects: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.outputs or self.exports or self.accounts)
+
+
+def retention_policy() -> tuple[dict[str, int], int]:
+    """Days each plan keeps results, and the days for a plan name not in the table."""
+    days = {name: getattr(plan, "retention_days", DEFAULT_RETENTION_DAYS) for name, plan in PLANS.items()}
+    return days, getattr(get_plan(None), "retention_days", DEFAULT_RETENTION_DAYS)
+
+
+def purge_expired_results(settings: Settings) -> Purged:
+    """Outputs and exports older than their owner's plan keeps them: the stored
+    objects, then the row's output (jobs) or the row itself (exports)."""
+    days, default_days = retention_policy()
+    storage = get_storage(settings)
+    purged = Purged()
+    while True:
+        with session_scope() as session:
+            held = retention.outputs_past_retention(
+                session, retention_days=days, default_days=default_days, limit=BATCH
+            )
+        before = purged.outputs
+        for item in held:
+            if item.storage_key and not _delete(storage, item.storage_key):
+                continue
+            purged.objects += bool(item.storage_key)
+            with session_scope() as session:
+                purged.outputs += retention.clear_output(session, job_id=item.id) is not None
+        if len(held) < BATCH or purged.outputs == before:  # the rest waits for the store to answer
+            break
+    while True:
+        with session_scope() as session:
+            held = retention.exports_past_retention(
+                session, retention_days=days, default_days=default_days, limit=BATCH
+            )
+        before = purged.exports
+        for item in held:
+            if item.storage_key and not _delete(storage, item.storage_key):
+                continue
+            purged.objects += bool(item.storage_key)
+            with session_scope() as session:
+                purged.exports += retention.delete_export(session, export_id=item.id) is not None
+        if len(held) < BATCH or purged.exports == before:
+            break
+    if purged:
+        logger.info(
+            "retention: %s outputs and %s exports removed (%s stored objects)",
+            purged.outputs,
+            purged.exports,
+            purged.objects,
+        )
+    return purged
+
+
+def purge_unverified_accounts(settings: Settings, *, now: dt.datetime | None = None) -> Purged:
+    """Accounts whose email was never verified within UNVERIFIED_ACCOUNT_DAYS: their
+    stored objects, then the user row (jobs, conversations and exports cascade).
+    Admins and accounts on a paid plan are kept."""
+    cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=settings.unverified_account_days)
+    storage = get_storage(settings)
+    purged = Purged()
+    while True:
+        with session_scope() as session:
+            user_ids = retention.unverified_before(
+                session, cutoff=cutoff, default_plan=DEFAULT_PLAN, limit=BATCH
+            )
+        before = purged.accounts
+        for user_id in user_ids:
+            try:
+                purged.objects += storage.delete_prefix(user_prefix(user_id))
+            except (StorageError, OSError):
+                logger.warning("user_id=%s objects not deleted; retried next run", user_id, exc_info=True)
+                continue
+            with session_scope() as session:
+                purged.accounts += retention.delete_unverified(
+                    session, user_id=user_id, cutoff=cutoff, default_plan=DEFAULT_PLAN
+                )
+        if len(user_ids) < BATCH or purged.accounts == before:
+            break
+    if purged:
+        logger.info("removed %s accounts never verified (%s stored objects)", purged.accounts, purged.objects)
+    return purged
+
+
+def _delete(storage: Storage, key: str) -> bool:
+    try:
+        storage.delete(key)
+    except (StorageError, OSError):
+        logger.warning("stored object %s not deleted; retried next run", key, exc_info=True)
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- exports whose message was lost
+
+
+def resend_exports(settings: Settings, send: Callable[[uuid.UUID], None]) -> int:
+    with session_scope() as session:
+        ids = exports.ids_to_resend(session, quiet_for=EXPORT_RESEND_AFTER, stale_after=stale_after(settings))
+    sent = 0
+    for export_id in ids:
+        try:
+            send(export_id)
+        except Exception:
+            logger.warning("export_id=%s re-send failed", export_id, exc_info=True)
+            break
+        with session_scope() as session:
+            exports.touch(session, export_id=export_id)
+        sent += 1
+    if sent:
+        logger.info("re-sent %s exports", sent)
+    return sent
+
+
+# ---------------------------------------------------------------- the daily report
+
+
+def build_report(session, *, day: dt.date) -> dict[str, Any]:
+    """Jobs created on `day` (UTC): by tool and status, failures by code, tokens,
+    cost, and queue latency (submit to start) p50/p95."""
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    window = {"start": start, "end": start + dt.timedelta(days=1)}
+    by_tool = reports.jobs_by_tool_and_status(session, **window)
+    tokens_in, tokens_out, cost = reports.usage_totals(session, **window)
+    p50, p95 = reports.queue_latency(session, **window)
+    return {
+        "date": day.isoformat(),
+        "jobs_total": sum(sum(statuses.values()) for statuses in by_tool.values()),
+        "jobs_by_tool": by_tool,
+        "failures_by_code": reports.failures_by_code(session, **window),
+        "tokens": {"input": tokens_in, "output": tokens_out},
+        "cost_micros": cost,
+        "queue_latency_seconds": {"p50": p50, "p95": p95},
+    }
+
+
+def send_daily_report(*, day: dt.date | None = None) -> list[uuid.UUID]:
+    """Queue yesterday's report (UTC) to every admin; returns the emails queued.
+    The dedupe key `daily_report:<date>:<admin id>` makes a second run queue none."""
+    day = day or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    with session_scope() as session:
+        report = build_report(session, day=day)
+        queued = [
+            outbox.enqueue(
+                session,
+                to=admin.email,
+                template="daily_report",
+                context={"report": report},
+                dedupe_key=f"daily_report:{day.isoformat()}:{admin.id}",
+            )
+            for admin in reports.admins(session)
+        ]
+    return [email_id for email_id in queued if email_id is not None]

@@ -1,0 +1,75 @@
+"""Usage metering: what a job is expected to use (the quota reservation), what its
+provider calls did use (the ledger), and the daily roll-up of the ledger."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from db.models.job import CANCELED, SUCCEEDED
+from db.repositories import usage
+from db.session import session_scope
+from workers import pricing
+from workers.providers.base import Completion, estimate_tokens
+from workers.tools.base import Tool
+
+# A job is billed when it produced something for the user: a result, or the text a
+# canceled job had written. The jobs_settle_usage trigger (migration 0005) applies
+# the same rule to the quota.
+BILLED_STATUSES = (SUCCEEDED, CANCELED)
+
+
+def estimate_job_tokens(tool: Tool, input: Mapping[str, Any], profile: Mapping[str, Any]) -> int:
+    """The most a job is expected to use: its prompt as sent, plus the tool's output cap.
+    (A JSON tool's repair call can use more; the quota is settled with what was used.)"""
+    prompt = sum(estimate_tokens(message["content"]) for message in tool.build_messages(input, profile))
+    return prompt + tool.max_output_tokens
+
+
+def ledger_calls(calls: Sequence[Completion], requested_model: str) -> list[usage.Call]:
+    """The ledger's view of an attempt's provider calls, each priced by the model that answered."""
+    priced = []
+    for call in calls:
+        model = call.model or requested_model
+        cost = pricing.cost_micros(model, call.input_tokens, call.output_tokens)
+        priced.append(usage.Call(model, call.input_tokens, call.output_tokens, cost))
+    return priced
+
+
+@dataclass(frozen=True)
+class AttemptUsage:
+    """The provider calls one attempt of a job made, priced, ready for the ledger."""
+
+    job_id: uuid.UUID
+    attempt: int
+    user_id: uuid.UUID
+    tool: str
+    calls: list[usage.Call]
+
+
+def record_attempt(session: Session, attempt: AttemptUsage, *, billed: bool) -> int:
+    """Add an attempt's calls to the ledger, in the transaction that records its outcome."""
+    return usage.record_calls(
+        session,
+        job_id=attempt.job_id,
+        attempt=attempt.attempt,
+        user_id=attempt.user_id,
+        tool=attempt.tool,
+        calls=attempt.calls,
+        billed=billed,
+    )
+
+
+def roll_up(*, batch: int = 10_000) -> int:
+    """Fold every ledger row not yet counted into usage_daily, a batch per transaction."""
+    total = 0
+    while True:
+        with session_scope() as session:
+            done = usage.roll_up(session, batch=batch)
+        total += done
+        if done < batch:
+            return total
