@@ -39,9 +39,10 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Not part of `make test`. BENCH_ARGS: e.g. --quick, --only submit,poll, --max-load 1.5, --profile DIR
 bench: install
 	@test -f bench/run.py || { echo "bench/run.py does not exist yet"; exit 1; }
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -42,6 +42,10 @@ class RateLimit:
 class Settings:
     env: str = "development"
     database_url: str = "postgresql+psycopg2://postgres@localhost:5432/conveyor"
+    # Connections each process keeps open, and may open beyond that under load (closed again
+    # when returned). A gevent web worker runs many requests at once: see the README.
+    db_pool_size: int = 5
+    db_max_overflow: int = 10
     redis_url: str = "redis://localhost:6379/0"
     broker_url: str = ""  # empty: the same Redis as redis_url
     secret_key: str = DEV_SECRET
@@ -164,6 +168,8 @@ class Settings:
         settings = cls(
             env=reader.choice("CONVEYOR_ENV", defaults.env, ENVIRONMENTS),
             database_url=_sqlalchemy_url(reader.str("DATABASE_URL", defaults.database_url)),
+            db_pool_size=reader.int("DB_POOL_SIZE", defaults.db_pool_size),
+            db_max_overflow=reader.int("DB_MAX_OVERFLOW", defaults.db_max_overflow),
             redis_url=reader.str("REDIS_URL", defaults.redis_url),
             broker_url=reader.str("CELERY_BROKER_URL", ""),
             secret_key=reader.str("SECRET_KEY", DEV_SECRET),
@@ -266,6 +272,8 @@ class Settings:
                     f"CORS_ORIGINS entry {origin!r} must be an origin such as https://app.example.com "
                     "(scheme and host, optional port, no path or trailing slash)"
                 )
+        if self.db_pool_size < 1 or self.db_max_overflow < 0:
+            problems.append("DB_POOL_SIZE must be at least 1 and DB_MAX_OVERFLOW not negative")
         if self.worker_heartbeat_interval <= 0:
             problems.append("WORKER_HEARTBEAT_INTERVAL must be greater than 0")
         if self.webhook_timeout <= 0:

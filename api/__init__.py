@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from db.session import init_engine, remove_session
     from workers.celery_app import app as celery_app  # the app tasks are sent through
 
-    init_engine(settings.database_url)
+    init_engine(settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
     app.extensions["celery"] = celery_app
     api.init_app(app)
     api.spec.components.security_scheme(

@@ -35,7 +35,10 @@ def get_engine() -> Engine:
     if _engine is None:
         from settings import get_settings
 
-        return init_engine(get_settings().database_url)
+        settings = get_settings()
+        return init_engine(
+            settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+        )
     return _engine
 
 

@@ -56,8 +56,10 @@ def admit(user_id: uuid.UUID, send: Send) -> Admitted:
 def admit_after(job_id: uuid.UUID, send: Send) -> Admitted:
     """A job finished: its owner may have a slot for the next one."""
     with session_scope() as session:
-        job = jobs.get(session, job_id=job_id)
-        user_id = job.user_id if job else None
+        user_id = jobs.owner_if_waiting(session, job_id=job_id)
+    # Most owners have nothing waiting: then skip the user lock, which every finishing job
+    # of theirs would queue on. A job that starts waiting after this read is admitted by
+    # its own submit, which sees this job's slot free (its outcome is already committed).
     return admit(user_id, send) if user_id else Admitted()
 
 

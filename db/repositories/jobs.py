@@ -301,6 +301,22 @@ def count_in_flight(session: Session, *, user_id: uuid.UUID) -> int:
     )
 
 
+def owner_if_waiting(session: Session, *, job_id: uuid.UUID) -> uuid.UUID | None:
+    """The job's owner, if they have jobs waiting for a slot (see claim_waiting); else None."""
+    owner = select(Job.user_id).where(Job.id == job_id).scalar_subquery()
+    waiting = (
+        select(Job.id)
+        .where(
+            Job.user_id == owner,
+            Job.status == QUEUED,
+            Job.dispatched_at.is_(None),
+            Job.expires_at > func.now(),
+        )
+        .exists()
+    )
+    return session.scalar(select(owner).where(waiting))
+
+
 def claim_waiting(session: Session, *, user_id: uuid.UUID, limit: int) -> list[tuple[uuid.UUID, str]]:
     """Mark the user's oldest waiting jobs as sent; returns (id, queue) to send.
     Call with the user locked (users.lock) so two admissions cannot both fill a slot."""

@@ -1,0 +1,349 @@
+"""The benchmark's Python load generator, run by bench/run.py as a process of its own
+(so that its CPU is not the servers'): `python -m bench.load SCENARIO --config FILE`.
+
+Scenarios that wrk cannot drive, because they follow jobs to their end: pipeline
+(Conveyor and raw Celery), I/O concurrency, and overhead. Each prints one JSON object.
+HTTP goes over a minimal keep-alive HTTP/1.1 client on asyncio streams: cheaper per
+request than any client library, which matters on a two-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg2
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection (Content-Length or chunked responses)."""
+
+    def __init__(self, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(
+        self, method: str, path: str, *, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        data = json.dumps(body).encode() if body is not None else b""
+        lines = [
+            f"{method} {path} HTTP/1.1",
+            f"Host: {self.host}:{self.port}",
+            f"Content-Length: {len(data)}",
+        ]
+        if body is not None and not any(name.lower() == "content-type" for name in headers or {}):
+            lines.append("Content-Type: application/json")
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + data)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        status = int(status_line.split(" ", 2)[1])
+        response_headers = {}
+        for line in header_lines:
+            if ":" in line:
+                name, value = line.split(":", 1)
+                response_headers[name.strip().lower()] = value.strip()
+        if response_headers.get("transfer-encoding", "").lower() == "chunked":
+            payload = b""
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
+                chunk = await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+                payload += chunk[:-2]
+        else:
+            payload = await self.reader.readexactly(int(response_headers.get("content-length") or 0))
+        if response_headers.get("connection", "").lower() == "close":
+            self.writer.close()
+            self.writer = None
+        return status, response_headers, payload
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def prompt(tag: str) -> dict[str, Any]:
+    return {"tool": "text", "input": {"prompt": f"{tag} Write a haiku about queues."}}
+
+
+async def submit_many(base_url: str, tokens: list[str], count: int, concurrency: int, run: str) -> list[str]:
+    """POST /jobs `count` times over `concurrency` connections, users in turn; the ids."""
+    ids: list[str] = []
+    failures: dict[int, int] = {}
+    numbers = iter(range(count))
+
+    async def client() -> None:
+        connection = Connection(base_url)
+        try:
+            for number in numbers:
+                token = tokens[number % len(tokens)]
+                status, _, payload = await connection.request(
+                    "POST",
+                    "/api/v1/jobs",
+                    body=prompt(f"bench-{run}-{number}"),
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                if status == 202:
+                    ids.append(json.loads(payload)["id"])
+                else:
+                    failures[status] = failures.get(status, 0) + 1
+        finally:
+            connection.close()
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    if failures:
+        raise SystemExit(f"submits failed: {failures}")
+    return ids
+
+
+def wait_finished(database_url: str, count: int, timeout: float) -> dict[str, Any]:
+    """Poll the jobs table until `count` jobs are finished; their outcome and timing."""
+    connection = psycopg2.connect(database_url)
+    connection.autocommit = True
+    deadline = time.monotonic() + timeout
+    try:
+        with connection.cursor() as cursor:
+            while True:
+                cursor.execute("SELECT count(*) FROM jobs WHERE finished_at IS NOT NULL")
+                finished = cursor.fetchone()[0]
+                if finished >= count or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            cursor.execute(
+                "SELECT count(*) FILTER (WHERE status = 'succeeded'), "
+                "count(*) FILTER (WHERE finished_at IS NOT NULL), "
+                "extract(epoch FROM min(started_at)), extract(epoch FROM max(finished_at)) FROM jobs"
+            )
+            succeeded, finished, first_start, last_finish = cursor.fetchone()
+    finally:
+        connection.close()
+    return {
+        "succeeded": succeeded,
+        "finished": finished,
+        "first_start": float(first_start) if first_start is not None else None,
+        "last_finish": float(last_finish) if last_finish is not None else None,
+        "timed_out": finished < count,
+    }
+
+
+def pipeline_conveyor(config: dict[str, Any]) -> dict[str, Any]:
+    count = config["jobs"]
+    started = time.time()
+    asyncio.run(
+        submit_many(config["base_url"], config["tokens"], count, config["concurrency"], config["run"])
+    )
+    submitted = time.time()
+    done = wait_finished(config["database_url"], count, timeout=config["timeout"])
+    elapsed = (done["last_finish"] or time.time()) - started
+    return done | {
+        "jobs": count,
+        "submit_s": submitted - started,
+        "elapsed_s": elapsed,
+        "jobs_per_s": done["succeeded"] / elapsed,
+    }
+
+
+def pipeline_celery(config: dict[str, Any]) -> dict[str, Any]:
+    from redis import Redis
+
+    from bench.baseline_celery import DONE_KEY, noop
+
+    redis = Redis.from_url(config["redis_url"])
+    redis.delete(DONE_KEY)
+    count = config["tasks"]
+    started = time.time()
+    for _ in range(count):
+        noop.apply_async()
+    submitted = time.time()
+    deadline = time.monotonic() + config["timeout"]
+    done = 0
+    while time.monotonic() < deadline:
+        done = int(redis.get(DONE_KEY) or 0)
+        if done >= count:
+            break
+        time.sleep(0.005)
+    elapsed = time.time() - started
+    return {
+        "tasks": count,
+        "done": done,
+        "submit_s": submitted - started,
+        "elapsed_s": elapsed,
+        "tasks_per_s": done / elapsed,
+        "timed_out": done < count,
+    }
+
+
+def io_concurrency(config: dict[str, Any]) -> dict[str, Any]:
+    """Submit the jobs while the gevent worker consumes nothing, then let it at them."""
+    from workers.celery_app import app as celery_app
+
+    count = config["jobs"]
+    asyncio.run(
+        submit_many(config["base_url"], config["tokens"], count, config["concurrency"], config["run"])
+    )
+    started = time.time()
+    replies = celery_app.control.add_consumer(
+        config["queue"], destination=[config["worker"]], reply=True, timeout=10
+    )
+    if not replies:
+        raise SystemExit(f"the worker {config['worker']} did not answer add_consumer")
+    done = wait_finished(config["database_url"], count, timeout=config["timeout"])
+    celery_app.control.cancel_consumer(
+        config["queue"], destination=[config["worker"]], reply=True, timeout=10
+    )
+    elapsed = (done["last_finish"] or time.time()) - started
+    return done | {"jobs": count, "elapsed_s": elapsed}
+
+
+async def _overhead(config: dict[str, Any]) -> list[dict[str, float]]:
+    connection = Connection(config["base_url"])
+    headers = {"Authorization": f"Bearer {config['tokens'][0]}"}
+    samples = []
+    try:
+        for number in range(config["warmup"] + config["jobs"]):
+            tag = f"bench-{config['run']}-{number}"
+            started = time.perf_counter()
+            status, _, payload = await connection.request(
+                "POST", "/api/v1/jobs", body=prompt(tag), headers=headers
+            )
+            if status != 202:
+                raise SystemExit(f"submit answered {status}: {payload[:200]!r}")
+            job = json.loads(payload)
+            etag = None
+            while job["status"] in ("queued", "running"):
+                poll_headers = headers | ({"If-None-Match": etag} if etag else {})
+                status, response_headers, payload = await connection.request(
+                    "GET", f"/api/v1/jobs/{job['id']}?wait=30", headers=poll_headers
+                )
+                if status == 200:
+                    job = json.loads(payload)
+                    etag = response_headers.get("etag")
+                elif status != 304:
+                    raise SystemExit(f"poll answered {status}: {payload[:200]!r}")
+            seen = time.perf_counter() - started
+            if job["status"] != "succeeded":
+                raise SystemExit(f"job {job['id']} ended {job['status']}: {job.get('error')}")
+            if number >= config["warmup"]:
+                samples.append({"tag": tag, "seen_s": seen})
+            await asyncio.sleep(config["pause"])
+    finally:
+        connection.close()
+    return samples
+
+
+def overhead(config: dict[str, Any]) -> dict[str, Any]:
+    samples = asyncio.run(_overhead(config))
+    stats = _fake_stats(config["provider_url"])
+    values = []
+    for sample in samples:
+        provider = stats["timings"].get(sample["tag"], 0.0)
+        values.append((sample["seen_s"] - provider) * 1000)
+    values.sort()
+    return {
+        "jobs": len(values),
+        "p50_ms": statistics.median(values),
+        "p99_ms": values[min(len(values) - 1, round(0.99 * (len(values) - 1)))],
+        "max_ms": values[-1],
+        "provider_ms_median": statistics.median(stats["timings"].get(s["tag"], 0.0) for s in samples) * 1000,
+    }
+
+
+def _fake_stats(provider_url: str) -> dict[str, Any]:
+    from urllib.request import urlopen
+
+    with urlopen(f"{provider_url}/stats", timeout=10) as response:  # noqa: S310 - loopback only
+        return json.load(response)
+
+
+async def _replay(config: dict[str, Any]) -> dict[str, Any]:
+    requests = []
+    for line in config["lines"]:
+        method, path, body, *headers = line.split("\t")
+        parsed = dict(header.split(": ", 1) for header in headers)
+        requests.append((method, path, json.loads(body) if body else None, parsed))
+    latencies: list[float] = []
+    errors = {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0}
+    started = time.perf_counter()
+    deadline = started + config["seconds"]
+
+    async def client(offset: int) -> None:
+        connection = Connection(config["base_url"])
+        index = offset
+        try:
+            while time.perf_counter() < deadline:
+                method, path, body, headers = requests[index % len(requests)]
+                index += 1
+                sent = time.perf_counter()
+                try:
+                    status, _, _ = await connection.request(method, path, body=body, headers=headers)
+                except (OSError, asyncio.IncompleteReadError):
+                    errors["read"] += 1
+                    connection.close()
+                    continue
+                latencies.append((time.perf_counter() - sent) * 1e6)
+                if status >= 400:
+                    errors["status"] += 1
+        finally:
+            connection.close()
+
+    await asyncio.gather(*(client(i * 7) for i in range(config["connections"])))
+    duration = time.perf_counter() - started
+    latencies.sort()
+
+    def percentile(p: float) -> int:
+        return int(latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))]) if latencies else 0
+
+    return {
+        "requests": len(latencies),
+        "duration_us": int(duration * 1e6),
+        "errors": errors,
+        "latency_us": {
+            "p50": percentile(50),
+            "p90": percentile(90),
+            "p99": percentile(99),
+            "max": int(latencies[-1]) if latencies else 0,
+            "mean": statistics.fmean(latencies) if latencies else 0.0,
+        },
+        "client": "bench.load replay (wrk was not available)",
+    }
+
+
+def replay(config: dict[str, Any]) -> dict[str, Any]:
+    """wrk's job in Python, for machines without wrk: the same lines, the same JSON."""
+    return asyncio.run(_replay(config))
+
+
+SCENARIOS = {
+    "replay": replay,
+    "pipeline-conveyor": pipeline_conveyor,
+    "pipeline-celery": pipeline_celery,
+    "io": io_concurrency,
+    "overhead": overhead,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("--config", required=True, help="a JSON file of the scenario's parameters")
+    args = parser.parse_args()
+    config = json.loads(Path(args.config).read_text())
+    config.setdefault("run", uuid.uuid4().hex[:8])
+    print(json.dumps(SCENARIOS[args.scenario](config)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
