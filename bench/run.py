@@ -156,8 +156,15 @@ def rss_mb(pid: int) -> float | None:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (/proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # gone (a pool process replaced): it no longer counts
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu(pids: list[int]) -> float:
+    return sum(cpu_seconds(pid) for pid in pids)
 
 
 def load_average() -> list[float]:
@@ -386,7 +393,7 @@ class Bench:
         ]
         server = "web" if base_url == self.web_url else "baseline_web"
         pids = self.web_workers(server)
-        cpu = sum(map(cpu_seconds, pids))
+        cpu = group_cpu(pids)
         sessions = self.db_sessions()
         if shutil.which("wrk"):
             done = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -394,24 +401,20 @@ class Bench:
         else:  # slower per request than wrk, so the load generator takes more of the machine
             config = {"base_url": base_url, "lines": lines, "connections": CONNECTIONS, "seconds": seconds}
             result = self.load("replay", config)
-        result["web_cpu_ms_per_request"] = (
-            (sum(map(cpu_seconds, pids)) - cpu) * 1000 / max(1, result["requests"])
-        )
+        result["web_cpu_ms_per_request"] = (group_cpu(pids) - cpu) * 1000 / max(1, result["requests"])
         after = self.db_sessions()
         result["db_sessions_opened"] = after - sessions if min(after, sessions) >= 0 else None
         result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
         result["non_2xx_3xx"] = result["errors"]["status"]
         return result
 
-    def load(
-        self, scenario: str, config: dict[str, Any], *, env: dict[str, str] | None = None
-    ) -> dict[str, Any]:
+    def load(self, scenario: str, config: dict[str, Any]) -> dict[str, Any]:
         config_file = self.tmp / f"load-{scenario}.json"
         config_file.write_text(json.dumps(config))
         done = subprocess.run(
             [PYTHON, "-m", "bench.load", scenario, "--config", str(config_file)],
             cwd=ROOT,
-            env=env or self.env,
+            env=self.env,
             capture_output=True,
             text=True,
         )
@@ -586,9 +589,10 @@ def scenario_poll(bench: Bench) -> None:
     bench.stop_worker_ai()
     conveyor_200, conveyor_304, baseline_lines = [], [], []
     for user, job_id in jobs:
-        auth = f"Authorization: Bearer {user['token']}"
+        bearer = f"Bearer {user['token']}"
+        auth = f"Authorization: {bearer}"
         status, headers, job = http_call(
-            "GET", f"{bench.web_url}/api/v1/jobs/{job_id}", headers={"Authorization": auth[15:]}
+            "GET", f"{bench.web_url}/api/v1/jobs/{job_id}", headers={"Authorization": bearer}
         )
         if status != 200:
             raise SystemExit(f"GET /jobs/<id> answered {status}: {job}")
@@ -665,28 +669,25 @@ def scenario_overhead_and_pipeline(bench: Bench) -> None:
         conveyor_config = common | {"jobs": options.pipeline_jobs, "concurrency": CONNECTIONS, "timeout": 600}
         celery_config = {"tasks": options.pipeline_tasks, "redis_url": bench.redis_url, "timeout": 600}
         bench.reset_jobs()
-        bench.load(
-            "pipeline-conveyor", conveyor_config | {"jobs": min(200, options.pipeline_jobs)}
-        )  # warm-up
+        # Warm-up: connections, imports, caches.
+        bench.load("pipeline-conveyor", conveyor_config | {"jobs": min(200, options.pipeline_jobs)})
         bench.load("pipeline-celery", celery_config | {"tasks": min(500, options.pipeline_tasks)})
         runs: dict[str, list] = {"conveyor": [], "baseline": []}
         for _ in range(options.pipeline_runs):
             bench.reset_jobs()
             pool = children(worker.pid)
-            cpu = {name: sum(map(cpu_seconds, pids)) for name, pids in
-                   (("web", bench.web_workers()), ("worker", [worker.pid, *pool]))}  # fmt: skip
+            groups = {"web": bench.web_workers(), "worker": [worker.pid, *pool]}
+            before = {name: group_cpu(pids) for name, pids in groups.items()}
             with bench.profiling("pipeline-worker", pool):
                 result = bench.load("pipeline-conveyor", conveyor_config)
-            for name, pids in (("web", bench.web_workers()), ("worker", [worker.pid, *pool])):
-                result[f"{name}_cpu_ms_per_job"] = (
-                    (sum(map(cpu_seconds, pids)) - cpu[name]) * 1000 / result["jobs"]
-                )
+            for name, pids in groups.items():
+                result[f"{name}_cpu_ms_per_job"] = (group_cpu(pids) - before[name]) * 1000 / result["jobs"]
             runs["conveyor"].append(result)
             baseline_pids = [baseline.pid, *children(baseline.pid)]
-            cpu_before = sum(map(cpu_seconds, baseline_pids))
+            cpu_before = group_cpu(baseline_pids)
             result = bench.load("pipeline-celery", celery_config)
             result["worker_cpu_ms_per_task"] = (
-                (sum(map(cpu_seconds, baseline_pids)) - cpu_before) * 1000 / result["tasks"]
+                (group_cpu(baseline_pids) - cpu_before) * 1000 / result["tasks"]
             )
             runs["baseline"].append(result)
         bench.results["pipeline"] = runs
