@@ -5,10 +5,11 @@ emptied at the end, like tests/conftest.py does), drives it from other processes
 (wrk for the HTTP scenarios, bench/load.py for the ones that follow jobs to their
 end), prints a table and writes it as JSON to bench/results/.
 
-    python -m bench.run                  # the full run (about 10 minutes)
+    python -m bench.run                  # the full run (about 15 minutes)
     python -m bench.run --quick          # one short run of each, to check the set-up
     python -m bench.run --only submit,poll --profile var/bench-profiles
     python -m bench.run --max-load 1.5   # first wait (up to 20 min) for a quiet machine
+    python -m bench.run --serve          # set up, print the URLs and a token, wait (to poke at)
 
 Conveyor and the baselines run alternately, run by run, so that whatever else the
 machine is doing falls on both.
@@ -937,7 +938,11 @@ def ensure_wrk() -> None:
         return
     if os.geteuid() == 0 and shutil.which("apt-get"):
         print("installing wrk (apt-get install wrk)", flush=True)
-        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False, stdout=subprocess.DEVNULL)
+        install = ["apt-get", "install", "-y", "-q", "wrk"]
+        if subprocess.run(install, check=False, stdout=subprocess.DEVNULL).returncode != 0:
+            # No package lists yet (a fresh machine): fetch them and try once more.
+            subprocess.run(["apt-get", "update", "-q"], check=False, stdout=subprocess.DEVNULL)
+            subprocess.run(install, check=False, stdout=subprocess.DEVNULL)
     if not shutil.which("wrk"):
         print(
             "warning: wrk not found (apt-get install wrk); the HTTP scenarios use bench/load.py's "
