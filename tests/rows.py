@@ -1,4 +1,4 @@
-"""Row factories for storage, export, conversation and housekeeping tests."""
+"""Row factories the tests share."""
 
 from __future__ import annotations
 
@@ -32,6 +32,43 @@ def make_user(
             email_verified_at=dt.datetime.now(dt.UTC) if verified else None,
         )
         return user.id
+
+
+def queued_job(
+    user_id: uuid.UUID | None = None,
+    *,
+    tool: str = "text",
+    input: dict[str, Any] | None = None,
+    webhook_url: str | None = None,
+    notify_email: bool = False,
+    name: str = "T",
+    profile: dict[str, Any] | None = None,
+    **fields: Any,
+) -> uuid.UUID:
+    """A queued job (for a new user unless one is given); `fields` are set on the row as-is."""
+    with session_scope() as session:
+        if user_id is None:
+            user_id = users.create(
+                session,
+                email=f"{uuid.uuid4().hex}@example.com",
+                password_hash="x",
+                name=name,
+                profile=profile or {},
+            ).id
+        job = jobs.create(
+            session,
+            user_id=user_id,
+            tool=tool,
+            input=input or {"prompt": "hi"},
+            model="gpt-4o-mini",
+            queue="ai",
+            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+            webhook_url=webhook_url,
+            notify_email=notify_email,
+        )
+        for field, value in fields.items():
+            setattr(job, field, value)
+        return job.id
 
 
 def finished_job(

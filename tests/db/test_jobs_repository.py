@@ -1,6 +1,5 @@
 """Job state transitions: compare-and-set, terminal is final, leases and the reaper."""
 
-import datetime as dt
 import uuid
 
 import pytest
@@ -9,26 +8,14 @@ from sqlalchemy.exc import DBAPIError
 
 from db.models import Job
 from db.models.job import CANCELED, EXPIRED, FAILED, QUEUED, RUNNING, SUCCEEDED
-from db.repositories import jobs, users
+from db.repositories import jobs
 from db.session import session_scope
+from tests import rows
 from workers import maintenance
 
 
 def make_job(**fields) -> uuid.UUID:
-    with session_scope() as session:
-        user = users.create(session, email=f"{uuid.uuid4().hex}@example.com", password_hash="x", name="T")
-        job = jobs.create(
-            session,
-            user_id=user.id,
-            tool="text",
-            input={"prompt": "hi"},
-            model="gpt-4o-mini",
-            queue="ai",
-            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-        )
-        for name, value in fields.items():
-            setattr(job, name, value)
-        return job.id
+    return rows.queued_job(**fields)
 
 
 def status_of(job_id):

@@ -12,29 +12,16 @@ from sqlalchemy.exc import DBAPIError
 from db.models import Job, WebhookAttempt, WebhookDelivery
 from db.models.job import CANCELED, EXPIRED, FAILED, QUEUED, SUCCEEDED
 from db.models.webhook import DELIVERED, PENDING, SENDING
-from db.repositories import jobs, users, webhooks
+from db.repositories import jobs, webhooks
 from db.session import session_scope
+from tests import rows
 from workers import maintenance
 
 HOOK = "https://hooks.example.com/conveyor"
 
 
 def make_job(webhook_url: str | None = HOOK, **fields) -> uuid.UUID:
-    with session_scope() as session:
-        user = users.create(session, email=f"{uuid.uuid4().hex}@example.com", password_hash="x", name="T")
-        job = jobs.create(
-            session,
-            user_id=user.id,
-            tool="text",
-            input={"prompt": "hi"},
-            model="gpt-4o-mini",
-            queue="ai",
-            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-            webhook_url=webhook_url,
-        )
-        for name, value in fields.items():
-            setattr(job, name, value)
-        return job.id
+    return rows.queued_job(webhook_url=webhook_url, **fields)
 
 
 def deliveries(job_id) -> list[WebhookDelivery]:

@@ -16,6 +16,7 @@ from db.models.job import CANCELED, EXPIRED, SUCCEEDED
 from db.repositories import email_outbox, jobs, users
 from db.session import session_scope
 from tasks import email as email_tasks
+from tests import rows
 from tests.fakes.smtp_server import SmtpServer
 from workers import maintenance
 from workers.mail import delivery, outbox
@@ -147,23 +148,7 @@ def test_the_beat_sweeps_every_thirty_seconds_and_email_tasks_go_to_the_email_qu
 
 
 def make_job(notify_email=True, **fields) -> uuid.UUID:
-    with session_scope() as session:
-        user = users.create(
-            session, email=f"{uuid.uuid4().hex[:10]}@example.com", password_hash="x", name="Grace"
-        )
-        job = jobs.create(
-            session,
-            user_id=user.id,
-            tool="text",
-            input={"prompt": "hi"},
-            model="gpt-4o-mini",
-            queue="ai",
-            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-            notify_email=notify_email,
-        )
-        for name, value in fields.items():
-            setattr(job, name, value)
-        return job.id
+    return rows.queued_job(notify_email=notify_email, name="Grace", **fields)
 
 
 def emails_for(job_id) -> list[EmailOutbox]:

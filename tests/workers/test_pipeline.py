@@ -1,12 +1,12 @@
 """The pipeline called directly, as the task calls it (no broker)."""
 
-import datetime as dt
 import uuid
 
 import pytest
 
-from db.repositories import jobs, users
+from db.repositories import jobs
 from db.session import session_scope
+from tests import rows
 from workers import pipeline
 from workers.providers.base import Completion
 
@@ -26,23 +26,12 @@ class Raising:
 
 
 def make_job(tool="text", input=None) -> uuid.UUID:
-    with session_scope() as session:
-        user = users.create(
-            session,
-            email=f"{uuid.uuid4().hex}@example.com",
-            password_hash="x",
-            name="Grace",
-            profile={"career_stage": "career changer"},
-        )
-        return jobs.create(
-            session,
-            user_id=user.id,
-            tool=tool,
-            input=input or {"prompt": "hello"},
-            model="gpt-4o-mini",
-            queue="ai",
-            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-        ).id
+    return rows.queued_job(
+        tool=tool,
+        input=input or {"prompt": "hello"},
+        name="Grace",
+        profile={"career_stage": "career changer"},
+    )
 
 
 def load(job_id):
