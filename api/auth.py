@@ -5,7 +5,9 @@ revoked refresh families) or, on the job API, an API key in `X-API-Key`.
 - `jwt_login_required`: an access token only. API keys cannot manage API keys or the
   account (a leaked key must not be able to mint more keys or lock the owner out).
 - `admin_required`: an access token of a user whose role is `admin`.
-`get_current_user()` answers for both kinds of credential."""
+`get_current_user()` answers for both kinds of credential, loading the user row on
+first use; `current_user_id()` answers without it (a job poll needs only the id, and
+checks the account is open in its own query)."""
 
 from __future__ import annotations
 
@@ -20,9 +22,9 @@ from flask_jwt_extended import (
     create_access_token,
     create_refresh_token,
     decode_token,
+    get_jwt,
     verify_jwt_in_request,
 )
-from flask_jwt_extended import get_current_user as jwt_user
 
 from api.errors import error_response
 from api.extensions import jwt
@@ -38,6 +40,7 @@ from settings import Settings
 BEARER = [{"bearerAuth": []}, {"apiKeyAuth": []}]
 JWT_ONLY = [{"bearerAuth": []}]
 API_KEY_HEADER = "X-API-Key"
+BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 def current_settings() -> Settings:
@@ -81,7 +84,7 @@ def admin_required(view: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any):
         _refuse_api_key_alone()
         verify_jwt_in_request()
-        if jwt_user().role != "admin":
+        if get_current_user().role != "admin":
             raise Forbidden("This needs an admin account.")
         return view(*args, **kwargs)
 
@@ -97,9 +100,28 @@ def _refuse_api_key_alone() -> None:
 
 
 def get_current_user() -> User:
-    """The caller, whether they sent an API key or an access token."""
+    """The caller, whether they sent an API key or an access token; 401 when the
+    token's account no longer exists or was closed."""
     user = g.get("conveyor_user")
-    return user if user is not None else jwt_user()
+    if user is None:
+        user = users.get(db_session(), user_id=current_user_id())
+        if user is None or user.deleted_at is not None:
+            raise Unauthorized("The account for this token no longer exists.", headers=BEARER_CHALLENGE)
+        g.conveyor_user = user
+    return user
+
+
+def current_user_id() -> uuid.UUID:
+    """The caller's id, without loading their row (after `login_required`)."""
+    user = g.get("conveyor_user")
+    if user is not None:
+        return user.id
+    try:
+        return uuid.UUID(get_jwt()["sub"])
+    except (KeyError, ValueError):
+        raise Unauthorized(
+            "The token is not valid (no user in it). Log in again.", headers=BEARER_CHALLENGE
+        ) from None
 
 
 def revoke_token(claims: dict[str, Any]) -> None:
@@ -122,16 +144,6 @@ def _identity(user: User | str) -> str:
     return str(user.id) if isinstance(user, User) else str(user)
 
 
-@jwt.user_lookup_loader
-def _load_user(_header: dict, claims: dict) -> User | None:
-    try:
-        user_id = uuid.UUID(claims["sub"])
-    except (KeyError, ValueError):
-        return None
-    user = users.get(db_session(), user_id=user_id)
-    return None if user is None or user.deleted_at is not None else user
-
-
 @jwt.token_in_blocklist_loader
 def _is_revoked(_header: dict, claims: dict) -> bool:
     keys = [key("jwt", "revoked", claims["jti"])]
@@ -141,7 +153,7 @@ def _is_revoked(_header: dict, claims: dict) -> bool:
 
 
 def _unauthorized(message: str):
-    return error_response(401, message, headers={"WWW-Authenticate": "Bearer"})
+    return error_response(401, message, headers=BEARER_CHALLENGE)
 
 
 @jwt.unauthorized_loader
@@ -167,11 +179,6 @@ def _expired(_header: dict, claims: dict):
 @jwt.revoked_token_loader
 def _revoked(_header: dict, _claims: dict):
     return _unauthorized("The token has been revoked (logged out, or its session was ended). Log in again.")
-
-
-@jwt.user_lookup_error_loader
-def _unknown_user(_header: dict, _claims: dict):
-    return _unauthorized("The account for this token no longer exists.")
 
 
 @jwt.needs_fresh_token_loader

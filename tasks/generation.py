@@ -29,12 +29,15 @@ class GenerationTask(Task):
 
 @shared_task(base=GenerationTask, name=RUN, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def run_generation(job_id: str) -> str | None:
-    status = pipeline.run_job(uuid.UUID(job_id), timeout_errors=(SoftTimeLimitExceeded,))
-    if status is not None:
+    finished = pipeline.run_job(uuid.UUID(job_id), timeout_errors=(SoftTimeLimitExceeded,))
+    if finished is None:
+        return None
+    if finished.webhook:
         webhooks.deliver_for_job(uuid.UUID(job_id))
+    if finished.notify_email:
         email.send_for_job(uuid.UUID(job_id))
-        scheduling.admit_after(uuid.UUID(job_id), send=dispatch)  # the owner's next job may start
-    return status
+    scheduling.admit_after(uuid.UUID(job_id), send=dispatch)  # the owner's next job may start
+    return finished.status
 
 
 def dispatch(job_id: uuid.UUID, *, queue: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 TTL_SECONDS = 24 * 3600
 MAX_EVENTS = 20_000  # per job; a runaway stream is trimmed from the front
+DELTA_INTERVAL = 0.05  # seconds: streamed text is published at most this often per job
 
 STATUS = "status"
 PROGRESS = "progress"
@@ -40,24 +42,50 @@ def stream_key(job_id: uuid.UUID | str) -> str:
     return key("job", job_id, "events")
 
 
-def publish(redis: Redis, job_id: uuid.UUID, type: str, data: dict[str, Any]) -> str | None:
+def publish(
+    redis: Redis, job_id: uuid.UUID, type: str, data: dict[str, Any], *, set_ttl: bool = True
+) -> str | None:
     """Append an event. A Redis failure is logged, never raised: the job goes on and
-    readers fall back to the row."""
+    readers fall back to the row. `set_ttl=False` for events between a status and
+    the end (the stream's expiry was set by the one before and is set by the one after)."""
     name = stream_key(job_id)
+    fields = {"type": type, "data": json.dumps(data, separators=(",", ":"))}
     try:
+        if not set_ttl:
+            return redis.xadd(name, fields, maxlen=MAX_EVENTS, approximate=True)
         pipe = redis.pipeline(transaction=False)
-        pipe.xadd(
-            name,
-            {"type": type, "data": json.dumps(data, separators=(",", ":"))},
-            maxlen=MAX_EVENTS,
-            approximate=True,
-        )
+        pipe.xadd(name, fields, maxlen=MAX_EVENTS, approximate=True)
         pipe.expire(name, TTL_SECONDS)
         event_id, _ = pipe.execute()
         return event_id
     except RedisError:
         logger.warning("job_id=%s event %s not published", job_id, type, exc_info=True)
         return None
+
+
+class DeltaBatcher:
+    """Streamed text as `delta` events: the first piece at once, then what arrived
+    in each `interval` as one event, so a fast stream costs a few events a second
+    rather than one per token. `flush()` sends what is left (call it before the end)."""
+
+    def __init__(self, redis: Redis, job_id: uuid.UUID, *, interval: float = DELTA_INTERVAL) -> None:
+        self.redis = redis
+        self.job_id = job_id
+        self.interval = interval
+        self.pending: list[str] = []
+        self.sent_at = float("-inf")
+
+    def add(self, text: str) -> None:
+        self.pending.append(text)
+        if time.monotonic() - self.sent_at >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        text, self.pending = "".join(self.pending), []
+        publish(self.redis, self.job_id, DELTA, {"text": text}, set_ttl=False)
+        self.sent_at = time.monotonic()
 
 
 def read(

@@ -52,7 +52,19 @@ class Work:
     attempt: int
     user_id: uuid.UUID
     settings: Settings
+    webhook: bool = False  # the job has a webhook_url
+    notify_email: bool = False
     started: float = field(default_factory=time.monotonic)  # for the duration metric
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How this delivery ended the job, and what the caller sends now that it is
+    committed (the outboxes' sweeps would send them later anyway)."""
+
+    status: str
+    webhook: bool
+    notify_email: bool
 
 
 @dataclass
@@ -91,9 +103,9 @@ def run_job(
     settings: Settings | None = None,
     provider: Provider | None = None,
     timeout_errors: tuple[type[BaseException], ...] = (),
-) -> str | None:
-    """Run one delivery of a job. Returns the status it ended in, or None when this
-    delivery did not run it (already finished, or held by another worker).
+) -> Finished | None:
+    """Run one delivery of a job. Returns how it ended, or None when this delivery
+    did not run it or its outcome did not stand (finished, or held by another worker).
 
     `timeout_errors` are the exceptions the caller's runtime raises at its soft
     time limit (Celery's SoftTimeLimitExceeded); they end the job `timeout`.
@@ -106,6 +118,7 @@ def run_job(
     expected_chars = work.tool.max_output_tokens * CHARS_PER_TOKEN
     redis = get_redis()
     events.publish(redis, job_id, events.STATUS, {"status": RUNNING, "attempt": work.attempt})
+    deltas = events.DeltaBatcher(redis, job_id)
     try:
         # Inside the try: the first call in a process imports the SDK, which can be slow
         # enough for the soft time limit to land there.
@@ -116,9 +129,12 @@ def run_job(
 
             def on_delta(text: str) -> None:
                 beat.on_delta(text)
-                events.publish(redis, job_id, events.DELTA, {"text": text})
+                deltas.add(text)
 
-            output = generate(work, provider, tally, on_delta=on_delta)
+            try:
+                output = generate(work, provider, tally, on_delta=on_delta)
+            finally:
+                deltas.flush()  # every streamed piece is out before the outcome's event
     except LeaseLost:
         logger.warning("job_id=%s lease lost; another delivery owns the job now", job_id)
         return None
@@ -224,6 +240,8 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
         metrics.job_started(tool=job.tool, queue=job.queue, attempt=job.attempt, waited=waited)
         logger.info("job_id=%s started tool=%s attempt=%s", job_id, job.tool, job.attempt)
         return Work(
+            webhook=job.webhook_url is not None,
+            notify_email=job.notify_email,
             job_id=job.id,
             tool=tool,
             input=dict(job.input),
@@ -243,7 +261,7 @@ def _finish(
     output: dict[str, Any] | None = None,
     code: str | None = None,
     message: str | None = None,
-) -> str | None:
+) -> Finished | None:
     # A large output goes to storage first (outside any session); the row keeps its key.
     row_output, output_key = outputs.store_if_large(
         output, user_id=work.user_id, job_id=work.job_id, settings=work.settings
@@ -283,7 +301,7 @@ def _finish(
         tally.input_tokens,
         tally.output_tokens,
     )
-    return status
+    return Finished(status, webhook=work.webhook, notify_email=work.notify_email)
 
 
 @retry(

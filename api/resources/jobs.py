@@ -3,7 +3,7 @@ import uuid
 from flask import Response, request, url_for
 from flask_smorest import Blueprint
 
-from api.auth import BEARER, current_settings, get_current_user, login_required
+from api.auth import BEARER, current_settings, current_user_id, get_current_user, login_required
 from api.ratelimits import plan_limits
 from api.schemas.jobs import (
     IdempotencyHeaderSchema,
@@ -66,14 +66,15 @@ def get_one(args, job_id: uuid.UUID):
     if args["wait"]:
         job = live.wait_for_change(
             db_session(),
-            user=get_current_user(),
+            user_id=current_user_id(),
             job_id=job_id,
             seconds=args["wait"],
             fingerprint=etag_of,
             seen=next(iter(request.if_none_match.as_set()), None),
         )
     else:
-        job = jobs.get(db_session(), user=get_current_user(), job_id=job_id)
+        job = jobs.get(db_session(), user_id=current_user_id(), job_id=job_id)
+    blp.set_etag(etag_data(job))  # a 304 here, before the job is serialised
     wait = jobs.retry_after_hint(job)
     return job, 200, ({"Retry-After": str(wait)} if wait else {})
 
@@ -92,7 +93,7 @@ def get_one(args, job_id: uuid.UUID):
 @blp.arguments(JobEventsArgsSchema, location="query")
 def stream_events(args, job_id: uuid.UUID):
     """Follow a job live: every event in order, then `done`; resumes from Last-Event-ID."""
-    jobs.get(db_session(), user=get_current_user(), job_id=job_id)  # 404 unless it is the caller's
+    jobs.get(db_session(), user_id=current_user_id(), job_id=job_id)  # 404 unless it is the caller's
     last_event_id = live.check_event_id(request.headers.get("Last-Event-ID") or args.get("last_event_id"))
     body = live.event_stream(
         job_id, last_event_id=last_event_id, heartbeat=current_settings().sse_heartbeat_seconds
@@ -102,9 +103,19 @@ def stream_events(args, job_id: uuid.UUID):
     )
 
 
+def etag_data(job) -> object:
+    """What a job's ETag is made of: its row version, which changes with every update
+    of the row, so that a poll can answer 304 without serialising the job. A job whose
+    output is in storage carries a fresh download link on each GET: its ETag is made of
+    the whole representation."""
+    if job.output_key is not None:
+        return JobSchema().dump(job)
+    return [str(job.id), job.xmin]
+
+
 def etag_of(job) -> str:
     """The ETag GET /jobs/<id> sends for this job (flask-smorest's own computation)."""
-    return blp._generate_etag(JobSchema().dump(job))
+    return blp._generate_etag(etag_data(job))
 
 
 @blp.route("/<uuid:job_id>/cancel", methods=["POST"])

@@ -45,7 +45,7 @@ class ExportView:
 def export_job(
     session: Session, *, user: User, job_id: uuid.UUID, format: str, settings: Settings
 ) -> ExportView:
-    job = job_service.get(session, user=user, job_id=job_id)
+    job = job_service.get(session, user_id=user.id, job_id=job_id)
     if job.status != JOB_SUCCEEDED:
         raise Conflict(f"Only a succeeded job can be exported; this one is {job.status}.")
     if job.output is None and job.output_key is None:

@@ -17,11 +17,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.services import quotas, webhooks
-from api.services.errors import OUTAGE_RETRY_AFTER, Conflict, Invalid, NotFound, Unavailable
+from api.services.errors import OUTAGE_RETRY_AFTER, Conflict, Invalid, NotFound, Unauthorized, Unavailable
 from db.models import Job, User
 from db.models.job import CANCELED, QUEUED, RUNNING
 from db.redis_client import get_redis
-from db.repositories import jobs
+from db.repositories import jobs, users
 from settings import Settings
 from tasks import email as email_tasks
 from tasks import generation
@@ -52,7 +52,7 @@ def submit(
     on_create: Callable[[Session, Job], object] | None = None,
 ) -> Submitted:
     """Validate, store and enqueue a job. The row is committed before the message
-    is sent; if sending fails the job stays queued and the beat re-sends it.
+    is sent; if the broker refuses it, the job is withdrawn and the caller gets 503.
     `on_create` adds rows that belong with the new job to its transaction (a
     conversation's message), before the job can be sent."""
     definition = get_tool(tool)
@@ -88,7 +88,12 @@ def submit(
 
     quotas.check_access(plan, tool=tool, model=model, settings=settings)
     try:
+        # One transaction: the user's lock (one admission at a time), the day's count and
+        # the token hold, the admission decision and the row, then the message.
+        users.lock(session, user_id=user.id)
         reserved = quotas.reserve(session, user=user, plan=plan, tool=definition, input=input)
+        slots = jobs.count_slots(session, user_id=user.id)
+        admitted = slots.waiting == 0 and slots.in_flight < plan.running_limit
         job = jobs.create(
             session,
             user_id=user.id,
@@ -104,6 +109,7 @@ def submit(
             notify_email=notify_email,
             reserved_tokens=reserved,
             request_id=logs.current_request_id(),
+            dispatched=admitted,
         )
         if on_create is not None:
             on_create(session, job)
@@ -116,30 +122,50 @@ def submit(
             raise
         return Submitted(_same_request(earlier, request_hash), created=False)
 
-    _admit(session, job)
+    if admitted:
+        _send(session, job)
+    elif slots.waiting and slots.in_flight < plan.running_limit:
+        _admit_waiting(session, job)  # older jobs wait for the free slots: they go first
     metrics.job_submitted(tool=tool, queue=job.queue)
     return Submitted(job, created=True)
 
 
-def _admit(session: Session, job: Job) -> None:
-    """Send the new job if its owner has a free slot (else it waits its turn). If
-    the broker cannot take it, the job is withdrawn and the client told to retry:
-    nothing is accepted that cannot be sent."""
+def _send(session: Session, job: Job) -> None:
+    """Send the admitted job. If the broker cannot take it, the job is withdrawn and
+    the client told to retry: nothing is accepted that cannot be sent."""
+    try:
+        generation.dispatch(job.id, queue=job.queue)
+    except Exception:
+        logger.warning("job_id=%s send failed; the job is withdrawn", job.id, exc_info=True)
+        _withdraw(session, job)
+
+
+def _admit_waiting(session: Session, job: Job) -> None:
+    """The owner has free slots and older jobs waiting: admit the oldest (perhaps this one)."""
     admitted = scheduling.admit(job.user_id, send=generation.dispatch)
     if job.id in admitted.failed:
-        jobs.delete_unstarted(session, job_id=job.id)
-        session.commit()
-        raise Unavailable(
-            "The job queue is unavailable, so the job was not accepted. Retry in a few seconds "
-            "(with the same Idempotency-Key, if you sent one).",
-            headers={"Retry-After": str(OUTAGE_RETRY_AFTER)},
-        )
-    session.refresh(job)
+        _withdraw(session, job)
+    if admitted.sent:
+        session.refresh(job)
 
 
-def get(session: Session, *, user: User, job_id: uuid.UUID) -> Job:
-    job = jobs.get_for_user(session, job_id=job_id, user_id=user.id)
+def _withdraw(session: Session, job: Job) -> None:
+    jobs.delete_unstarted(session, job_id=job.id)
+    session.commit()
+    raise Unavailable(
+        "The job queue is unavailable, so the job was not accepted. Retry in a few seconds "
+        "(with the same Idempotency-Key, if you sent one).",
+        headers={"Retry-After": str(OUTAGE_RETRY_AFTER)},
+    )
+
+
+def get(session: Session, *, user_id: uuid.UUID, job_id: uuid.UUID) -> Job:
+    """The caller's job (by id only: a poll loads no user row); 404 for anyone else's,
+    401 when the caller's account was closed."""
+    job = jobs.get_for_user(session, job_id=job_id, user_id=user_id)
     if job is None:
+        if not users.is_open(session, user_id=user_id):
+            raise Unauthorized("The account for this token no longer exists.")
         raise NotFound("No job with this id.")
     return job
 
@@ -164,7 +190,7 @@ def list_page(
 def cancel(session: Session, *, user: User, job_id: uuid.UUID) -> Job:
     """A queued job is canceled at once; a running one is told to stop and ends
     `canceled` when its worker sees the flag."""
-    return cancel_job(session, get(session, user=user, job_id=job_id))
+    return cancel_job(session, get(session, user_id=user.id, job_id=job_id))
 
 
 def cancel_job(session: Session, job: Job) -> Job:

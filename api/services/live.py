@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from api.services import jobs as job_service
 from api.services.errors import Invalid
-from db.models import Job, User
+from db.models import Job
 from db.redis_client import get_redis
 from db.repositories import jobs
 from db.session import session_scope
@@ -33,7 +33,7 @@ RECONNECT_MS = 2000
 def wait_for_change(
     session: Session,
     *,
-    user: User,
+    user_id: uuid.UUID,
     job_id: uuid.UUID,
     seconds: int,
     fingerprint: Callable[[Job], str],
@@ -43,7 +43,7 @@ def wait_for_change(
     ETag; else the job as it is now), or after `seconds`."""
     redis = get_redis()
     after = _last_event_id(redis, job_id)  # before reading the row, so no change slips between
-    job = job_service.get(session, user=user, job_id=job_id)
+    job = job_service.get(session, user_id=user_id, job_id=job_id)
     baseline = seen or fingerprint(job)
     deadline = time.monotonic() + min(seconds, MAX_WAIT_SECONDS)
     while fingerprint(job) == baseline and not job.is_terminal:

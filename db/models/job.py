@@ -4,7 +4,17 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    FetchedValue,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, TimestampMixin
@@ -35,6 +45,8 @@ class Job(TimestampMixin, Base):
         Index(
             "ix_jobs_active", "status", "created_at", postgresql_where=text("status IN ('queued', 'running')")
         ),
+        # Admission counts a user's jobs in flight and waiting on every submit.
+        Index("ix_jobs_user_active", "user_id", postgresql_where=text("status IN ('queued', 'running')")),
         # The retention sweep scans only finished jobs that still hold an output.
         Index(
             "ix_jobs_retention",
@@ -80,6 +92,9 @@ class Job(TimestampMixin, Base):
     retry_of: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="SET NULL"), unique=True
     )
+    # Postgres's row version: it changes with every committed UPDATE of the row, so it is
+    # what the job's ETag is made of (api/resources/jobs.py). Read-only; not a real column.
+    xmin: Mapped[str] = mapped_column(String, system=True, server_default=FetchedValue())
 
     @property
     def is_terminal(self) -> bool:

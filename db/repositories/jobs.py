@@ -4,6 +4,11 @@ Every transition is one compare-and-set UPDATE (`WHERE status IN …`), so a lat
 or duplicate delivery can never overwrite a result: whoever loses the race gets
 `None`/`False` back and stops. Terminal states never change (the database also
 refuses it: see the `jobs_terminal_is_final` trigger).
+
+The UPDATEs skip the ORM's session synchronisation (`_update()`): they are
+compare-and-set statements whose outcome the caller reads from `rowcount` or
+RETURNING, and matching them against the session's objects in Python cost more
+than the statement itself on the hot path.
 """
 
 from __future__ import annotations
@@ -27,8 +32,13 @@ from db.models.job import (
     SUCCEEDED,
     Job,
 )
+from db.models.user import User
 
 WORKER_LOST = "worker_lost"
+
+
+def _update():
+    return update(Job).execution_options(synchronize_session=False)
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,10 @@ def create(
     reserved_tokens: int = 0,
     request_id: str | None = None,
     retry_of: uuid.UUID | None = None,
+    dispatched: bool = False,
 ) -> Job:
+    """Insert a job. `dispatched`: it is admitted at once (its message is sent right
+    after the commit), as scheduling.claim_waiting would mark it."""
     job = Job(
         user_id=user_id,
         tool=tool,
@@ -71,6 +84,7 @@ def create(
         reserved_tokens=reserved_tokens,
         request_id=request_id,
         retry_of=retry_of,
+        dispatched_at=func.now() if dispatched else None,
     )
     session.add(job)
     session.flush()
@@ -82,7 +96,12 @@ def get(session: Session, *, job_id: uuid.UUID) -> Job | None:
 
 
 def get_for_user(session: Session, *, job_id: uuid.UUID, user_id: uuid.UUID) -> Job | None:
-    return session.scalar(select(Job).where(Job.id == job_id, Job.user_id == user_id))
+    """The job if it is this user's and their account is open (one query: a poll's)."""
+    return session.scalar(
+        select(Job)
+        .join(User, User.id == Job.user_id)
+        .where(Job.id == job_id, Job.user_id == user_id, User.deleted_at.is_(None))
+    )
 
 
 def get_by_idempotency_key(session: Session, *, user_id: uuid.UUID, key: str) -> Job | None:
@@ -114,9 +133,7 @@ def list_for_user(
 
 
 def mark_dispatched(session: Session, *, job_id: uuid.UUID) -> None:
-    session.execute(
-        update(Job).where(Job.id == job_id, Job.status == QUEUED).values(dispatched_at=func.now())
-    )
+    session.execute(_update().where(Job.id == job_id, Job.status == QUEUED).values(dispatched_at=func.now()))
 
 
 def start(session: Session, *, job_id: uuid.UUID, lease_seconds: int, max_attempts: int) -> Job | None:
@@ -127,7 +144,7 @@ def start(session: Session, *, job_id: uuid.UUID, lease_seconds: int, max_attemp
     lease_until = now + dt.timedelta(seconds=lease_seconds)
     startable = or_(Job.status == QUEUED, and_(Job.status == RUNNING, Job.lease_until < now))
     job = session.scalar(
-        update(Job)
+        _update()
         .where(Job.id == job_id, startable, Job.attempt < max_attempts, Job.expires_at > now)
         .values(
             status=RUNNING,
@@ -159,7 +176,7 @@ def renew_lease(
     if progress is not None:
         values["progress"] = func.greatest(Job.progress, progress)
     row = session.execute(
-        update(Job)
+        _update()
         .where(Job.id == job_id, Job.status == RUNNING)
         .values(**values)
         .returning(Job.cancel_requested_at)
@@ -202,7 +219,7 @@ def finish(
             cost_micros=usage.cost_micros,
         )
     result = session.execute(
-        update(Job).where(Job.id == job_id, Job.status.in_(from_statuses)).values(**values)
+        _update().where(Job.id == job_id, Job.status.in_(from_statuses)).values(**values)
     )
     return result.rowcount == 1
 
@@ -221,7 +238,7 @@ def cancel_queued(session: Session, *, job_id: uuid.UUID) -> bool:
 def request_cancel(session: Session, *, job_id: uuid.UUID) -> bool:
     """Flag a running job; its worker stops the provider call and ends it `canceled`."""
     result = session.execute(
-        update(Job)
+        _update()
         .where(Job.id == job_id, Job.status == RUNNING, Job.cancel_requested_at.is_(None))
         .values(cancel_requested_at=func.now())
     )
@@ -236,7 +253,7 @@ def delete_unstarted(session: Session, *, job_id: uuid.UUID) -> bool:
 
 def expire(session: Session, *, job_id: uuid.UUID) -> bool:
     result = session.execute(
-        update(Job)
+        _update()
         .where(Job.id == job_id, Job.status == QUEUED, Job.expires_at <= func.now())
         .values(
             status=EXPIRED,
@@ -251,7 +268,7 @@ def expire(session: Session, *, job_id: uuid.UUID) -> bool:
 def fail_lost(session: Session, *, job_id: uuid.UUID, max_attempts: int) -> bool:
     """A running job whose lease ran out and that has used all its attempts."""
     result = session.execute(
-        update(Job)
+        _update()
         .where(
             Job.id == job_id,
             Job.status == RUNNING,
@@ -272,7 +289,7 @@ def fail_lost(session: Session, *, job_id: uuid.UUID, max_attempts: int) -> bool
 def requeue_lost(session: Session, *, job_id: uuid.UUID) -> bool:
     """A running job whose lease ran out goes back to queued for another attempt."""
     result = session.execute(
-        update(Job)
+        _update()
         .where(Job.id == job_id, Job.status == RUNNING, Job.lease_until < func.now())
         .values(status=QUEUED, lease_until=None, dispatched_at=None)
     )
@@ -299,6 +316,24 @@ def count_in_flight(session: Session, *, user_id: uuid.UUID) -> int:
             or_(Job.status == RUNNING, and_(Job.status == QUEUED, Job.dispatched_at.is_not(None))),
         )
     )
+
+
+@dataclass(frozen=True)
+class Slots:
+    in_flight: int  # sent to the broker or running
+    waiting: int  # queued, not sent: they wait for a slot
+
+
+def count_slots(session: Session, *, user_id: uuid.UUID) -> Slots:
+    """The user's jobs in flight and waiting, in one query (the submit's admission)."""
+    sent = or_(Job.status == RUNNING, Job.dispatched_at.is_not(None))
+    row = session.execute(
+        select(
+            func.count().filter(sent).label("in_flight"),
+            func.count().filter(~sent, Job.expires_at > func.now()).label("waiting"),
+        ).where(Job.user_id == user_id, Job.status.in_(ACTIVE))
+    ).one()
+    return Slots(in_flight=row.in_flight, waiting=row.waiting)
 
 
 def owner_if_waiting(session: Session, *, job_id: uuid.UUID) -> uuid.UUID | None:
@@ -333,7 +368,7 @@ def claim_waiting(session: Session, *, user_id: uuid.UUID, limit: int) -> list[t
         .scalar_subquery()
     )
     rows = session.execute(
-        update(Job)
+        _update()
         .where(Job.id.in_(waiting), Job.status == QUEUED)
         .values(dispatched_at=func.now())
         .returning(Job.id, Job.queue, Job.created_at)
@@ -342,7 +377,7 @@ def claim_waiting(session: Session, *, user_id: uuid.UUID, limit: int) -> list[t
 
 
 def unclaim(session: Session, *, job_ids: Sequence[uuid.UUID]) -> None:
-    session.execute(update(Job).where(Job.id.in_(job_ids), Job.status == QUEUED).values(dispatched_at=None))
+    session.execute(_update().where(Job.id.in_(job_ids), Job.status == QUEUED).values(dispatched_at=None))
 
 
 def users_with_waiting(session: Session, *, limit: int = 1000) -> list[uuid.UUID]:
@@ -374,7 +409,7 @@ def ids_lost_in_broker(session: Session, *, sent_before: int, limit: int = 500) 
 
 def expire_overdue(session: Session) -> int:
     result = session.execute(
-        update(Job)
+        _update()
         .where(Job.status == QUEUED, Job.expires_at <= func.now())
         .values(
             status=EXPIRED,

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Date, Integer, cast, delete, func, literal, select, update
+from sqlalchemy import BigInteger, Date, Integer, Uuid, cast, delete, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -39,17 +39,22 @@ class Quota:
 
 def reserve_tokens(session: Session, *, user_id: uuid.UUID, estimate: int, limit: int) -> tuple[bool, Quota]:
     """Hold `estimate` tokens of this month's quota, unless used + reserved would go
-    over `limit`. The conditional UPDATE is the whole guard: concurrent submits queue
+    over `limit`. One conditional upsert is the whole guard: concurrent submits queue
     on the counter row and each sees the others' reservations. The hold lasts until
     the caller's transaction ends (commit keeps it, rollback gives it back)."""
-    session.execute(
-        insert(UsageCounter).values(user_id=user_id, period=CURRENT_PERIOD).on_conflict_do_nothing()
-    )
-    mine = (UsageCounter.user_id == user_id, UsageCounter.period == CURRENT_PERIOD)
+    fits = literal(estimate, BigInteger) <= limit
+    counter = UsageCounter.__table__.c
     row = session.execute(
-        update(UsageCounter)
-        .where(*mine, UsageCounter.tokens_used + UsageCounter.tokens_reserved + estimate <= limit)
-        .values(tokens_reserved=UsageCounter.tokens_reserved + estimate, updated_at=func.now())
+        insert(UsageCounter)
+        .from_select(
+            ["user_id", "period", "tokens_reserved"],
+            select(literal(user_id, Uuid), CURRENT_PERIOD, literal(estimate, BigInteger)).where(fits),
+        )
+        .on_conflict_do_update(
+            index_elements=[UsageCounter.user_id, UsageCounter.period],
+            set_={"tokens_reserved": counter.tokens_reserved + estimate, "updated_at": func.now()},
+            where=counter.tokens_used + counter.tokens_reserved + estimate <= limit,
+        )
         .returning(UsageCounter.tokens_used, UsageCounter.tokens_reserved, UsageCounter.period)
     ).first()
     if row is not None:
@@ -130,11 +135,12 @@ def record_calls(
         }
         for index, call in enumerate(calls)
     ]
+    # executemany with the rows as parameters: one statement compiled once, not per job
     result = session.execute(
         insert(UsageLedger)
-        .values(rows)
         .on_conflict_do_nothing(constraint="uq_usage_ledger_job_attempt_call")
-        .returning(UsageLedger.id)
+        .returning(UsageLedger.id),
+        rows,
     )
     return len(result.all())
 

@@ -28,6 +28,12 @@ def get(session: Session, *, user_id: uuid.UUID) -> User | None:
     return session.get(User, user_id)
 
 
+def is_open(session: Session, *, user_id: uuid.UUID) -> bool:
+    """The account exists and was not closed."""
+    found = session.scalar(select(User.id).where(User.id == user_id, User.deleted_at.is_(None)))
+    return found is not None
+
+
 def get_by_email(session: Session, *, email: str) -> User | None:
     return session.scalar(select(User).where(func.lower(User.email) == normalize_email(email)))
 

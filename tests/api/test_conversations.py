@@ -31,7 +31,7 @@ def say(client, headers, conversation_id, content):
 
 def answer(job_id, settings):
     """Run the job as a worker would (against the fake OpenAI server)."""
-    return pipeline.run_job(uuid.UUID(job_id), settings=settings)
+    return pipeline.run_job(uuid.UUID(job_id), settings=settings).status
 
 
 def test_create_get_list_and_delete(client, headers):

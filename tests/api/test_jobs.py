@@ -112,6 +112,37 @@ def test_get_has_an_etag_and_answers_304_when_unchanged(client, headers):
     assert "Retry-After" not in changed.headers
 
 
+def test_the_etag_follows_every_change_of_a_running_job(client, headers, settings):
+    from db.repositories import jobs
+    from db.session import session_scope
+
+    job_id = submit(client, headers).get_json()["id"]
+    queued = client.get(f"{API}/jobs/{job_id}", headers=headers).headers["ETag"]
+    with session_scope() as session:
+        jobs.start(session, job_id=uuid.UUID(job_id), lease_seconds=60, max_attempts=3)
+    running = client.get(f"{API}/jobs/{job_id}", headers={**headers, "If-None-Match": queued})
+    assert running.status_code == 200 and running.get_json()["status"] == "running"
+    assert running.headers["Retry-After"] == "1"
+
+    with session_scope() as session:  # the worker's heartbeat reports progress
+        jobs.renew_lease(session, job_id=uuid.UUID(job_id), lease_seconds=60, progress=40)
+    moved = client.get(f"{API}/jobs/{job_id}", headers={**headers, "If-None-Match": running.headers["ETag"]})
+    assert moved.status_code == 200 and moved.get_json()["progress"] == 40
+    same = client.get(f"{API}/jobs/{job_id}", headers={**headers, "If-None-Match": moved.headers["ETag"]})
+    assert same.status_code == 304
+
+
+def test_a_closed_account_cannot_poll_its_jobs_even_if_redis_forgot_the_logout(client, headers):
+    from db.redis_client import get_redis
+
+    job_id = submit(client, headers).get_json()["id"]
+    assert client.delete(f"{API}/users/me", headers=headers).status_code == 202
+    get_redis().flushdb()  # a Redis restart without persistence: the revoked-session marks are gone
+    response = client.get(f"{API}/jobs/{job_id}", headers=headers)
+    assert response.status_code == 401
+    assert "no longer exists" in response.get_json()["message"]
+
+
 def test_cancel_of_a_queued_job_is_immediate_and_final(client, headers):
     job_id = submit(client, headers).get_json()["id"]
     response = client.post(f"{API}/jobs/{job_id}/cancel", headers=headers)

@@ -179,7 +179,7 @@ def test_the_quota_is_settled_when_the_job_finishes(client, account, settings, f
     quota = client.get(f"{API}/usage", headers=headers).get_json()["quota"]
     assert (quota["used"], quota["reserved"]) == (0, estimate())
 
-    assert pipeline.run_job(uuid.UUID(job_id), settings=settings) == "succeeded"
+    assert pipeline.run_job(uuid.UUID(job_id), settings=settings).status == "succeeded"
     job = client.get(f"{API}/jobs/{job_id}", headers=headers).get_json()
     spent = job["usage"]["input_tokens"] + job["usage"]["output_tokens"]
     quota = client.get(f"{API}/usage", headers=headers).get_json()["quota"]

@@ -220,6 +220,18 @@ def test_flower_needs_its_password_shows_every_queue_and_remembers_tasks(tmp_pat
         assert flower.get("/api/workers")[0] == 401
         assert flower.get("/api/workers", auth="ops:wrong")[0] == 401
         wait_until(lambda: "ready." in worker.log(), 30, message="the worker")
+
+        def seen(task_id: str) -> dict:
+            return json.loads(flower.get("/api/tasks", auth=auth)[1]).get(task_id, {})
+
+        # Flower's HTTP server answers before its event receiver runs: a task that runs in
+        # between is seen half (its end, not its name). Send one until Flower sees it.
+        wait_until(
+            lambda: seen(maintenance.expire_overdue.apply_async().id),
+            30,
+            interval=0.5,
+            message="Flower's events",
+        )
         task_id = maintenance.expire_overdue.apply_async().id
 
         def queue_names() -> set[str]:
@@ -229,11 +241,7 @@ def test_flower_needs_its_password_shows_every_queue_and_remembers_tasks(tmp_pat
 
         assert queue_names() == {"ai_priority", "ai", "default", "email", "exports"}
         wait_until(
-            lambda: (
-                json.loads(flower.get("/api/tasks", auth=auth)[1]).get(task_id, {}).get("state") == "SUCCESS"
-            ),
-            20,
-            message="Flower to see the task succeed",
+            lambda: seen(task_id).get("state") == "SUCCESS", 20, message="Flower to see the task succeed"
         )
     finally:
         worker.kill_all()  # nothing to finish; Flower keeps what it saw

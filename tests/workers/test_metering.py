@@ -74,7 +74,7 @@ def test_a_succeeded_job_replaces_its_reservation_with_what_it_used(settings, fa
     other = submit(user_id)  # still queued: its reservation stays
     assert counter(user_id) == (0, 2 * ESTIMATE)
 
-    assert pipeline.run_job(job_id, settings=settings) == "succeeded"
+    assert pipeline.run_job(job_id, settings=settings).status == "succeeded"
     job = load(job_id)
     used = job.input_tokens + job.output_tokens
     assert used > 0 and counter(user_id) == (used, ESTIMATE)
@@ -95,7 +95,7 @@ def test_a_succeeded_job_replaces_its_reservation_with_what_it_used(settings, fa
 def test_a_failed_job_gives_its_reservation_back_and_is_not_billed(settings, fake_openai):
     user_id = make_user()
     job_id = submit(user_id, input={"prompt": "nope [[fail:400]]"})
-    assert pipeline.run_job(job_id, settings=settings) == "failed"
+    assert pipeline.run_job(job_id, settings=settings).status == "failed"
     assert counter(user_id) == (0, 0)
     assert ledger(job_id) == []  # the provider refused: no call completed
 
@@ -105,7 +105,7 @@ def test_a_json_tool_that_never_validates_records_both_calls_unbilled(settings, 
     job_id = submit(
         user_id, tool="roadmap", input={"goal": "Open a bakery [[invalid-json]]", "timeline": "1_year"}
     )
-    assert pipeline.run_job(job_id, settings=settings) == "failed"
+    assert pipeline.run_job(job_id, settings=settings).status == "failed"
     assert load(job_id).error_code == "invalid_output"
     assert [(r.call_index, r.billed) for r in ledger(job_id)] == [(0, False), (1, False)]
     assert counter(user_id) == (0, 0)
@@ -116,7 +116,7 @@ def test_a_repaired_json_job_bills_both_calls(settings, fake_openai):
     job_id = submit(
         user_id, tool="roadmap", input={"goal": "Open a bakery [[invalid-json:1]]", "timeline": "1_year"}
     )
-    assert pipeline.run_job(job_id, settings=settings) == "succeeded"
+    assert pipeline.run_job(job_id, settings=settings).status == "succeeded"
     job, rows = load(job_id), ledger(job_id)
     assert [(r.call_index, r.billed) for r in rows] == [(0, True), (1, True)]
     assert sum(r.input_tokens for r in rows) == job.input_tokens
@@ -140,7 +140,7 @@ def test_a_canceled_job_is_billed_for_what_it_wrote(settings, fake_openai):
 
     thread = threading.Thread(target=cancel_soon)
     thread.start()
-    assert pipeline.run_job(job_id, settings=settings) == "canceled"
+    assert pipeline.run_job(job_id, settings=settings).status == "canceled"
     thread.join()
     job = load(job_id)
     [row] = ledger(job_id)
@@ -222,7 +222,7 @@ def test_recording_an_attempt_twice_adds_nothing():
 def test_an_attempt_whose_outcome_was_dropped_is_recorded_unbilled(settings, fake_openai):
     user_id = make_user()
     job_id = submit(user_id)
-    assert pipeline.run_job(job_id, settings=settings) == "succeeded"
+    assert pipeline.run_job(job_id, settings=settings).status == "succeeded"
     late = metering.AttemptUsage(job_id, 2, user_id, "text", [usage.Call("gpt-4o-mini", 7, 3, 3)])
     assert not pipeline._record(job_id, status=SUCCEEDED, output={"text": "late"}, ledger=late)
     assert [(r.attempt, r.billed) for r in ledger(job_id)] == [(1, True), (2, False)]
@@ -326,7 +326,7 @@ def test_the_rollup_task_folds_new_rows(settings, fake_openai):
 
     user_id = make_user()
     job_id = submit(user_id)
-    assert pipeline.run_job(job_id, settings=settings) == "succeeded"
+    assert pipeline.run_job(job_id, settings=settings).status == "succeeded"
     assert rollup.run() == 1
     with session_scope() as session:
         [daily] = session.scalars(select(UsageDaily)).all()

@@ -51,7 +51,7 @@ def test_a_large_output_is_stored_and_served_by_a_presigned_url(s3_settings, s3_
     prompt = ("Write about queues. " * 100).strip()  # the echoed reply is about 2 KB
     job_id = queued_job(user_id, prompt)
 
-    assert pipeline.run_job(job_id, settings=s3_settings) == "succeeded"
+    assert pipeline.run_job(job_id, settings=s3_settings).status == "succeeded"
 
     job = load(job_id)
     assert job.output is None
@@ -73,7 +73,7 @@ def test_a_large_output_is_stored_and_served_by_a_presigned_url(s3_settings, s3_
 def test_a_small_output_stays_in_the_row(s3_settings, owner, fake_openai):
     client, headers, user_id = owner
     job_id = queued_job(user_id, "Short.")
-    assert pipeline.run_job(job_id, settings=s3_settings) == "succeeded"
+    assert pipeline.run_job(job_id, settings=s3_settings).status == "succeeded"
     shown = client.get(f"{API}/jobs/{job_id}", headers=headers).get_json()
     assert shown["output"] == {"text": "Echo: Short."} and shown["output_url"] is None
     assert load(job_id).output_key is None
@@ -88,6 +88,6 @@ def test_a_store_that_is_down_leaves_the_output_in_the_row(settings, owner, fake
         output_inline_max_bytes=10,
     )
     job_id = queued_job(user_id, "A result that was paid for.")
-    assert pipeline.run_job(job_id, settings=unreachable) == "succeeded"
+    assert pipeline.run_job(job_id, settings=unreachable).status == "succeeded"
     job = load(job_id)
     assert job.output == {"text": "Echo: A result that was paid for."} and job.output_key is None

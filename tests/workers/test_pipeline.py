@@ -41,7 +41,7 @@ def load(job_id):
 
 def test_a_job_runs_once_and_records_output_and_usage(settings, fake_openai):
     job_id = make_job(input={"prompt": "Say hi"})
-    assert pipeline.run_job(job_id, settings=settings) == "succeeded"
+    assert pipeline.run_job(job_id, settings=settings).status == "succeeded"
     assert pipeline.run_job(job_id, settings=settings) is None  # a second delivery does nothing
     job = load(job_id)
     assert job.output == {"text": "Echo: Say hi"} and job.input_tokens > 0 and job.cost_micros > 0
@@ -52,11 +52,11 @@ def test_a_job_runs_once_and_records_output_and_usage(settings, fake_openai):
 
 def test_the_soft_time_limit_ends_the_job_timeout(settings):
     job_id = make_job()
-    status = pipeline.run_job(
+    finished = pipeline.run_job(
         job_id, settings=settings, provider=Raising(SoftTimeLimit()), timeout_errors=(SoftTimeLimit,)
     )
     job = load(job_id)
-    assert status == "failed" and job.error_code == "timeout"
+    assert finished.status == "failed" and job.error_code == "timeout"
     assert str(settings.job_soft_time_limit) in job.error_message
     assert job.lease_until is None
 
@@ -75,7 +75,7 @@ def test_the_offline_provider_says_so_in_its_result(settings):
 
     job_id = make_job(input={"prompt": "Plan my week"})
     offline = dataclasses.replace(settings, ai_provider="offline")
-    assert pipeline.run_job(job_id, settings=offline) == "succeeded"
+    assert pipeline.run_job(job_id, settings=offline).status == "succeeded"
     job = load(job_id)
     assert "offline" in job.output["text"].lower() and job.cost_micros == 0
 
