@@ -39,8 +39,11 @@ def get_by_email(session: Session, *, email: str) -> User | None:
 
 
 def lock(session: Session, *, user_id: uuid.UUID) -> User | None:
-    """The user row, locked until the transaction ends (serialises job admission)."""
-    return session.scalar(select(User).where(User.id == user_id).with_for_update())
+    """The user row, locked until the transaction ends (serialises job admission).
+    FOR NO KEY UPDATE: two admissions of a user wait for each other, but rows that
+    merely refer to the user (a finishing job's ledger rows, whose foreign-key check
+    takes a KEY SHARE lock) do not wait for an admission, so the two cannot deadlock."""
+    return session.scalar(select(User).where(User.id == user_id).with_for_update(key_share=True))
 
 
 def update_fields(session: Session, *, user: User, **fields: Any) -> User:
