@@ -21,7 +21,9 @@ def finish_queued_jobs(user_id: uuid.UUID, stop: threading.Event, errors: list) 
     while not stop.is_set():
         try:
             with session_scope() as session:
-                ids = session.scalars(select(Job.id).where(Job.user_id == user_id, Job.status == QUEUED)).all()
+                ids = session.scalars(
+                    select(Job.id).where(Job.user_id == user_id, Job.status == QUEUED)
+                ).all()
             for job_id in ids:
                 with session_scope() as session:
                     job = jobs.start(session, job_id=job_id, lease_seconds=60, max_attempts=3)
