@@ -29,7 +29,7 @@ from flask_jwt_extended import (
 from api.errors import error_response
 from api.extensions import jwt
 from api.services import api_keys, sessions
-from api.services.errors import Forbidden, Unauthorized
+from api.services.errors import AccountClosed, Forbidden, Unauthorized
 from db.models import User
 from db.redis_client import get_redis, key
 from db.repositories import users
@@ -106,7 +106,7 @@ def get_current_user() -> User:
     if user is None:
         user = users.get(db_session(), user_id=current_user_id())
         if user is None or user.deleted_at is not None:
-            raise Unauthorized("The account for this token no longer exists.", headers=BEARER_CHALLENGE)
+            raise AccountClosed()
         g.conveyor_user = user
     return user
 

@@ -27,6 +27,15 @@ class Unauthorized(DomainError):
     status = 401
 
 
+class AccountClosed(Unauthorized):
+    """A valid token of an account that no longer exists or was closed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The account for this token no longer exists.", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
 class PaymentRequired(DomainError):
     """Over the plan's quota: a bigger plan (or next month) would let it through."""
 

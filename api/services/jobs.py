@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.services import quotas, webhooks
-from api.services.errors import OUTAGE_RETRY_AFTER, Conflict, Invalid, NotFound, Unauthorized, Unavailable
+from api.services.errors import OUTAGE_RETRY_AFTER, AccountClosed, Conflict, Invalid, NotFound, Unavailable
 from db.models import Job, User
 from db.models.job import CANCELED, QUEUED, RUNNING
 from db.redis_client import get_redis
@@ -165,7 +165,7 @@ def get(session: Session, *, user_id: uuid.UUID, job_id: uuid.UUID) -> Job:
     job = jobs.get_for_user(session, job_id=job_id, user_id=user_id)
     if job is None:
         if not users.is_open(session, user_id=user_id):
-            raise Unauthorized("The account for this token no longer exists.")
+            raise AccountClosed()
         raise NotFound("No job with this id.")
     return job
 

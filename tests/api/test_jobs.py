@@ -139,7 +139,7 @@ def test_a_closed_account_cannot_poll_its_jobs_even_if_redis_forgot_the_logout(c
     assert client.delete(f"{API}/users/me", headers=headers).status_code == 202
     get_redis().flushdb()  # a Redis restart without persistence: the revoked-session marks are gone
     response = client.get(f"{API}/jobs/{job_id}", headers=headers)
-    assert response.status_code == 401
+    assert response.status_code == 401 and response.headers["WWW-Authenticate"] == "Bearer"
     assert "no longer exists" in response.get_json()["message"]
 
 
