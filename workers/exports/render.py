@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import re
 import unicodedata
-
-from docx import Document as DocxDocument
-from fpdf import FPDF
+from typing import TYPE_CHECKING
 
 from workers.exports.documents import Block, Document
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 MARKDOWN = "text/markdown; charset=utf-8"
 PDF = "application/pdf"
@@ -57,6 +58,10 @@ def pdf_text(text: str) -> str:
 
 
 def to_pdf(document: Document) -> bytes:
+    # fpdf2 and python-docx (with Pillow, fontTools and lxml) are imported when a document
+    # is made, not by every process that imports the export tasks: ~35 MB per process.
+    from fpdf import FPDF
+
     pdf = FPDF(format="A4")
     pdf.core_fonts_encoding = "cp1252"
     pdf.set_margins(20, 20, 20)
@@ -105,6 +110,8 @@ def docx_text(text: str) -> str:
 
 
 def to_docx(document: Document) -> bytes:
+    from docx import Document as DocxDocument
+
     docx = DocxDocument()
     docx.core_properties.title = docx_text(document.title)[:255]
     docx.core_properties.author = "Conveyor"
