@@ -8,7 +8,9 @@ refuses it: see the `jobs_terminal_is_final` trigger).
 The UPDATEs skip the ORM's session synchronisation (`_update()`): they are
 compare-and-set statements whose outcome the caller reads from `rowcount` or
 RETURNING, and matching them against the session's objects in Python cost more
-than the statement itself on the hot path.
+than the statement itself on the hot path. For the same reason the statements every
+job or poll runs (take, poll, admission checks) are built once, with bind
+parameters, rather than on each call.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Interval, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.models.job import (
@@ -95,13 +97,16 @@ def get(session: Session, *, job_id: uuid.UUID) -> Job | None:
     return session.get(Job, job_id)
 
 
+_GET_FOR_USER = (
+    select(Job)
+    .join(User, User.id == Job.user_id)
+    .where(Job.id == bindparam("job_id"), Job.user_id == bindparam("user_id"), User.deleted_at.is_(None))
+)
+
+
 def get_for_user(session: Session, *, job_id: uuid.UUID, user_id: uuid.UUID) -> Job | None:
     """The job if it is this user's and their account is open (one query: a poll's)."""
-    return session.scalar(
-        select(Job)
-        .join(User, User.id == Job.user_id)
-        .where(Job.id == job_id, Job.user_id == user_id, User.deleted_at.is_(None))
-    )
+    return session.scalar(_GET_FOR_USER, {"job_id": job_id, "user_id": user_id})
 
 
 def get_by_idempotency_key(session: Session, *, user_id: uuid.UUID, key: str) -> Job | None:
@@ -136,24 +141,33 @@ def mark_dispatched(session: Session, *, job_id: uuid.UUID) -> None:
     session.execute(_update().where(Job.id == job_id, Job.status == QUEUED).values(dispatched_at=func.now()))
 
 
+_NOW = func.now()
+_START = (
+    _update()
+    .where(
+        Job.id == bindparam("job_id"),
+        or_(Job.status == QUEUED, and_(Job.status == RUNNING, Job.lease_until < _NOW)),
+        Job.attempt < bindparam("max_attempts"),
+        Job.expires_at > _NOW,
+    )
+    .values(
+        status=RUNNING,
+        attempt=Job.attempt + 1,
+        started_at=func.coalesce(Job.started_at, _NOW),
+        lease_until=_NOW + bindparam("lease", type_=Interval),
+    )
+    .returning(Job)
+    .execution_options(populate_existing=True)
+)
+
+
 def start(session: Session, *, job_id: uuid.UUID, lease_seconds: int, max_attempts: int) -> Job | None:
     """Take the job for this delivery: queued → running, or take over a running
     job whose lease ran out (its worker died). Returns the job, or None when this
     delivery must not run it (finished, held by a live worker, out of attempts)."""
-    now = func.now()
-    lease_until = now + dt.timedelta(seconds=lease_seconds)
-    startable = or_(Job.status == QUEUED, and_(Job.status == RUNNING, Job.lease_until < now))
     job = session.scalar(
-        _update()
-        .where(Job.id == job_id, startable, Job.attempt < max_attempts, Job.expires_at > now)
-        .values(
-            status=RUNNING,
-            attempt=Job.attempt + 1,
-            started_at=func.coalesce(Job.started_at, now),
-            lease_until=lease_until,
-        )
-        .returning(Job)
-        .execution_options(populate_existing=True)
+        _START,
+        {"job_id": job_id, "max_attempts": max_attempts, "lease": dt.timedelta(seconds=lease_seconds)},
     )
     if job is not None:
         return job
@@ -324,32 +338,30 @@ class Slots:
     waiting: int  # queued, not sent: they wait for a slot
 
 
+_SENT = or_(Job.status == RUNNING, Job.dispatched_at.is_not(None))
+_COUNT_SLOTS = select(
+    func.count().filter(_SENT).label("in_flight"),
+    func.count().filter(~_SENT, Job.expires_at > _NOW).label("waiting"),
+).where(Job.user_id == bindparam("user_id"), Job.status.in_(ACTIVE))
+
+
 def count_slots(session: Session, *, user_id: uuid.UUID) -> Slots:
     """The user's jobs in flight and waiting, in one query (the submit's admission)."""
-    sent = or_(Job.status == RUNNING, Job.dispatched_at.is_not(None))
-    row = session.execute(
-        select(
-            func.count().filter(sent).label("in_flight"),
-            func.count().filter(~sent, Job.expires_at > func.now()).label("waiting"),
-        ).where(Job.user_id == user_id, Job.status.in_(ACTIVE))
-    ).one()
+    row = session.execute(_COUNT_SLOTS, {"user_id": user_id}).one()
     return Slots(in_flight=row.in_flight, waiting=row.waiting)
+
+
+_OWNER = select(Job.user_id).where(Job.id == bindparam("job_id")).scalar_subquery()
+_OWNER_IF_WAITING = select(_OWNER).where(
+    select(Job.id)
+    .where(Job.user_id == _OWNER, Job.status == QUEUED, Job.dispatched_at.is_(None), Job.expires_at > _NOW)
+    .exists()
+)
 
 
 def owner_if_waiting(session: Session, *, job_id: uuid.UUID) -> uuid.UUID | None:
     """The job's owner, if they have jobs waiting for a slot (see claim_waiting); else None."""
-    owner = select(Job.user_id).where(Job.id == job_id).scalar_subquery()
-    waiting = (
-        select(Job.id)
-        .where(
-            Job.user_id == owner,
-            Job.status == QUEUED,
-            Job.dispatched_at.is_(None),
-            Job.expires_at > func.now(),
-        )
-        .exists()
-    )
-    return session.scalar(select(owner).where(waiting))
+    return session.scalar(_OWNER_IF_WAITING, {"job_id": job_id})
 
 
 def claim_waiting(session: Session, *, user_id: uuid.UUID, limit: int) -> list[tuple[uuid.UUID, str]]:

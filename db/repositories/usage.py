@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Date, Integer, Uuid, cast, delete, func, literal, select, update
+from sqlalchemy import BigInteger, Date, Integer, Uuid, bindparam, cast, delete, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -37,26 +37,32 @@ class Quota:
         return max(0, self.limit - self.used - self.reserved)
 
 
+_estimate = bindparam("estimate", type_=BigInteger)
+_limit = bindparam("limit", type_=BigInteger)
+_counter = UsageCounter.__table__.c
+# On the tables, not the ORM classes: executed with a parameter dict, an ORM insert
+# would be taken for a bulk insert of that one dict.
+_RESERVE = (
+    insert(UsageCounter.__table__)
+    .from_select(
+        ["user_id", "period", "tokens_reserved"],
+        select(bindparam("user_id", type_=Uuid), CURRENT_PERIOD, _estimate).where(_estimate <= _limit),
+    )
+    .on_conflict_do_update(
+        index_elements=[_counter.user_id, _counter.period],
+        set_={"tokens_reserved": _counter.tokens_reserved + _estimate, "updated_at": func.now()},
+        where=_counter.tokens_used + _counter.tokens_reserved + _estimate <= _limit,
+    )
+    .returning(_counter.tokens_used, _counter.tokens_reserved, _counter.period)
+)
+
+
 def reserve_tokens(session: Session, *, user_id: uuid.UUID, estimate: int, limit: int) -> tuple[bool, Quota]:
     """Hold `estimate` tokens of this month's quota, unless used + reserved would go
     over `limit`. One conditional upsert is the whole guard: concurrent submits queue
     on the counter row and each sees the others' reservations. The hold lasts until
     the caller's transaction ends (commit keeps it, rollback gives it back)."""
-    fits = literal(estimate, BigInteger) <= limit
-    counter = UsageCounter.__table__.c
-    row = session.execute(
-        insert(UsageCounter)
-        .from_select(
-            ["user_id", "period", "tokens_reserved"],
-            select(literal(user_id, Uuid), CURRENT_PERIOD, literal(estimate, BigInteger)).where(fits),
-        )
-        .on_conflict_do_update(
-            index_elements=[UsageCounter.user_id, UsageCounter.period],
-            set_={"tokens_reserved": counter.tokens_reserved + estimate, "updated_at": func.now()},
-            where=counter.tokens_used + counter.tokens_reserved + estimate <= limit,
-        )
-        .returning(UsageCounter.tokens_used, UsageCounter.tokens_reserved, UsageCounter.period)
-    ).first()
+    row = session.execute(_RESERVE, {"user_id": user_id, "estimate": estimate, "limit": limit}).first()
     if row is not None:
         return True, Quota(limit, row.tokens_used, row.tokens_reserved, row.period)
     return False, get_quota(session, user_id=user_id, limit=limit)
@@ -73,19 +79,23 @@ def get_quota(session: Session, *, user_id: uuid.UUID, limit: int) -> Quota:
     return Quota(limit, row.tokens_used, row.tokens_reserved, row.period)
 
 
+_daily = DailyJobCount.__table__.c
+_COUNT_JOB = (
+    insert(DailyJobCount.__table__)
+    .values(user_id=bindparam("user_id"), day=TODAY, jobs=1)
+    .on_conflict_do_update(
+        index_elements=[_daily.user_id, _daily.day],
+        set_={"jobs": _daily.jobs + 1},
+        where=_daily.jobs < bindparam("limit"),
+    )
+    .returning(_daily.jobs)
+)
+
+
 def count_job(session: Session, *, user_id: uuid.UUID, limit: int) -> tuple[bool, int]:
     """Count one more job today unless the user already has `limit`; returns
     (counted, jobs today). Like the reservation, it is undone by a rollback."""
-    counted = session.scalar(
-        insert(DailyJobCount)
-        .values(user_id=user_id, day=TODAY, jobs=1)
-        .on_conflict_do_update(
-            index_elements=[DailyJobCount.user_id, DailyJobCount.day],
-            set_={"jobs": DailyJobCount.jobs + 1},
-            where=DailyJobCount.jobs < limit,
-        )
-        .returning(DailyJobCount.jobs)
-    )
+    counted = session.scalar(_COUNT_JOB, {"user_id": user_id, "limit": limit})
     if counted is not None:
         return True, counted
     return False, session.scalar(

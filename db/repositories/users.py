@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Text, func, literal, select, text, update
+from sqlalchemy import Text, bindparam, func, literal, select, text, update
 from sqlalchemy import delete as sa_delete
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session
@@ -43,7 +43,10 @@ def lock(session: Session, *, user_id: uuid.UUID) -> User | None:
     FOR NO KEY UPDATE: two admissions of a user wait for each other, but rows that
     merely refer to the user (a finishing job's ledger rows, whose foreign-key check
     takes a KEY SHARE lock) do not wait for an admission, so the two cannot deadlock."""
-    return session.scalar(select(User).where(User.id == user_id).with_for_update(key_share=True))
+    return session.scalar(_LOCK, {"user_id": user_id})
+
+
+_LOCK = select(User).where(User.id == bindparam("user_id")).with_for_update(key_share=True)
 
 
 def update_fields(session: Session, *, user: User, **fields: Any) -> User:
