@@ -86,6 +86,31 @@ def test_an_access_endpoint_refuses_a_refresh_token(client):
     assert response.status_code == 401
 
 
+def test_a_token_that_was_accepted_is_refused_once_it_expires(settings):
+    # The web remembers tokens it has verified (api.extensions): never past their expiry.
+    import dataclasses
+    import time
+
+    from api import create_app
+
+    client = create_app(dataclasses.replace(settings, access_token_ttl=1)).test_client()
+    headers, _ = register(client)
+    assert client.get(f"{API}/users/me", headers=headers).status_code == 200
+    assert client.get(f"{API}/users/me", headers=headers).status_code == 200
+    time.sleep(2.1)
+    response = client.get(f"{API}/users/me", headers=headers)
+    assert response.status_code == 401 and "expired" in response.get_json()["message"]
+
+
+def test_a_tampered_token_is_refused_even_after_the_real_one_was_accepted(client):
+    headers, body = register(client)
+    assert client.get(f"{API}/users/me", headers=headers).status_code == 200
+    header, payload, signature = body["access_token"].split(".")
+    forged = f"{header}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+    response = client.get(f"{API}/users/me", headers={"Authorization": f"Bearer {forged}"})
+    assert response.status_code == 401
+
+
 def test_logout_revokes_the_access_and_the_refresh_token(client):
     headers, body = register(client)
     response = client.post(
