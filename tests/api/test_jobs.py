@@ -42,6 +42,23 @@ def test_submit_sends_the_message_after_the_row_is_committed(client, headers, se
     assert not any(job_id.encode() in message for message in on_default)
 
 
+def test_a_job_the_broker_refuses_is_withdrawn_and_the_client_told_to_retry(client, headers, monkeypatch):
+    from tasks import generation
+
+    def refuse(job_id, *, queue):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(generation, "dispatch", refuse)
+    response = submit(client, {"Idempotency-Key": "retry-me", **headers})
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert "not accepted" in response.get_json()["message"]
+    assert client.get(f"{API}/jobs", headers=headers).get_json()["items"] == []  # nothing kept
+
+    monkeypatch.undo()  # the broker is back: the same key now makes the job
+    again = submit(client, {"Idempotency-Key": "retry-me", **headers})
+    assert again.status_code == 202 and "Idempotent-Replayed" not in again.headers
+
+
 def test_the_same_idempotency_key_and_body_return_the_same_job(client, headers):
     key = {"Idempotency-Key": "order-42", **headers}
     first = submit(client, key, input={"prompt": "once"})
