@@ -104,8 +104,8 @@ def get_current_user() -> User:
     token's account no longer exists or was closed."""
     user = g.get("conveyor_user")
     if user is None:
-        user = users.get(db_session(), user_id=current_user_id())
-        if user is None or user.deleted_at is not None:
+        user = users.get_open(db_session(), user_id=current_user_id())
+        if user is None:
             raise AccountClosed()
         g.conveyor_user = user
     return user

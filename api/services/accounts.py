@@ -227,8 +227,7 @@ def _user_of(session: Session, data: dict[str, Any]) -> User | None:
         user_id = uuid.UUID(str(data.get("u")))
     except ValueError:
         return None
-    user = users.get(session, user_id=user_id)
-    return None if user is None or user.deleted_at is not None else user
+    return users.get_open(session, user_id=user_id)
 
 
 def _fingerprint(user: User, settings: Settings) -> str:

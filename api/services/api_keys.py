@@ -72,8 +72,8 @@ def authenticate(session: Session, *, key: str, settings: Settings) -> User:
         raise Unauthorized("The API key is not valid. Check the X-API-Key header.")
     if api_key.revoked_at is not None:
         raise Unauthorized("This API key has been revoked; create a new one.")
-    user = users.get(session, user_id=api_key.user_id)
-    if user is None or user.deleted_at is not None:
+    user = users.get_open(session, user_id=api_key.user_id)
+    if user is None:
         raise Unauthorized("The account for this API key no longer exists.")
     if _due_for_touch(api_key) and api_keys.touch(
         session, key_id=api_key.id, min_interval_seconds=TOUCH_INTERVAL_SECONDS

@@ -164,7 +164,7 @@ def get(session: Session, *, user_id: uuid.UUID, job_id: uuid.UUID) -> Job:
     401 when the caller's account was closed."""
     job = jobs.get_for_user(session, job_id=job_id, user_id=user_id)
     if job is None:
-        if not users.is_open(session, user_id=user_id):
+        if users.get_open(session, user_id=user_id) is None:
             raise AccountClosed()
         raise NotFound("No job with this id.")
     return job

@@ -28,10 +28,10 @@ def get(session: Session, *, user_id: uuid.UUID) -> User | None:
     return session.get(User, user_id)
 
 
-def is_open(session: Session, *, user_id: uuid.UUID) -> bool:
-    """The account exists and was not closed."""
-    found = session.scalar(select(User.id).where(User.id == user_id, User.deleted_at.is_(None)))
-    return found is not None
+def get_open(session: Session, *, user_id: uuid.UUID) -> User | None:
+    """The user, unless the account does not exist or was closed."""
+    user = session.get(User, user_id)
+    return None if user is None or user.deleted_at is not None else user
 
 
 def get_by_email(session: Session, *, email: str) -> User | None:
