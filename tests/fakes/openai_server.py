@@ -7,7 +7,7 @@ a JSON repair turn inherits them) choose the behaviour, so tests that
 share one server cannot disturb each other:
 
     [[fail:429]]  [[fail:quota]]  [[fail:500]]  [[fail:503]]  [[fail:400]]  [[fail:401]]
-    [[fail:content_filter]]  [[hang]]  [[slow:0.2]]  [[malformed]]  [[invalid-json]]
+    [[fail:content_filter]]  [[hang]]  [[slow:0.2]]  [[malformed]]  [[wrong-shape]]  [[invalid-json]]
     [[reply:exact text]]  [[finish:length]]  [[finish:content_filter]]
     [[cut]]  (stream the first words of the reply, then drop the connection)
 
@@ -38,7 +38,16 @@ HANG_LIMIT = 60.0  # a hung request gives up after this even if nobody stops the
 WORDS_PER_CHUNK = 3
 MARKER = re.compile(r"\[\[(.*?)\]\]", re.DOTALL)
 # Kinds whose arguments are fixed, so that one more integer argument is a count.
-ARITY = {"fail": 1, "hang": 0, "cut": 0, "malformed": 0, "invalid-json": 0, "slow": 1, "finish": 1}
+ARITY = {
+    "fail": 1,
+    "hang": 0,
+    "cut": 0,
+    "malformed": 0,
+    "wrong-shape": 0,
+    "invalid-json": 0,
+    "slow": 1,
+    "finish": 1,
+}
 
 ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
     "429": (429, {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}),
@@ -74,6 +83,7 @@ class Behaviour:
     hang: bool = False
     cut: bool = False
     malformed: bool = False
+    wrong_shape: bool = False  # JSON, but not a chat.completion.chunk
     invalid_json: bool = False
     slow: float = 0.0
     reply: str | None = None
@@ -164,6 +174,8 @@ class FakeOpenAI:
                 behaviour.cut = True
             elif kind == "malformed":
                 behaviour.malformed = True
+            elif kind == "wrong-shape":
+                behaviour.wrong_shape = True
             elif kind == "invalid-json":
                 behaviour.invalid_json = True
             elif kind == "slow":
@@ -303,6 +315,9 @@ class _Handler(BaseHTTPRequestHandler):
         if behaviour.malformed:
             self._pause(behaviour.slow)
             self._write_chunk(b"data: {this is not json\n\n")
+        elif behaviour.wrong_shape:
+            self._pause(behaviour.slow)
+            self._write_event(envelope | {"choices": [{"index": 0, "delta": "not an object"}]})
         else:
             for piece in _pieces(text):
                 self._pause(behaviour.slow)

@@ -27,7 +27,7 @@ from workers.providers.base import (
     ProviderError,
 )
 from workers.providers.offline import OfflineProvider
-from workers.providers.openai_provider import OpenAIProvider, parse_retry_after
+from workers.providers.openai_provider import MALFORMED, OpenAIProvider, parse_retry_after
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -251,6 +251,17 @@ def test_malformed_stream_is_a_provider_error(fake_openai, provider):
 
     assert (caught.value.code, caught.value.transient) == (PROVIDER_ERROR, True)
     assert caught.value.partial is None
+    assert len(sent(fake_openai, content)) == 3
+
+
+def test_chunk_of_the_wrong_shape_is_a_provider_error(fake_openai, provider):
+    content = unique("[[wrong-shape]]")
+
+    with pytest.raises(ProviderError) as caught:
+        provider.complete(ask(content))
+
+    assert (caught.value.code, caught.value.transient) == (PROVIDER_ERROR, True)
+    assert caught.value.message == MALFORMED
     assert len(sent(fake_openai, content)) == 3
 
 

@@ -2,6 +2,14 @@
 
 The SDK's own retries are off (`max_retries=0`): tenacity below is the one retry
 policy, so attempts, backoff and logging are decided in one place.
+
+The call goes through the client's documented low-level `post` rather than
+`chat.completions.create`, and reads each streamed chunk as the JSON the API sent.
+The typed path walks our parameters through its TypedDict transform and builds a
+pydantic model per chunk: 2.5 ms of CPU per call on the bench's machine, half of it
+avoidable (1.2 ms this way), and every job makes at least one call. Transport,
+auth headers, timeouts, HTTP errors, SSE parsing and error events mid-stream are
+still the SDK's.
 """
 
 from __future__ import annotations
@@ -39,6 +47,9 @@ from workers.ratelimit import LocalRateLimited, RateLimiter, request_tokens
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+CHAT_COMPLETIONS = "/chat/completions"
+_BEARER_AUTH: Any = {"security": {"bearer_auth": True}}  # what chat.completions.create asks for
 
 MALFORMED = "The AI provider sent a response that could not be read"
 REASON_LENGTH = 160
@@ -86,7 +97,14 @@ class OpenAIProvider:
                 "json_schema": {"name": request.schema_name, "schema": request.json_schema, "strict": False},
             }
         try:
-            stream = self.client.chat.completions.create(**kwargs)
+            stream = self.client.post(
+                CHAT_COMPLETIONS,
+                body=kwargs,
+                cast_to=object,
+                stream=True,
+                stream_cls=openai.Stream[object],
+                options=_BEARER_AUTH,
+            )
         except openai.OpenAIError as err:
             raise self._error(err) from err
 
@@ -135,8 +153,8 @@ class _StreamState:
     def completion(self) -> Completion:
         text = "".join(self.parts)
         usage = self.usage
-        if usage is not None and isinstance(getattr(usage, "prompt_tokens", None), int):
-            input_tokens, output_tokens = usage.prompt_tokens, usage.completion_tokens or 0
+        if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
+            input_tokens, output_tokens = usage["prompt_tokens"], usage.get("completion_tokens") or 0
         else:
             input_tokens = sum(estimate_tokens(str(m.get("content") or "")) for m in self.request.messages)
             output_tokens = estimate_tokens(text)
@@ -154,26 +172,30 @@ def _text_deltas(
 ) -> Iterator[str]:
     """Yield the non-empty text deltas of choice 0, recording the rest of the stream in `state`.
 
-    Errors from the SDK or from chunks that are not what the API promises become
-    ProviderErrors here; errors raised by whoever consumes the deltas pass through.
+    Each chunk is the API's JSON object (`chat.completion.chunk`). Errors from the SDK
+    or from chunks that are not what the API promises become ProviderErrors here;
+    errors raised by whoever consumes the deltas pass through.
     """
     try:
         for chunk in stream:
             state.chunks += 1
-            state.model = chunk.model or state.model
-            if chunk.usage is not None:
-                state.usage = chunk.usage
-            for choice in chunk.choices:
-                if choice.index != 0:
+            state.model = chunk.get("model") or state.model
+            if chunk.get("usage") is not None:
+                state.usage = chunk["usage"]
+            for choice in chunk.get("choices") or ():
+                if choice.get("index", 0) != 0:
                     continue
-                state.finish_reason = choice.finish_reason or state.finish_reason
-                delta = choice.delta
+                state.finish_reason = choice.get("finish_reason") or state.finish_reason
+                delta = choice.get("delta")
                 if delta is None:
                     continue
-                if delta.refusal:
-                    state.refusal.append(delta.refusal)
-                if delta.content:
-                    yield delta.content
+                if delta.get("refusal"):
+                    state.refusal.append(delta["refusal"])
+                content = delta.get("content")
+                if content:
+                    if not isinstance(content, str):
+                        raise TypeError(f"delta content is {type(content).__name__}")
+                    yield content
     except openai.OpenAIError as err:
         raise to_error(err) from err
     except (ValueError, TypeError, AttributeError, KeyError) as err:  # bad JSON, chunks of the wrong shape
