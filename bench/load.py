@@ -216,11 +216,13 @@ async def _overhead(config: dict[str, Any]) -> list[dict[str, float]]:
         for number in range(config["warmup"] + config["jobs"]):
             tag = f"bench-{config['run']}-{number}"
             started = time.perf_counter()
+            sent_at = time.time()
             status, _, payload = await connection.request(
                 "POST", "/api/v1/jobs", body=prompt(tag), headers=headers
             )
             if status != 202:
                 raise SystemExit(f"submit answered {status}: {payload[:200]!r}")
+            accepted_at = time.time()
             job = json.loads(payload)
             etag = None
             while job["status"] in ("queued", "running"):
@@ -234,14 +236,50 @@ async def _overhead(config: dict[str, Any]) -> list[dict[str, float]]:
                 elif status != 304:
                     raise SystemExit(f"poll answered {status}: {payload[:200]!r}")
             seen = time.perf_counter() - started
+            seen_at = time.time()
             if job["status"] != "succeeded":
                 raise SystemExit(f"job {job['id']} ended {job['status']}: {job.get('error')}")
             if number >= config["warmup"]:
-                samples.append({"tag": tag, "seen_s": seen})
+                samples.append(
+                    {
+                        "tag": tag,
+                        "id": job["id"],
+                        "seen_s": seen,
+                        "sent_at": sent_at,
+                        "accepted_at": accepted_at,
+                        "seen_at": seen_at,
+                    }
+                )
             await asyncio.sleep(config["pause"])
     finally:
         connection.close()
     return samples
+
+
+def _segments(database_url: str, samples: list[dict[str, Any]], timings: dict[str, float]) -> dict:
+    """Where each job's time went, median ms per segment, from the client's clock and
+    the row's timestamps (each is its transaction's start, on the same machine):
+    accept = the POST's round trip; deliver = 202 → the worker's take;
+    run = take → the outcome's transaction, minus the provider; notify = that → seen."""
+    connection = psycopg2.connect(database_url)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id::text, extract(epoch FROM started_at), extract(epoch FROM finished_at) "
+                "FROM jobs WHERE id = ANY(%s::uuid[])",
+                ([sample["id"] for sample in samples],),
+            )
+            rows = {row[0]: (float(row[1]), float(row[2])) for row in cursor.fetchall()}
+    finally:
+        connection.close()
+    parts: dict[str, list[float]] = {"accept": [], "deliver": [], "run": [], "notify": []}
+    for sample in samples:
+        started_at, finished_at = rows[sample["id"]]
+        parts["accept"].append(sample["accepted_at"] - sample["sent_at"])
+        parts["deliver"].append(started_at - sample["accepted_at"])
+        parts["run"].append(finished_at - started_at - timings.get(sample["tag"], 0.0))
+        parts["notify"].append(sample["seen_at"] - finished_at)
+    return {name: round(statistics.median(values) * 1000, 2) for name, values in parts.items()}
 
 
 def overhead(config: dict[str, Any]) -> dict[str, Any]:
@@ -253,6 +291,7 @@ def overhead(config: dict[str, Any]) -> dict[str, Any]:
         values.append((sample["seen_s"] - provider) * 1000)
     values.sort()
     return {
+        "segments_ms_median": _segments(config["database_url"], samples, stats["timings"]),
         "jobs": len(values),
         "p50_ms": statistics.median(values),
         "p99_ms": values[min(len(values) - 1, round(0.99 * (len(values) - 1)))],
