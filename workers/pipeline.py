@@ -14,7 +14,7 @@ from tenacity import before_sleep_log, retry, retry_if_exception_type, stop_afte
 
 from db.models.job import CANCELED, FAILED, RUNNING, SUCCEEDED
 from db.redis_client import get_redis
-from db.repositories import conversations, jobs, users
+from db.repositories import conversations, jobs
 from db.session import session_scope
 from settings import Settings, get_settings
 from workers import events, logs, metering, metrics, outputs
@@ -233,8 +233,7 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
                 error_message=f"The tool {job.tool!r} no longer exists.",
             )
             return None
-        user = users.get(session, user_id=job.user_id)
-        profile = {"name": user.name, **(user.profile or {})} if user else {}
+        profile = {"name": job.owner_name, **(job.owner_profile or {})} if job.owner_name is not None else {}
         logs.bind(request_id=job.request_id)  # the submit's, whichever message brought the job here
         waited = (job.started_at - job.created_at).total_seconds()
         metrics.job_started(tool=job.tool, queue=job.queue, attempt=job.attempt, waited=waited)

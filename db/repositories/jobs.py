@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Interval, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Interval, Row, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.models.job import (
@@ -142,33 +142,39 @@ def mark_dispatched(session: Session, *, job_id: uuid.UUID) -> None:
 
 
 _NOW = func.now()
+_JOBS = Job.__table__  # the worker's hot statements are Core: no ORM state to build or match
 _START = (
-    _update()
+    update(_JOBS)
     .where(
-        Job.id == bindparam("job_id"),
-        or_(Job.status == QUEUED, and_(Job.status == RUNNING, Job.lease_until < _NOW)),
-        Job.attempt < bindparam("max_attempts"),
-        Job.expires_at > _NOW,
+        _JOBS.c.id == bindparam("job_id"),
+        or_(_JOBS.c.status == QUEUED, and_(_JOBS.c.status == RUNNING, _JOBS.c.lease_until < _NOW)),
+        _JOBS.c.attempt < bindparam("max_attempts"),
+        _JOBS.c.expires_at > _NOW,
     )
     .values(
         status=RUNNING,
-        attempt=Job.attempt + 1,
-        started_at=func.coalesce(Job.started_at, _NOW),
+        attempt=_JOBS.c.attempt + 1,
+        started_at=func.coalesce(_JOBS.c.started_at, _NOW),
         lease_until=_NOW + bindparam("lease", type_=Interval),
     )
-    .returning(Job)
-    .execution_options(populate_existing=True)
+    .returning(
+        *_JOBS.c,
+        select(User.name).where(User.id == _JOBS.c.user_id).scalar_subquery().label("owner_name"),
+        select(User.profile).where(User.id == _JOBS.c.user_id).scalar_subquery().label("owner_profile"),
+    )
 )
 
 
-def start(session: Session, *, job_id: uuid.UUID, lease_seconds: int, max_attempts: int) -> Job | None:
+def start(session: Session, *, job_id: uuid.UUID, lease_seconds: int, max_attempts: int) -> Row | None:
     """Take the job for this delivery: queued → running, or take over a running
-    job whose lease ran out (its worker died). Returns the job, or None when this
-    delivery must not run it (finished, held by a live worker, out of attempts)."""
-    job = session.scalar(
+    job whose lease ran out (its worker died). Returns the job's row, with its
+    owner's `owner_name` and `owner_profile` (what the prompt may use), or None
+    when this delivery must not run it (finished, held by a live worker, out of
+    attempts)."""
+    job = session.execute(
         _START,
         {"job_id": job_id, "max_attempts": max_attempts, "lease": dt.timedelta(seconds=lease_seconds)},
-    )
+    ).first()
     if job is not None:
         return job
     # Not startable: settle the cases that must not be left as they are.
@@ -233,7 +239,7 @@ def finish(
             cost_micros=usage.cost_micros,
         )
     result = session.execute(
-        _update().where(Job.id == job_id, Job.status.in_(from_statuses)).values(**values)
+        update(_JOBS).where(_JOBS.c.id == job_id, _JOBS.c.status.in_(from_statuses)).values(**values)
     )
     return result.rowcount == 1
 

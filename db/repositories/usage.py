@@ -116,6 +116,14 @@ class Call:
     cost_micros: int
 
 
+# Core, compiled once, run with the rows as parameters (executemany): no ORM state per row.
+_RECORD_CALLS = (
+    insert(UsageLedger.__table__)
+    .on_conflict_do_nothing(constraint="uq_usage_ledger_job_attempt_call")
+    .returning(UsageLedger.__table__.c.id)
+)
+
+
 def record_calls(
     session: Session,
     *,
@@ -145,14 +153,7 @@ def record_calls(
         }
         for index, call in enumerate(calls)
     ]
-    # executemany with the rows as parameters: one statement compiled once, not per job
-    result = session.execute(
-        insert(UsageLedger)
-        .on_conflict_do_nothing(constraint="uq_usage_ledger_job_attempt_call")
-        .returning(UsageLedger.id),
-        rows,
-    )
-    return len(result.all())
+    return len(session.execute(_RECORD_CALLS, rows).all())
 
 
 @dataclass(frozen=True)
