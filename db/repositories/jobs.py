@@ -16,6 +16,7 @@ parameters, rather than on each call.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -219,13 +220,7 @@ def finish(
     """Move a job to a terminal state, once. False: it was no longer in `from_statuses`."""
     if status not in (SUCCEEDED, FAILED, CANCELED, EXPIRED):
         raise ValueError(f"{status!r} is not a terminal status")
-    values: dict[str, Any] = {
-        "status": status,
-        "finished_at": func.now(),
-        "lease_until": None,
-        "error_code": error_code,
-        "error_message": error_message,
-    }
+    values: dict[str, Any] = {"status": status, "error_code": error_code, "error_message": error_message}
     if output is not None:
         values["output"] = output
     if output_key is not None:  # a large output went to storage (workers.outputs)
@@ -238,10 +233,23 @@ def finish(
             output_tokens=usage.output_tokens,
             cost_micros=usage.cost_micros,
         )
-    result = session.execute(
-        update(_JOBS).where(_JOBS.c.id == job_id, _JOBS.c.status.in_(from_statuses)).values(**values)
+    statement = _finish_statement(tuple(sorted(values)), tuple(from_statuses))
+    params = {f"new_{name}": value for name, value in values.items()}
+    return session.execute(statement, params | {"job_id": job_id}).rowcount == 1
+
+
+@functools.cache
+def _finish_statement(columns: tuple[str, ...], from_statuses: tuple[str, ...]):
+    """finish()'s UPDATE for one set of columns, built once (every job ends with one)."""
+    return (
+        update(_JOBS)
+        .where(_JOBS.c.id == bindparam("job_id"), _JOBS.c.status.in_(from_statuses))
+        .values(
+            finished_at=_NOW,
+            lease_until=None,
+            **{name: bindparam(f"new_{name}", type_=_JOBS.c[name].type) for name in columns},
+        )
     )
-    return result.rowcount == 1
 
 
 def cancel_queued(session: Session, *, job_id: uuid.UUID) -> bool:
