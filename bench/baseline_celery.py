@@ -1,18 +1,24 @@
-"""The pipeline baseline: raw Celery no-op tasks on the same Redis, Celery's defaults.
+"""Raw Celery baselines on the same Redis, Celery's defaults (bench/run.py starts them).
 
-Each task only counts itself (INCR), so that the bench knows when all are done.
-`celery -A bench.baseline_celery worker -Q bench_noop -c 4` (bench/run.py).
+- pipeline: no-op tasks that only count themselves (INCR), so that the bench knows
+  when all are done: `celery -A bench.baseline_celery worker -Q bench_noop -c 4`.
+- I/O: tasks that wait `seconds` (gevent's sleep under `--pool gevent`: the same
+  wait as an HTTP call) and record when they ran, in one gevent process with the
+  AI worker's pool: what Celery alone achieves with 1,000 waits at once.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 from celery import Celery
 from redis import Redis
 
 QUEUE = "bench_noop"
 DONE_KEY = "bench:noop:done"
+SLEEP_QUEUE = "bench_sleep"
+SPANS_KEY = "bench:sleep:spans"
 
 app = Celery("bench_baseline", broker=os.environ.get("REDIS_URL", "redis://localhost:6379/0"))
 app.conf.update(
@@ -26,9 +32,20 @@ app.conf.update(
 _redis: Redis | None = None
 
 
-@app.task(name="bench.noop")
-def noop() -> None:
+def _client() -> Redis:
     global _redis
     if _redis is None:
         _redis = Redis.from_url(os.environ["REDIS_URL"])
-    _redis.incr(DONE_KEY)
+    return _redis
+
+
+@app.task(name="bench.noop")
+def noop() -> None:
+    _client().incr(DONE_KEY)
+
+
+@app.task(name="bench.sleep")
+def sleep(seconds: float) -> None:
+    started = time.time()
+    time.sleep(seconds)
+    _client().rpush(SPANS_KEY, f"{started} {time.time()}")

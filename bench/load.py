@@ -208,6 +208,40 @@ def io_concurrency(config: dict[str, Any]) -> dict[str, Any]:
     return done | {"jobs": count, "elapsed_s": elapsed}
 
 
+def io_celery(config: dict[str, Any]) -> dict[str, Any]:
+    """The I/O baseline: raw Celery tasks that each wait `latency`, queued while the
+    gevent worker consumes nothing, then let at them; peak overlap from their spans."""
+    from redis import Redis
+
+    from bench.baseline_celery import SLEEP_QUEUE, SPANS_KEY, app, sleep
+
+    redis = Redis.from_url(config["redis_url"])
+    redis.delete(SPANS_KEY)
+    count = config["tasks"]
+    for _ in range(count):
+        sleep.apply_async(args=[config["latency"]], queue=SLEEP_QUEUE)
+    started = time.time()
+    if not app.control.add_consumer(SLEEP_QUEUE, destination=[config["worker"]], reply=True, timeout=10):
+        raise SystemExit(f"the worker {config['worker']} did not answer add_consumer")
+    deadline = time.monotonic() + config["timeout"]
+    while redis.llen(SPANS_KEY) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    app.control.cancel_consumer(SLEEP_QUEUE, destination=[config["worker"]], reply=True, timeout=10)
+    spans = [tuple(map(float, span.split())) for span in redis.lrange(SPANS_KEY, 0, -1)]
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    peak = running = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return {
+        "tasks": count,
+        "done": len(spans),
+        "peak_in_flight": peak,
+        "elapsed_s": (max(end for _, end in spans) if spans else time.time()) - started,
+        "timed_out": len(spans) < count,
+    }
+
+
 async def _overhead(config: dict[str, Any]) -> list[dict[str, float]]:
     connection = Connection(config["base_url"])
     headers = {"Authorization": f"Bearer {config['tokens'][0]}"}
@@ -370,6 +404,7 @@ SCENARIOS = {
     "pipeline-conveyor": pipeline_conveyor,
     "pipeline-celery": pipeline_celery,
     "io": io_concurrency,
+    "io-celery": io_celery,
     "overhead": overhead,
 }
 
