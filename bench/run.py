@@ -315,6 +315,15 @@ class Bench:
         self.wait_worker(hostname, app, process)
         return process
 
+    def idle_gevent_worker(self, name: str, *, app: str) -> subprocess.Popen:
+        """One gevent process with the I/O pool, consuming nothing until told (add_consumer)."""
+        return self.celery_worker(
+            name,
+            app=app,
+            queues="bench_idle",
+            extra=["--pool", "gevent", "--concurrency", str(IO_CONCURRENCY)],
+        )
+
     def wait_worker(self, hostname: str, app: str, process: subprocess.Popen, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         celery_app = _celery_app(app)
@@ -699,12 +708,7 @@ def scenario_overhead_and_pipeline(bench: Bench) -> None:
 def scenario_io(bench: Bench) -> None:
     options = bench.options
     hostname = "worker_io@bench"
-    worker = bench.celery_worker(
-        "worker_io",
-        app="bench.conveyor_celery",
-        queues="bench_idle",
-        extra=["--pool", "gevent", "--concurrency", str(IO_CONCURRENCY)],
-    )
+    worker = bench.idle_gevent_worker("worker_io", app="bench.conveyor_celery")
     config = {
         "base_url": bench.web_url,
         "tokens": [user["token"] for user in bench.users],
@@ -731,12 +735,7 @@ def scenario_io(bench: Bench) -> None:
     bench.processes.stop("worker_io")
     bench.provider(latency=0.0)
     # The same pool with raw Celery tasks that only wait: what Celery itself reaches.
-    baseline = bench.celery_worker(
-        "baseline_io",
-        app="bench.baseline_celery",
-        queues="bench_idle",
-        extra=["--pool", "gevent", "--concurrency", str(IO_CONCURRENCY)],
-    )
+    baseline = bench.idle_gevent_worker("baseline_io", app="bench.baseline_celery")
     celery_config = {
         "redis_url": bench.redis_url,
         "tasks": IO_JOBS,
