@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import OrderedDict
 from typing import Any
 
+import flask_jwt_extended.view_decorators
 from flask import current_app
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
@@ -54,7 +56,46 @@ class RememberingJWTManager(JWTManager):
         return claims
 
 
+@functools.lru_cache(maxsize=VERIFIED_TOKENS_KEPT)
+def _unverified_header(encoded_token: str) -> dict[str, Any]:
+    return _decode_unverified_header(encoded_token)
+
+
+def _remembered_header(encoded_token: str) -> dict[str, Any]:
+    """A token's header (its `alg`, `typ`), decoded once per token string.
+
+    flask-jwt-extended reads the header of every request's token after verifying it,
+    and PyJWT decodes all three parts of the token again to do so, checking each
+    character in Python: about 5% of a job poll's instructions. The header is a pure
+    function of the token's text (nothing here is trusted: the token was verified
+    first, with the same text), so it is kept like the verified claims; failures are
+    not kept, and each caller gets its own copy."""
+    return dict(_unverified_header(encoded_token))
+
+
+_decode_unverified_header = flask_jwt_extended.view_decorators.get_unverified_jwt_headers
+flask_jwt_extended.view_decorators.get_unverified_jwt_headers = _remembered_header
+
+
+class RouteLimiter(Limiter):
+    """Flask-Limiter with every limit on its route.
+
+    Conveyor's limits are all decorators on their views (api.ratelimits): no default,
+    application or blueprint-wide limits. Flask-Limiter still resolves its rules for
+    every request in a before_request hook, which finds nothing here and cost a sixth
+    of a health check's instructions (7% of a job poll's). This skips that pass unless
+    default or application limits are set; each decorated view checks its own limits
+    when it is called, as before. Do not give a blueprint a limit of its own
+    (`limiter.limit(blueprint)`): only the before_request pass would check it."""
+
+    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
+        manager = self.limit_manager
+        if in_middleware and not (manager.default_limits or manager.application_limits):
+            return
+        super()._check_request_limit(callable_name, in_middleware)
+
+
 api = ConveyorApi()
 jwt = RememberingJWTManager()
 # Storage (Redis) and strategy are configured in api.ratelimits.init_limits.
-limiter = Limiter(key_func=get_remote_address)
+limiter = RouteLimiter(key_func=get_remote_address)

@@ -21,7 +21,7 @@ blp = Blueprint("admin", __name__, description="Operators: every user's jobs, qu
 @blp.route("/jobs", methods=["GET"])
 @blp.doc(security=BEARER)
 @admin_required
-@blp.arguments(AdminJobListArgsSchema, location="query")
+@blp.arguments(AdminJobListArgsSchema(), location="query")
 @blp.response(200, AdminJobPageSchema)
 def list_jobs(args):
     """Every user's jobs, newest first; filter by user (id or email), tool, status, time."""
@@ -69,7 +69,7 @@ def queue_stats():
 @blp.route("/audit-log", methods=["GET"])
 @blp.doc(security=BEARER)
 @admin_required
-@blp.arguments(AuditListArgsSchema, location="query")
+@blp.arguments(AuditListArgsSchema(), location="query")
 @blp.response(200, AuditPageSchema)
 def audit_log(args):
     """Admin actions, newest first."""

@@ -17,7 +17,7 @@ blp = Blueprint(
 @blp.route("", methods=["POST"])
 @blp.doc(security=JWT_ONLY)
 @jwt_login_required
-@blp.arguments(ApiKeyCreateSchema)
+@blp.arguments(ApiKeyCreateSchema())
 @blp.response(201, NewApiKeySchema)
 def create(data):
     """Create a key; its secret is in this response only."""

@@ -29,7 +29,7 @@ blp = Blueprint("auth", __name__, description="Accounts and tokens.")
 
 
 @blp.route("/register", methods=["POST"])
-@blp.arguments(RegisterSchema)
+@blp.arguments(RegisterSchema())
 @blp.response(201, SessionSchema)
 def register(data):
     """Create an account (a verification email is sent); returns tokens as login does."""
@@ -39,7 +39,7 @@ def register(data):
 
 @blp.route("/login", methods=["POST"])
 @login_limits  # outside the schema, so that malformed attempts count too
-@blp.arguments(LoginSchema)
+@blp.arguments(LoginSchema())
 @blp.response(200, SessionSchema)
 @blp.alt_response(429, description="Too many attempts for this account or from this address.")
 def login(data):
@@ -63,7 +63,7 @@ def refresh():
 @blp.route("/logout", methods=["POST"])
 @blp.doc(security=JWT_ONLY)
 @jwt_required(verify_type=False)
-@blp.arguments(LogoutSchema)
+@blp.arguments(LogoutSchema())
 @blp.response(204)
 def logout(data):
     """End the session: revoke the Bearer token, its session, and that of the refresh token given."""
@@ -72,7 +72,7 @@ def logout(data):
 
 @blp.route("/forgot-password", methods=["POST"])
 @forgot_password_limits
-@blp.arguments(ForgotPasswordSchema)
+@blp.arguments(ForgotPasswordSchema())
 @blp.response(202, NoticeSchema)
 @blp.alt_response(429, description="Too many requests for this account or from this address.")
 def forgot_password(data):
@@ -82,7 +82,7 @@ def forgot_password(data):
 
 
 @blp.route("/reset-password", methods=["POST"])
-@blp.arguments(ResetPasswordSchema)
+@blp.arguments(ResetPasswordSchema())
 @blp.response(204)
 def reset_password(data):
     """Set a new password with the token from the reset email; every session is ended."""

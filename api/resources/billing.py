@@ -28,8 +28,8 @@ def list_plans():
 @blp.route("/checkout-session", methods=["POST"])
 @blp.doc(security=JWT_ONLY)
 @jwt_login_required
-@blp.arguments(CheckoutArgsSchema)
-@blp.arguments(StripeIdempotencyHeaderSchema, location="headers", as_kwargs=True)
+@blp.arguments(CheckoutArgsSchema())
+@blp.arguments(StripeIdempotencyHeaderSchema(), location="headers", as_kwargs=True)
 @blp.response(201, RedirectSchema)
 def checkout(data, idempotency_key=None):
     """Start a Stripe Checkout for a paid plan; send the browser to `url`."""
@@ -45,8 +45,8 @@ def checkout(data, idempotency_key=None):
 @blp.route("/portal-session", methods=["POST"])
 @blp.doc(security=JWT_ONLY)
 @jwt_login_required
-@blp.arguments(PortalArgsSchema)
-@blp.arguments(StripeIdempotencyHeaderSchema, location="headers", as_kwargs=True)
+@blp.arguments(PortalArgsSchema())
+@blp.arguments(StripeIdempotencyHeaderSchema(), location="headers", as_kwargs=True)
 @blp.response(201, RedirectSchema)
 def portal(data, idempotency_key=None):
     """Open the Stripe customer portal (payment method, plan, cancel, invoices)."""
@@ -71,7 +71,7 @@ def subscription():
 @blp.route("/invoices", methods=["GET"])
 @blp.doc(security=JWT_ONLY)
 @jwt_login_required
-@blp.arguments(InvoiceArgsSchema, location="query")
+@blp.arguments(InvoiceArgsSchema(), location="query")
 @blp.response(200, InvoiceListSchema)
 def invoices(args):
     """The account's Stripe invoices, newest first."""

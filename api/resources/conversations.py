@@ -22,7 +22,7 @@ blp = Blueprint("conversations", __name__, description="Conversations with the c
 @blp.route("", methods=["POST"])
 @blp.doc(security=BEARER)
 @login_required
-@blp.arguments(ConversationCreateSchema)
+@blp.arguments(ConversationCreateSchema())
 @blp.response(201, ConversationSchema)
 def create(data):
     """Start a conversation with a conversation tool (coach, tutor)."""
@@ -33,7 +33,7 @@ def create(data):
 @blp.route("", methods=["GET"])
 @blp.doc(security=BEARER)
 @login_required
-@blp.arguments(ConversationListArgsSchema, location="query")
+@blp.arguments(ConversationListArgsSchema(), location="query")
 @blp.response(200, ConversationPageSchema)
 def list_conversations(args):
     """Your conversations, newest first, a page at a time."""
@@ -62,7 +62,7 @@ def delete(conversation_id: uuid.UUID):
 @blp.route("/<uuid:conversation_id>/messages", methods=["POST"])
 @blp.doc(security=BEARER)
 @login_required
-@blp.arguments(ConversationMessageCreateSchema)
+@blp.arguments(ConversationMessageCreateSchema())
 @blp.response(202, JobSchema)
 def send_message(data, conversation_id: uuid.UUID):
     """Send a message: 202 with the job that writes the reply (poll or stream it)."""

@@ -16,7 +16,7 @@ blp = Blueprint(
 @blp.route("/jobs/<uuid:job_id>/exports", methods=["POST"])
 @blp.doc(security=BEARER)
 @login_required
-@blp.arguments(ExportCreateSchema)
+@blp.arguments(ExportCreateSchema())
 @blp.response(202, ExportSchema)
 def export_job(data, job_id: uuid.UUID):
     """Export a succeeded job's output (md, json, pdf, docx); poll the `Location`."""

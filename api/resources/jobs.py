@@ -24,8 +24,8 @@ blp = Blueprint("jobs", __name__, description="Submit AI jobs and follow them to
 @blp.doc(security=BEARER)
 @login_required
 @plan_limits
-@blp.arguments(JobCreateSchema)
-@blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
+@blp.arguments(JobCreateSchema())
+@blp.arguments(IdempotencyHeaderSchema(), location="headers", as_kwargs=True)
 @blp.response(202, JobSchema)
 def submit(data, idempotency_key=None):
     """Submit a job; poll the `Location` it returns."""
@@ -45,7 +45,7 @@ def submit(data, idempotency_key=None):
 @blp.route("", methods=["GET"])
 @blp.doc(security=BEARER)
 @login_required
-@blp.arguments(JobListArgsSchema, location="query")
+@blp.arguments(JobListArgsSchema(), location="query")
 @blp.response(200, JobPageSchema)
 def list_jobs(args):
     """The caller's jobs, newest first, a page at a time."""
@@ -59,7 +59,7 @@ def list_jobs(args):
 @blp.doc(security=BEARER)
 @login_required
 @blp.etag
-@blp.arguments(JobGetArgsSchema, location="query")
+@blp.arguments(JobGetArgsSchema(), location="query")
 @blp.response(200, JobSchema)
 def get_one(args, job_id: uuid.UUID):
     """A job's status and, once finished, its output or error; `wait` long-polls."""
@@ -73,7 +73,7 @@ def get_one(args, job_id: uuid.UUID):
             seen=next(iter(request.if_none_match.as_set()), None),
         )
     else:
-        job = jobs.get(db_session(), user_id=current_user_id(), job_id=job_id)
+        job = jobs.read(db_session(), user_id=current_user_id(), job_id=job_id)
     blp.set_etag(etag_data(job))  # a 304 here, before the job is serialised
     wait = jobs.retry_after_hint(job)
     return job, 200, ({"Retry-After": str(wait)} if wait else {})
@@ -90,10 +90,10 @@ def get_one(args, job_id: uuid.UUID):
     },
 )
 @login_required
-@blp.arguments(JobEventsArgsSchema, location="query")
+@blp.arguments(JobEventsArgsSchema(), location="query")
 def stream_events(args, job_id: uuid.UUID):
     """Follow a job live: every event in order, then `done`; resumes from Last-Event-ID."""
-    jobs.get(db_session(), user_id=current_user_id(), job_id=job_id)  # 404 unless it is the caller's
+    jobs.read(db_session(), user_id=current_user_id(), job_id=job_id)  # 404 unless it is the caller's
     last_event_id = live.check_event_id(request.headers.get("Last-Event-ID") or args.get("last_event_id"))
     body = live.event_stream(
         job_id, last_event_id=last_event_id, heartbeat=current_settings().sse_heartbeat_seconds

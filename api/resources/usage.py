@@ -11,7 +11,7 @@ blp = Blueprint("usage", __name__, description="Tokens and cost used, and the qu
 @blp.route("", methods=["GET"])
 @blp.doc(security=BEARER)
 @login_required
-@blp.arguments(UsageArgsSchema, location="query")
+@blp.arguments(UsageArgsSchema(), location="query")
 @blp.response(200, UsageReportSchema)
 def get_usage(args):
     """Billed usage by day, tool or model over a range of days, with this month's quota."""

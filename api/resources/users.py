@@ -20,7 +20,7 @@ def me():
 @blp.route("/me", methods=["PATCH"])
 @blp.doc(security=JWT_ONLY)
 @jwt_login_required
-@blp.arguments(UserUpdateSchema)
+@blp.arguments(UserUpdateSchema())
 @blp.response(200, UserSchema)
 def update_me(data):
     """Change your name or the profile fields tools use to personalise their prompts."""

@@ -98,11 +98,21 @@ def get(session: Session, *, job_id: uuid.UUID) -> Job | None:
     return session.get(Job, job_id)
 
 
-_GET_FOR_USER = (
-    select(Job)
-    .join(User, User.id == Job.user_id)
-    .where(Job.id == bindparam("job_id"), Job.user_id == bindparam("user_id"), User.deleted_at.is_(None))
-)
+def _owned(statement):
+    """Only the given user's job, and only while their account is open."""
+    return statement.join(User, User.id == Job.user_id).where(
+        Job.id == bindparam("job_id"), Job.user_id == bindparam("user_id"), User.deleted_at.is_(None)
+    )
+
+
+_GET_FOR_USER = _owned(select(Job))
+_ROW_FOR_USER = _owned(select(Job.__table__))
+
+
+def row_for_user(session: Session, *, job_id: uuid.UUID, user_id: uuid.UUID) -> Row | None:
+    """The job's columns as a read-only row, if it is this user's and their account is
+    open: a poll's one query, with no ORM instance built or tracked for it."""
+    return session.connection().execute(_ROW_FOR_USER, {"job_id": job_id, "user_id": user_id}).first()
 
 
 def get_for_user(session: Session, *, job_id: uuid.UUID, user_id: uuid.UUID) -> Job | None:
