@@ -36,7 +36,8 @@ def run_generation(job_id: str) -> str | None:
         webhooks.deliver_for_job(uuid.UUID(job_id))
     if finished.notify_email:
         email.send_for_job(uuid.UUID(job_id))
-    scheduling.admit_after(uuid.UUID(job_id), send=dispatch)  # the owner's next job may start
+    if finished.owner_waiting is not None:  # the owner's next job may start
+        scheduling.admit(finished.owner_waiting, send=dispatch)
     return finished.status
 
 

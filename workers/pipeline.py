@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 from tenacity import before_sleep_log, retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from db.models.job import CANCELED, FAILED, RUNNING, SUCCEEDED
@@ -17,7 +18,7 @@ from db.redis_client import get_redis
 from db.repositories import conversations, jobs
 from db.session import session_scope
 from settings import Settings, get_settings
-from workers import events, logs, metering, metrics, outputs
+from workers import events, logs, metering, metrics, outputs, scheduling
 from workers.heartbeat import Heartbeat, LeaseLost
 from workers.providers import get_provider
 from workers.providers.base import (
@@ -65,6 +66,7 @@ class Finished:
     status: str
     webhook: bool
     notify_email: bool
+    owner_waiting: uuid.UUID | None = None  # the owner has jobs waiting for this job's slot
 
 
 @dataclass
@@ -266,7 +268,7 @@ def _finish(
         output, user_id=work.user_id, job_id=work.job_id, settings=work.settings
     )
     reply = output.get("text") if status == SUCCEEDED and work.tool.conversation and output else None
-    done = _record(
+    done, owner_waiting = _record(
         work.job_id,
         reply=reply,
         status=status,
@@ -300,7 +302,7 @@ def _finish(
         tally.input_tokens,
         tally.output_tokens,
     )
-    return Finished(status, webhook=work.webhook, notify_email=work.notify_email)
+    return Finished(status, webhook=work.webhook, notify_email=work.notify_email, owner_waiting=owner_waiting)
 
 
 @retry(
@@ -316,13 +318,14 @@ def _record(
     reply: str | None = None,
     ledger: metering.AttemptUsage | None = None,
     **outcome: Any,
-) -> bool:
+) -> tuple[bool, uuid.UUID | None]:
     """Write the outcome, riding out a database restart rather than losing a result
     that was paid for. If the database stays away, the lease lapses and the reaper
     re-runs the job once it is back. A conversation's reply is stored in the same
     transaction, so a succeeded turn always has exactly one. So are the attempt's
     provider calls, in the usage ledger: billed if this attempt finished the job
-    with something to show for it."""
+    with something to show for it. Returns whether the outcome stands and, read after
+    its commit on the same connection, the owner if they have jobs waiting for the slot."""
     with session_scope() as session:
         done = jobs.finish(session, job_id=job_id, **outcome)
         if done and reply is not None:
@@ -330,7 +333,19 @@ def _record(
         if ledger is not None:
             billed = done and outcome["status"] in metering.BILLED_STATUSES
             metering.record_attempt(session, ledger, billed=billed)
-        return done
+        session.commit()
+        return done, (_owner_waiting(session, job_id) if done else None)
+
+
+def _owner_waiting(session: Session, job_id: uuid.UUID) -> uuid.UUID | None:
+    # Outside the outcome's retry: the outcome is committed. If this read fails, the
+    # beat's admission sweep sends the owner's waiting jobs instead.
+    try:
+        return scheduling.owner_to_admit(session, job_id=job_id)
+    except OperationalError:
+        session.rollback()
+        logger.warning("job_id=%s could not look for the owner's waiting jobs", job_id, exc_info=True)
+        return None
 
 
 def _parse_json(tool: Tool, text: str) -> tuple[Any, str | None]:

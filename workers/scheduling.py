@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy.orm import Session
+
 from db.repositories import jobs, users
 from db.session import session_scope
 from workers.plans import get_plan
@@ -53,13 +55,21 @@ def admit(user_id: uuid.UUID, send: Send) -> Admitted:
     return admitted
 
 
+def owner_to_admit(session: Session, *, job_id: uuid.UUID) -> uuid.UUID | None:
+    """A job's outcome is committed: its owner, if they have jobs waiting for the slot.
+
+    Read it after that commit (in a later transaction; the pipeline uses the
+    connection it recorded the outcome on). Most owners have nothing waiting: then
+    `admit` and its user lock, which every finishing job of theirs would queue on, are
+    skipped. A job that starts waiting after this read is admitted by its own submit,
+    which sees this job's slot free (its outcome is already committed)."""
+    return jobs.owner_if_waiting(session, job_id=job_id)
+
+
 def admit_after(job_id: uuid.UUID, send: Send) -> Admitted:
     """A job finished: its owner may have a slot for the next one."""
     with session_scope() as session:
-        user_id = jobs.owner_if_waiting(session, job_id=job_id)
-    # Most owners have nothing waiting: then skip the user lock, which every finishing job
-    # of theirs would queue on. A job that starts waiting after this read is admitted by
-    # its own submit, which sees this job's slot free (its outcome is already committed).
+        user_id = owner_to_admit(session, job_id=job_id)
     return admit(user_id, send) if user_id else Admitted()
 
 

@@ -7,7 +7,7 @@ from db.models.job import SUCCEEDED
 from db.repositories import jobs
 from db.session import session_scope
 from tests.workers.test_scheduling import Broker, make_jobs, make_user
-from workers import scheduling
+from workers import pipeline, scheduling
 
 
 def _finish(job_id) -> None:
@@ -45,3 +45,17 @@ def test_a_job_submitted_while_the_slot_was_taken_is_sent_when_it_frees():
 
 def test_an_unknown_job_admits_nothing():
     assert scheduling.admit_after(uuid.uuid4(), Broker()).sent == []
+
+
+def test_a_finished_run_names_its_owner_only_when_they_have_a_job_waiting(settings, fake_openai):
+    owner = make_user("free")
+    first = make_jobs(owner, 2)
+    broker = Broker()
+    scheduling.admit(owner, broker)  # both slots taken
+    finished = pipeline.run_job(first[0], settings=settings)
+    assert finished.status == SUCCEEDED and finished.owner_waiting is None  # nothing waits
+
+    late = make_jobs(owner, 1)  # waits for a slot
+    finished = pipeline.run_job(first[1], settings=settings)
+    assert finished.status == SUCCEEDED and finished.owner_waiting == owner
+    assert scheduling.admit(finished.owner_waiting, broker).sent == late
