@@ -1,5 +1,7 @@
 """gunicorn hooks for the Procfile's `web` line (flags stay in the Procfile)."""
 
+import gc
+
 from gunicorn.glogging import Logger
 
 
@@ -33,6 +35,10 @@ def post_worker_init(worker) -> None:
         from psycogreen.gevent import patch_psycopg
 
         patch_psycopg()
+    # The app is loaded: what it imported and built lives as long as the worker. Keep it
+    # out of the cyclic GC's full collections, which otherwise walk all of it (~80 ms each,
+    # about 1% of a busy worker's CPU).
+    gc.freeze()
 
 
 def child_exit(server, worker) -> None:

@@ -1,6 +1,6 @@
 """What every HTTP exchange goes through, whatever the route: a request id and an
 access log line, HTTP metrics, security headers, CORS for the configured
-frontends, and gzip for large JSON."""
+frontends, gzip for large JSON, and no cookie session."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import re
 import time
 
 from flask import Flask, Response, g, request
+from flask.sessions import SessionInterface
 from flask_compress import Compress
 from flask_cors import CORS
 
@@ -47,8 +48,22 @@ CORS_EXPOSE_HEADERS = ["ETag", "Location", "Retry-After", "Idempotent-Replayed",
 GZIP_MIN_BYTES = 1024
 
 
+class NoCookieSession(SessionInterface):
+    """The API has no cookie session: callers send a bearer token or an API key, never a
+    cookie. Flask's default interface would still build a signing serializer on every
+    request to look for one (a tenth of a health check's work); this never opens one,
+    and `flask.session` refuses writes."""
+
+    def open_session(self, app: Flask, request):
+        return None  # Flask then uses make_null_session
+
+    def save_session(self, app: Flask, session, response: Response) -> None:
+        return None
+
+
 def init_http(app: Flask, settings: Settings, *, prefix: str) -> None:
     docs_path = f"{prefix}/docs"
+    app.session_interface = NoCookieSession()
 
     @app.before_request
     def _start() -> None:
