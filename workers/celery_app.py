@@ -19,9 +19,10 @@ from celery.signals import (
 
 from db.session import dispose_engine, remove_session
 from settings import get_settings
-from workers import logs, metrics, queues, storage
+from workers import broker, logs, metrics, queues, storage
 from workers.providers import clear_provider_cache, get_provider
 
+broker.install()  # kombu's Redis transport, keeping one client per channel
 app = Celery("conveyor")
 app.config_from_object("celeryconfig")
 app.set_default()
