@@ -6,7 +6,7 @@ PORT   ?= 8000
 # The Procfile names plain commands (gunicorn, celery): find them in the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test lint format migrate install services bench clean
+.PHONY: run test lint format migrate install services bench bench-instructions clean
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,11 @@ format: install
 bench: install
 	@test -f bench/run.py || { echo "bench/run.py does not exist yet"; exit 1; }
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Instructions per request and per job under valgrind: repeatable on a noisy machine.
+# BENCH_ARGS: e.g. poll 304 --count 100
+bench-instructions: install
+	$(BIN)/python -m bench.instructions $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

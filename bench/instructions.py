@@ -1,0 +1,238 @@
+"""Instructions per request and per job, counted by valgrind: repeatable, whatever else
+the machine is doing (seconds are not, on a shared machine). `make bench-instructions`.
+
+Each case runs in a process of its own under `valgrind --tool=callgrind
+--instr-atstart=no`. The process makes a throwaway database and Redis db as the bench
+does (production settings: JSON logs at INFO, an access line per request, metrics in
+multiprocess mode), loads the app as its server would (the web under gevent with
+psycopg2 cooperative), warms up, freezes the start-up heap out of the GC (as
+gunicorn.conf.py and the Celery worker do), and counts only the measured loop.
+
+- health, poll, 304, submit: `GET /api/v1/health`, `GET /jobs/<id>` (200, and 304 with
+  `If-None-Match`), `POST /jobs`, through Flask's test client (no HTTP server: its own
+  work is in every case alike).
+- job: the generation task's body (`run_generation`) for one job against
+  bench/fake_provider.py (instant), as a prefork pool process runs it, minus Celery's
+  own work around a task.
+
+It counts this process's instructions only: not the kernel's work for its system
+calls, nor Postgres's or Redis's. A change that saves a round trip shows in
+`make bench`, not here.
+
+    python -m bench.instructions                   # every case, 200 requests or jobs each
+    python -m bench.instructions poll 304 --count 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+CASES = ("health", "poll", "304", "submit", "job")
+WARM_UP = 30
+COLLECTED = re.compile(r"Collected : ([\d,]+)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("cases", nargs="*", help=f"any of {', '.join(CASES)} (default: all)")
+    parser.add_argument("--count", type=int, default=200, help="requests or jobs counted per case")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    unknown = set(args.cases) - set(CASES)
+    if unknown:
+        parser.error(f"unknown case {', '.join(sorted(unknown))}; choose from {', '.join(CASES)}")
+    if args.child:
+        return _child(args.cases[0], args.count)
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    results = {}
+    for case in args.cases or CASES:
+        per_op = _count(case, args.count)
+        results[case] = round(per_op / 1e6, 3)
+        print(f"{case:<7} {results[case]:7.3f} M instructions per {'job' if case == 'job' else 'request'}")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"instructions-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    out.write_text(json.dumps({"count": args.count, "millions_per_op": results}, indent=2))
+    print(f"written to {out.relative_to(ROOT)}")
+
+
+def _count(case: str, count: int) -> float:
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        "-m",
+        "bench.instructions",
+        "--child",
+        case,
+        "--count",
+        str(count),
+    ]
+    env = os.environ | {"PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    found = COLLECTED.search(done.stderr)
+    if done.returncode != 0 or found is None:
+        sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
+        raise SystemExit(f"the {case} case failed (exit {done.returncode})")
+    return int(found.group(1).replace(",", "")) / count
+
+
+def _callgrind(state: str) -> None:
+    command = ["callgrind_control", "-i", state, str(os.getpid())]
+    subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
+
+
+def _child(case: str, count: int) -> None:
+    if case != "job":  # as gunicorn's gevent workers run the web (gunicorn.conf.py)
+        from gevent import monkey
+
+        monkey.patch_all()
+        from psycogreen.gevent import patch_psycopg
+
+        patch_psycopg()
+    from bench.run import Bench, Options, admin, sql
+
+    bench = Bench(Options())
+    os.environ.update(bench.env_for("worker" if case == "job" else "web"))
+    admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(bench.db_name)))
+    try:
+        subprocess.run(
+            [str(Path(sys.executable).parent / "alembic"), "upgrade", "head"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        total = WARM_UP + count
+        operation = _job_operation(bench, total) if case == "job" else _web_operation(case)
+        for _ in range(WARM_UP):
+            operation()
+        import gc
+
+        gc.collect()
+        gc.freeze()
+        _callgrind("on")
+        for _ in range(count):
+            operation()
+        _callgrind("off")
+    finally:
+        bench.tear_down()
+
+
+def _web_operation(case: str):
+    from bench.conveyor_wsgi import app
+
+    client = app.test_client()
+    answer = client.post(
+        "/api/v1/auth/register",
+        json={"email": "count@example.com", "password": "bench password 1234", "name": "C"},
+    )
+    _set_bench_plan()
+    headers = {"Authorization": f"Bearer {answer.json['access_token']}"}
+    body = {"tool": "text", "input": {"prompt": "Write a haiku about queues."}}
+    job = client.post("/api/v1/jobs", json=body, headers=headers).json["id"]
+    etag = client.get(f"/api/v1/jobs/{job}", headers=headers).headers["ETag"]
+    request, expected = {
+        "health": (lambda: client.get("/api/v1/health"), 200),
+        "poll": (lambda: client.get(f"/api/v1/jobs/{job}", headers=headers), 200),
+        "304": (lambda: client.get(f"/api/v1/jobs/{job}", headers={**headers, "If-None-Match": etag}), 304),
+        "submit": (lambda: client.post("/api/v1/jobs", json=body, headers=headers), 202),
+    }[case]
+
+    def operation() -> None:
+        status = request().status_code
+        if status != expected:
+            raise SystemExit(f"{case} answered {status}, not {expected}")
+
+    return operation
+
+
+def _job_operation(bench, total: int):
+    import datetime as dt
+
+    from bench import plan
+    from bench.run import PYTHON
+
+    plan.install()
+    bench.processes.start(
+        "provider", [PYTHON, "-m", "bench.fake_provider", "--port", str(bench.provider_port)], bench.env
+    )
+    import workers.celery_app  # noqa: F401 - a worker's signals and logging
+    from db.repositories import jobs, users
+    from db.session import remove_session, session_scope
+    from settings import get_settings
+    from tasks.generation import run_generation
+    from workers import logs
+
+    logs.configure(get_settings())
+    with session_scope() as session:
+        user_id = users.create(
+            session,
+            email="count@example.com",
+            password_hash="not-a-hash",  # noqa: S106 - never logged in
+            name="C",
+            profile={},
+        ).id
+    _set_bench_plan()
+    _wait_for(f"{bench.provider_url}/stats")
+    made = []  # made beforehand: the row is the submit's work, not the job's
+    for number in range(total):
+        with session_scope() as session:
+            made.append(
+                jobs.create(
+                    session,
+                    user_id=user_id,
+                    tool="text",
+                    input={"prompt": f"bench-count-{number} Write a haiku."},
+                    model="gpt-4o-mini",
+                    queue="ai_priority",
+                    expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+                    dispatched=True,
+                ).id
+            )
+    waiting = iter(made)
+
+    def operation() -> None:
+        status = run_generation.run(str(next(waiting)))
+        remove_session()  # as the worker does after each task (task_postrun)
+        if status != "succeeded":
+            raise SystemExit(f"the job ended {status}")
+
+    return operation
+
+
+def _set_bench_plan() -> None:
+    from sqlalchemy import text
+
+    from bench.plan import PLAN
+    from db.session import session_scope
+
+    with session_scope() as session:
+        session.execute(text("UPDATE users SET plan = :plan"), {"plan": PLAN})
+
+
+def _wait_for(url: str) -> None:
+    import urllib.request
+
+    for _ in range(100):
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback only
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer")
+
+
+if __name__ == "__main__":
+    main()
