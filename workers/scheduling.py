@@ -66,13 +66,6 @@ def owner_to_admit(session: Session, *, job_id: uuid.UUID) -> uuid.UUID | None:
     return jobs.owner_if_waiting(session, job_id=job_id)
 
 
-def admit_after(job_id: uuid.UUID, send: Send) -> Admitted:
-    """A job finished: its owner may have a slot for the next one."""
-    with session_scope() as session:
-        user_id = owner_to_admit(session, job_id=job_id)
-    return admit(user_id, send) if user_id else Admitted()
-
-
 def admit_all_waiting(send: Send) -> int:
     """Every user with waiting jobs, longest-waiting first (the beat's sweep)."""
     with session_scope() as session:

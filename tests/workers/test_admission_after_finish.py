@@ -10,10 +10,13 @@ from tests.workers.test_scheduling import Broker, make_jobs, make_user
 from workers import pipeline, scheduling
 
 
-def _finish(job_id) -> None:
+def _finish(job_id) -> uuid.UUID | None:
+    """Start and record the job's outcome as a worker does; the owner it names for admission."""
     with session_scope() as session:
         jobs.start(session, job_id=job_id, lease_seconds=30, max_attempts=3)
-        jobs.finish(session, job_id=job_id, status=SUCCEEDED, output={"text": "ok"})
+    done, owner = pipeline._record(job_id, status=SUCCEEDED, output={"text": "ok"})
+    assert done
+    return owner
 
 
 def test_nothing_is_sent_when_the_owner_has_nothing_waiting():
@@ -24,10 +27,9 @@ def test_nothing_is_sent_when_the_owner_has_nothing_waiting():
     assert scheduling.admit(owner, broker).sent == mine
     assert scheduling.admit(other, broker).sent == theirs[:2]  # the third waits
 
-    _finish(mine[0])
-    assert scheduling.admit_after(mine[0], broker).sent == []  # another user's waiting job stays put
-    _finish(theirs[0])
-    assert scheduling.admit_after(theirs[0], broker).sent == [theirs[2]]
+    assert _finish(mine[0]) is None  # another user's waiting job stays put
+    assert _finish(theirs[0]) == other
+    assert scheduling.admit(other, broker).sent == [theirs[2]]
 
 
 def test_a_job_submitted_while_the_slot_was_taken_is_sent_when_it_frees():
@@ -38,13 +40,14 @@ def test_a_job_submitted_while_the_slot_was_taken_is_sent_when_it_frees():
     late = make_jobs(owner, 1)  # waits: both slots are taken
     assert scheduling.admit(owner, broker).sent == []
 
-    _finish(first[1])
-    assert scheduling.admit_after(first[1], broker).sent == late
-    assert scheduling.admit_after(first[1], broker).sent == []  # a second call finds nothing more
+    assert _finish(first[1]) == owner
+    assert scheduling.admit(owner, broker).sent == late
+    assert scheduling.admit(owner, broker).sent == []  # a second admission finds nothing more
 
 
-def test_an_unknown_job_admits_nothing():
-    assert scheduling.admit_after(uuid.uuid4(), Broker()).sent == []
+def test_an_unknown_job_names_no_owner():
+    with session_scope() as session:
+        assert scheduling.owner_to_admit(session, job_id=uuid.uuid4()) is None
 
 
 def test_a_finished_run_names_its_owner_only_when_they_have_a_job_waiting(settings, fake_openai):
