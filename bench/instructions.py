@@ -162,10 +162,10 @@ def _job_operation(bench, total: int):
     import datetime as dt
 
     from bench import plan
-    from bench.run import PYTHON
+    from bench.run import PYTHON, wait_http
 
     plan.install()
-    bench.processes.start(
+    provider = bench.processes.start(
         "provider", [PYTHON, "-m", "bench.fake_provider", "--port", str(bench.provider_port)], bench.env
     )
     import workers.celery_app  # noqa: F401 - a worker's signals and logging
@@ -185,7 +185,7 @@ def _job_operation(bench, total: int):
             profile={},
         ).id
     _set_bench_plan()
-    _wait_for(f"{bench.provider_url}/stats")
+    wait_http(f"{bench.provider_url}/stats", provider)
     made = []  # made beforehand: the row is the submit's work, not the job's
     for number in range(total):
         with session_scope() as session:
@@ -220,18 +220,6 @@ def _set_bench_plan() -> None:
 
     with session_scope() as session:
         session.execute(text("UPDATE users SET plan = :plan"), {"plan": PLAN})
-
-
-def _wait_for(url: str) -> None:
-    import urllib.request
-
-    for _ in range(100):
-        try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback only
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not answer")
 
 
 if __name__ == "__main__":
