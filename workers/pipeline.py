@@ -338,10 +338,14 @@ def _record(
 
 
 def _owner_waiting(session: Session, job_id: uuid.UUID) -> uuid.UUID | None:
-    # Outside the outcome's retry: the outcome is committed. If this read fails, the
-    # beat's admission sweep sends the owner's waiting jobs instead.
+    # The outcome is committed: nothing here may raise into _record's retry, which would
+    # record it again. The read ends its own transaction, so the scope's closing commit
+    # has nothing to send. If it fails, the beat's admission sweep sends the owner's
+    # waiting jobs instead.
     try:
-        return scheduling.owner_to_admit(session, job_id=job_id)
+        owner = scheduling.owner_to_admit(session, job_id=job_id)
+        session.commit()
+        return owner
     except OperationalError:
         session.rollback()
         logger.warning("job_id=%s could not look for the owner's waiting jobs", job_id, exc_info=True)
