@@ -21,3 +21,10 @@ def request(redis: Redis, job_id: uuid.UUID) -> None:
 
 def is_requested(redis: Redis, job_id: uuid.UUID) -> bool:
     return redis.exists(key("job", job_id, "cancel")) == 1
+
+
+def are_requested(redis: Redis, job_ids: list[uuid.UUID]) -> list[bool]:
+    """The flags of many jobs in one round trip, in the order given."""
+    if not job_ids:
+        return []
+    return [flag is not None for flag in redis.mget([key("job", job_id, "cancel") for job_id in job_ids])]

@@ -92,6 +92,15 @@ def _cooperative_postgres(**_: object) -> None:
 
 
 @worker_init.connect
+def _build_the_provider(**_: object) -> None:
+    # Before the pool starts, in the worker's main process: a gevent (or solo) pool runs
+    # its jobs here, and would otherwise import the SDK inside the first job and leave it
+    # out of the frozen start-up heap. Prefork processes fork with the SDK imported and
+    # build their own client (_drop_inherited_connections).
+    get_provider(get_settings())
+
+
+@worker_init.connect
 def _fresh_metrics_dir(**_: object) -> None:
     # In the worker's main process, before the pool forks: this run's counters start at zero.
     metrics.reset_multiprocess_dir()

@@ -1,0 +1,124 @@
+"""The process's heartbeat monitor: cancel flags, lease renewals, one thread for all jobs."""
+
+import datetime as dt
+import threading
+import time
+import uuid
+
+import pytest
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy import text, update
+
+from db.models.job import SUCCEEDED, Job
+from db.redis_client import get_redis
+from db.repositories import jobs
+from db.session import session_scope
+from tests import rows
+from workers import cancellation, events, heartbeat
+from workers.heartbeat import Heartbeat, LeaseLost, Monitor
+from workers.providers.base import Canceled
+
+
+def running_job(lease_seconds: int = 60) -> uuid.UUID:
+    job_id = rows.queued_job()
+    with session_scope() as session:
+        assert jobs.start(session, job_id=job_id, lease_seconds=lease_seconds, max_attempts=3) is not None
+    return job_id
+
+
+def beat_for(job_id: uuid.UUID, *, lease_seconds: int = 60, expected_chars: int = 100) -> Heartbeat:
+    beat = Heartbeat(job_id, lease_seconds=lease_seconds, expected_chars=expected_chars)
+    beat.renew_at = time.monotonic() + beat.renew_every  # as entering it does
+    return beat
+
+
+def lease_left(job_id: uuid.UUID) -> float:
+    with session_scope() as session:
+        job = jobs.get(session, job_id=job_id)
+        return (job.lease_until - dt.datetime.now(dt.UTC)).total_seconds()
+
+
+def test_one_round_sees_the_cancel_flag_of_each_job_it_holds():
+    beats = [beat_for(running_job()) for _ in range(3)]
+    cancellation.request(get_redis(), beats[1].job_id)
+    Monitor().tick(beats, time.monotonic())
+    beats[0].check()
+    beats[2].check()
+    with pytest.raises(Canceled):
+        beats[1].check()
+
+
+def test_a_due_lease_is_renewed_with_the_progress_which_is_published():
+    job_id = running_job(lease_seconds=3)
+    beat = beat_for(job_id, lease_seconds=3, expected_chars=100)
+    beat.chars = 40
+    assert lease_left(job_id) < 3.5
+    Monitor().tick([beat], time.monotonic())  # not due yet: renewal every lease / 3 (at least 1 s)
+    assert events.read(get_redis(), job_id) == []
+    later = beat.renew_at + 0.01
+    Monitor().tick([beat], later)
+    with session_scope() as session:
+        assert jobs.get(session, job_id=job_id).progress == 40
+    assert [(event.type, event.data) for event in events.read(get_redis(), job_id)] == [
+        (events.PROGRESS, {"progress": 40})
+    ]
+    assert beat.renew_at == pytest.approx(later + 1.0)
+    beat.check()  # still ours
+
+
+def test_a_job_finished_elsewhere_is_no_longer_ours():
+    job_id = running_job()
+    beat = beat_for(job_id)
+    with session_scope() as session:
+        assert jobs.finish(session, job_id=job_id, status=SUCCEEDED, output={"text": "by another"})
+    Monitor().tick([beat], beat.renew_at)
+    with pytest.raises(LeaseLost):
+        beat.check()
+
+
+def test_a_cancel_recorded_only_on_the_row_is_seen_at_the_next_renewal():
+    job_id = running_job()
+    beat = beat_for(job_id)
+    with session_scope() as session:
+        assert jobs.request_cancel(session, job_id=job_id)  # no Redis flag
+    Monitor().tick([beat], time.monotonic())
+    beat.check()
+    Monitor().tick([beat], beat.renew_at)
+    with pytest.raises(Canceled):
+        beat.check()
+
+
+def test_leases_are_renewed_while_redis_is_down(monkeypatch):
+    job_id = running_job()
+    beat = beat_for(job_id)
+    with session_scope() as session:  # about to lapse
+        session.execute(update(Job).where(Job.id == job_id).values(lease_until=text("now() + interval '1 s'")))
+    down = Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))  # refused at once
+    monkeypatch.setattr(heartbeat, "get_redis", lambda: down)
+    Monitor().tick([beat], beat.renew_at)  # the flags and the progress event fail (logged)
+    assert lease_left(job_id) > 30  # renewed for another 60 s all the same
+    beat.check()
+
+
+def test_the_process_watches_all_its_running_jobs_with_one_thread():
+    job_ids = [running_job() for _ in range(20)]
+    threads_before = threading.active_count()
+    beats = [Heartbeat(job_id, lease_seconds=60, expected_chars=100) for job_id in job_ids]
+    for beat in beats:
+        beat.__enter__()
+    try:
+        assert threading.active_count() <= threads_before + 1
+        cancellation.request(get_redis(), job_ids[7])
+        deadline = time.monotonic() + 5
+        while not beats[7].cancel_requested and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(Canceled):
+            beats[7].check()
+        for beat in beats[:7] + beats[8:]:
+            beat.check()
+    finally:
+        for beat in beats:
+            beat.__exit__(None, None, None)
+    assert heartbeat._monitor().held() == []
