@@ -94,7 +94,9 @@ def test_leases_are_renewed_while_redis_is_down(monkeypatch):
     job_id = running_job()
     beat = beat_for(job_id)
     with session_scope() as session:  # about to lapse
-        session.execute(update(Job).where(Job.id == job_id).values(lease_until=text("now() + interval '1 s'")))
+        session.execute(
+            update(Job).where(Job.id == job_id).values(lease_until=text("now() + interval '1 s'"))
+        )
     down = Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))  # refused at once
     monkeypatch.setattr(heartbeat, "get_redis", lambda: down)
     Monitor().tick([beat], beat.renew_at)  # the flags and the progress event fail (logged)
