@@ -104,18 +104,28 @@ def init_http(app: Flask, settings: Settings, *, prefix: str) -> None:
         except ValueError:  # reset from another context (a stream ended elsewhere): just clear
             logs.clear()
 
+    common = [
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+    ]
+    if settings.is_production:
+        common.append(("Strict-Transport-Security", HSTS))
+    api_headers = [*common, ("Content-Security-Policy", API_CSP)]
+
     @app.after_request
     def _security_headers(response: Response) -> Response:
-        headers = response.headers
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "no-referrer")
+        # Each is a default: a view that set its own keeps it. One look at the names the
+        # response has, rather than a case-insensitive scan of them for each default.
         if request.path == docs_path:
-            headers.setdefault("Content-Security-Policy", _docs_csp(response))
+            wanted = [*common, ("Content-Security-Policy", _docs_csp(response))]
         else:
-            headers.setdefault("Content-Security-Policy", API_CSP)
-        if settings.is_production:
-            headers.setdefault("Strict-Transport-Security", HSTS)
+            wanted = api_headers
+        headers = response.headers
+        present = {name.lower() for name, _ in headers}  # (name, value) pairs
+        for name, value in wanted:
+            if name.lower() not in present:
+                headers.add(name, value)
         return response
 
     if settings.cors_origins:

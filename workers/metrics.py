@@ -20,12 +20,14 @@ written to that directory at import time, before it has been emptied.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
@@ -162,8 +164,17 @@ def email_delivery(status: str) -> None:
 
 
 def http_request(*, method: str, route: str, status: int, duration: float) -> None:
-    HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
-    HTTP_DURATION.labels(method=method, route=route).observe(duration)
+    count, latency = _http_series(method, route, status)
+    count.inc()
+    latency.observe(duration)
+
+
+@functools.lru_cache(maxsize=1024)
+def _http_series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    # Every request records both: look the pair up once per (method, route, status) rather
+    # than have `labels()` check the names and take its lock twice a request. The same
+    # objects prometheus_client keeps for these labels (routes are templates, not paths).
+    return HTTP_REQUESTS.labels(method, route, str(status)), HTTP_DURATION.labels(method, route)
 
 
 # ---------------------------------------------------------------- exposing them
