@@ -147,6 +147,12 @@ def configure(settings: Settings, level: str | int | None = None) -> None:
     for handler in list(root.handlers):
         if getattr(handler, "_conveyor", False):
             root.removeHandler(handler)
+    # Neither format shows where a line was logged from or by which thread: skip collecting
+    # them for every record (the logging HOWTO's "Optimization"; under gevent, naming the
+    # current thread is a lookup of its own). An access line is logged for every request.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler._conveyor = True  # type: ignore[attr-defined]
     decorate(handler, settings)
