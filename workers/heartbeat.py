@@ -86,7 +86,7 @@ class Monitor:
         with self._lock:
             self._beats.add(beat)
             self._busy.set()
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="job-heartbeats", daemon=True)
                 self._thread.start()
 
