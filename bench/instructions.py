@@ -13,7 +13,8 @@ gunicorn.conf.py and the Celery worker do), and counts only the measured loop.
   work is in every case alike).
 - job: the generation task's body (`run_generation`) for one job against
   bench/fake_provider.py (instant), as a prefork pool process runs it, minus Celery's
-  own work around a task.
+  own work around a task. job-gevent: the same under gevent with psycopg2 made
+  cooperative, as the I/O scenario's `-P gevent` worker runs it (one job at a time).
 
 It counts this process's instructions only: not the kernel's work for its system
 calls, nor Postgres's or Redis's. A change that saves a round trip shows in
@@ -37,7 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-CASES = ("health", "poll", "304", "submit", "job")
+CASES = ("health", "poll", "304", "submit", "job", "job-gevent")
 WARM_UP = 30
 COLLECTED = re.compile(r"Collected : ([\d,]+)")
 
@@ -59,7 +60,8 @@ def main() -> None:
     for case in args.cases or CASES:
         per_op = _count(case, args.count)
         results[case] = round(per_op / 1e6, 3)
-        print(f"{case:<7} {results[case]:7.3f} M instructions per {'job' if case == 'job' else 'request'}")
+        unit = "job" if case.startswith("job") else "request"
+        print(f"{case:<10} {results[case]:7.3f} M instructions per {unit}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"instructions-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     out.write_text(json.dumps({"count": args.count, "millions_per_op": results}, indent=2))
@@ -95,7 +97,8 @@ def _callgrind(state: str) -> None:
 
 
 def _child(case: str, count: int) -> None:
-    if case != "job":  # as gunicorn's gevent workers run the web (gunicorn.conf.py)
+    job = case.startswith("job")
+    if case != "job":  # as gunicorn's gevent workers run the web, and `-P gevent` an AI worker
         from gevent import monkey
 
         monkey.patch_all()
@@ -105,7 +108,7 @@ def _child(case: str, count: int) -> None:
     from bench.run import Bench, Options, admin, sql
 
     bench = Bench(Options())
-    os.environ.update(bench.env_for("worker" if case == "job" else "web"))
+    os.environ.update(bench.env_for("worker" if job else "web"))
     admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(bench.db_name)))
     try:
         subprocess.run(
@@ -115,7 +118,7 @@ def _child(case: str, count: int) -> None:
             capture_output=True,
         )
         total = WARM_UP + count
-        operation = _job_operation(bench, total) if case == "job" else _web_operation(case)
+        operation = _job_operation(bench, total) if job else _web_operation(case)
         for _ in range(WARM_UP):
             operation()
         import gc
