@@ -65,3 +65,29 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def autocommit_scope() -> Iterator[Session]:
+    """For work whose every statement stands alone (a compare-and-set UPDATE, a read):
+    each statement commits as it runs, so no BEGIN and COMMIT go to the server, two
+    round trips of the four a single statement otherwise costs.
+
+    psycopg2's `autocommit` is switched on the checked-out connection and back before
+    it returns to the pool, as SQLAlchemy's own pre-ping does. SQLAlchemy's
+    `isolation_level="AUTOCOMMIT"` option would do the same but reset the connection
+    with an extra `SET default_transaction_isolation` on check-in."""
+    get_engine()
+    session = _factory()
+    raw = session.connection().connection.dbapi_connection
+    raw.autocommit = True
+    try:
+        yield session
+        session.commit()  # nothing to send: ends SQLAlchemy's bookkeeping
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        if raw is not None and not raw.closed:  # a lost connection is discarded anyway
+            raw.autocommit = False
+        session.close()

@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 from tenacity import before_sleep_log, retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from db.models.job import CANCELED, FAILED, RUNNING, SUCCEEDED
 from db.redis_client import get_redis
 from db.repositories import conversations, jobs
-from db.session import session_scope
+from db.session import autocommit_scope, session_scope
 from settings import Settings, get_settings
 from workers import events, logs, metering, metrics, outputs, scheduling
 from workers.heartbeat import Heartbeat, LeaseLost
@@ -215,7 +214,8 @@ def fail(job_id: uuid.UUID, *, code: str, message: str) -> bool:
 
 def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
     logs.bind(job_id=job_id)
-    with session_scope() as session:
+    # Every statement here is a compare-and-set that stands alone: no transaction needed.
+    with autocommit_scope() as session:
         job = jobs.start(
             session,
             job_id=job_id,
@@ -325,7 +325,7 @@ def _record(
     transaction, so a succeeded turn always has exactly one. So are the attempt's
     provider calls, in the usage ledger: billed if this attempt finished the job
     with something to show for it. Returns whether the outcome stands and, read after
-    its commit on the same connection, the owner if they have jobs waiting for the slot."""
+    its commit, the owner if they have jobs waiting for the slot."""
     with session_scope() as session:
         done = jobs.finish(session, job_id=job_id, **outcome)
         if done and reply is not None:
@@ -333,21 +333,17 @@ def _record(
         if ledger is not None:
             billed = done and outcome["status"] in metering.BILLED_STATUSES
             metering.record_attempt(session, ledger, billed=billed)
-        session.commit()
-        return done, (_owner_waiting(session, job_id) if done else None)
+    return done, (_owner_waiting(job_id) if done else None)
 
 
-def _owner_waiting(session: Session, job_id: uuid.UUID) -> uuid.UUID | None:
+def _owner_waiting(job_id: uuid.UUID) -> uuid.UUID | None:
     # The outcome is committed: nothing here may raise into _record's retry, which would
-    # record it again. The read ends its own transaction, so the scope's closing commit
-    # has nothing to send. If it fails, the beat's admission sweep sends the owner's
-    # waiting jobs instead.
+    # record it again. One read, outside a transaction. If it fails, the beat's
+    # admission sweep sends the owner's waiting jobs instead.
     try:
-        owner = scheduling.owner_to_admit(session, job_id=job_id)
-        session.commit()
-        return owner
+        with autocommit_scope() as session:
+            return scheduling.owner_to_admit(session, job_id=job_id)
     except OperationalError:
-        session.rollback()
         logger.warning("job_id=%s could not look for the owner's waiting jobs", job_id, exc_info=True)
         return None
 
