@@ -6,7 +6,8 @@ for a fixed total latency, and to know how many were held at once. So this one:
 
 - answers `POST /v1/chat/completions` (streamed or not) after `latency` seconds, the
   whole reply at once;
-- counts requests in flight and remembers the peak (`GET /stats`, `POST /reset`);
+- counts requests in flight and remembers the peak, and counts the connections its
+  clients opened (`GET /stats`, `POST /reset`);
 - records how long each request took, keyed by the `bench-…` tag in its prompt, so
   the overhead scenario can subtract provider time per job.
 
@@ -37,6 +38,7 @@ class Stats:
         self.in_flight = 0
         self.peak = 0
         self.requests = 0
+        self.connections = 0
         self.first_at: float | None = None
         self.last_at: float | None = None
         self.timings: dict[str, float] = {}
@@ -47,6 +49,7 @@ class Stats:
             "in_flight": self.in_flight,
             "peak_in_flight": self.peak,
             "requests": self.requests,
+            "connections": self.connections,
             "first_at": self.first_at,
             "last_at": self.last_at,
             "timings": self.timings,
@@ -59,6 +62,7 @@ class Server:
         self._ids = count(1)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.stats.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")

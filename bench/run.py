@@ -728,7 +728,11 @@ def scenario_io(bench: Bench) -> None:
             result = bench.load("io", config)
         result["worker_cpu_s"] = cpu_seconds(worker.pid) - cpu
         stats = bench.provider_stats()
-        result |= {"peak_in_flight": stats["peak_in_flight"], "provider_requests": stats["requests"]}
+        result |= {
+            "peak_in_flight": stats["peak_in_flight"],
+            "provider_requests": stats["requests"],
+            "provider_connections": stats["connections"],  # ~requests if the worker pools none
+        }
         runs.append(result)
     bench.results["io"] = runs
     bench.results.setdefault("memory", {})["gevent AI worker"] = [rss_mb(worker.pid)]

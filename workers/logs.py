@@ -158,3 +158,6 @@ def configure(settings: Settings, level: str | int | None = None) -> None:
     decorate(handler, settings)
     root.addHandler(handler)
     root.setLevel(level or settings.log_level)
+    # The provider's HTTP client logs a line per request at INFO, repeating the job's own
+    # lines and the provider metrics: shown when debugging, not in every job's log.
+    logging.getLogger("httpx2").setLevel(logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING)

@@ -10,6 +10,7 @@ share one server cannot disturb each other:
     [[fail:content_filter]]  [[hang]]  [[slow:0.2]]  [[malformed]]  [[wrong-shape]]  [[invalid-json]]
     [[reply:exact text]]  [[finish:length]]  [[finish:content_filter]]
     [[cut]]  (stream the first words of the reply, then drop the connection)
+    [[linger:2]]  (send `data: [DONE]`, then hold the body open 2 s before its last chunk)
 
 A trailing count, as in `[[fail:500:2]]` or `[[hang:1]]`, limits the marker to the
 first N requests carrying that exact message; later ones get the normal reply.
@@ -47,6 +48,7 @@ ARITY = {
     "invalid-json": 0,
     "slow": 1,
     "finish": 1,
+    "linger": 1,
 }
 
 ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
@@ -88,6 +90,7 @@ class Behaviour:
     slow: float = 0.0
     reply: str | None = None
     finish: str = "stop"
+    linger: float = 0.0  # seconds between `[DONE]` and the body's last chunk
 
 
 class FakeOpenAI:
@@ -97,6 +100,7 @@ class FakeOpenAI:
         self.host = host
         self.port = port
         self.requests: list[dict[str, Any]] = []
+        self.connections = 0  # TCP connections accepted: how well clients keep theirs
         self._lock = threading.Lock()
         self._counters: dict[tuple[str, str], int] = {}
         self._stopping = threading.Event()
@@ -135,6 +139,7 @@ class FakeOpenAI:
         with self._lock:
             self.requests.clear()
             self._counters.clear()
+            self.connections = 0
 
     def __enter__(self) -> FakeOpenAI:
         return self.start()
@@ -143,6 +148,10 @@ class FakeOpenAI:
         self.stop()
 
     # -- used by the handler ------------------------------------------------
+
+    def _connected(self) -> None:
+        with self._lock:
+            self.connections += 1
 
     def _record(self, body: dict[str, Any]) -> None:
         with self._lock:
@@ -182,6 +191,8 @@ class FakeOpenAI:
                 behaviour.slow = _seconds(args[0] if args else "")
             elif kind == "finish" and args:
                 behaviour.finish = args[0]
+            elif kind == "linger":
+                behaviour.linger = _seconds(args[0] if args else "")
         return behaviour
 
     def _still_active(self, marker: str, content: str, limit: int) -> bool:
@@ -201,6 +212,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.fake._connected()
 
     def handle(self) -> None:
         # The client hung up (a timeout, a cancel, a pooled connection closed): nothing to tell it.
@@ -330,6 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
             if include_usage:
                 self._write_event(envelope | {"choices": [], "usage": usage})
             self._write_chunk(b"data: [DONE]\n\n")
+            self._pause(behaviour.linger)
         self._write_chunk(b"")  # the last chunk of a chunked body
 
     def _envelope(self, body: dict[str, Any], kind: str) -> dict[str, Any]:

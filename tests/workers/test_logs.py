@@ -86,3 +86,16 @@ def test_configure_replaces_its_own_handler_rather_than_stacking(monkeypatch):
         assert root.level == logging.ERROR
     finally:
         root.setLevel(level)
+
+
+@pytest.mark.parametrize(("level", "shown"), [("INFO", False), ("DEBUG", True)])
+def test_the_http_clients_line_per_request_shows_only_when_debugging(level, shown):
+    root, client = logging.getLogger(), logging.getLogger("httpx2")
+    before = root.level, client.level
+    try:
+        logs.configure(Settings(log_format="json"), level=level)
+        assert client.isEnabledFor(logging.INFO) is shown
+        assert client.isEnabledFor(logging.WARNING)
+    finally:
+        root.setLevel(before[0])
+        client.setLevel(before[1])

@@ -315,6 +315,41 @@ def test_cancel_from_on_delta_stops_the_stream_and_keeps_the_partial_text(fake_o
     assert len(sent(fake_openai, content)) == 1
 
 
+def test_streamed_answers_share_one_pooled_connection(fake_openai, provider):
+    before = fake_openai.connections
+
+    for n in range(3):
+        assert provider.complete(ask(unique(f"answer {n}"))).text.startswith("Echo: answer")
+
+    assert fake_openai.connections - before == 1
+
+
+def test_a_body_held_open_after_done_does_not_hold_the_answer(fake_openai, provider):
+    content = unique("[[linger:3]] the server keeps the body open after its last event")
+    before = fake_openai.connections
+    started = time.monotonic()
+
+    completion = provider.complete(ask(content))
+
+    assert completion.text == "Echo: " + content
+    assert time.monotonic() - started < 2  # the drain gave up; the server lingers 3 s
+    provider.complete(ask(unique("next")))
+    assert fake_openai.connections - before == 2  # that connection was not reused
+
+
+def test_a_cancel_hangs_up_rather_than_reading_the_rest(fake_openai, provider):
+    before = fake_openai.connections
+
+    def on_delta(text: str) -> None:
+        raise Canceled(Completion(text="", model=""))
+
+    with pytest.raises(Canceled):
+        provider.complete(ask(unique("a reply long enough for several chunks of text")), on_delta)
+    provider.complete(ask(unique("next")))
+
+    assert fake_openai.connections - before == 2
+
+
 def test_failure_after_text_was_delivered_is_not_retried(fake_openai, provider):
     content = unique("[[cut]] a long enough reply to be cut in the middle")
     deltas: list[str] = []

@@ -9,7 +9,8 @@ The typed path walks our parameters through its TypedDict transform and builds a
 pydantic model per chunk: 2.5 ms of CPU per call on the bench's machine, half of it
 avoidable (1.2 ms this way), and every job makes at least one call. Transport,
 auth headers, timeouts, HTTP errors, SSE parsing and error events mid-stream are
-still the SDK's.
+still the SDK's; its HTTP transport reads a streamed body's end after `[DONE]`, so the
+connection is pooled for the next call (pooling.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from workers.providers.base import (
     ProviderError,
     estimate_tokens,
 )
+from workers.providers.pooling import PoolingTransport
 from workers.ratelimit import LocalRateLimited, RateLimiter, request_tokens
 
 logger = logging.getLogger(__name__)
@@ -68,6 +70,8 @@ class OpenAIProvider:
             base_url=settings.openai_base_url or None,
             timeout=settings.openai_timeout,
             max_retries=0,
+            # Connections go back to the pool after a streamed answer (see pooling.py).
+            http_client=openai.DefaultHttpxClient(transport=PoolingTransport()),
         )
         self.limiter = RateLimiter.from_settings(settings)  # None: no PROVIDER_RATE_LIMITS
 
