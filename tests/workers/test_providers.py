@@ -6,6 +6,7 @@ import dataclasses
 import json
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx2
@@ -322,6 +323,19 @@ def test_streamed_answers_share_one_pooled_connection(fake_openai, provider):
         assert provider.complete(ask(unique(f"answer {n}"))).text.startswith("Echo: answer")
 
     assert fake_openai.connections - before == 1
+
+
+def test_calls_after_a_burst_and_a_refusal_reuse_the_connections_left_open(fake_openai, provider):
+    with ThreadPoolExecutor(6) as threads:  # six calls at once need six connections
+        list(threads.map(lambda n: provider.complete(ask(unique(f"[[slow:0.05]] burst {n}"))), range(6)))
+    with pytest.raises(ProviderError):
+        provider.complete(ask(unique("[[fail:400]]")))
+    before = fake_openai.connections
+
+    for n in range(5):
+        provider.complete(ask(unique(f"one at a time {n}")))
+
+    assert fake_openai.connections == before
 
 
 def test_a_body_held_open_after_done_does_not_hold_the_answer(fake_openai, provider):
