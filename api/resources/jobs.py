@@ -15,7 +15,7 @@ from api.schemas.jobs import (
     JobSchema,
 )
 from api.services import jobs, live
-from db.session import db_session
+from db.session import autocommit, db_session
 
 blp = Blueprint("jobs", __name__, description="Submit AI jobs and follow them to a result.")
 
@@ -63,9 +63,10 @@ def list_jobs(args):
 @blp.response(200, JobSchema)
 def get_one(args, job_id: uuid.UUID):
     """A job's status and, once finished, its output or error; `wait` long-polls."""
+    session = autocommit(db_session())  # reads only: no transaction, none held while waiting
     if args["wait"]:
         job = live.wait_for_change(
-            db_session(),
+            session,
             user_id=current_user_id(),
             job_id=job_id,
             seconds=args["wait"],
@@ -73,7 +74,7 @@ def get_one(args, job_id: uuid.UUID):
             seen=next(iter(request.if_none_match.as_set()), None),
         )
     else:
-        job = jobs.read(db_session(), user_id=current_user_id(), job_id=job_id)
+        job = jobs.read(session, user_id=current_user_id(), job_id=job_id)
     blp.set_etag(etag_data(job))  # a 304 here, before the job is serialised
     wait = jobs.retry_after_hint(job)
     return job, 200, ({"Retry-After": str(wait)} if wait else {})

@@ -1,12 +1,14 @@
 """Live endpoints with no worker running: heartbeats, ends without events, bad input."""
 
+import threading
 import time
 import uuid
 
 import pytest
+from sqlalchemy import text
 
 from db.repositories import jobs
-from db.session import session_scope
+from db.session import get_engine, session_scope
 from tests.helpers import API, register, submit
 
 
@@ -60,6 +62,30 @@ def test_long_poll_of_an_unchanged_job_answers_304_after_the_wait(client, header
     response = client.get(f"{API}/jobs/{job_id}?wait=1", headers={**headers, "If-None-Match": etag})
     assert response.status_code == 304
     assert time.monotonic() - started >= 0.9
+
+
+def test_a_long_poll_holds_no_transaction_open_while_it_waits(client, headers):
+    job_id = submit(client, headers).get_json()["id"]
+    etag = client.get(f"{API}/jobs/{job_id}", headers=headers).headers["ETag"]
+    waiting = threading.Thread(
+        target=client.get,
+        args=(f"{API}/jobs/{job_id}?wait=2",),
+        kwargs={"headers": {**headers, "If-None-Match": etag}},
+    )
+    waiting.start()
+    time.sleep(1)  # the poll has read the row and waits for an event
+    with get_engine().connect() as connection:
+        states = (
+            connection.execute(
+                text(
+                    "SELECT state FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    waiting.join()
+    assert states and "idle in transaction" not in states  # vacuum and DDL are not held up by it
 
 
 def test_long_poll_with_a_stale_etag_answers_at_once(client, headers):
