@@ -33,10 +33,10 @@ class Admitted:
 def admit(user_id: uuid.UUID, send: Send) -> Admitted:
     """Send as many of the user's waiting jobs as their plan's running limit allows."""
     with session_scope() as session:
-        user = users.lock(session, user_id=user_id)  # one admission per user at a time
-        if user is None:
+        plan = users.lock(session, user_id=user_id)  # one admission per user at a time
+        if plan is None:
             return Admitted()
-        free = get_plan(user.plan).running_limit - jobs.count_in_flight(session, user_id=user_id)
+        free = get_plan(plan).running_limit - jobs.count_in_flight(session, user_id=user_id)
         claimed = jobs.claim_waiting(session, user_id=user_id, limit=free) if free > 0 else []
     admitted = Admitted()
     for job_id, queue in claimed:

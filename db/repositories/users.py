@@ -38,15 +38,17 @@ def get_by_email(session: Session, *, email: str) -> User | None:
     return session.scalar(select(User).where(func.lower(User.email) == normalize_email(email)))
 
 
-def lock(session: Session, *, user_id: uuid.UUID) -> User | None:
-    """The user row, locked until the transaction ends (serialises job admission).
-    FOR NO KEY UPDATE: two admissions of a user wait for each other, but rows that
-    merely refer to the user (a finishing job's ledger rows, whose foreign-key check
-    takes a KEY SHARE lock) do not wait for an admission, so the two cannot deadlock."""
+def lock(session: Session, *, user_id: uuid.UUID) -> str | None:
+    """Lock the user's row until the transaction ends (serialises job admission) and
+    return their plan; None if there is no such user. FOR NO KEY UPDATE: two
+    admissions of a user wait for each other, but rows that merely refer to the user
+    (a finishing job's ledger rows, whose foreign-key check takes a KEY SHARE lock) do
+    not wait for an admission, so the two cannot deadlock. One column, not the ORM
+    object: a submit has loaded the user already (to authenticate it)."""
     return session.scalar(_LOCK, {"user_id": user_id})
 
 
-_LOCK = select(User).where(User.id == bindparam("user_id")).with_for_update(key_share=True)
+_LOCK = select(User.plan).where(User.id == bindparam("user_id")).with_for_update(key_share=True)
 
 
 def update_fields(session: Session, *, user: User, **fields: Any) -> User:
