@@ -126,8 +126,10 @@ def test_a_repaired_json_job_bills_both_calls(settings, fake_openai):
 
 def test_a_canceled_job_is_billed_for_what_it_wrote(settings, fake_openai):
     user_id = make_user()
-    words = " ".join(f"w{n}" for n in range(40))
-    job_id = submit(user_id, input={"prompt": f"{words} [[slow:0.05]]"})
+    # ~2 s of streaming: the cancel (0.3 s in) is seen at the monitor's next tick, 0.5 s
+    # at most, well before the end.
+    words = " ".join(f"w{n}" for n in range(60))
+    job_id = submit(user_id, input={"prompt": f"{words} [[slow:0.1]]"})
 
     def cancel_soon():
         deadline = time.monotonic() + 10
