@@ -85,10 +85,12 @@ class _DrainOnClose(httpx2.SyncByteStream):
             if not self._ended and self._tail.rstrip().endswith(_DONE):
                 self._drain()
         finally:
-            self._stream.close()
-            if self._on_close is not None:  # once, however often the response is closed
-                self._on_close, on_close = None, self._on_close
-                on_close()
+            try:
+                self._stream.close()
+            finally:
+                if self._on_close is not None:  # once, however often the response is closed
+                    self._on_close, on_close = None, self._on_close
+                    on_close()
 
     def _drain(self) -> None:
         # httpcore2 takes each read's timeout from the request's extensions, which it
