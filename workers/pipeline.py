@@ -268,7 +268,7 @@ def _finish(
         output, user_id=work.user_id, job_id=work.job_id, settings=work.settings
     )
     reply = output.get("text") if status == SUCCEEDED and work.tool.conversation and output else None
-    done, owner_waiting = _record(
+    done = _record(
         work.job_id,
         reply=reply,
         status=status,
@@ -289,11 +289,12 @@ def _finish(
     if not done:
         logger.warning("job_id=%s outcome %s dropped: the job was no longer running", work.job_id, status)
         return None
+    error = {"code": code, "message": message} if code else None
+    # The client waiting on the job first; what follows is bookkeeping and the next job.
+    events.publish(get_redis(), work.job_id, events.DONE, {"status": status, "error": error})
     metrics.job_finished(
         tool=work.tool.name, status=status, code=code, duration=time.monotonic() - work.started
     )
-    error = {"code": code, "message": message} if code else None
-    events.publish(get_redis(), work.job_id, events.DONE, {"status": status, "error": error})
     logger.info(
         "job_id=%s %s code=%s tokens=%s/%s",
         work.job_id,
@@ -302,7 +303,12 @@ def _finish(
         tally.input_tokens,
         tally.output_tokens,
     )
-    return Finished(status, webhook=work.webhook, notify_email=work.notify_email, owner_waiting=owner_waiting)
+    return Finished(
+        status,
+        webhook=work.webhook,
+        notify_email=work.notify_email,
+        owner_waiting=_owner_waiting(work.job_id),
+    )
 
 
 @retry(
@@ -318,14 +324,13 @@ def _record(
     reply: str | None = None,
     ledger: metering.AttemptUsage | None = None,
     **outcome: Any,
-) -> tuple[bool, uuid.UUID | None]:
+) -> bool:
     """Write the outcome, riding out a database restart rather than losing a result
     that was paid for. If the database stays away, the lease lapses and the reaper
     re-runs the job once it is back. A conversation's reply is stored in the same
     transaction, so a succeeded turn always has exactly one. So are the attempt's
     provider calls, in the usage ledger: billed if this attempt finished the job
-    with something to show for it. Returns whether the outcome stands and, read after
-    its commit, the owner if they have jobs waiting for the slot."""
+    with something to show for it. Returns whether the outcome stands."""
     with session_scope() as session:
         done = jobs.finish(session, job_id=job_id, **outcome)
         if done and reply is not None:
@@ -333,13 +338,13 @@ def _record(
         if ledger is not None:
             billed = done and outcome["status"] in metering.BILLED_STATUSES
             metering.record_attempt(session, ledger, billed=billed)
-    return done, (_owner_waiting(job_id) if done else None)
+    return done
 
 
 def _owner_waiting(job_id: uuid.UUID) -> uuid.UUID | None:
-    # The outcome is committed: nothing here may raise into _record's retry, which would
-    # record it again. One read, outside a transaction. If it fails, the beat's
-    # admission sweep sends the owner's waiting jobs instead.
+    """The job's outcome is committed: its owner, if they have jobs waiting for its slot.
+    One read, outside a transaction. If it fails, the beat's admission sweep sends the
+    owner's waiting jobs instead."""
     try:
         with autocommit_scope() as session:
             return scheduling.owner_to_admit(session, job_id=job_id)

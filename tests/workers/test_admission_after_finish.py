@@ -14,9 +14,8 @@ def _finish(job_id) -> uuid.UUID | None:
     """Start and record the job's outcome as a worker does; the owner it names for admission."""
     with session_scope() as session:
         jobs.start(session, job_id=job_id, lease_seconds=30, max_attempts=3)
-    done, owner = pipeline._record(job_id, status=SUCCEEDED, output={"text": "ok"})
-    assert done
-    return owner
+    assert pipeline._record(job_id, status=SUCCEEDED, output={"text": "ok"})
+    return pipeline._owner_waiting(job_id)
 
 
 def test_nothing_is_sent_when_the_owner_has_nothing_waiting():

@@ -4,10 +4,11 @@ import uuid
 
 import pytest
 
+from db.redis_client import get_redis
 from db.repositories import jobs
 from db.session import session_scope
 from tests import rows
-from workers import pipeline
+from workers import events, pipeline, scheduling
 from workers.providers.base import Completion
 
 
@@ -48,6 +49,21 @@ def test_a_job_runs_once_and_records_output_and_usage(settings, fake_openai):
     assert len(fake_openai.requests) == 1
     system = fake_openai.requests[0]["messages"][0]["content"]
     assert "Grace" in system and "career changer" in system  # personalised from the profile
+
+
+def test_the_waiting_client_is_told_before_the_worker_looks_for_the_owners_next_job(
+    settings, fake_openai, monkeypatch
+):
+    job_id = make_job()
+    told = []
+
+    def owner_to_admit(session, *, job_id):
+        told.extend(event.type for event in events.read(get_redis(), job_id))
+        return None
+
+    monkeypatch.setattr(scheduling, "owner_to_admit", owner_to_admit)
+    assert pipeline.run_job(job_id, settings=settings).status == "succeeded"
+    assert told[-1] == events.DONE
 
 
 def test_the_soft_time_limit_ends_the_job_timeout(settings):
