@@ -6,26 +6,41 @@ inherited so that no connection is shared across processes.
 
 Work whose every statement stands alone (a read, a compare-and-set UPDATE) can run
 outside a transaction (`autocommit`, `autocommit_scope`): each statement commits as
-it runs, so no BEGIN and COMMIT or ROLLBACK go to the server, two round trips of the
-four a single statement otherwise costs with the pool's pre-ping. psycopg2's
-`autocommit` is switched on the checked-out connection and off again when it goes
-back to the pool, as SQLAlchemy's own pre-ping does; SQLAlchemy's
+it runs, so no BEGIN and COMMIT or ROLLBACK go to the server: one round trip, not
+three. psycopg2's `autocommit` is switched on the checked-out connection and off
+again when it goes back to the pool, as SQLAlchemy's own pre-ping does; SQLAlchemy's
 `isolation_level="AUTOCOMMIT"` option would do the same but reset the connection
 with an extra `SET default_transaction_isolation` on check-in.
+
+A pooled connection is checked before it is handed out (`_check_on_checkout`), in
+place of SQLAlchemy's pre-ping, which is a round trip on every check-out. A
+connection back in use within `PING_AFTER_IDLE` seconds is checked by looking at its
+socket without waiting: a server that restarted or ended the session has sent its
+termination notice or closed the socket, which makes it readable. Only then, or after
+a longer idle spell (a link that died without a word), is it pinged; a failed ping
+swaps the connection for a new one, as the pre-ping does.
 """
 
 from __future__ import annotations
 
+import select
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from psycopg2 import Error as DatabaseError
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 _factory = sessionmaker(expire_on_commit=False)
 db_session: scoped_session[Session] = scoped_session(_factory)
 _engine: Engine | None = None
+
+PING_AFTER_IDLE = 5.0  # seconds in the pool after which a connection is pinged before use
+_RETURNED = "conveyor_returned_at"
 
 
 def init_engine(url: str, **options) -> Engine:
@@ -33,18 +48,47 @@ def init_engine(url: str, **options) -> Engine:
     global _engine
     if _engine is not None:
         _engine.dispose()
-    options.setdefault("pool_pre_ping", True)
     options.setdefault("pool_size", 5)
     options.setdefault("max_overflow", 10)
-    _engine = create_engine(url, **options)
-    event.listen(_engine, "checkin", _transactional_again)
-    _factory.configure(bind=_engine)
-    return _engine
+    engine = _engine = create_engine(url, **options)
+    event.listen(engine, "connect", _stamp)
+    event.listen(engine, "checkin", _returned)
+    event.listen(engine, "checkout", lambda conn, record, _proxy: _check_on_checkout(engine, conn, record))
+    _factory.configure(bind=engine)
+    return engine
 
 
-def _transactional_again(dbapi_connection, _record) -> None:
+def _stamp(_dbapi_connection, record) -> None:
+    record.info[_RETURNED] = time.monotonic()
+
+
+def _returned(dbapi_connection, record) -> None:
+    """Back in the pool: transactional again (see above), and when, for the next check-out."""
     if dbapi_connection is not None and not dbapi_connection.closed and dbapi_connection.autocommit:
         dbapi_connection.autocommit = False
+    if record is not None:
+        record.info[_RETURNED] = time.monotonic()
+
+
+def _check_on_checkout(engine: Engine, dbapi_connection, record) -> None:
+    idle = time.monotonic() - record.info.get(_RETURNED, 0.0)
+    if idle < PING_AFTER_IDLE and not _has_input(dbapi_connection):
+        return
+    try:
+        engine.dialect.do_ping(dbapi_connection)
+    except DatabaseError as error:  # the pool retries with a new connection
+        raise DisconnectionError(f"The pooled connection is gone: {error}".strip()) from error
+
+
+def _has_input(dbapi_connection) -> bool:
+    """Whether the server sent anything to this idle connection (a termination notice,
+    the end of the stream): one poll of its socket that does not wait. Under gevent the
+    blocking module's poll is used, which needs no trip through the event loop."""
+    monkey = sys.modules.get("gevent.monkey")
+    poll = monkey.get_original("select", "poll") if monkey is not None else select.poll
+    poller = poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
 
 
 def get_engine() -> Engine:
