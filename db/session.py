@@ -23,8 +23,6 @@ swaps the connection for a new one, as the pre-ping does.
 
 from __future__ import annotations
 
-import select
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +32,8 @@ from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+from db.sockets import has_input
 
 _factory = sessionmaker(expire_on_commit=False)
 db_session: scoped_session[Session] = scoped_session(_factory)
@@ -72,23 +72,12 @@ def _returned(dbapi_connection, record) -> None:
 
 def _check_on_checkout(engine: Engine, dbapi_connection, record) -> None:
     idle = time.monotonic() - record.info.get(_RETURNED, 0.0)
-    if idle < PING_AFTER_IDLE and not _has_input(dbapi_connection):
-        return
-    try:
+    try:  # fileno() of a connection psycopg2 has closed raises too
+        if idle < PING_AFTER_IDLE and not has_input(dbapi_connection.fileno()):
+            return
         engine.dialect.do_ping(dbapi_connection)
     except DatabaseError as error:  # the pool retries with a new connection
         raise DisconnectionError(f"The pooled connection is gone: {error}".strip()) from error
-
-
-def _has_input(dbapi_connection) -> bool:
-    """Whether the server sent anything to this idle connection (a termination notice,
-    the end of the stream): one poll of its socket that does not wait. Under gevent the
-    blocking module's poll is used, which needs no trip through the event loop."""
-    monkey = sys.modules.get("gevent.monkey")
-    poll = monkey.get_original("select", "poll") if monkey is not None else select.poll
-    poller = poll()
-    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
-    return bool(poller.poll(0))
 
 
 def get_engine() -> Engine:

@@ -11,6 +11,8 @@ share one server cannot disturb each other:
     [[reply:exact text]]  [[finish:length]]  [[finish:content_filter]]
     [[cut]]  (stream the first words of the reply, then drop the connection)
     [[linger:2]]  (send `data: [DONE]`, then hold the body open 2 s before its last chunk)
+    [[close-after]]  (answer in full, then close the kept-alive connection unannounced,
+                      as a server does with an idle one)
 
 A trailing count, as in `[[fail:500:2]]` or `[[hang:1]]`, limits the marker to the
 first N requests carrying that exact message; later ones get the normal reply.
@@ -49,6 +51,7 @@ ARITY = {
     "slow": 1,
     "finish": 1,
     "linger": 1,
+    "close-after": 0,
 }
 
 ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
@@ -91,6 +94,7 @@ class Behaviour:
     reply: str | None = None
     finish: str = "stop"
     linger: float = 0.0  # seconds between `[DONE]` and the body's last chunk
+    close_after: bool = False
 
 
 class FakeOpenAI:
@@ -193,6 +197,8 @@ class FakeOpenAI:
                 behaviour.finish = args[0]
             elif kind == "linger":
                 behaviour.linger = _seconds(args[0] if args else "")
+            elif kind == "close-after":
+                behaviour.close_after = True
         return behaviour
 
     def _still_active(self, marker: str, content: str, limit: int) -> bool:
@@ -265,6 +271,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(body, text, usage, behaviour)
         else:
             self._respond(body, text, usage, behaviour)
+        if behaviour.close_after:
+            self.close_connection = True
 
     def _fail(self, what: str) -> None:
         if what == "401":

@@ -351,6 +351,18 @@ def test_a_body_held_open_after_done_does_not_hold_the_answer(fake_openai, provi
     assert fake_openai.connections - before == 2  # that connection was not reused
 
 
+def test_a_pooled_connection_the_server_closed_is_not_used_again(fake_openai, provider, sleep):
+    provider.complete(ask(unique("[[close-after]] the server closes this connection when done")))
+    time.sleep(0.2)  # the close reaches the pooled socket
+    before = fake_openai.connections
+    content = unique("next")
+
+    assert provider.complete(ask(content)).text == "Echo: " + content
+
+    assert fake_openai.connections - before == 1  # a new connection, found without a failed try
+    assert sleep.waits == [] and len(sent(fake_openai, content)) == 1
+
+
 def test_a_cancel_hangs_up_rather_than_reading_the_rest(fake_openai, provider):
     before = fake_openai.connections
 

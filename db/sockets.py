@@ -1,0 +1,20 @@
+"""A look at a socket that does not wait: has the other end sent anything (data, or the
+close of the connection)? Pools use it to find connections that died while idle.
+
+Under gevent, `select.poll` is monkey-patched into a poll through the event loop,
+which costs ~20 µs a look instead of ~1: the blocking module's own is used instead,
+which is safe here because a zero timeout never blocks.
+"""
+
+from __future__ import annotations
+
+import select
+import sys
+
+
+def has_input(fileno: int) -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    poll = monkey.get_original("select", "poll") if monkey is not None else select.poll
+    poller = poll()
+    poller.register(fileno, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
