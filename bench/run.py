@@ -709,6 +709,7 @@ def scenario_io(bench: Bench) -> None:
     options = bench.options
     hostname = "worker_io@bench"
     worker = bench.idle_gevent_worker("worker_io", app="bench.conveyor_celery")
+    idle_rss = rss_mb(worker.pid)
     config = {
         "base_url": bench.web_url,
         "tokens": [user["token"] for user in bench.users],
@@ -736,6 +737,7 @@ def scenario_io(bench: Bench) -> None:
         runs.append(result)
     bench.results["io"] = runs
     bench.results.setdefault("memory", {})["gevent AI worker"] = [rss_mb(worker.pid)]
+    bench.results["io_worker_rss_mb"] = {"idle, before the runs": idle_rss, "after": rss_mb(worker.pid)}
     bench.processes.stop("worker_io")
     bench.provider(latency=0.0)
     # The same pool with raw Celery tasks that only wait: what Celery itself reaches.
