@@ -6,31 +6,35 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
+from celery import Task, shared_task
+from celery.utils.time import get_exponential_backoff_interval
 
 from tasks import email
 from workers import locks
-from workers.billing import events
-from workers.billing.stripe_api import TRANSIENT_ERRORS
+from workers.billing import events, stripe_api
 
 logger = logging.getLogger(__name__)
 
 PROCESS = "conveyor.billing.process_event"
+RETRY_BACKOFF = 5  # seconds before the first retry, doubling up to RETRY_BACKOFF_MAX (with jitter)
+RETRY_BACKOFF_MAX = 300
+MAX_RETRIES = 5
 
 
-@shared_task(
-    name=PROCESS,
-    acks_late=True,
-    ignore_result=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=5,
-)
-def process_event(event_id: str) -> str:
+@shared_task(name=PROCESS, bind=True, acks_late=True, ignore_result=True, max_retries=MAX_RETRIES)
+def process_event(self: Task, event_id: str) -> str:
     # A duplicate message is harmless: processing starts with a compare-and-set claim.
-    outcome = events.process(event_id)
+    try:
+        outcome = events.process(event_id)
+    except Exception as error:
+        # Celery's autoretry_for would need Stripe's error classes, and so the SDK, in
+        # every worker that loads this module; the check imports nothing.
+        if not stripe_api.is_transient(error):
+            raise
+        wait = get_exponential_backoff_interval(
+            RETRY_BACKOFF, self.request.retries, RETRY_BACKOFF_MAX, full_jitter=True
+        )
+        raise self.retry(exc=error, countdown=wait) from None
     email.send_soon(outcome.email_ids)
     return outcome.status
 

@@ -209,6 +209,33 @@ def test_stripe_down_leaves_the_event_for_a_retry(fake_stripe, stripe_settings, 
     assert events.due_for_retry() == []
 
 
+def test_the_task_tries_again_while_stripe_is_down(fake_stripe, stripe_settings, customer, monkeypatch):
+    user_id, customer_id = customer
+    monkeypatch.setattr(events, "get_settings", lambda: stripe_settings)
+    sub = fake_stripe.put_subscription("sub_1", customer=customer_id, status="active", price=PRO)
+    event_id = store(fake_stripe, "customer.subscription.created", sub)
+    fake_stripe.fail_next(500, times=3)  # the first try and the SDK's two retries
+
+    result = process_event.apply(args=[event_id])  # here, a retry runs at once instead of later
+
+    assert result.get() == "processed"
+    assert user_state(user_id) == ("pro", "active", "pro")
+    assert len(fake_stripe.requests_to("GET", "/v1/subscriptions/sub_1")) == 4
+
+
+def test_the_task_does_not_try_again_what_stripe_refused(fake_stripe, stripe_settings, customer, monkeypatch):
+    _, customer_id = customer
+    monkeypatch.setattr(events, "get_settings", lambda: stripe_settings)
+    sub = fake_stripe.put_subscription("sub_1", customer=customer_id, status="active", price=PRO)
+    event_id = store(fake_stripe, "customer.subscription.created", sub)
+    fake_stripe.fail_next(400)
+
+    result = process_event.apply(args=[event_id])
+
+    assert result.failed() and isinstance(result.result, stripe.InvalidRequestError)
+    assert len(fake_stripe.requests_to("GET", "/v1/subscriptions/sub_1")) == 1
+
+
 def test_the_task_processes_the_event_and_sends_the_email(
     fake_stripe, stripe_settings, customer, monkeypatch
 ):

@@ -2,30 +2,42 @@
 
 Every call that creates something carries an idempotency key, so a retry (ours
 or the SDK's) never makes a second customer or session. STRIPE_API_BASE points
-the SDK at a stand-in in tests.
+the SDK at a stand-in in tests. The SDK (with requests, ~5 MB) is imported on the first
+call: every worker process loads this module with the billing tasks, few call Stripe.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import uuid
 from functools import lru_cache
-from typing import Any
-
-import stripe
+from typing import TYPE_CHECKING, Any
 
 from db.repositories.billing import SubscriptionState
 from settings import Settings
 from workers.plans import plan_for_price
 
+if TYPE_CHECKING:
+    import stripe
+
 TIMEOUT_SECONDS = 15  # a person is waiting on most of these calls
 NETWORK_RETRIES = 2
-# Worth trying again later: Stripe unreachable, overloaded or briefly failing.
-TRANSIENT_ERRORS = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth trying again later: Stripe unreachable, overloaded or briefly failing. (Only
+    a process that has imported the SDK can hold one of its errors.)"""
+    stripe = sys.modules.get("stripe")
+    return stripe is not None and isinstance(
+        error, (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
+    )
 
 
 @lru_cache(maxsize=4)
 def _client(api_key: str, api_base: str) -> stripe.StripeClient:
+    import stripe
+
     return stripe.StripeClient(
         api_key,
         base_addresses={"api": api_base},

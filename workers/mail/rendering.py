@@ -22,11 +22,12 @@ import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, UndefinedError
+from typing import TYPE_CHECKING, Any
 
 from settings import Settings
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATES = (
@@ -61,6 +62,8 @@ def check_name(template: str) -> None:
 
 def render(template: str, context: dict[str, Any], *, settings: Settings) -> Rendered:
     check_name(template)
+    from jinja2 import UndefinedError  # with the templates: the AI workers load this module, never render
+
     values = {**context, "public_base_url": settings.public_base_url}
     text_env, html_env = _environments()
     try:
@@ -88,6 +91,8 @@ def format_micros(value: int) -> str:
 
 @lru_cache(maxsize=1)
 def _environments() -> tuple[Environment, Environment]:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
     loader = FileSystemLoader(TEMPLATE_DIR)
     text_env = Environment(
         loader=loader,

@@ -3,15 +3,13 @@
 urllib3 (rather than requests) because it lets the connection go to a given IP
 while the Host header, TLS SNI and certificate check use the URL's host name;
 redirects are never followed and nothing is retried here (delivery.py retries).
+urllib3 is imported with the first delivery: the AI workers load this module, never post.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-
-import urllib3
-from urllib3 import exceptions
 
 from workers.webhooks.guard import Target
 
@@ -27,6 +25,8 @@ class Response:
 
 
 def post(target: Target, *, body: bytes, headers: dict[str, str], timeout: float) -> Response:
+    from urllib3 import exceptions
+
     started = time.monotonic()
     error = "no address to connect to"
     for address in target.addresses:  # the next one only if this one refuses the connection
@@ -46,6 +46,8 @@ def post(target: Target, *, body: bytes, headers: dict[str, str], timeout: float
 def _post_to(
     address: str, target: Target, *, body: bytes, headers: dict[str, str], timeout: float
 ) -> tuple[int, str | None]:
+    import urllib3
+
     options = {"server_hostname": target.host} if target.scheme == "https" else {}
     pool_class = urllib3.HTTPSConnectionPool if target.scheme == "https" else urllib3.HTTPConnectionPool
     with pool_class(
