@@ -179,6 +179,22 @@ def test_server_errors_are_retried_until_the_provider_recovers(fake_openai, prov
     assert all(0 <= wait <= 0.05 for wait in sleep.waits)
 
 
+def test_calls_at_once_each_count_their_own_attempts(fake_openai, provider):
+    """One retry policy serves a provider's calls: each call's attempts are its own."""
+    failing = [unique(f"[[fail:500:2]] [[slow:0.05]] at once {n}") for n in range(4)]
+    refused = unique("[[fail:500]] [[slow:0.05]] at once, never recovering")
+
+    with ThreadPoolExecutor(5) as threads:
+        calls = [threads.submit(provider.complete, ask(content)) for content in [*failing, refused]]
+        answers = [call.result() for call in calls[:-1]]
+        with pytest.raises(ProviderError):
+            calls[-1].result()
+
+    assert [answer.text for answer in answers] == ["Echo: " + content for content in failing]
+    assert [len(sent(fake_openai, content)) for content in failing] == [3, 3, 3, 3]
+    assert len(sent(fake_openai, refused)) == 3
+
+
 def test_server_error_that_persists_is_a_transient_provider_error(fake_openai, provider):
     content = unique("[[fail:500]]")
 
