@@ -28,10 +28,20 @@ def check_access(plan: Plan, *, tool: str, model: str, settings: Settings) -> No
 
 def reserve(session: Session, *, user: User, plan: Plan, tool: Tool, input: dict[str, Any]) -> int:
     """Count the job against today's jobs and hold its estimated tokens against the
-    month's quota, in the caller's transaction (the one that inserts the job).
-    Returns the tokens held. On refusal the caller's transaction is rolled back."""
-    counted, jobs_today = usage.count_job(session, user_id=user.id, limit=plan.jobs_per_day)
-    if not counted:
+    month's quota, in the caller's transaction (the one that inserts the job), in one
+    statement. Returns the tokens held. On refusal the caller's transaction is rolled
+    back (the day's limit is reported first when both are reached)."""
+    profile = {"name": user.name, **(user.profile or {})}
+    estimate = metering.estimate_job_tokens(tool, input, profile)
+    jobs_today, quota = usage.count_and_reserve(
+        session,
+        user_id=user.id,
+        jobs_limit=plan.jobs_per_day,
+        estimate=estimate,
+        token_limit=plan.monthly_tokens,
+    )
+    if jobs_today is None:
+        jobs_today = usage.jobs_today(session, user_id=user.id)
         session.rollback()
         raise TooManyRequests(
             f"The {plan.name} plan allows {plan.jobs_per_day} jobs a day and you have submitted "
@@ -39,10 +49,8 @@ def reserve(session: Session, *, user: User, plan: Plan, tool: Tool, input: dict
             errors={"jobs_per_day": {"limit": plan.jobs_per_day, "used": jobs_today}},
             headers={"Retry-After": str(_seconds_to_midnight_utc())},
         )
-    profile = {"name": user.name, **(user.profile or {})}
-    estimate = metering.estimate_job_tokens(tool, input, profile)
-    held, quota = usage.reserve_tokens(session, user_id=user.id, estimate=estimate, limit=plan.monthly_tokens)
-    if not held:
+    if quota is None:
+        quota = usage.get_quota(session, user_id=user.id, limit=plan.monthly_tokens)
         session.rollback()
         raise PaymentRequired(
             f"This job may use up to {estimate} tokens and only {quota.remaining} of the "

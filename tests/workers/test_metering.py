@@ -33,8 +33,10 @@ def submit(
 ) -> uuid.UUID:
     """What POST /jobs does to the counters: count, reserve, insert, in one transaction."""
     with session_scope() as session:
-        assert usage.count_job(session, user_id=user_id, limit=100)[0]
-        assert usage.reserve_tokens(session, user_id=user_id, estimate=estimate, limit=1_000_000)[0]
+        counted, held = usage.count_and_reserve(
+            session, user_id=user_id, jobs_limit=100, estimate=estimate, token_limit=1_000_000
+        )
+        assert counted and held
         return jobs.create(
             session,
             user_id=user_id,
@@ -189,25 +191,42 @@ def test_a_withdrawn_job_gives_back_its_reservation_and_its_place_in_the_day():
         assert session.scalar(select(DailyJobCount.jobs).where(DailyJobCount.user_id == user_id)) == 0
 
 
+def count_and_reserve(
+    user_id: uuid.UUID, *, estimate: int = 1, jobs_limit: int = 100, token_limit: int = 1000
+):
+    with session_scope() as session:
+        return usage.count_and_reserve(
+            session, user_id=user_id, jobs_limit=jobs_limit, estimate=estimate, token_limit=token_limit
+        )
+
+
 def test_the_reservation_never_goes_over_the_limit():
     user_id = make_user()
+    jobs_today, quota = count_and_reserve(user_id, estimate=600)
+    assert jobs_today == 1 and (quota.limit, quota.used, quota.reserved, quota.remaining) == (
+        1000,
+        0,
+        600,
+        400,
+    )
+    jobs_today, quota = count_and_reserve(user_id, estimate=401)
+    assert jobs_today == 2 and quota is None  # refused (a submit rolls back; this test commits)
     with session_scope() as session:
-        assert usage.reserve_tokens(session, user_id=user_id, estimate=600, limit=1000)[0]
-    with session_scope() as session:
-        held, quota = usage.reserve_tokens(session, user_id=user_id, estimate=401, limit=1000)
-    assert not held and (quota.limit, quota.used, quota.reserved, quota.remaining) == (1000, 0, 600, 400)
-    with session_scope() as session:
-        assert usage.reserve_tokens(session, user_id=user_id, estimate=400, limit=1000)[0]
+        quota = usage.get_quota(session, user_id=user_id, limit=1000)
+    assert (quota.used, quota.reserved, quota.remaining) == (0, 600, 400)
+    jobs_today, quota = count_and_reserve(user_id, estimate=400)
+    assert quota is not None and quota.remaining == 0
     assert counter(user_id) == (0, 1000)
 
 
 def test_the_days_job_count_stops_at_the_limit():
     user_id = make_user()
     for expected in (1, 2):
-        with session_scope() as session:
-            assert usage.count_job(session, user_id=user_id, limit=2) == (True, expected)
+        assert count_and_reserve(user_id, jobs_limit=2)[0] == expected
+    jobs_today, quota = count_and_reserve(user_id, jobs_limit=2)
+    assert jobs_today is None and quota is not None  # refused; the tokens part alone went through
     with session_scope() as session:
-        assert usage.count_job(session, user_id=user_id, limit=2) == (False, 2)
+        assert usage.jobs_today(session, user_id=user_id) == 2
 
 
 def test_recording_an_attempt_twice_adds_nothing():
