@@ -3,12 +3,8 @@ provider calls did use (the ledger), and the daily roll-up of the ledger."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
-
-from sqlalchemy.orm import Session
 
 from db.models.job import CANCELED, SUCCEEDED
 from db.repositories import usage
@@ -38,30 +34,6 @@ def ledger_calls(calls: Sequence[Completion], requested_model: str) -> list[usag
         cost = pricing.cost_micros(model, call.input_tokens, call.output_tokens)
         priced.append(usage.Call(model, call.input_tokens, call.output_tokens, cost))
     return priced
-
-
-@dataclass(frozen=True)
-class AttemptUsage:
-    """The provider calls one attempt of a job made, priced, ready for the ledger."""
-
-    job_id: uuid.UUID
-    attempt: int
-    user_id: uuid.UUID
-    tool: str
-    calls: list[usage.Call]
-
-
-def record_attempt(session: Session, attempt: AttemptUsage, *, billed: bool) -> int:
-    """Add an attempt's calls to the ledger, in the transaction that records its outcome."""
-    return usage.record_calls(
-        session,
-        job_id=attempt.job_id,
-        attempt=attempt.attempt,
-        user_id=attempt.user_id,
-        tool=attempt.tool,
-        calls=attempt.calls,
-        billed=billed,
-    )
 
 
 def roll_up(*, batch: int = 10_000) -> int:

@@ -15,6 +15,7 @@ from tenacity import before_sleep_log, retry, retry_if_exception_type, stop_afte
 from db.models.job import CANCELED, FAILED, RUNNING, SUCCEEDED
 from db.redis_client import get_redis
 from db.repositories import conversations, jobs
+from db.repositories import usage as usage_repo
 from db.session import autocommit_scope, session_scope
 from settings import Settings, get_settings
 from workers import events, logs, metering, metrics, outputs, scheduling
@@ -93,9 +94,9 @@ class Tally:
             cost_micros=sum(call.cost_micros for call in metering.ledger_calls(self.calls, requested_model)),
         )
 
-    def ledger(self, work: Work) -> metering.AttemptUsage:
+    def ledger(self, work: Work) -> usage_repo.Attempt:
         calls = metering.ledger_calls(self.calls, work.model)
-        return metering.AttemptUsage(work.job_id, work.attempt, work.user_id, work.tool.name, calls)
+        return usage_repo.Attempt(work.job_id, work.attempt, work.user_id, work.tool.name, calls)
 
 
 def run_job(
@@ -322,22 +323,21 @@ def _record(
     job_id: uuid.UUID,
     *,
     reply: str | None = None,
-    ledger: metering.AttemptUsage | None = None,
+    ledger: usage_repo.Attempt | None = None,
     **outcome: Any,
 ) -> bool:
     """Write the outcome, riding out a database restart rather than losing a result
     that was paid for. If the database stays away, the lease lapses and the reaper
-    re-runs the job once it is back. A conversation's reply is stored in the same
-    transaction, so a succeeded turn always has exactly one. So are the attempt's
-    provider calls, in the usage ledger: billed if this attempt finished the job
-    with something to show for it. Returns whether the outcome stands."""
-    with session_scope() as session:
-        done = jobs.finish(session, job_id=job_id, **outcome)
+    re-runs the job once it is back. The attempt's provider calls go to the usage
+    ledger in the outcome's own statement: billed if this attempt finished the job with
+    something to show for it. A conversation's reply is stored in the same transaction,
+    so a succeeded turn always has exactly one; without one, the statement needs no
+    transaction around it. Returns whether the outcome stands."""
+    billable = outcome["status"] in metering.BILLED_STATUSES
+    with session_scope() if reply is not None else autocommit_scope() as session:
+        done = jobs.finish(session, job_id=job_id, ledger=ledger, billable=billable, **outcome)
         if done and reply is not None:
             conversations.add_reply(session, job_id=job_id, content=reply)
-        if ledger is not None:
-            billed = done and outcome["status"] in metering.BILLED_STATUSES
-            metering.record_attempt(session, ledger, billed=billed)
     return done
 
 

@@ -36,6 +36,7 @@ from db.models.job import (
     Job,
 )
 from db.models.user import User
+from db.repositories import usage as usage_repo
 
 WORKER_LOST = "worker_lost"
 
@@ -226,8 +227,13 @@ def finish(
     error_message: str | None = None,
     usage: Usage | None = None,
     from_statuses: Sequence[str] = (RUNNING,),
+    ledger: usage_repo.Attempt | None = None,
+    billable: bool = False,
 ) -> bool:
-    """Move a job to a terminal state, once. False: it was no longer in `from_statuses`."""
+    """Move a job to a terminal state, once. False: it was no longer in `from_statuses`.
+    `ledger`: the attempt's provider calls, added to the usage ledger in the same
+    statement (so both or neither are kept, with no transaction of the caller's needed),
+    billed if this call moved the job and `billable`."""
     if status not in (SUCCEEDED, FAILED, CANCELED, EXPIRED):
         raise ValueError(f"{status!r} is not a terminal status")
     values: dict[str, Any] = {"status": status, "error_code": error_code, "error_message": error_message}
@@ -243,9 +249,12 @@ def finish(
             output_tokens=usage.output_tokens,
             cost_micros=usage.cost_micros,
         )
-    statement = _finish_statement(tuple(sorted(values)), tuple(from_statuses))
-    params = {f"new_{name}": value for name, value in values.items()}
-    return session.execute(statement, params | {"job_id": job_id}).rowcount == 1
+    columns, from_statuses = tuple(sorted(values)), tuple(from_statuses)
+    params = {f"new_{name}": value for name, value in values.items()} | {"job_id": job_id}
+    if ledger is None or not ledger.calls:
+        return session.execute(_finish_statement(columns, from_statuses), params).rowcount == 1
+    params |= usage_repo.attempt_params(ledger, billable=billable)
+    return session.execute(_finish_and_record_statement(columns, from_statuses), params).scalar_one()
 
 
 @functools.cache
@@ -259,6 +268,17 @@ def _finish_statement(columns: tuple[str, ...], from_statuses: tuple[str, ...]):
             lease_until=None,
             **{name: bindparam(f"new_{name}", type_=_JOBS.c[name].type) for name in columns},
         )
+    )
+
+
+@functools.cache
+def _finish_and_record_statement(columns: tuple[str, ...], from_statuses: tuple[str, ...]):
+    """The UPDATE and the attempt's ledger rows in one statement: whether it moved the job."""
+    finished = _finish_statement(columns, from_statuses).returning(_JOBS.c.id).cte("finished")
+    recorded = usage_repo.calls_recorded(finished)
+    return select(
+        select(finished).exists().label("done"),
+        select(func.count()).select_from(recorded).scalar_subquery().label("recorded"),
     )
 
 

@@ -14,10 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import (
+    CTE,
     BigInteger,
+    Boolean,
     Date,
     Integer,
+    String,
     Uuid,
+    and_,
     bindparam,
     cast,
     delete,
@@ -27,7 +31,7 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 
 from db.models.usage import DailyJobCount, UsageCounter, UsageDaily, UsageLedger
@@ -144,44 +148,83 @@ class Call:
     cost_micros: int
 
 
-# Core, compiled once, run with the rows as parameters (executemany): no ORM state per row.
-_RECORD_CALLS = (
-    insert(UsageLedger.__table__)
-    .on_conflict_do_nothing(constraint="uq_usage_ledger_job_attempt_call")
-    .returning(UsageLedger.__table__.c.id)
+@dataclass(frozen=True)
+class Attempt:
+    """The provider calls one attempt of a job made, priced, ready for the ledger
+    (recorded with the attempt's outcome: jobs.finish)."""
+
+    job_id: uuid.UUID
+    attempt: int
+    user_id: uuid.UUID
+    tool: str
+    calls: Sequence[Call]
+
+
+_ledger = UsageLedger.__table__
+# An attempt's calls as arrays, one element per call: one statement however many calls.
+_CALLS = (
+    func.unnest(
+        bindparam("ledger_models", type_=ARRAY(String)),
+        bindparam("ledger_input_tokens", type_=ARRAY(BigInteger)),
+        bindparam("ledger_output_tokens", type_=ARRAY(BigInteger)),
+        bindparam("ledger_costs", type_=ARRAY(BigInteger)),
+    )
+    .table_valued("model", "input_tokens", "output_tokens", "cost_micros", with_ordinality="position")
+    .render_derived()
 )
 
 
-def record_calls(
-    session: Session,
-    *,
-    job_id: uuid.UUID,
-    attempt: int,
-    user_id: uuid.UUID,
-    tool: str,
-    calls: Sequence[Call],
-    billed: bool,
-) -> int:
-    """Add the calls of one attempt of a job (index = their order). Recording the
-    same attempt again adds nothing. Returns the rows added."""
-    if not calls:
-        return 0
-    rows = [
-        {
-            "job_id": job_id,
-            "attempt": attempt,
-            "call_index": index,
-            "user_id": user_id,
-            "tool": tool,
-            "model": call.model,
-            "input_tokens": call.input_tokens,
-            "output_tokens": call.output_tokens,
-            "cost_micros": call.cost_micros,
-            "billed": billed,
-        }
-        for index, call in enumerate(calls)
+def calls_recorded(finished: CTE) -> CTE:
+    """The ledger rows of an attempt (attempt_params), as part of the statement that
+    records its outcome: `finished` is that UPDATE … RETURNING as a CTE, and the calls
+    are billed if it changed the job and the caller says the status is billed (a late or
+    second delivery's calls are kept, unbilled). Recording an attempt again adds nothing."""
+    billed = and_(bindparam("ledger_billable", type_=Boolean), select(finished).exists())
+    rows = select(
+        bindparam("job_id", type_=Uuid),
+        bindparam("ledger_attempt", type_=Integer),
+        _CALLS.c.position - 1,  # the call's index in the attempt, from 0
+        bindparam("ledger_user_id", type_=Uuid),
+        bindparam("ledger_tool", type_=String),
+        _CALLS.c.model,
+        _CALLS.c.input_tokens,
+        _CALLS.c.output_tokens,
+        _CALLS.c.cost_micros,
+        billed,
+    )
+    columns = [
+        "job_id",
+        "attempt",
+        "call_index",
+        "user_id",
+        "tool",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "cost_micros",
+        "billed",
     ]
-    return len(session.execute(_RECORD_CALLS, rows).all())
+    return (
+        insert(_ledger)
+        .from_select(columns, rows)
+        .on_conflict_do_nothing(constraint="uq_usage_ledger_job_attempt_call")
+        .returning(_ledger.c.id)
+        .cte("recorded")
+    )
+
+
+def attempt_params(attempt: Attempt, *, billable: bool) -> dict[str, object]:
+    """calls_recorded's parameters (the statement's `job_id` is the attempt's job)."""
+    return {
+        "ledger_attempt": attempt.attempt,
+        "ledger_user_id": attempt.user_id,
+        "ledger_tool": attempt.tool,
+        "ledger_models": [call.model for call in attempt.calls],
+        "ledger_input_tokens": [call.input_tokens for call in attempt.calls],
+        "ledger_output_tokens": [call.output_tokens for call in attempt.calls],
+        "ledger_costs": [call.cost_micros for call in attempt.calls],
+        "ledger_billable": billable,
+    }
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,8 @@ from sqlalchemy import select
 from db.models import Job
 from db.models.job import QUEUED, SUCCEEDED
 from db.repositories import jobs, usage
-from db.session import session_scope
+from db.session import autocommit_scope, session_scope
 from tests.helpers import register, submit
-from workers import metering
 
 
 def finish_queued_jobs(user_id: uuid.UUID, stop: threading.Event, errors: list) -> None:
@@ -31,16 +30,16 @@ def finish_queued_jobs(user_id: uuid.UUID, stop: threading.Event, errors: list) 
                 if attempt is None:
                     continue
                 call = usage.Call(model="gpt-4o-mini", input_tokens=10, output_tokens=5, cost_micros=3)
-                with session_scope() as session:  # as workers.pipeline records an outcome
+                with autocommit_scope() as session:  # as workers.pipeline records an outcome
                     jobs.finish(
                         session,
                         job_id=job_id,
                         status=SUCCEEDED,
                         output={"text": "ok"},
                         usage=jobs.Usage(10, 5, 3),
+                        ledger=usage.Attempt(job_id, attempt, user_id, "text", [call]),
+                        billable=True,
                     )
-                    ledger = metering.AttemptUsage(job_id, attempt, user_id, "text", [call])
-                    metering.record_attempt(session, ledger, billed=True)
         except Exception as error:  # reported by the test
             errors.append(error)
             return

@@ -11,7 +11,7 @@ import uuid
 from sqlalchemy import func, select, text, update
 
 from db.models import DailyJobCount, Job, UsageCounter, UsageDaily, UsageLedger
-from db.models.job import SUCCEEDED
+from db.models.job import QUEUED, SUCCEEDED
 from db.redis_client import get_redis
 from db.repositories import jobs, usage, users
 from db.session import session_scope
@@ -229,22 +229,54 @@ def test_the_days_job_count_stops_at_the_limit():
         assert usage.jobs_today(session, user_id=user_id) == 2
 
 
-def test_recording_an_attempt_twice_adds_nothing():
+def finish(job_id: uuid.UUID, attempt: usage.Attempt, *, billable: bool = True) -> bool:
+    with session_scope() as session:
+        return jobs.finish(
+            session,
+            job_id=job_id,
+            status=SUCCEEDED,
+            output={"text": "done"},
+            ledger=attempt,
+            billable=billable,
+            from_statuses=(QUEUED,),  # the job was never taken: a queued one stands in for running
+        )
+
+
+def test_an_outcome_and_its_calls_are_recorded_together_once():
     user_id = make_user()
     job_id = submit(user_id)
-    attempt = metering.AttemptUsage(job_id, 1, user_id, "text", [usage.Call("gpt-4o-mini", 10, 5, 5)])
-    with session_scope() as session:
-        assert metering.record_attempt(session, attempt, billed=True) == 1
-    with session_scope() as session:
-        assert metering.record_attempt(session, attempt, billed=True) == 0
-    assert len(ledger(job_id)) == 1
+    calls = [usage.Call("gpt-4o-mini", 10, 5, 5), usage.Call("gpt-4o", 20, 8, 90)]  # a call and its repair
+    attempt = usage.Attempt(job_id, 1, user_id, "text", calls)
+
+    assert finish(job_id, attempt)
+    assert not finish(job_id, attempt)  # a second delivery: the job has finished; nothing is added
+
+    rows = ledger(job_id)
+    assert [
+        (r.attempt, r.call_index, r.model, r.input_tokens, r.output_tokens, r.cost_micros) for r in rows
+    ] == [
+        (1, 0, "gpt-4o-mini", 10, 5, 5),
+        (1, 1, "gpt-4o", 20, 8, 90),
+    ]
+    assert all(r.billed and r.user_id == user_id and r.tool == "text" for r in rows)
+
+
+def test_calls_of_an_outcome_that_is_not_billed_are_kept_unbilled():
+    user_id = make_user()
+    job_id = submit(user_id)
+    assert finish(
+        job_id,
+        usage.Attempt(job_id, 1, user_id, "text", [usage.Call("gpt-4o-mini", 10, 0, 1)]),
+        billable=False,
+    )
+    assert [(r.attempt, r.billed) for r in ledger(job_id)] == [(1, False)]
 
 
 def test_an_attempt_whose_outcome_was_dropped_is_recorded_unbilled(settings, fake_openai):
     user_id = make_user()
     job_id = submit(user_id)
     assert pipeline.run_job(job_id, settings=settings).status == "succeeded"
-    late = metering.AttemptUsage(job_id, 2, user_id, "text", [usage.Call("gpt-4o-mini", 7, 3, 3)])
+    late = usage.Attempt(job_id, 2, user_id, "text", [usage.Call("gpt-4o-mini", 7, 3, 3)])
     assert pipeline._record(job_id, status=SUCCEEDED, output={"text": "late"}, ledger=late) is False
     assert [(r.attempt, r.billed) for r in ledger(job_id)] == [(1, True), (2, False)]
 
