@@ -278,6 +278,7 @@ def _finish_and_record_statement(columns: tuple[str, ...], from_statuses: tuple[
     recorded = usage_repo.calls_recorded(finished)
     return select(
         select(finished).exists().label("done"),
+        # Read, so that the insert is rendered into the statement (and runs with it).
         select(func.count()).select_from(recorded).scalar_subquery().label("recorded"),
     )
 
