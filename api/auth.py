@@ -6,8 +6,9 @@ revoked refresh families) or, on the job API, an API key in `X-API-Key`.
   account (a leaked key must not be able to mint more keys or lock the owner out).
 - `admin_required`: an access token of a user whose role is `admin`.
 `get_current_user()` answers for both kinds of credential, loading the user row on
-first use; `current_user_id()` answers without it (a job poll needs only the id, and
-checks the account is open in its own query)."""
+first use; `current_caller()` reads only what a submit needs (no ORM row);
+`current_user_id()` answers without a query (a job poll needs only the id, and checks
+the account is open in its own query)."""
 
 from __future__ import annotations
 
@@ -109,6 +110,22 @@ def get_current_user() -> User:
             raise AccountClosed()
         g.conveyor_user = user
     return user
+
+
+def current_caller() -> users.Caller:
+    """The caller as a submit needs them (id, plan, name, profile), read without an
+    ORM row; 401 like `get_current_user` when the account no longer exists or was
+    closed. An API key's user, or one loaded already, answers without a query."""
+    user = g.get("conveyor_user")
+    if user is not None:
+        return users.Caller.of(user)
+    caller = g.get("conveyor_caller")
+    if caller is None:
+        caller = users.get_caller(db_session(), user_id=current_user_id())
+        if caller is None:
+            raise AccountClosed()
+        g.conveyor_caller = caller
+    return caller
 
 
 def current_user_id() -> uuid.UUID:

@@ -20,7 +20,7 @@ from flask import Flask, request
 from flask_limiter import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
-from api.auth import current_settings, get_current_user
+from api.auth import current_caller, current_settings
 from api.errors import error_response
 from api.extensions import limiter
 from db.redis_client import key
@@ -102,9 +102,9 @@ def plan_limits(view: Callable) -> Callable:
     """The caller's plan's request rate (`Plan.request_rate`), counted per user. Put it
     below `login_required`: the limit depends on who is calling."""
     return limiter.limit(
-        lambda: get_plan(get_current_user().plan).request_rate,
-        key_func=lambda: f"user:{get_current_user().id}",
+        lambda: get_plan(current_caller().plan).request_rate,
+        key_func=lambda: f"user:{current_caller().id}",
         error_message=lambda: (
-            f"Your plan allows {get_plan(get_current_user().plan).request_rate} of these requests."
+            f"Your plan allows {get_plan(current_caller().plan).request_rate} of these requests."
         ),
     )(view)

@@ -3,7 +3,14 @@ import uuid
 from flask import Response, request, url_for
 from flask_smorest import Blueprint
 
-from api.auth import BEARER, current_settings, current_user_id, get_current_user, login_required
+from api.auth import (
+    BEARER,
+    current_caller,
+    current_settings,
+    current_user_id,
+    get_current_user,
+    login_required,
+)
 from api.ratelimits import plan_limits
 from api.schemas.jobs import (
     IdempotencyHeaderSchema,
@@ -31,7 +38,7 @@ def submit(data, idempotency_key=None):
     """Submit a job; poll the `Location` it returns."""
     submitted = jobs.submit(
         db_session(),
-        user=get_current_user(),
+        user=current_caller(),
         settings=current_settings(),
         idempotency_key=idempotency_key,
         **data,

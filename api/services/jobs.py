@@ -23,6 +23,7 @@ from db.models import Job, User
 from db.models.job import CANCELED, QUEUED, RUNNING
 from db.redis_client import get_redis
 from db.repositories import jobs, users
+from db.repositories.users import Caller
 from settings import Settings
 from tasks import email as email_tasks
 from tasks import generation
@@ -42,7 +43,7 @@ class Submitted:
 def submit(
     session: Session,
     *,
-    user: User,
+    user: User | Caller,
     settings: Settings,
     tool: str,
     input: dict[str, Any],
@@ -92,8 +93,7 @@ def submit(
         # One transaction: the user's lock (one admission at a time), the day's count and
         # the token hold, the admission decision and the row, then the message.
         users.lock(session, user_id=user.id)
-        reserved = quotas.reserve(session, user=user, plan=plan, tool=definition, input=input)
-        slots = jobs.count_slots(session, user_id=user.id)
+        reserved, slots = quotas.reserve(session, user=user, plan=plan, tool=definition, input=input)
         admitted = slots.waiting == 0 and slots.in_flight < plan.running_limit
         job = jobs.create(
             session,

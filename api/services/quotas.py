@@ -10,7 +10,9 @@ from sqlalchemy.orm import Session
 
 from api.services.errors import Forbidden, PaymentRequired, TooManyRequests
 from db.models import User
-from db.repositories import usage
+from db.repositories import admission, usage
+from db.repositories.admission import Slots
+from db.repositories.users import Caller
 from settings import Settings
 from workers import metering
 from workers.plans import Plan, allows_model, allows_tool, cheapest_plan_where
@@ -26,21 +28,24 @@ def check_access(plan: Plan, *, tool: str, model: str, settings: Settings) -> No
         raise _upgrade(plan, f"The model {model!r}", needed)
 
 
-def reserve(session: Session, *, user: User, plan: Plan, tool: Tool, input: dict[str, Any]) -> int:
-    """Count the job against today's jobs and hold its estimated tokens against the
-    month's quota, in the caller's transaction (the one that inserts the job), in one
-    statement. Returns the tokens held. On refusal the caller's transaction is rolled
-    back (the day's limit is reported first when both are reached)."""
+def reserve(
+    session: Session, *, user: User | Caller, plan: Plan, tool: Tool, input: dict[str, Any]
+) -> tuple[int, Slots]:
+    """Count the job against today's jobs, hold its estimated tokens against the
+    month's quota and count the user's slots, in the caller's transaction (the one
+    that locked the user and inserts the job), in one statement. Returns the tokens
+    held and the slots. On refusal the caller's transaction is rolled back (the day's
+    limit is reported first when both are reached)."""
     profile = {"name": user.name, **(user.profile or {})}
     estimate = metering.estimate_job_tokens(tool, input, profile)
-    jobs_today, quota = usage.count_and_reserve(
+    checked = admission.check(
         session,
         user_id=user.id,
         jobs_limit=plan.jobs_per_day,
         estimate=estimate,
         token_limit=plan.monthly_tokens,
     )
-    if jobs_today is None:
+    if checked.jobs_today is None:
         jobs_today = usage.jobs_today(session, user_id=user.id)
         session.rollback()
         raise TooManyRequests(
@@ -49,7 +54,7 @@ def reserve(session: Session, *, user: User, plan: Plan, tool: Tool, input: dict
             errors={"jobs_per_day": {"limit": plan.jobs_per_day, "used": jobs_today}},
             headers={"Retry-After": str(_seconds_to_midnight_utc())},
         )
-    if quota is None:
+    if checked.quota is None:
         quota = usage.get_quota(session, user_id=user.id, limit=plan.monthly_tokens)
         session.rollback()
         raise PaymentRequired(
@@ -58,7 +63,7 @@ def reserve(session: Session, *, user: User, plan: Plan, tool: Tool, input: dict
             f"{_next_period(quota.period).isoformat()}; a bigger plan has more (GET /api/v1/billing/plans).",
             errors={"quota": quota_body(quota) | {"requested": estimate}},
         )
-    return estimate
+    return estimate, checked.slots
 
 
 def quota_body(quota: usage.Quota) -> dict[str, Any]:

@@ -22,9 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg2.extras import Json
 from sqlalchemy import Interval, Row, and_, bindparam, delete, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
+from db import raw
 from db.models.job import (
     ACTIVE,
     CANCELED,
@@ -72,27 +74,48 @@ def create(
     dispatched: bool = False,
 ) -> Job:
     """Insert a job. `dispatched`: it is admitted at once (its message is sent right
-    after the commit), as scheduling.claim_waiting would mark it."""
-    job = Job(
-        user_id=user_id,
-        tool=tool,
-        input=input,
-        model=model,
-        queue=queue,
-        priority=priority,
-        expires_at=expires_at,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
-        webhook_url=webhook_url,
-        notify_email=notify_email,
-        reserved_tokens=reserved_tokens,
-        request_id=request_id,
-        retry_of=retry_of,
-        dispatched_at=func.now() if dispatched else None,
-    )
+    after the commit), as scheduling.claim_waiting would mark it.
+
+    One INSERT ... RETURNING in SQL (db/raw.py: every submit runs it), whose row
+    becomes the session's persistent `Job` without a flush: changes to it are
+    written at the next flush, as for any loaded job."""
+    params = {
+        "id": uuid.uuid4(),
+        "user_id": user_id,
+        "tool": tool,
+        "input": Json(input),
+        "model": model,
+        "queue": queue,
+        "priority": priority,
+        "expires_at": expires_at,
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash,
+        "webhook_url": webhook_url,
+        "notify_email": notify_email,
+        "reserved_tokens": reserved_tokens,
+        "request_id": request_id,
+        "retry_of": retry_of,
+        "dispatched": dispatched,
+    }
+    row = raw.fetch_one(session, _CREATE, params)
+    job = Job(**dict(zip(_JOB_COLUMNS, row, strict=True)))
+    make_transient_to_detached(job)
     session.add(job)
-    session.flush()
     return job
+
+
+_JOB_COLUMNS = tuple(column.name for column in Job.__table__.columns)
+_CREATE_FIELDS = (
+    "id", "user_id", "tool", "input", "model", "queue", "priority", "expires_at", "idempotency_key",
+    "request_hash", "webhook_url", "notify_email", "reserved_tokens", "request_id", "retry_of",
+)  # fmt: skip
+# The names are the model's own; every value is a bound parameter.
+_CREATE = (
+    f"INSERT INTO jobs ({', '.join(_CREATE_FIELDS)}, dispatched_at) "  # noqa: S608
+    f"VALUES ({', '.join(f'%({name})s' for name in _CREATE_FIELDS)}, "
+    "CASE WHEN %(dispatched)s THEN now() END) "
+    f"RETURNING {', '.join(_JOB_COLUMNS)}"
+)
 
 
 def get(session: Session, *, job_id: uuid.UUID) -> Job | None:
@@ -375,25 +398,6 @@ def count_in_flight(session: Session, *, user_id: uuid.UUID) -> int:
             or_(Job.status == RUNNING, and_(Job.status == QUEUED, Job.dispatched_at.is_not(None))),
         )
     )
-
-
-@dataclass(frozen=True)
-class Slots:
-    in_flight: int  # sent to the broker or running
-    waiting: int  # queued, not sent: they wait for a slot
-
-
-_SENT = or_(Job.status == RUNNING, Job.dispatched_at.is_not(None))
-_COUNT_SLOTS = select(
-    func.count().filter(_SENT).label("in_flight"),
-    func.count().filter(~_SENT, Job.expires_at > _NOW).label("waiting"),
-).where(Job.user_id == bindparam("user_id"), Job.status.in_(ACTIVE))
-
-
-def count_slots(session: Session, *, user_id: uuid.UUID) -> Slots:
-    """The user's jobs in flight and waiting, in one query (the submit's admission)."""
-    row = session.execute(_COUNT_SLOTS, {"user_id": user_id}).one()
-    return Slots(in_flight=row.in_flight, waiting=row.waiting)
 
 
 _OWNER = select(Job.user_id).where(Job.id == bindparam("job_id")).scalar_subquery()

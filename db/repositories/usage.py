@@ -28,7 +28,6 @@ from sqlalchemy import (
     func,
     literal,
     select,
-    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
@@ -52,67 +51,6 @@ class Quota:
     @property
     def remaining(self) -> int:
         return max(0, self.limit - self.used - self.reserved)
-
-
-_user = bindparam("user_id", type_=Uuid)
-_estimate = bindparam("estimate", type_=BigInteger)
-_jobs_limit = bindparam("jobs_limit", type_=Integer)
-_token_limit = bindparam("token_limit", type_=BigInteger)
-_counter = UsageCounter.__table__.c
-_daily = DailyJobCount.__table__.c
-# On the tables, not the ORM classes: executed with a parameter dict, an ORM insert
-# would be taken for a bulk insert of that one dict.
-
-# One more job today, unless the user already has the day's limit.
-_COUNTED = (
-    insert(DailyJobCount.__table__)
-    .values(user_id=_user, day=TODAY, jobs=1)
-    .on_conflict_do_update(
-        index_elements=[_daily.user_id, _daily.day],
-        set_={"jobs": _daily.jobs + 1},
-        where=_daily.jobs < _jobs_limit,
-    )
-    .returning(_daily.jobs)
-    .cte("counted")
-)
-# The estimate held unless used + reserved would go over the month's limit. One
-# conditional upsert is the whole guard: concurrent submits queue on the counter row
-# and each sees the others' reservations.
-_HELD = (
-    insert(UsageCounter.__table__)
-    .from_select(
-        ["user_id", "period", "tokens_reserved"],
-        select(_user, CURRENT_PERIOD, _estimate).where(_estimate <= _token_limit),
-    )
-    .on_conflict_do_update(
-        index_elements=[_counter.user_id, _counter.period],
-        set_={"tokens_reserved": _counter.tokens_reserved + _estimate, "updated_at": func.now()},
-        where=_counter.tokens_used + _counter.tokens_reserved + _estimate <= _token_limit,
-    )
-    .returning(_counter.tokens_used, _counter.tokens_reserved, _counter.period)
-    .cte("held")
-)
-# Both upserts in one statement (one round trip for a submit); a part refused shows as NULL.
-_COUNT_AND_RESERVE = select(
-    select(_COUNTED.c.jobs).scalar_subquery().label("jobs_today"),
-    _HELD.c.tokens_used,
-    _HELD.c.tokens_reserved,
-    _HELD.c.period,
-).select_from(select(literal(1).label("one")).subquery().outerjoin(_HELD, true()))
-
-
-def count_and_reserve(
-    session: Session, *, user_id: uuid.UUID, jobs_limit: int, estimate: int, token_limit: int
-) -> tuple[int | None, Quota | None]:
-    """Count one more job today (up to `jobs_limit`) and hold its `estimate` tokens of
-    the month's quota (up to `token_limit`), in the caller's transaction (the submit's):
-    (jobs today with this one, the quota with this hold). None for a part that was
-    refused: the caller then rolls back, which undoes the other part too; a commit keeps
-    both until the job settles its hold (the `jobs_settle_usage` trigger)."""
-    params = {"user_id": user_id, "jobs_limit": jobs_limit, "estimate": estimate, "token_limit": token_limit}
-    row = session.execute(_COUNT_AND_RESERVE, params).one()
-    quota = Quota(token_limit, row.tokens_used, row.tokens_reserved, row.period) if row.period else None
-    return row.jobs_today, quota
 
 
 def get_quota(session: Session, *, user_id: uuid.UUID, limit: int) -> Quota:

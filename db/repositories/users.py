@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, bindparam, func, literal, select, text, update
+from sqlalchemy import Text, func, literal, select, text, update
 from sqlalchemy import delete as sa_delete
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session
 
+from db import raw
 from db.models.user import User
 
 
@@ -38,17 +40,43 @@ def get_by_email(session: Session, *, email: str) -> User | None:
     return session.scalar(select(User).where(func.lower(User.email) == normalize_email(email)))
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, as a submit needs them: no ORM row (see get_caller)."""
+
+    id: uuid.UUID
+    plan: str
+    name: str
+    profile: dict[str, Any]
+
+    @classmethod
+    def of(cls, user: User) -> Caller:
+        return cls(user.id, user.plan, user.name, user.profile or {})
+
+
+def get_caller(session: Session, *, user_id: uuid.UUID) -> Caller | None:
+    """The caller's id, plan, name and profile, unless the account does not exist or
+    was closed. SQL text (db/raw.py): every submit reads it, and an ORM `User` costs
+    several times the statement."""
+    row = raw.fetch_one(session, _CALLER, {"user_id": user_id})
+    return Caller(*row) if row is not None else None
+
+
+_CALLER = "SELECT id, plan, name, profile FROM users WHERE id = %(user_id)s AND deleted_at IS NULL"
+
+
 def lock(session: Session, *, user_id: uuid.UUID) -> str | None:
     """Lock the user's row until the transaction ends (serialises job admission) and
     return their plan; None if there is no such user. FOR NO KEY UPDATE: two
     admissions of a user wait for each other, but rows that merely refer to the user
     (a finishing job's ledger rows, whose foreign-key check takes a KEY SHARE lock) do
-    not wait for an admission, so the two cannot deadlock. One column, not the ORM
-    object: a submit has loaded the user already (to authenticate it)."""
-    return session.scalar(_LOCK, {"user_id": user_id})
+    not wait for an admission, so the two cannot deadlock. SQL text (db/raw.py): every
+    submit takes it."""
+    row = raw.fetch_one(session, _LOCK, {"user_id": user_id})
+    return row[0] if row is not None else None
 
 
-_LOCK = select(User.plan).where(User.id == bindparam("user_id")).with_for_update(key_share=True)
+_LOCK = "SELECT plan FROM users WHERE id = %(user_id)s FOR NO KEY UPDATE"
 
 
 def update_fields(session: Session, *, user: User, **fields: Any) -> User:

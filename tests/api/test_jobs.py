@@ -160,6 +160,16 @@ def test_a_closed_account_cannot_poll_its_jobs_even_if_redis_forgot_the_logout(c
     assert "no longer exists" in response.get_json()["message"]
 
 
+def test_a_closed_account_cannot_submit_even_if_redis_forgot_the_logout(client, headers):
+    from db.redis_client import get_redis
+
+    assert client.delete(f"{API}/users/me", headers=headers).status_code == 202
+    get_redis().flushdb()
+    response = submit(client, headers)
+    assert response.status_code == 401 and response.headers["WWW-Authenticate"] == "Bearer"
+    assert "no longer exists" in response.get_json()["message"]
+
+
 def test_cancel_of_a_queued_job_is_immediate_and_final(client, headers):
     job_id = submit(client, headers).get_json()["id"]
     response = client.post(f"{API}/jobs/{job_id}/cancel", headers=headers)

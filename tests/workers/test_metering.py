@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text, update
 from db.models import DailyJobCount, Job, UsageCounter, UsageDaily, UsageLedger
 from db.models.job import QUEUED, SUCCEEDED
 from db.redis_client import get_redis
-from db.repositories import jobs, usage, users
+from db.repositories import admission, jobs, usage, users
 from db.session import session_scope
 from workers import cancellation, maintenance, metering, pipeline
 from workers.tools import get_tool
@@ -33,10 +33,10 @@ def submit(
 ) -> uuid.UUID:
     """What POST /jobs does to the counters: count, reserve, insert, in one transaction."""
     with session_scope() as session:
-        counted, held = usage.count_and_reserve(
+        checked = admission.check(
             session, user_id=user_id, jobs_limit=100, estimate=estimate, token_limit=1_000_000
         )
-        assert counted and held
+        assert checked.jobs_today and checked.quota
         return jobs.create(
             session,
             user_id=user_id,
@@ -195,9 +195,10 @@ def count_and_reserve(
     user_id: uuid.UUID, *, estimate: int = 1, jobs_limit: int = 100, token_limit: int = 1000
 ):
     with session_scope() as session:
-        return usage.count_and_reserve(
+        checked = admission.check(
             session, user_id=user_id, jobs_limit=jobs_limit, estimate=estimate, token_limit=token_limit
         )
+        return checked.jobs_today, checked.quota
 
 
 def test_the_reservation_never_goes_over_the_limit():

@@ -1,0 +1,79 @@
+"""SQL text on the session's connection (db/raw.py): inside the session's transaction,
+Postgres's errors raised as SQLAlchemy's, and a connection the server ended replaced."""
+
+import uuid
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from db import raw
+from db.session import autocommit_scope, get_engine, session_scope
+from tests import rows
+
+
+def name_of(user_id) -> str:
+    with get_engine().connect() as connection:  # another connection: sees only what is committed
+        return connection.execute(text("SELECT name FROM users WHERE id = :id"), {"id": user_id}).scalar()
+
+
+RENAME = "UPDATE users SET name = %(name)s WHERE id = %(id)s"
+
+
+def test_statements_join_the_sessions_transaction():
+    user_id = rows.make_user(name="Ada")
+    with pytest.raises(RuntimeError), session_scope() as session:
+        assert raw.execute(session, RENAME, {"name": "Grace", "id": user_id}) == 1
+        # the session's own statements see it: one connection, one transaction
+        assert (
+            session.execute(text("SELECT name FROM users WHERE id = :id"), {"id": user_id}).scalar()
+            == "Grace"
+        )
+        assert name_of(user_id) == "Ada"  # not committed yet
+        raise RuntimeError("roll it back")
+    assert name_of(user_id) == "Ada"
+    with session_scope() as session:
+        raw.execute(session, RENAME, {"name": "Grace", "id": user_id})
+    assert name_of(user_id) == "Grace"
+
+
+def test_rows_come_back_typed():
+    user_id = rows.make_user(name="Ada")
+    with autocommit_scope() as session:
+        row = raw.fetch_one(
+            session,
+            """SELECT id, '{"role": "teacher"}'::jsonb FROM users WHERE id = %(id)s""",
+            {"id": user_id},
+        )
+        named = raw.fetch_one(
+            session, "SELECT id, name FROM users WHERE id = %(id)s", {"id": user_id}, named=True
+        )
+        missing = raw.fetch_one(session, "SELECT id FROM users WHERE id = %(id)s", {"id": uuid.uuid4()})
+    assert row == (user_id, {"role": "teacher"})  # uuid.UUID and the jsonb as a dict
+    assert (named.id, named.name) == (user_id, "Ada")
+    assert missing is None
+
+
+def test_a_constraint_violation_is_sqlalchemys_integrity_error():
+    user_id = rows.make_user()
+    with session_scope() as session:
+        email = raw.fetch_one(session, "SELECT email FROM users WHERE id = %(id)s", {"id": user_id})[0]
+    with pytest.raises(IntegrityError) as caught, session_scope() as session:
+        raw.execute(
+            session,
+            "INSERT INTO users (id, email, password_hash, name) VALUES (%(id)s, %(email)s, 'x', 'Copy')",
+            {"id": uuid.uuid4(), "email": email},
+        )
+    assert caught.value.orig.pgcode == "23505"  # unique_violation, as psycopg2 reported it
+
+
+def test_a_connection_the_server_ended_is_an_operational_error_and_is_replaced():
+    with session_scope() as session:
+        pid = raw.fetch_one(session, "SELECT pg_backend_pid()", {})[0]
+        with get_engine().connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(OperationalError) as caught:
+            raw.fetch_one(session, "SELECT 1", {})
+        assert caught.value.connection_invalidated
+        session.rollback()
+        assert raw.fetch_one(session, "SELECT pg_backend_pid()", {})[0] != pid  # a new connection
