@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -166,13 +165,13 @@ def get(session: Session, *, user_id: uuid.UUID, job_id: uuid.UUID) -> Job:
     return _found(session, jobs.get_for_user(session, job_id=job_id, user_id=user_id), user_id=user_id)
 
 
-def read(session: Session, *, user_id: uuid.UUID, job_id: uuid.UUID) -> Row:
-    """The caller's job as a read-only row (a poll: it is only serialised), with the
-    same 404 and 401 as `get`."""
+def read(session: Session, *, user_id: uuid.UUID, job_id: uuid.UUID) -> Any:
+    """The caller's job as a read-only named tuple of its columns (a poll: it is only
+    serialised), with the same 404 and 401 as `get`."""
     return _found(session, jobs.row_for_user(session, job_id=job_id, user_id=user_id), user_id=user_id)
 
 
-def _found(session: Session, job: Job | Row | None, *, user_id: uuid.UUID) -> Any:
+def _found(session: Session, job: Any, *, user_id: uuid.UUID) -> Any:
     if job is None:
         if users.get_open(session, user_id=user_id) is None:
             raise AccountClosed()

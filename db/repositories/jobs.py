@@ -130,13 +130,19 @@ def _owned(statement):
 
 
 _GET_FOR_USER = _owned(select(Job))
-_ROW_FOR_USER = _owned(select(Job.__table__))
 
 
-def row_for_user(session: Session, *, job_id: uuid.UUID, user_id: uuid.UUID) -> Row | None:
-    """The job's columns as a read-only row, if it is this user's and their account is
-    open: a poll's one query, with no ORM instance built or tracked for it."""
-    return session.connection().execute(_ROW_FOR_USER, {"job_id": job_id, "user_id": user_id}).first()
+def row_for_user(session: Session, *, job_id: uuid.UUID, user_id: uuid.UUID) -> Any:
+    """The job's columns as a read-only named tuple, if it is this user's and their
+    account is open: a poll's one query, SQL text (db/raw.py) with no ORM instance."""
+    return raw.fetch_one(session, _ROW_FOR_USER, {"job_id": job_id, "user_id": user_id}, named=True)
+
+
+_ROW_FOR_USER = (
+    f"SELECT {', '.join(f'jobs.{name}' for name in _JOB_COLUMNS)} "  # noqa: S608 - the model's names
+    "FROM jobs JOIN users ON users.id = jobs.user_id "
+    "WHERE jobs.id = %(job_id)s AND jobs.user_id = %(user_id)s AND users.deleted_at IS NULL"
+)
 
 
 def get_for_user(session: Session, *, job_id: uuid.UUID, user_id: uuid.UUID) -> Job | None:
