@@ -9,8 +9,9 @@ The UPDATEs skip the ORM's session synchronisation (`_update()`): they are
 compare-and-set statements whose outcome the caller reads from `rowcount` or
 RETURNING, and matching them against the session's objects in Python cost more
 than the statement itself on the hot path. For the same reason the statements every
-job or poll runs (take, poll, admission checks) are built once, with bind
-parameters, rather than on each call.
+job, submit or poll runs (insert, poll, take, outcome, the owner's waiting jobs) are
+SQL text run on the session's connection (db/raw.py): through SQLAlchemy's execution
+each cost several times the statement's own round trip.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg2.extras import Json
-from sqlalchemy import Interval, Row, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from db import raw
@@ -182,40 +183,28 @@ def mark_dispatched(session: Session, *, job_id: uuid.UUID) -> None:
     session.execute(_update().where(Job.id == job_id, Job.status == QUEUED).values(dispatched_at=func.now()))
 
 
-_NOW = func.now()
-_JOBS = Job.__table__  # the worker's hot statements are Core: no ORM state to build or match
-_START = (
-    update(_JOBS)
-    .where(
-        _JOBS.c.id == bindparam("job_id"),
-        or_(_JOBS.c.status == QUEUED, and_(_JOBS.c.status == RUNNING, _JOBS.c.lease_until < _NOW)),
-        _JOBS.c.attempt < bindparam("max_attempts"),
-        _JOBS.c.expires_at > _NOW,
-    )
-    .values(
-        status=RUNNING,
-        attempt=_JOBS.c.attempt + 1,
-        started_at=func.coalesce(_JOBS.c.started_at, _NOW),
-        lease_until=_NOW + bindparam("lease", type_=Interval),
-    )
-    .returning(
-        *_JOBS.c,
-        select(User.name).where(User.id == _JOBS.c.user_id).scalar_subquery().label("owner_name"),
-        select(User.profile).where(User.id == _JOBS.c.user_id).scalar_subquery().label("owner_profile"),
-    )
-)
+# The worker's statements (take, outcome, the owner's waiting jobs) are SQL text on the
+# session's connection (db/raw.py): every job runs each once.
+_START = f"""
+UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = coalesce(started_at, now()),
+    lease_until = now() + %(lease)s, updated_at = now()
+WHERE id = %(job_id)s
+    AND (status = 'queued' OR (status = 'running' AND lease_until < now()))
+    AND attempt < %(max_attempts)s AND expires_at > now()
+RETURNING {", ".join(_JOB_COLUMNS)},
+    (SELECT name FROM users WHERE users.id = jobs.user_id) AS owner_name,
+    (SELECT profile FROM users WHERE users.id = jobs.user_id) AS owner_profile
+"""  # noqa: S608 - the model's names; every value is bound
 
 
-def start(session: Session, *, job_id: uuid.UUID, lease_seconds: int, max_attempts: int) -> Row | None:
+def start(session: Session, *, job_id: uuid.UUID, lease_seconds: int, max_attempts: int) -> Any:
     """Take the job for this delivery: queued → running, or take over a running
-    job whose lease ran out (its worker died). Returns the job's row, with its
-    owner's `owner_name` and `owner_profile` (what the prompt may use), or None
-    when this delivery must not run it (finished, held by a live worker, out of
+    job whose lease ran out (its worker died). Returns the job's row (a named tuple),
+    with its owner's `owner_name` and `owner_profile` (what the prompt may use), or
+    None when this delivery must not run it (finished, held by a live worker, out of
     attempts)."""
-    job = session.execute(
-        _START,
-        {"job_id": job_id, "max_attempts": max_attempts, "lease": dt.timedelta(seconds=lease_seconds)},
-    ).first()
+    params = {"job_id": job_id, "max_attempts": max_attempts, "lease": dt.timedelta(seconds=lease_seconds)}
+    job = raw.fetch_one(session, _START, params, named=True)
     if job is not None:
         return job
     # Not startable: settle the cases that must not be left as they are.
@@ -278,37 +267,35 @@ def finish(
             output_tokens=usage.output_tokens,
             cost_micros=usage.cost_micros,
         )
-    columns, from_statuses = tuple(sorted(values)), tuple(from_statuses)
-    params = {f"new_{name}": value for name, value in values.items()} | {"job_id": job_id}
+    if "output" in values:
+        values["output"] = Json(values["output"])
+    params = {f"new_{name}": value for name, value in values.items()}
+    params |= {"job_id": job_id, "from_statuses": list(from_statuses)}
+    columns = tuple(sorted(values))
     if ledger is None or not ledger.calls:
-        return session.execute(_finish_statement(columns, from_statuses), params).rowcount == 1
+        return raw.execute(session, _finish_sql(columns), params) == 1
     params |= usage_repo.attempt_params(ledger, billable=billable)
-    return session.execute(_finish_and_record_statement(columns, from_statuses), params).scalar_one()
+    return raw.fetch_one(session, _finish_and_record_sql(columns), params)[0]
 
 
 @functools.cache
-def _finish_statement(columns: tuple[str, ...], from_statuses: tuple[str, ...]):
-    """finish()'s UPDATE for one set of columns, built once (every job ends with one)."""
+def _finish_sql(columns: tuple[str, ...]) -> str:
+    """finish()'s UPDATE for one set of columns, made once (every job ends with one)."""
+    values = "".join(f", {name} = %(new_{name})s" for name in columns)
     return (
-        update(_JOBS)
-        .where(_JOBS.c.id == bindparam("job_id"), _JOBS.c.status.in_(from_statuses))
-        .values(
-            finished_at=_NOW,
-            lease_until=None,
-            **{name: bindparam(f"new_{name}", type_=_JOBS.c[name].type) for name in columns},
-        )
+        f"UPDATE jobs SET finished_at = now(), lease_until = NULL, updated_at = now(){values} "  # noqa: S608
+        "WHERE id = %(job_id)s AND status = ANY(%(from_statuses)s)"
     )
 
 
 @functools.cache
-def _finish_and_record_statement(columns: tuple[str, ...], from_statuses: tuple[str, ...]):
-    """The UPDATE and the attempt's ledger rows in one statement: whether it moved the job."""
-    finished = _finish_statement(columns, from_statuses).returning(_JOBS.c.id).cte("finished")
-    recorded = usage_repo.calls_recorded(finished)
-    return select(
-        select(finished).exists().label("done"),
-        # Read, so that the insert is rendered into the statement (and runs with it).
-        select(func.count()).select_from(recorded).scalar_subquery().label("recorded"),
+def _finish_and_record_sql(columns: tuple[str, ...]) -> str:
+    """The UPDATE and the attempt's ledger rows in one statement: whether it moved the job.
+    The count of the rows recorded is read so that the INSERT is part of the answer."""
+    return (
+        f"WITH finished AS ({_finish_sql(columns)} RETURNING id), "  # noqa: S608
+        f"recorded AS ({usage_repo.CALLS_RECORDED}) "
+        "SELECT EXISTS (SELECT 1 FROM finished), (SELECT count(*) FROM recorded)"
     )
 
 
@@ -406,17 +393,20 @@ def count_in_flight(session: Session, *, user_id: uuid.UUID) -> int:
     )
 
 
-_OWNER = select(Job.user_id).where(Job.id == bindparam("job_id")).scalar_subquery()
-_OWNER_IF_WAITING = select(_OWNER).where(
-    select(Job.id)
-    .where(Job.user_id == _OWNER, Job.status == QUEUED, Job.dispatched_at.is_(None), Job.expires_at > _NOW)
-    .exists()
+_OWNER_IF_WAITING = """
+SELECT owner.user_id FROM (SELECT user_id FROM jobs WHERE id = %(job_id)s) AS owner
+WHERE EXISTS (
+    SELECT 1 FROM jobs
+    WHERE jobs.user_id = owner.user_id AND status = 'queued' AND dispatched_at IS NULL AND expires_at > now()
 )
+"""
 
 
 def owner_if_waiting(session: Session, *, job_id: uuid.UUID) -> uuid.UUID | None:
-    """The job's owner, if they have jobs waiting for a slot (see claim_waiting); else None."""
-    return session.scalar(_OWNER_IF_WAITING, {"job_id": job_id})
+    """The job's owner, if they have jobs waiting for a slot (see claim_waiting); else
+    None. SQL text (db/raw.py): every job's end asks."""
+    row = raw.fetch_one(session, _OWNER_IF_WAITING, {"job_id": job_id})
+    return row[0] if row is not None else None
 
 
 def claim_waiting(session: Session, *, user_id: uuid.UUID, limit: int) -> list[tuple[uuid.UUID, str]]:

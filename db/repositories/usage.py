@@ -14,15 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import (
-    CTE,
-    BigInteger,
-    Boolean,
     Date,
     Integer,
-    String,
-    Uuid,
-    and_,
-    bindparam,
     cast,
     delete,
     func,
@@ -30,7 +23,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from db.models.usage import DailyJobCount, UsageCounter, UsageDaily, UsageLedger
@@ -98,61 +91,30 @@ class Attempt:
     calls: Sequence[Call]
 
 
-_ledger = UsageLedger.__table__
 # An attempt's calls as arrays, one element per call: one statement however many calls.
-_CALLS = (
-    func.unnest(
-        bindparam("ledger_models", type_=ARRAY(String)),
-        bindparam("ledger_input_tokens", type_=ARRAY(BigInteger)),
-        bindparam("ledger_output_tokens", type_=ARRAY(BigInteger)),
-        bindparam("ledger_costs", type_=ARRAY(BigInteger)),
-    )
-    .table_valued("model", "input_tokens", "output_tokens", "cost_micros", with_ordinality="position")
-    .render_derived()
+# A part of the statement that records the attempt's outcome (jobs.finish): `finished` is
+# that UPDATE ... RETURNING as a CTE. The calls are billed if it changed the job and the
+# caller says the status is billed (a late or second delivery's calls are kept,
+# unbilled); recording an attempt again adds nothing. SQL text (db/raw.py): every job
+# ends with it.
+CALLS_RECORDED = """
+INSERT INTO usage_ledger (
+    job_id, attempt, call_index, user_id, tool, model, input_tokens, output_tokens, cost_micros, billed
 )
-
-
-def calls_recorded(finished: CTE) -> CTE:
-    """The ledger rows of an attempt (attempt_params), as part of the statement that
-    records its outcome: `finished` is that UPDATE … RETURNING as a CTE, and the calls
-    are billed if it changed the job and the caller says the status is billed (a late or
-    second delivery's calls are kept, unbilled). Recording an attempt again adds nothing."""
-    billed = and_(bindparam("ledger_billable", type_=Boolean), select(finished).exists())
-    rows = select(
-        bindparam("job_id", type_=Uuid),
-        bindparam("ledger_attempt", type_=Integer),
-        _CALLS.c.position - 1,  # the call's index in the attempt, from 0
-        bindparam("ledger_user_id", type_=Uuid),
-        bindparam("ledger_tool", type_=String),
-        _CALLS.c.model,
-        _CALLS.c.input_tokens,
-        _CALLS.c.output_tokens,
-        _CALLS.c.cost_micros,
-        billed,
-    )
-    columns = [
-        "job_id",
-        "attempt",
-        "call_index",
-        "user_id",
-        "tool",
-        "model",
-        "input_tokens",
-        "output_tokens",
-        "cost_micros",
-        "billed",
-    ]
-    return (
-        insert(_ledger)
-        .from_select(columns, rows)
-        .on_conflict_do_nothing(constraint="uq_usage_ledger_job_attempt_call")
-        .returning(_ledger.c.id)
-        .cte("recorded")
-    )
+SELECT %(job_id)s, %(ledger_attempt)s, calls.position - 1, %(ledger_user_id)s, %(ledger_tool)s,
+       calls.model, calls.input_tokens, calls.output_tokens, calls.cost_micros,
+       %(ledger_billable)s AND EXISTS (SELECT 1 FROM finished)
+FROM unnest(
+    %(ledger_models)s::text[], %(ledger_input_tokens)s::bigint[],
+    %(ledger_output_tokens)s::bigint[], %(ledger_costs)s::bigint[]
+) WITH ORDINALITY AS calls (model, input_tokens, output_tokens, cost_micros, position)
+ON CONFLICT ON CONSTRAINT uq_usage_ledger_job_attempt_call DO NOTHING
+RETURNING id
+"""
 
 
 def attempt_params(attempt: Attempt, *, billable: bool) -> dict[str, object]:
-    """calls_recorded's parameters (the statement's `job_id` is the attempt's job)."""
+    """CALLS_RECORDED's parameters (the statement's `job_id` is the attempt's job)."""
     return {
         "ledger_attempt": attempt.attempt,
         "ledger_user_id": attempt.user_id,
