@@ -48,25 +48,40 @@ def publish(
     """Append an event. A Redis failure is logged, never raised: the job goes on and
     readers fall back to the row. `set_ttl=False` for events between a status and
     the end (the stream's expiry was set by the one before and is set by the one after)."""
-    name = stream_key(job_id)
-    fields = {"type": type, "data": json.dumps(data, separators=(",", ":"))}
+    if set_ttl:
+        return publish_all(redis, job_id, [(type, data)])
     try:
-        if not set_ttl:
-            return redis.xadd(name, fields, maxlen=MAX_EVENTS, approximate=True)
-        pipe = redis.pipeline(transaction=False)
-        pipe.xadd(name, fields, maxlen=MAX_EVENTS, approximate=True)
-        pipe.expire(name, TTL_SECONDS)
-        event_id, _ = pipe.execute()
-        return event_id
+        return redis.xadd(stream_key(job_id), _fields(type, data), maxlen=MAX_EVENTS, approximate=True)
     except RedisError:
         logger.warning("job_id=%s event %s not published", job_id, type, exc_info=True)
         return None
 
 
+def publish_all(redis: Redis, job_id: uuid.UUID, items: list[tuple[str, dict[str, Any]]]) -> str | None:
+    """Append several events in order, and set the stream's expiry, in one round trip
+    (the last streamed text and `done`). The last event's id; failures as `publish`."""
+    name = stream_key(job_id)
+    try:
+        pipe = redis.pipeline(transaction=False)
+        for type, data in items:
+            pipe.xadd(name, _fields(type, data), maxlen=MAX_EVENTS, approximate=True)
+        pipe.expire(name, TTL_SECONDS)
+        return pipe.execute()[-2]
+    except RedisError:
+        types = [type for type, _ in items]
+        logger.warning("job_id=%s events %s not published", job_id, types, exc_info=True)
+        return None
+
+
+def _fields(type: str, data: dict[str, Any]) -> dict[str, str]:
+    return {"type": type, "data": json.dumps(data, separators=(",", ":"))}
+
+
 class DeltaBatcher:
     """Streamed text as `delta` events: the first piece at once, then what arrived
-    in each `interval` as one event, so a fast stream costs a few events a second
-    rather than one per token. `flush()` sends what is left (call it before the end)."""
+        in each `interval` as one event, so a fast stream costs a few events a second
+        rather than one per token. `flush()` sends what is left, or `take()` hands it over
+    to be sent with the job's `done` event."""
 
     def __init__(self, redis: Redis, job_id: uuid.UUID, *, interval: float = DELTA_INTERVAL) -> None:
         self.redis = redis
@@ -81,11 +96,16 @@ class DeltaBatcher:
             self.flush()
 
     def flush(self) -> None:
-        if not self.pending:
-            return
+        text = self.take()
+        if text:
+            publish(self.redis, self.job_id, DELTA, {"text": text}, set_ttl=False)
+            self.sent_at = time.monotonic()
+
+    def take(self) -> str:
+        """What is held and not sent, for the caller to send with the job's last event
+        (one round trip for both: `publish_all`); "" when nothing is."""
         text, self.pending = "".join(self.pending), []
-        publish(self.redis, self.job_id, DELTA, {"text": text}, set_ttl=False)
-        self.sent_at = time.monotonic()
+        return text
 
 
 def read(

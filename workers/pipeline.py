@@ -121,6 +121,11 @@ def run_job(
     redis = get_redis()
     events.publish(redis, job_id, events.STATUS, {"status": RUNNING, "attempt": work.attempt})
     deltas = events.DeltaBatcher(redis, job_id)
+
+    def end(status: str, **outcome: Any) -> Finished | None:
+        # The streamed text still held goes out with the `done` event, in one round trip.
+        return _finish(work, tally, status, unsent=deltas.take(), **outcome)
+
     try:
         # Inside the try: the first call in a process imports the SDK, which can be slow
         # enough for the soft time limit to land there.
@@ -133,30 +138,26 @@ def run_job(
                 beat.on_delta(text)
                 deltas.add(text)
 
-            try:
-                output = generate(work, provider, tally, on_delta=on_delta)
-            finally:
-                deltas.flush()  # every streamed piece is out before the outcome's event
+            output = generate(work, provider, tally, on_delta=on_delta)
     except LeaseLost:
         logger.warning("job_id=%s lease lost; another delivery owns the job now", job_id)
+        deltas.flush()
         return None
     except Canceled as stop:
         tally.add(stop.partial)
         partial = {"text": tally.text} if work.tool.output == "text" and tally.text else None
-        return _finish(
-            work, tally, CANCELED, output=partial, code="canceled", message="Canceled while running."
-        )
+        return end(CANCELED, output=partial, code="canceled", message="Canceled while running.")
     except ProviderError as error:
         if error.partial is not None:
             tally.add(error.partial)
-        return _finish(work, tally, FAILED, code=error.code, message=error.message)
+        return end(FAILED, code=error.code, message=error.message)
     except timeout_errors:
         message = f"The job ran longer than its {settings.job_soft_time_limit} s limit."
-        return _finish(work, tally, FAILED, code=TIMEOUT, message=message)
+        return end(FAILED, code=TIMEOUT, message=message)
     except Exception:
-        _finish(work, tally, FAILED, code=INTERNAL_ERROR, message="An unexpected error stopped the job.")
+        end(FAILED, code=INTERNAL_ERROR, message="An unexpected error stopped the job.")
         raise
-    return _finish(work, tally, SUCCEEDED, output=output)
+    return end(SUCCEEDED, output=output)
 
 
 def generate(work: Work, provider: Provider, tally: Tally, *, on_delta=None) -> dict[str, Any]:
@@ -263,7 +264,10 @@ def _finish(
     output: dict[str, Any] | None = None,
     code: str | None = None,
     message: str | None = None,
+    unsent: str = "",
 ) -> Finished | None:
+    """Record the outcome; once it stands, tell the stream's readers: the streamed
+    text not sent yet (`unsent`), then `done`, in that order and one round trip."""
     # A large output goes to storage first (outside any session); the row keeps its key.
     row_output, output_key = outputs.store_if_large(
         output, user_id=work.user_id, job_id=work.job_id, settings=work.settings
@@ -292,7 +296,8 @@ def _finish(
         return None
     error = {"code": code, "message": message} if code else None
     # The client waiting on the job first; what follows is bookkeeping and the next job.
-    events.publish(get_redis(), work.job_id, events.DONE, {"status": status, "error": error})
+    last = [(events.DELTA, {"text": unsent})] if unsent else []
+    events.publish_all(get_redis(), work.job_id, [*last, (events.DONE, {"status": status, "error": error})])
     metrics.job_finished(
         tool=work.tool.name, status=status, code=code, duration=time.monotonic() - work.started
     )

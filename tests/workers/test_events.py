@@ -38,3 +38,18 @@ def test_deltas_keep_the_expiry_the_status_event_set():
     events.publish(redis, job_id, events.STATUS, {"status": "running"})
     events.DeltaBatcher(redis, job_id).add("text")
     assert 0 < redis.ttl(events.stream_key(job_id)) <= events.TTL_SECONDS
+
+
+def test_several_events_go_out_in_order_with_the_streams_expiry():
+    job_id = uuid.uuid4()
+    redis = get_redis()
+    last = events.publish_all(
+        redis, job_id, [(events.DELTA, {"text": "end"}), (events.DONE, {"status": "x"})]
+    )
+    told = events.read(redis, job_id)
+    assert [(event.type, event.data) for event in told] == [
+        (events.DELTA, {"text": "end"}),
+        (events.DONE, {"status": "x"}),
+    ]
+    assert last == told[-1].id
+    assert 0 < redis.ttl(events.stream_key(job_id)) <= events.TTL_SECONDS

@@ -66,6 +66,32 @@ def test_the_waiting_client_is_told_before_the_worker_looks_for_the_owners_next_
     assert told[-1] == events.DONE
 
 
+class Streaming:
+    """Streams its pieces at once: the first goes out alone, the rest is held (within the
+    batching interval) until the job ends."""
+
+    name = "streaming"
+
+    def __init__(self, pieces: list[str]) -> None:
+        self.pieces = pieces
+
+    def complete(self, request, on_delta=None) -> Completion:
+        for piece in self.pieces:
+            on_delta(piece)
+        return Completion(text="".join(self.pieces), model=request.model, input_tokens=3, output_tokens=4)
+
+
+def test_every_streamed_piece_reaches_the_stream_in_order_before_done(settings):
+    job_id = make_job()
+    provider = Streaming(["Once ", "upon ", "a ", "time"])
+    assert pipeline.run_job(job_id, settings=settings, provider=provider).status == "succeeded"
+    told = [(event.type, event.data) for event in events.read(get_redis(), job_id)]
+    assert [type for type, _ in told] == [events.STATUS, events.DELTA, events.DELTA, events.DONE]
+    assert "".join(data["text"] for type, data in told if type == events.DELTA) == "Once upon a time"
+    assert told[-1][1] == {"status": "succeeded", "error": None}
+    assert 0 < get_redis().ttl(events.stream_key(job_id)) <= events.TTL_SECONDS
+
+
 def test_the_soft_time_limit_ends_the_job_timeout(settings):
     job_id = make_job()
     finished = pipeline.run_job(
