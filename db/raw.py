@@ -17,12 +17,12 @@ Pending ORM changes are not flushed first: call these before adding objects, or 
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from psycopg2 import Error as DatabaseError
-from psycopg2.extras import NamedTupleCursor
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -31,26 +31,41 @@ Params = Mapping[str, Any]
 
 def fetch_one(session: Session, sql: str, params: Params, *, named: bool = False) -> Any:
     """The first row (a tuple, or a named tuple with `named`), or None."""
-    with _cursor(session, sql, params, NamedTupleCursor if named else None) as cursor:
-        return cursor.fetchone()
+    with _cursor(session, sql, params) as cursor:
+        row = cursor.fetchone()
+        return _record(sql, cursor)._make(row) if named and row is not None else row
 
 
 def fetch_all(session: Session, sql: str, params: Params, *, named: bool = False) -> list[Any]:
-    with _cursor(session, sql, params, NamedTupleCursor if named else None) as cursor:
-        return cursor.fetchall()
+    with _cursor(session, sql, params) as cursor:
+        rows = cursor.fetchall()
+        return list(map(_record(sql, cursor)._make, rows)) if named else rows
 
 
 def execute(session: Session, sql: str, params: Params) -> int:
     """Run a statement that returns no rows; the number of rows it changed."""
-    with _cursor(session, sql, params, None) as cursor:
+    with _cursor(session, sql, params) as cursor:
         return cursor.rowcount
 
 
+_records: dict[str, type] = {}
+
+
+def _record(sql: str, cursor: Any) -> type:
+    """The named tuple for a statement's rows, made from its first result's columns and
+    kept: psycopg2's NamedTupleCursor builds the cursor's column descriptions for every
+    result to find the (cached) type, ~5% of a poll."""
+    record = _records.get(sql)
+    if record is None:
+        record = _records[sql] = namedtuple("Row", [column.name for column in cursor.description])
+    return record
+
+
 @contextmanager
-def _cursor(session: Session, sql: str, params: Params, factory: type | None) -> Iterator[Any]:
+def _cursor(session: Session, sql: str, params: Params) -> Iterator[Any]:
     connection = session.connection()
     dbapi_connection = connection.connection.dbapi_connection
-    cursor = dbapi_connection.cursor(cursor_factory=factory) if factory else dbapi_connection.cursor()
+    cursor = dbapi_connection.cursor()
     try:
         cursor.execute(sql, params)
         yield cursor
