@@ -66,8 +66,10 @@ def queued_job(
             webhook_url=webhook_url,
             notify_email=notify_email,
         )
-        for field, value in fields.items():
-            setattr(job, field, value)
+        if fields:
+            loaded = jobs.get(session, job_id=job.id)
+            for field, value in fields.items():
+                setattr(loaded, field, value)
         return job.id
 
 

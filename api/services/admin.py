@@ -125,8 +125,7 @@ def retry(session: Session, *, admin: User, job_id: uuid.UUID, settings: Setting
     if new.id in admitted.failed:
         logger.warning("job_id=%s retry of %s left queued: the broker refused it", new.id, old.id)
     metrics.job_submitted(tool=new.tool, queue=new.queue)
-    session.refresh(new)
-    return new
+    return jobs.get(session, job_id=new.id)
 
 
 def cancel(session: Session, *, admin: User, job_id: uuid.UUID) -> Job:

@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Submitted:
-    job: Job
+    job: Any  # the new row (jobs.create), or the `Job` an earlier request made
     created: bool  # False: an earlier request with the same Idempotency-Key made it
 
 
@@ -50,7 +50,7 @@ def submit(
     webhook_url: str | None = None,
     notify_email: bool = False,
     idempotency_key: str | None = None,
-    on_create: Callable[[Session, Job], object] | None = None,
+    on_create: Callable[[Session, Any], object] | None = None,
 ) -> Submitted:
     """Validate, store and enqueue a job. The row is committed before the message
     is sent; if the broker refuses it, the job is withdrawn and the caller gets 503.
@@ -125,12 +125,12 @@ def submit(
     if admitted:
         _send(session, job)
     elif slots.waiting and slots.in_flight < plan.running_limit:
-        _admit_waiting(session, job)  # older jobs wait for the free slots: they go first
+        job = _admit_waiting(session, job)  # older jobs wait for the free slots: they go first
     metrics.job_submitted(tool=tool, queue=job.queue)
     return Submitted(job, created=True)
 
 
-def _send(session: Session, job: Job) -> None:
+def _send(session: Session, job: Any) -> None:
     """Send the admitted job. If the broker cannot take it, the job is withdrawn and
     the client told to retry: nothing is accepted that cannot be sent."""
     try:
@@ -140,16 +140,16 @@ def _send(session: Session, job: Job) -> None:
         _withdraw(session, job)
 
 
-def _admit_waiting(session: Session, job: Job) -> None:
-    """The owner has free slots and older jobs waiting: admit the oldest (perhaps this one)."""
+def _admit_waiting(session: Session, job: Any) -> Any:
+    """The owner has free slots and older jobs waiting: admit the oldest (perhaps this
+    one). The job as it is now."""
     admitted = scheduling.admit(job.user_id, send=generation.dispatch)
     if job.id in admitted.failed:
         _withdraw(session, job)
-    if admitted.sent:
-        session.refresh(job)
+    return jobs.get(session, job_id=job.id) if job.id in admitted.sent else job
 
 
-def _withdraw(session: Session, job: Job) -> None:
+def _withdraw(session: Session, job: Any) -> None:
     jobs.delete_unstarted(session, job_id=job.id)
     session.commit()
     raise Unavailable(

@@ -25,7 +25,7 @@ from typing import Any
 
 from psycopg2.extras import Json
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
 from db import raw
 from db.models.job import (
@@ -73,13 +73,13 @@ def create(
     request_id: str | None = None,
     retry_of: uuid.UUID | None = None,
     dispatched: bool = False,
-) -> Job:
+) -> Any:
     """Insert a job. `dispatched`: it is admitted at once (its message is sent right
     after the commit), as scheduling.claim_waiting would mark it.
 
-    One INSERT ... RETURNING in SQL (db/raw.py: every submit runs it), whose row
-    becomes the session's persistent `Job` without a flush: changes to it are
-    written at the next flush, as for any loaded job."""
+    One INSERT ... RETURNING in SQL (db/raw.py: every submit runs it). Returns the new
+    row as a read-only named tuple of the job's columns, not an ORM `Job` (building
+    and attaching one cost more than the statement): load it with `get` to change it."""
     params = {
         "id": uuid.uuid4(),
         "user_id": user_id,
@@ -98,11 +98,7 @@ def create(
         "retry_of": retry_of,
         "dispatched": dispatched,
     }
-    row = raw.fetch_one(session, _CREATE, params)
-    job = Job(**dict(zip(_JOB_COLUMNS, row, strict=True)))
-    make_transient_to_detached(job)
-    session.add(job)
-    return job
+    return raw.fetch_one(session, _CREATE, params, named=True)
 
 
 _JOB_COLUMNS = tuple(column.name for column in Job.__table__.columns)

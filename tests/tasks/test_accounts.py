@@ -10,7 +10,7 @@ import uuid
 from sqlalchemy import update
 
 import celeryconfig
-from db.models import User
+from db.models import Job, User
 from db.models.job import RUNNING
 from db.redis_client import get_redis
 from db.repositories import jobs, users
@@ -69,7 +69,7 @@ def test_deleting_stops_the_users_running_jobs():
             expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
         )
         session.flush()
-        session.execute(update(type(job)).where(type(job).id == job.id).values(status=RUNNING))
+        session.execute(update(Job).where(Job.id == job.id).values(status=RUNNING))
         job_id = job.id
     assert accounts.delete_user(user_id) is True
     assert cancellation.is_requested(get_redis(), job_id)
