@@ -8,6 +8,14 @@ channel's connection pool is the same one (kombu replaces the pool after a fork 
 a reconnect; the client is then built anew). A redis-py client is safe to share:
 each command takes a connection from the pool. Everything else is kombu's.
 
+Its commands (publishes, acks) wait for a free connection when all of the pool's
+`max_connections` (kombu's default: 10) are in use, where kombu's pool raises
+`MaxConnectionsError`. A gevent worker running hundreds of jobs acks many at once:
+the bench's I/O runs saw acks refused, and then the worker drop its broker connection
+and with it the messages it had reserved, which came back only after the visibility
+timeout. Waiting a moment for a connection is the right answer to a busy pool; the
+consumer's own connection (its BRPOP) is in a pool of its own, as before.
+
 `install()` (called where the Celery app is made) makes it the transport of the
 `redis://` and `rediss://` schemes, so broker URLs, Flower and `celery inspect` see
 the Redis broker they expect.
@@ -19,12 +27,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from kombu.transport import TRANSPORT_ALIASES, redis
+from redis import BlockingConnectionPool
 
 SCHEMES = ("redis", "rediss")
 
 
+POOL_WAIT_SECONDS = 30  # a command waits this long for a free connection before failing
+
+
 class Channel(redis.Channel):
     _kept_client = None
+
+    def _get_pool(self, asynchronous: bool = False):
+        if asynchronous:
+            return super()._get_pool(asynchronous)
+        params = self._connparams(asynchronous=False)
+        self.keyprefix_fanout = self.keyprefix_fanout.format(db=params["db"])
+        return BlockingConnectionPool(timeout=POOL_WAIT_SECONDS, **params)
 
     @contextmanager
     def conn_or_acquire(self, client=None) -> Iterator:

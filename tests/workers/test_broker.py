@@ -1,4 +1,8 @@
-"""The broker transport (workers/broker.py): kombu's Redis transport, one client a channel."""
+"""The broker transport (workers/broker.py): kombu's Redis transport, one client a channel,
+whose commands wait for a free connection rather than fail when the pool is busy."""
+
+import threading
+import uuid
 
 from kombu import Connection
 
@@ -31,6 +35,31 @@ def test_messages_go_and_come_back_through_one_kept_client(settings):
         finally:
             queue.queue.delete()
             queue.close()
+
+
+def test_commands_wait_for_a_free_connection_when_every_one_is_busy(settings):
+    """More commands at once than the pool has connections (a gevent worker acking many
+    jobs): each waits its turn; none is refused with MaxConnectionsError."""
+    options = {"max_connections": 2}
+    with Connection(settings.celery_broker_url, transport=Transport, transport_options=options) as connection:
+        channel = connection.default_channel
+        empty = f"conveyor-test-empty-{uuid.uuid4().hex}"
+        failures: list[BaseException] = []
+
+        def busy() -> None:
+            try:
+                with channel.conn_or_acquire() as client:
+                    client.blpop([empty], timeout=0.2)  # holds its connection for 0.2 s
+            except BaseException as error:
+                failures.append(error)
+
+        threads = [threading.Thread(target=busy) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+        assert failures == []
+        assert len(channel.pool._connections) <= 2
 
 
 def _take(queue) -> int:
