@@ -5,7 +5,9 @@ ORM's query context, the execution context, result metadata); the same statement
 the DBAPI cursor costs ~100, and a round trip itself ~35. A submit runs four and a
 poll one, so the statements they run on every request are SQL text here, executed on
 the connection the session already holds, inside its transaction (or outside one, under
-`db.session.autocommit`): a rollback of the session undoes them like any other.
+`db.session.autocommit`): a rollback of the session undoes them like any other. Work
+that is SQL text only can run on a pooled connection without a Session
+(`db.session.standalone`).
 
 What stays SQLAlchemy's: errors are raised as SQLAlchemy's exceptions
 (`IntegrityError`, `OperationalError`, ...) with psycopg2's as `.orig`, and a
@@ -23,26 +25,31 @@ from contextlib import contextmanager
 from typing import Any
 
 from psycopg2 import Error as DatabaseError
+from sqlalchemy.engine.interfaces import PoolProxiedConnection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from db.session import get_engine
+
 Params = Mapping[str, Any]
+# A session, or a pooled connection outside one (db.session.standalone).
+Executor = Session | PoolProxiedConnection
 
 
-def fetch_one(session: Session, sql: str, params: Params, *, named: bool = False) -> Any:
+def fetch_one(session: Executor, sql: str, params: Params, *, named: bool = False) -> Any:
     """The first row (a tuple, or a named tuple with `named`), or None."""
     with _cursor(session, sql, params) as cursor:
         row = cursor.fetchone()
         return _record(sql, cursor)._make(row) if named and row is not None else row
 
 
-def fetch_all(session: Session, sql: str, params: Params, *, named: bool = False) -> list[Any]:
+def fetch_all(session: Executor, sql: str, params: Params, *, named: bool = False) -> list[Any]:
     with _cursor(session, sql, params) as cursor:
         rows = cursor.fetchall()
         return list(map(_record(sql, cursor)._make, rows)) if named else rows
 
 
-def execute(session: Session, sql: str, params: Params) -> int:
+def execute(session: Executor, sql: str, params: Params) -> int:
     """Run a statement that returns no rows; the number of rows it changed."""
     with _cursor(session, sql, params) as cursor:
         return cursor.rowcount
@@ -62,18 +69,21 @@ def _record(sql: str, cursor: Any) -> type:
 
 
 @contextmanager
-def _cursor(session: Session, sql: str, params: Params) -> Iterator[Any]:
-    connection = session.connection()
-    dbapi_connection = connection.connection.dbapi_connection
+def _cursor(session: Executor, sql: str, params: Params) -> Iterator[Any]:
+    if isinstance(session, Session):
+        connection = session.connection()
+        pooled, dialect = connection.connection, connection.dialect
+    else:  # db.session.standalone(): a pooled connection of the session's engine
+        pooled, dialect = session, get_engine().dialect
+    dbapi_connection = pooled.dbapi_connection
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(sql, params)
         yield cursor
     except DatabaseError as error:
-        dialect = connection.dialect
         lost = dialect.is_disconnect(error, dbapi_connection, cursor)
         if lost:
-            connection.invalidate(error)
+            pooled.invalidate(error)
         raise DBAPIError.instance(
             sql, params, error, DatabaseError, connection_invalidated=lost, dialect=dialect
         ) from error

@@ -16,7 +16,7 @@ from db.models.job import CANCELED, FAILED, RUNNING, SUCCEEDED
 from db.redis_client import get_redis
 from db.repositories import conversations, jobs
 from db.repositories import usage as usage_repo
-from db.session import autocommit_scope, session_scope
+from db.session import session_scope, standalone
 from settings import Settings, get_settings
 from workers import events, logs, metering, metrics, outputs, scheduling
 from workers.heartbeat import Heartbeat, LeaseLost
@@ -216,10 +216,10 @@ def fail(job_id: uuid.UUID, *, code: str, message: str) -> bool:
 
 def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
     logs.bind(job_id=job_id)
-    # Every statement here is a compare-and-set that stands alone: no transaction needed.
-    with autocommit_scope() as session:
+    # Every statement here is a compare-and-set that stands alone: no transaction, no Session.
+    with standalone() as connection:
         job = jobs.start(
-            session,
+            connection,
             job_id=job_id,
             lease_seconds=settings.job_lease_seconds,
             max_attempts=settings.job_max_attempts,
@@ -230,7 +230,7 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
         tool = get_tool(job.tool)
         if tool is None:  # a tool removed after the job was accepted
             jobs.finish(
-                session,
+                connection,
                 job_id=job_id,
                 status=FAILED,
                 error_code=INVALID_REQUEST,
@@ -339,9 +339,12 @@ def _record(
     so a succeeded turn always has exactly one; without one, the statement needs no
     transaction around it. Returns whether the outcome stands."""
     billable = outcome["status"] in metering.BILLED_STATUSES
-    with session_scope() if reply is not None else autocommit_scope() as session:
+    if reply is None:
+        with standalone() as connection:
+            return jobs.finish(connection, job_id=job_id, ledger=ledger, billable=billable, **outcome)
+    with session_scope() as session:
         done = jobs.finish(session, job_id=job_id, ledger=ledger, billable=billable, **outcome)
-        if done and reply is not None:
+        if done:
             conversations.add_reply(session, job_id=job_id, content=reply)
     return done
 
@@ -351,8 +354,8 @@ def _owner_waiting(job_id: uuid.UUID) -> uuid.UUID | None:
     One read, outside a transaction. If it fails, the beat's admission sweep sends the
     owner's waiting jobs instead."""
     try:
-        with autocommit_scope() as session:
-            return scheduling.owner_to_admit(session, job_id=job_id)
+        with standalone() as connection:
+            return scheduling.owner_to_admit(connection, job_id=job_id)
     except OperationalError:
         logger.warning("job_id=%s could not look for the owner's waiting jobs", job_id, exc_info=True)
         return None

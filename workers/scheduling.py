@@ -13,8 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.orm import Session
-
+from db import raw
 from db.repositories import jobs, users
 from db.session import session_scope
 from workers.plans import get_plan
@@ -55,7 +54,7 @@ def admit(user_id: uuid.UUID, send: Send) -> Admitted:
     return admitted
 
 
-def owner_to_admit(session: Session, *, job_id: uuid.UUID) -> uuid.UUID | None:
+def owner_to_admit(session: raw.Executor, *, job_id: uuid.UUID) -> uuid.UUID | None:
     """A job's outcome is committed: its owner, if they have jobs waiting for the slot.
 
     Read it after that commit (in a later transaction; the pipeline uses the

@@ -193,7 +193,7 @@ RETURNING {", ".join(_JOB_COLUMNS)},
 """  # noqa: S608 - the model's names; every value is bound
 
 
-def start(session: Session, *, job_id: uuid.UUID, lease_seconds: int, max_attempts: int) -> Any:
+def start(session: raw.Executor, *, job_id: uuid.UUID, lease_seconds: int, max_attempts: int) -> Any:
     """Take the job for this delivery: queued → running, or take over a running
     job whose lease ran out (its worker died). Returns the job's row (a named tuple),
     with its owner's `owner_name` and `owner_profile` (what the prompt may use), or
@@ -231,7 +231,7 @@ def renew_lease(
 
 
 def finish(
-    session: Session,
+    session: raw.Executor,
     *,
     job_id: uuid.UUID,
     status: str,
@@ -322,39 +322,29 @@ def delete_unstarted(session: Session, *, job_id: uuid.UUID) -> bool:
     return result.rowcount == 1
 
 
-def expire(session: Session, *, job_id: uuid.UUID) -> bool:
-    result = session.execute(
-        _update()
-        .where(Job.id == job_id, Job.status == QUEUED, Job.expires_at <= func.now())
-        .values(
-            status=EXPIRED,
-            finished_at=func.now(),
-            error_code="expired",
-            error_message="The job was not started before its deadline.",
-        )
-    )
-    return result.rowcount == 1
+_EXPIRE = """
+UPDATE jobs SET status = 'expired', finished_at = now(), error_code = 'expired',
+    error_message = 'The job was not started before its deadline.', updated_at = now()
+WHERE id = %(job_id)s AND status = 'queued' AND expires_at <= now()
+"""
 
 
-def fail_lost(session: Session, *, job_id: uuid.UUID, max_attempts: int) -> bool:
+def expire(session: raw.Executor, *, job_id: uuid.UUID) -> bool:
+    return raw.execute(session, _EXPIRE, {"job_id": job_id}) == 1
+
+
+_FAIL_LOST = """
+UPDATE jobs SET status = 'failed', finished_at = now(), lease_until = NULL, error_code = %(code)s,
+    error_message = %(message)s, updated_at = now()
+WHERE id = %(job_id)s AND status = 'running' AND lease_until < now() AND attempt >= %(max_attempts)s
+"""
+
+
+def fail_lost(session: raw.Executor, *, job_id: uuid.UUID, max_attempts: int) -> bool:
     """A running job whose lease ran out and that has used all its attempts."""
-    result = session.execute(
-        _update()
-        .where(
-            Job.id == job_id,
-            Job.status == RUNNING,
-            Job.lease_until < func.now(),
-            Job.attempt >= max_attempts,
-        )
-        .values(
-            status=FAILED,
-            finished_at=func.now(),
-            lease_until=None,
-            error_code=WORKER_LOST,
-            error_message=f"The worker running this job stopped {max_attempts} times; giving up.",
-        )
-    )
-    return result.rowcount == 1
+    message = f"The worker running this job stopped {max_attempts} times; giving up."
+    params = {"job_id": job_id, "max_attempts": max_attempts, "code": WORKER_LOST, "message": message}
+    return raw.execute(session, _FAIL_LOST, params) == 1
 
 
 def requeue_lost(session: Session, *, job_id: uuid.UUID) -> bool:
@@ -398,7 +388,7 @@ WHERE EXISTS (
 """
 
 
-def owner_if_waiting(session: Session, *, job_id: uuid.UUID) -> uuid.UUID | None:
+def owner_if_waiting(session: raw.Executor, *, job_id: uuid.UUID) -> uuid.UUID | None:
     """The job's owner, if they have jobs waiting for a slot (see claim_waiting); else
     None. SQL text (db/raw.py): every job's end asks."""
     row = raw.fetch_one(session, _OWNER_IF_WAITING, {"job_id": job_id})

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from db import raw
-from db.session import autocommit_scope, get_engine, session_scope
+from db.session import autocommit_scope, get_engine, session_scope, standalone
 from tests import rows
 
 
@@ -77,3 +77,28 @@ def test_a_connection_the_server_ended_is_an_operational_error_and_is_replaced()
         assert caught.value.connection_invalidated
         session.rollback()
         assert raw.fetch_one(session, "SELECT pg_backend_pid()", {})[0] != pid  # a new connection
+
+
+def test_standalone_statements_commit_as_they_run_and_the_connection_goes_back_transactional():
+    user_id = rows.make_user(name="Ada")
+    with standalone() as connection:
+        assert raw.execute(connection, RENAME, {"name": "Grace", "id": user_id}) == 1
+        assert name_of(user_id) == "Grace"  # visible to others at once: no transaction
+    held = [get_engine().connect() for _ in range(get_engine().pool.size())]
+    try:
+        assert not any(connection.connection.dbapi_connection.autocommit for connection in held)
+    finally:
+        for connection in held:
+            connection.close()
+
+
+def test_a_standalone_connection_the_server_ended_is_replaced():
+    with standalone() as connection:
+        pid = raw.fetch_one(connection, "SELECT pg_backend_pid()", {})[0]
+        with get_engine().connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(OperationalError) as caught:
+            raw.fetch_one(connection, "SELECT 1", {})
+        assert caught.value.connection_invalidated
+    with standalone() as connection:
+        assert raw.fetch_one(connection, "SELECT pg_backend_pid()", {})[0] != pid
