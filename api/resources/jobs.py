@@ -22,7 +22,7 @@ from api.schemas.jobs import (
     JobSchema,
 )
 from api.services import jobs, live
-from db.session import autocommit, db_session
+from db.session import autocommit, db_session, standalone
 
 blp = Blueprint("jobs", __name__, description="Submit AI jobs and follow them to a result.")
 
@@ -70,18 +70,18 @@ def list_jobs(args):
 @blp.response(200, JobSchema)
 def get_one(args, job_id: uuid.UUID):
     """A job's status and, once finished, its output or error; `wait` long-polls."""
-    session = autocommit(db_session())  # reads only: no transaction, none held while waiting
     if args["wait"]:
         job = live.wait_for_change(
-            session,
+            autocommit(db_session()),  # reads only: no transaction, none held while waiting
             user_id=current_user_id(),
             job_id=job_id,
             seconds=args["wait"],
             fingerprint=etag_of,
             seen=next(iter(request.if_none_match.as_set()), None),
         )
-    else:
-        job = jobs.read(session, user_id=current_user_id(), job_id=job_id)
+    else:  # one statement: a pooled connection, no Session
+        with standalone() as connection:
+            job = jobs.read(connection, user_id=current_user_id(), job_id=job_id)
     blp.set_etag(etag_data(job))  # a 304 here, before the job is serialised
     wait = jobs.retry_after_hint(job)
     return job, 200, ({"Retry-After": str(wait)} if wait else {})
@@ -101,7 +101,8 @@ def get_one(args, job_id: uuid.UUID):
 @blp.arguments(JobEventsArgsSchema(), location="query")
 def stream_events(args, job_id: uuid.UUID):
     """Follow a job live: every event in order, then `done`; resumes from Last-Event-ID."""
-    jobs.read(db_session(), user_id=current_user_id(), job_id=job_id)  # 404 unless it is the caller's
+    with standalone() as connection:
+        jobs.read(connection, user_id=current_user_id(), job_id=job_id)  # 404 unless it is the caller's
     last_event_id = live.check_event_id(request.headers.get("Last-Event-ID") or args.get("last_event_id"))
     body = live.event_stream(
         job_id, last_event_id=last_event_id, heartbeat=current_settings().sse_heartbeat_seconds

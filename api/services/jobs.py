@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from api.services import quotas, webhooks
 from api.services.errors import OUTAGE_RETRY_AFTER, AccountClosed, Conflict, Invalid, NotFound, Unavailable
+from db import raw
 from db.models import Job, User
 from db.models.job import CANCELED, QUEUED, RUNNING
 from db.redis_client import get_redis
@@ -165,15 +166,16 @@ def get(session: Session, *, user_id: uuid.UUID, job_id: uuid.UUID) -> Job:
     return _found(session, jobs.get_for_user(session, job_id=job_id, user_id=user_id), user_id=user_id)
 
 
-def read(session: Session, *, user_id: uuid.UUID, job_id: uuid.UUID) -> Any:
+def read(session: raw.Executor, *, user_id: uuid.UUID, job_id: uuid.UUID) -> Any:
     """The caller's job as a read-only named tuple of its columns (a poll: it is only
-    serialised), with the same 404 and 401 as `get`."""
+    serialised), with the same 404 and 401 as `get`. SQL text only: a session, or a
+    pooled connection without one (db.session.standalone)."""
     return _found(session, jobs.row_for_user(session, job_id=job_id, user_id=user_id), user_id=user_id)
 
 
-def _found(session: Session, job: Any, *, user_id: uuid.UUID) -> Any:
+def _found(session: raw.Executor, job: Any, *, user_id: uuid.UUID) -> Any:
     if job is None:
-        if users.get_open(session, user_id=user_id) is None:
+        if users.get_caller(session, user_id=user_id) is None:  # closed, or gone
             raise AccountClosed()
         raise NotFound("No job with this id.")
     return job

@@ -129,7 +129,7 @@ def _owned(statement):
 _GET_FOR_USER = _owned(select(Job))
 
 
-def row_for_user(session: Session, *, job_id: uuid.UUID, user_id: uuid.UUID) -> Any:
+def row_for_user(session: raw.Executor, *, job_id: uuid.UUID, user_id: uuid.UUID) -> Any:
     """The job's columns as a read-only named tuple, if it is this user's and their
     account is open: a poll's one query, SQL text (db/raw.py) with no ORM instance."""
     return raw.fetch_one(session, _ROW_FOR_USER, {"job_id": job_id, "user_id": user_id}, named=True)

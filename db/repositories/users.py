@@ -54,7 +54,7 @@ class Caller:
         return cls(user.id, user.plan, user.name, user.profile or {})
 
 
-def get_caller(session: Session, *, user_id: uuid.UUID) -> Caller | None:
+def get_caller(session: raw.Executor, *, user_id: uuid.UUID) -> Caller | None:
     """The caller's id, plan, name and profile, unless the account does not exist or
     was closed. SQL text (db/raw.py): every submit reads it, and an ORM `User` costs
     several times the statement."""
