@@ -11,14 +11,18 @@ request came from (`request.remote_addr`): behind a proxy, make the proxy set it
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import time
 from collections.abc import Callable
+from functools import wraps
+from typing import Any
 
 from flask import Flask, request
 from flask_limiter import RateLimitExceeded
 from flask_limiter.util import get_remote_address
+from limits import RateLimitItem, parse_many
 
 from api.auth import current_caller, current_settings
 from api.errors import error_response
@@ -99,12 +103,35 @@ def forgot_password_limits(view: Callable) -> Callable:
 
 
 def plan_limits(view: Callable) -> Callable:
-    """The caller's plan's request rate (`Plan.request_rate`), counted per user. Put it
-    below `login_required`: the limit depends on who is calling."""
-    return limiter.limit(
-        lambda: get_plan(current_caller().plan).request_rate,
-        key_func=lambda: f"user:{current_caller().id}",
-        error_message=lambda: (
-            f"Your plan allows {get_plan(current_caller().plan).request_rate} of these requests."
-        ),
-    )(view)
+    """The caller's plan's request rate (`Plan.request_rate`), counted per user, by
+    flask-limiter's strategy on its storage (the moving window in Redis), checked here
+    rather than through `limiter.limit`: that decorator resolves its rules again on
+    every request, ~5% of a submit's CPU. Over the rate: 429 with `Retry-After`, as the
+    other limits answer. Put it below `login_required`: the limit depends on who is
+    calling."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any):
+        caller = current_caller()
+        rate = get_plan(caller.plan).request_rate
+        key = f"user:{caller.id}"
+        for item in _parsed(rate):
+            if not limiter.limiter.hit(item, PLAN_SCOPE, key):
+                reset_at = limiter.limiter.get_window_stats(item, PLAN_SCOPE, key).reset_time
+                wait = min(max(1, math.ceil(reset_at - time.time())), item.get_expiry())
+                return error_response(
+                    429,
+                    f"Your plan allows {rate} of these requests. Try again in {wait} seconds.",
+                    headers={"Retry-After": str(wait)},
+                )
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+PLAN_SCOPE = "plan"  # the limit's key in Redis: <prefix>/plan/user:<id> and the window
+
+
+@functools.cache
+def _parsed(rate: str) -> list[RateLimitItem]:
+    return parse_many(rate)
