@@ -8,13 +8,20 @@ which is safe here because a zero timeout never blocks.
 
 from __future__ import annotations
 
+import functools
 import select
 import sys
 
 
 def has_input(fileno: int) -> bool:
-    monkey = sys.modules.get("gevent.monkey")
-    poll = monkey.get_original("select", "poll") if monkey is not None else select.poll
-    poller = poll()
+    poller = _blocking_poll()()
     poller.register(fileno, select.POLLIN | select.POLLPRI)
     return bool(poller.poll(0))
+
+
+@functools.cache
+def _blocking_poll():
+    """The blocking module's `poll`, looked up once (gevent's lookup is not free). If
+    gevent patches `select` only after this, the one kept is still the blocking one."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey.get_original("select", "poll") if monkey is not None else select.poll
