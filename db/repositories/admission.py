@@ -37,7 +37,7 @@ class Checked:
     slots: Slots
 
 
-_CHECK = """
+_CHECK = raw.Prepared("""
 WITH counted AS (
     INSERT INTO daily_job_counts (user_id, day, jobs)
     VALUES (%(user_id)s, CAST(timezone('UTC', now()) AS DATE), 1)
@@ -46,8 +46,9 @@ WITH counted AS (
     RETURNING jobs
 ), held AS (
     INSERT INTO usage_counters (user_id, period, tokens_reserved, tokens_used)
-    SELECT %(user_id)s, CAST(date_trunc('month', timezone('UTC', now())) AS DATE), %(estimate)s, 0
-    WHERE %(estimate)s <= %(token_limit)s
+    SELECT %(user_id)s::uuid, CAST(date_trunc('month', timezone('UTC', now())) AS DATE),
+        %(estimate)s::bigint, 0
+    WHERE %(estimate)s::bigint <= %(token_limit)s::bigint
     ON CONFLICT (user_id, period) DO UPDATE
     SET tokens_reserved = usage_counters.tokens_reserved + %(estimate)s, updated_at = now()
     WHERE usage_counters.tokens_used + usage_counters.tokens_reserved + %(estimate)s <= %(token_limit)s
@@ -63,7 +64,7 @@ FROM (
     WHERE user_id = %(user_id)s AND status IN ('queued', 'running')
 ) AS slots
 LEFT JOIN held ON true
-"""
+""")
 
 
 def check(

@@ -107,10 +107,10 @@ _CREATE_FIELDS = (
     "request_hash", "webhook_url", "notify_email", "reserved_tokens", "request_id", "retry_of",
 )  # fmt: skip
 # The names are the model's own; every value is a bound parameter.
-_CREATE = (
+_CREATE = raw.Prepared(
     f"INSERT INTO jobs ({', '.join(_CREATE_FIELDS)}, dispatched_at) "  # noqa: S608
     f"VALUES ({', '.join(f'%({name})s' for name in _CREATE_FIELDS)}, "
-    "CASE WHEN %(dispatched)s THEN now() END) "
+    "CASE WHEN %(dispatched)s::boolean THEN now() END) "
     f"RETURNING {', '.join(_JOB_COLUMNS)}"
 )
 
@@ -135,7 +135,7 @@ def row_for_user(session: raw.Executor, *, job_id: uuid.UUID, user_id: uuid.UUID
     return raw.fetch_one(session, _ROW_FOR_USER, {"job_id": job_id, "user_id": user_id}, named=True)
 
 
-_ROW_FOR_USER = (
+_ROW_FOR_USER = raw.Prepared(
     f"SELECT {', '.join(f'jobs.{name}' for name in _JOB_COLUMNS)} "  # noqa: S608 - the model's names
     "FROM jobs JOIN users ON users.id = jobs.user_id "
     "WHERE jobs.id = %(job_id)s AND jobs.user_id = %(user_id)s AND users.deleted_at IS NULL"
@@ -181,16 +181,16 @@ def mark_dispatched(session: Session, *, job_id: uuid.UUID) -> None:
 
 # The worker's statements (take, outcome, the owner's waiting jobs) are SQL text on the
 # session's connection (db/raw.py): every job runs each once.
-_START = f"""
+_START = raw.Prepared(f"""
 UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = coalesce(started_at, now()),
-    lease_until = now() + %(lease)s, updated_at = now()
+    lease_until = now() + %(lease)s::interval, updated_at = now()
 WHERE id = %(job_id)s
     AND (status = 'queued' OR (status = 'running' AND lease_until < now()))
     AND attempt < %(max_attempts)s AND expires_at > now()
 RETURNING {", ".join(_JOB_COLUMNS)},
     (SELECT name FROM users WHERE users.id = jobs.user_id) AS owner_name,
     (SELECT profile FROM users WHERE users.id = jobs.user_id) AS owner_profile
-"""  # noqa: S608 - the model's names; every value is bound
+""")  # noqa: S608 - the model's names; every value is bound
 
 
 def start(session: raw.Executor, *, job_id: uuid.UUID, lease_seconds: int, max_attempts: int) -> Any:
@@ -269,26 +269,30 @@ def finish(
     params |= {"job_id": job_id, "from_statuses": list(from_statuses)}
     columns = tuple(sorted(values))
     if ledger is None or not ledger.calls:
-        return raw.execute(session, _finish_sql(columns), params) == 1
+        return raw.execute(session, _finish_statement(columns), params) == 1
     params |= usage_repo.attempt_params(ledger, billable=billable)
-    return raw.fetch_one(session, _finish_and_record_sql(columns), params)[0]
+    return raw.fetch_one(session, _finish_and_record_statement(columns), params)[0]
 
 
-@functools.cache
 def _finish_sql(columns: tuple[str, ...]) -> str:
-    """finish()'s UPDATE for one set of columns, made once (every job ends with one)."""
     values = "".join(f", {name} = %(new_{name})s" for name in columns)
     return (
         f"UPDATE jobs SET finished_at = now(), lease_until = NULL, updated_at = now(){values} "  # noqa: S608
-        "WHERE id = %(job_id)s AND status = ANY(%(from_statuses)s)"
+        "WHERE id = %(job_id)s AND status = ANY(%(from_statuses)s::text[])"
     )
 
 
 @functools.cache
-def _finish_and_record_sql(columns: tuple[str, ...]) -> str:
+def _finish_statement(columns: tuple[str, ...]) -> raw.Prepared:
+    """finish()'s UPDATE for one set of columns, made once (every job ends with one)."""
+    return raw.Prepared(_finish_sql(columns))
+
+
+@functools.cache
+def _finish_and_record_statement(columns: tuple[str, ...]) -> raw.Prepared:
     """The UPDATE and the attempt's ledger rows in one statement: whether it moved the job.
     The count of the rows recorded is read so that the INSERT is part of the answer."""
-    return (
+    return raw.Prepared(
         f"WITH finished AS ({_finish_sql(columns)} RETURNING id), "  # noqa: S608
         f"recorded AS ({usage_repo.CALLS_RECORDED}) "
         "SELECT EXISTS (SELECT 1 FROM finished), (SELECT count(*) FROM recorded)"
@@ -379,13 +383,13 @@ def count_in_flight(session: Session, *, user_id: uuid.UUID) -> int:
     )
 
 
-_OWNER_IF_WAITING = """
+_OWNER_IF_WAITING = raw.Prepared("""
 SELECT owner.user_id FROM (SELECT user_id FROM jobs WHERE id = %(job_id)s) AS owner
 WHERE EXISTS (
     SELECT 1 FROM jobs
     WHERE jobs.user_id = owner.user_id AND status = 'queued' AND dispatched_at IS NULL AND expires_at > now()
 )
-"""
+""")
 
 
 def owner_if_waiting(session: raw.Executor, *, job_id: uuid.UUID) -> uuid.UUID | None:

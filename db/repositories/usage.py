@@ -101,9 +101,9 @@ CALLS_RECORDED = """
 INSERT INTO usage_ledger (
     job_id, attempt, call_index, user_id, tool, model, input_tokens, output_tokens, cost_micros, billed
 )
-SELECT %(job_id)s, %(ledger_attempt)s, calls.position - 1, %(ledger_user_id)s, %(ledger_tool)s,
-       calls.model, calls.input_tokens, calls.output_tokens, calls.cost_micros,
-       %(ledger_billable)s AND EXISTS (SELECT 1 FROM finished)
+SELECT %(job_id)s::uuid, %(ledger_attempt)s::integer, calls.position - 1, %(ledger_user_id)s::uuid,
+       %(ledger_tool)s::text, calls.model, calls.input_tokens, calls.output_tokens, calls.cost_micros,
+       %(ledger_billable)s::boolean AND EXISTS (SELECT 1 FROM finished)
 FROM unnest(
     %(ledger_models)s::text[], %(ledger_input_tokens)s::bigint[],
     %(ledger_output_tokens)s::bigint[], %(ledger_costs)s::bigint[]

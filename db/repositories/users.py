@@ -62,7 +62,9 @@ def get_caller(session: raw.Executor, *, user_id: uuid.UUID) -> Caller | None:
     return Caller(*row) if row is not None else None
 
 
-_CALLER = "SELECT id, plan, name, profile FROM users WHERE id = %(user_id)s AND deleted_at IS NULL"
+_CALLER = raw.Prepared(
+    "SELECT id, plan, name, profile FROM users WHERE id = %(user_id)s AND deleted_at IS NULL"
+)
 
 
 def lock(session: Session, *, user_id: uuid.UUID) -> str | None:
@@ -76,7 +78,7 @@ def lock(session: Session, *, user_id: uuid.UUID) -> str | None:
     return row[0] if row is not None else None
 
 
-_LOCK = "SELECT plan FROM users WHERE id = %(user_id)s FOR NO KEY UPDATE"
+_LOCK = raw.Prepared("SELECT plan FROM users WHERE id = %(user_id)s FOR NO KEY UPDATE")
 
 
 def update_fields(session: Session, *, user: User, **fields: Any) -> User:

@@ -102,3 +102,37 @@ def test_a_standalone_connection_the_server_ended_is_replaced():
         assert caught.value.connection_invalidated
     with standalone() as connection:
         assert raw.fetch_one(connection, "SELECT pg_backend_pid()", {})[0] != pid
+
+
+NAME_OF = raw.Prepared("SELECT name FROM users WHERE id = %(id)s AND %(n)s::integer = %(n)s::integer")
+
+
+def prepared_here(connection) -> list[str]:
+    return [row[0] for row in raw.fetch_all(connection, "SELECT name FROM pg_prepared_statements", {})]
+
+
+def test_a_prepared_statement_is_prepared_once_a_connection_and_run_by_name():
+    user_id = rows.make_user(name="Ada")
+    with standalone() as connection:
+        assert raw.fetch_one(connection, NAME_OF, {"id": user_id, "n": 1}) == ("Ada",)
+        assert raw.fetch_one(connection, NAME_OF, {"id": uuid.uuid4(), "n": 2}) is None
+        assert prepared_here(connection).count(NAME_OF.name) == 1
+    with pytest.raises(RuntimeError), session_scope() as session:  # prepared in a transaction that fails
+        raw.fetch_one(session, NAME_OF, {"id": user_id, "n": 3})
+        raise RuntimeError("roll it back")
+    with session_scope() as session:  # still prepared after the rollback: run by name again
+        assert raw.fetch_one(session, NAME_OF, {"id": user_id, "n": 4}) == ("Ada",)
+
+
+def test_a_new_connection_prepares_the_statement_again():
+    user_id = rows.make_user(name="Ada")
+    with standalone() as connection:
+        raw.fetch_one(connection, NAME_OF, {"id": user_id, "n": 1})
+        pid = raw.fetch_one(connection, "SELECT pg_backend_pid()", {})[0]
+        with get_engine().connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(OperationalError):
+            raw.fetch_one(connection, NAME_OF, {"id": user_id, "n": 2})
+    with standalone() as connection:
+        assert raw.fetch_one(connection, NAME_OF, {"id": user_id, "n": 3}) == ("Ada",)
+        assert NAME_OF.name in prepared_here(connection)
