@@ -31,7 +31,7 @@ from psycopg2 import Error as DatabaseError
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine.interfaces import PoolProxiedConnection
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from db.sockets import has_input
@@ -135,9 +135,19 @@ def standalone() -> Iterator[PoolProxiedConnection]:
     Session's own bookkeeping (its transaction's states, the connection's wrapper)
     costs ~100 µs of CPU a scope, more than the statement it runs. Back in the pool
     the connection is transactional again (`_returned`)."""
-    connection = get_engine().raw_connection()
+    engine = get_engine()
     try:
-        connection.dbapi_connection.autocommit = True
+        connection = engine.raw_connection()
+    except DatabaseError as error:  # raised as the engine's are: a database away is OperationalError
+        raise DBAPIError.instance(None, None, error, DatabaseError, dialect=engine.dialect) from error
+    try:
+        try:
+            connection.dbapi_connection.autocommit = True
+        except DatabaseError as error:
+            connection.invalidate(error)
+            raise DBAPIError.instance(
+                None, None, error, DatabaseError, connection_invalidated=True, dialect=engine.dialect
+            ) from error
         yield connection
     finally:
         connection.close()

@@ -96,6 +96,8 @@ def test_a_postgres_restart_mid_job_keeps_the_result(start_stack, fake_openai):
     assert "database" in body["message"].lower()
     status, _, ready = call("GET", f"{base}/ready")
     assert status == 503 and ready["checks"]["database"].startswith("unavailable")
+    status, headers, body = call("GET", f"{base}/jobs/{job['id']}", token=token)  # a poll, too
+    assert status == 503 and headers["Retry-After"] == "5" and "database" in body["message"].lower()
     time.sleep(3)  # the job's stream ends while the database is away
     proxy.restore()
 
