@@ -67,11 +67,17 @@ def test_a_constraint_violation_is_sqlalchemys_integrity_error():
     assert caught.value.orig.pgcode == "23505"  # unique_violation, as psycopg2 reported it
 
 
+def end_backend(executor) -> int:
+    """Have the server end the session's (or connection's) backend, as a restart would."""
+    pid = raw.fetch_one(executor, "SELECT pg_backend_pid()", {})[0]
+    with get_engine().connect() as other:
+        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    return pid
+
+
 def test_a_connection_the_server_ended_is_an_operational_error_and_is_replaced():
     with session_scope() as session:
-        pid = raw.fetch_one(session, "SELECT pg_backend_pid()", {})[0]
-        with get_engine().connect() as other:
-            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        pid = end_backend(session)
         with pytest.raises(OperationalError) as caught:
             raw.fetch_one(session, "SELECT 1", {})
         assert caught.value.connection_invalidated
@@ -94,9 +100,7 @@ def test_standalone_statements_commit_as_they_run_and_the_connection_goes_back_t
 
 def test_a_standalone_connection_the_server_ended_is_replaced():
     with standalone() as connection:
-        pid = raw.fetch_one(connection, "SELECT pg_backend_pid()", {})[0]
-        with get_engine().connect() as other:
-            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        pid = end_backend(connection)
         with pytest.raises(OperationalError) as caught:
             raw.fetch_one(connection, "SELECT 1", {})
         assert caught.value.connection_invalidated
@@ -128,9 +132,7 @@ def test_a_new_connection_prepares_the_statement_again():
     user_id = rows.make_user(name="Ada")
     with standalone() as connection:
         raw.fetch_one(connection, NAME_OF, {"id": user_id, "n": 1})
-        pid = raw.fetch_one(connection, "SELECT pg_backend_pid()", {})[0]
-        with get_engine().connect() as other:
-            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        end_backend(connection)
         with pytest.raises(OperationalError):
             raw.fetch_one(connection, NAME_OF, {"id": user_id, "n": 2})
     with standalone() as connection:
