@@ -49,7 +49,8 @@ class Prepared:
     its place does not say (a SELECT list, a comparison of two parameters) needs a cast
     (`%(limit)s::bigint`), or Postgres takes it for text. A statement is prepared on a
     connection the first time it runs there; prepared statements outlive a rollback and
-    go with the connection."""
+    go with the connection. Each connection must be a Postgres session of its own: a
+    proxy that pools by transaction (PgBouncer's transaction mode) cannot carry them."""
 
     def __init__(self, sql: str) -> None:
         self.sql = sql
