@@ -119,14 +119,12 @@ def get(session: Session, *, job_id: uuid.UUID) -> Job | None:
     return session.get(Job, job_id)
 
 
-def _owned(statement):
-    """Only the given user's job, and only while their account is open."""
-    return statement.join(User, User.id == Job.user_id).where(
-        Job.id == bindparam("job_id"), Job.user_id == bindparam("user_id"), User.deleted_at.is_(None)
-    )
-
-
-_GET_FOR_USER = _owned(select(Job))
+# Only the given user's job, and only while their account is open.
+_GET_FOR_USER = (
+    select(Job)
+    .join(User, User.id == Job.user_id)
+    .where(Job.id == bindparam("job_id"), Job.user_id == bindparam("user_id"), User.deleted_at.is_(None))
+)
 
 
 def row_for_user(session: raw.Executor, *, job_id: uuid.UUID, user_id: uuid.UUID) -> Any:
@@ -143,7 +141,8 @@ _ROW_FOR_USER = raw.Prepared(
 
 
 def get_for_user(session: Session, *, job_id: uuid.UUID, user_id: uuid.UUID) -> Job | None:
-    """The job if it is this user's and their account is open (one query: a poll's)."""
+    """The job, as an ORM `Job` to change (a cancel, a long poll's refresh), if it is this
+    user's and their account is open; a plain poll reads `row_for_user` instead."""
     return session.scalar(_GET_FOR_USER, {"job_id": job_id, "user_id": user_id})
 
 
