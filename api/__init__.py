@@ -48,6 +48,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_limits(app, settings)
     register_error_handlers(app)
     _register_blueprints(api)
+    from api.cli import users_cli
+
+    app.cli.add_command(users_cli)  # `flask --app wsgi users set-role …` (api/cli.py)
     app.teardown_appcontext(lambda _exc: remove_session())
     return app
 

@@ -1,5 +1,6 @@
 """The operators' rules: every user's jobs, retrying and canceling them, the state of
-the queues. Each action is written to the audit log in the action's transaction."""
+the queues, an account's role (`flask --app wsgi users set-role`, api/cli.py). Each
+action is written to the audit log in the action's transaction."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +21,7 @@ from api.services.errors import Conflict, Invalid, NotFound
 from api.services.health import queue_names
 from db.models import AuditEntry, Job, User
 from db.models.job import CANCELED, EXPIRED, FAILED, STATUSES
+from db.models.user import ROLES
 from db.redis_client import get_redis
 from db.repositories import audit, jobs, users
 from settings import Settings
@@ -31,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 RETRYABLE = (FAILED, CANCELED, EXPIRED)
 JOB = "job"
+USER = "user"
+SET_ROLE = "user.set_role"
 
 
 def list_jobs(
@@ -136,6 +141,47 @@ def cancel(session: Session, *, admin: User, job_id: uuid.UUID) -> Job:
     _audit(session, admin, "job.cancel", job.id, {"owner_id": str(job.user_id), "was": was})
     session.commit()
     return job
+
+
+@dataclass(frozen=True)
+class RoleChange:
+    email: str
+    was: str
+    role: str
+
+    @property
+    def changed(self) -> bool:
+        return self.was != self.role
+
+
+def set_role(session: Session, *, email: str, role: str, actor: str) -> RoleChange:
+    """Give the account with this email (matched as login matches it) the role, and
+    record the change in the audit log in the same transaction, by `actor` (there is
+    no account behind a command). A role it already has changes nothing and is not
+    recorded."""
+    if role not in ROLES:
+        raise Invalid(f"Unknown role {role!r}; the roles are {', '.join(ROLES)}.")
+    user = users.get_by_email(session, email=email, lock=True)
+    if user is None:
+        raise NotFound(f"No account has the email {users.normalize_email(email)}.")
+    if user.deleted_at is not None:
+        raise Conflict(
+            f"The account {user.email} was closed (it is being deleted); its role stays {user.role}."
+        )
+    change = RoleChange(email=user.email, was=user.role, role=role)
+    if change.changed:
+        users.update_fields(session, user=user, role=role)
+        audit.record(
+            session,
+            actor_id=None,
+            actor_email=actor,
+            action=SET_ROLE,
+            target_type=USER,
+            target_id=str(user.id),
+            details={"email": user.email, "was": change.was, "role": role},
+        )
+    session.commit()
+    return change
 
 
 def queue_stats(session: Session, *, settings: Settings) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from db.models.audit import AuditEntry
 def record(
     session: Session,
     *,
-    actor_id: uuid.UUID,
+    actor_id: uuid.UUID | None,
     actor_email: str,
     action: str,
     target_type: str,
@@ -23,7 +23,9 @@ def record(
     details: dict[str, Any] | None = None,
     request_id: str | None = None,
 ) -> AuditEntry:
-    """Add an entry to the caller's transaction (so it commits with the action, or not at all)."""
+    """Add an entry to the caller's transaction (so it commits with the action, or not at all).
+    An action with no account behind it (an operator's command) has no `actor_id`, and
+    `actor_email` says what did it instead."""
     entry = AuditEntry(
         actor_id=actor_id,
         actor_email=actor_email,

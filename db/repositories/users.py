@@ -36,8 +36,10 @@ def get_open(session: Session, *, user_id: uuid.UUID) -> User | None:
     return None if user is None or user.deleted_at is not None else user
 
 
-def get_by_email(session: Session, *, email: str) -> User | None:
-    return session.scalar(select(User).where(func.lower(User.email) == normalize_email(email)))
+def get_by_email(session: Session, *, email: str, lock: bool = False) -> User | None:
+    """`lock`: hold the row until the transaction ends (FOR NO KEY UPDATE, as `lock` below)."""
+    query = select(User).where(func.lower(User.email) == normalize_email(email))
+    return session.scalar(query.with_for_update(key_share=True) if lock else query)
 
 
 @dataclass(frozen=True)
