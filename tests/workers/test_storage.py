@@ -4,6 +4,7 @@ import dataclasses
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -79,6 +80,29 @@ def test_s3_presigned_url_cannot_be_altered_to_reach_another_object(s3):
     assert status == 403 and b"theirs" not in body
 
 
+def test_s3_presigned_url_is_made_for_the_endpoint_the_servers_use(s3, s3_server):
+    storage, _ = s3
+    storage.put("users/u1/a.json", b"{}", "application/json")
+    url = urlsplit(storage.presigned_url("users/u1/a.json", expires_in=60))
+    assert (url.scheme, url.hostname, url.port) == ("http", "127.0.0.1", s3_server.port)
+
+
+def test_s3_presigned_url_is_made_for_the_public_endpoint_when_one_is_set(settings, s3_server):
+    # As under docker-compose: the servers reach the store at one host, browsers at another.
+    public = f"http://localhost:{s3_server.port}"
+    storage = get_storage(dataclasses.replace(s3_server.settings(settings), s3_public_endpoint_url=public))
+    storage.put("users/u1/exports/e1/roadmap.md", b"# Roadmap", "text/markdown")
+    url = storage.presigned_url("users/u1/exports/e1/roadmap.md", expires_in=60, filename="roadmap.md")
+
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.hostname, parts.port) == ("http", "localhost", s3_server.port)
+    status, _, body = fetch(url)
+    assert status == 200 and body == b"# Roadmap"
+    # The host is signed: the same link sent to the servers' address is refused.
+    status, _, _ = fetch(url.replace(public, s3_server.endpoint_url, 1))
+    assert status == 403
+
+
 def test_a_bucket_that_does_not_exist_is_created_on_first_write(settings, s3_server):
     missing = dataclasses.replace(
         settings, storage_url="s3://conveyor-made-on-write", s3_endpoint_url=s3_server.endpoint_url
@@ -130,4 +154,10 @@ def test_storage_settings_are_checked_at_start_up():
         Settings.from_env({"STORAGE_URL": "ftp://example.com/x"})
     with pytest.raises(ConfigError, match="DOWNLOAD_URL_TTL"):
         Settings.from_env({"DOWNLOAD_URL_TTL": "3600"})
+    for bad in ("localhost:9000", "http://localhost:9000/s3", "minio"):
+        with pytest.raises(ConfigError, match="S3_PUBLIC_ENDPOINT_URL must be where clients reach the store"):
+            Settings.from_env({"S3_PUBLIC_ENDPOINT_URL": bad})
+    public = Settings.from_env({"S3_PUBLIC_ENDPOINT_URL": "http://localhost:9000/"})
+    assert public.s3_public_endpoint_url == "http://localhost:9000"
+    assert Settings.from_env({}).s3_public_endpoint_url == ""
     assert Settings.from_env({"STORAGE_URL": "s3://bucket/prefix"}).storage_url == "s3://bucket/prefix"

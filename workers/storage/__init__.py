@@ -42,19 +42,30 @@ __all__ = [
 def get_storage(settings: Settings | None = None) -> Storage:
     settings = settings or get_settings()
     return _build(
-        settings.storage_url, settings.s3_endpoint_url, settings.secret_key, settings.public_base_url
+        settings.storage_url,
+        settings.s3_endpoint_url,
+        settings.s3_public_endpoint_url,
+        settings.secret_key,
+        settings.public_base_url,
     )
 
 
 @lru_cache(maxsize=8)
-def _build(storage_url: str, endpoint_url: str, secret_key: str, public_base_url: str) -> Storage:
+def _build(
+    storage_url: str, endpoint_url: str, public_endpoint_url: str, secret_key: str, public_base_url: str
+) -> Storage:
     parts = urlsplit(storage_url)
     if parts.scheme == "s3":
         from workers.storage.s3 import S3Storage
 
         if not parts.netloc:
             raise ValueError(f"STORAGE_URL {storage_url!r} names no bucket (s3://bucket[/prefix])")
-        return S3Storage(parts.netloc, prefix=parts.path, endpoint_url=endpoint_url or None)
+        return S3Storage(
+            parts.netloc,
+            prefix=parts.path,
+            endpoint_url=endpoint_url or None,
+            public_endpoint_url=public_endpoint_url or None,
+        )
     if parts.scheme == "file":
         from workers.storage.local import FileStorage
 

@@ -2,7 +2,8 @@
 
 Region and credentials come from boto3's usual sources (AWS_DEFAULT_REGION,
 AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance role…); S3_ENDPOINT_URL
-points it at another store.
+points it at another store, and S3_PUBLIC_ENDPOINT_URL says where clients reach
+that store when it is not at the same address (docker-compose: localhost, not minio).
 """
 
 from __future__ import annotations
@@ -29,18 +30,21 @@ _DELETE_BATCH = 1000  # the most keys one DeleteObjects call takes
 
 
 class S3Storage:
-    def __init__(self, bucket: str, *, prefix: str = "", endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        public_endpoint_url: str | None = None,
+    ) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        config = Config(
-            signature_version="s3v4",
-            # Path-style URLs work with every S3-compatible store and any bucket name.
-            s3={"addressing_style": "path" if endpoint_url else "auto"},
-            retries={"max_attempts": 3, "mode": "standard"},
-            connect_timeout=5,
-            read_timeout=30,
-        )
-        self.client = boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, config=config)
+        session = boto3.session.Session()
+        self.client = _client(session, endpoint_url)
+        # SigV4 signs the Host, so a link must be made for the host clients use, not rewritten
+        # afterwards. Presigning sends nothing: this client never makes a request.
+        self.presigner = _client(session, public_endpoint_url) if public_endpoint_url else self.client
         self._bucket_checked = False
 
     def _key(self, key: str) -> str:
@@ -100,7 +104,7 @@ class S3Storage:
         params = {"Bucket": self.bucket, "Key": self._key(key)}
         if filename:
             params["ResponseContentDisposition"] = f'attachment; filename="{safe_filename(filename)}"'
-        return self.client.generate_presigned_url(
+        return self.presigner.generate_presigned_url(
             "get_object", Params=params, ExpiresIn=check_ttl(expires_in)
         )
 
@@ -110,6 +114,18 @@ class S3Storage:
             return method(*args, **kwargs)
         except (ClientError, BotoCoreError) as error:
             raise StorageError(str(error)) from error
+
+
+def _client(session: boto3.session.Session, endpoint_url: str | None):
+    config = Config(
+        signature_version="s3v4",
+        # Path-style URLs work with every S3-compatible store and any bucket name.
+        s3={"addressing_style": "path" if endpoint_url else "auto"},
+        retries={"max_attempts": 3, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=30,
+    )
+    return session.client("s3", endpoint_url=endpoint_url or None, config=config)
 
 
 def _code(error: ClientError) -> str:
