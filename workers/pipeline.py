@@ -209,9 +209,17 @@ def generate(work: Work, provider: Provider, tally: Tally, *, on_delta=None) -> 
 
 
 def fail(job_id: uuid.UUID, *, code: str, message: str) -> bool:
-    """Record a failure from outside the pipeline (a task-level error)."""
+    """Record a failure from outside the pipeline (a task-level error, such as the hard
+    time limit). Returns whether it ended the job; only then is the job counted
+    finished, here, because the process that ran it never got to count it."""
     with session_scope() as session:
-        return jobs.finish(session, job_id=job_id, status=FAILED, error_code=code, error_message=message)
+        if not jobs.finish(session, job_id=job_id, status=FAILED, error_code=code, error_message=message):
+            return False
+        tool = jobs.get(session, job_id=job_id).tool
+    # No duration: when this delivery started died with the process that ran it.
+    metrics.job_finished(tool=tool, status=FAILED, code=code)
+    logger.info("job_id=%s %s code=%s (recorded outside the pipeline)", job_id, FAILED, code)
+    return True
 
 
 def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
@@ -229,13 +237,15 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
             return None
         tool = get_tool(job.tool)
         if tool is None:  # a tool removed after the job was accepted
-            jobs.finish(
+            if jobs.finish(
                 connection,
                 job_id=job_id,
                 status=FAILED,
                 error_code=INVALID_REQUEST,
                 error_message=f"The tool {job.tool!r} no longer exists.",
-            )
+            ):
+                metrics.job_finished(tool=job.tool, status=FAILED, code=INVALID_REQUEST)
+                logger.info("job_id=%s %s code=%s: no tool %s", job_id, FAILED, INVALID_REQUEST, job.tool)
             return None
         profile = {"name": job.owner_name, **(job.owner_profile or {})} if job.owner_name is not None else {}
         logs.bind(request_id=job.request_id)  # the submit's, whichever message brought the job here

@@ -8,7 +8,7 @@ from db.redis_client import get_redis
 from db.repositories import jobs
 from db.session import session_scope
 from tests import rows
-from workers import events, pipeline, scheduling
+from workers import events, metrics, pipeline, scheduling
 from workers.providers.base import Completion
 
 
@@ -128,3 +128,16 @@ def test_the_task_runs_the_pipeline_for_an_id(fake_openai):
     job_id = make_job(input={"prompt": "via the task"})
     assert run_generation.run(str(job_id)) == "succeeded"
     assert load(job_id).output == {"text": "Echo: via the task"}
+
+
+def test_a_job_whose_tool_was_removed_fails_and_is_counted_finished_once(settings):
+    job_id = make_job(tool="retired-tool")  # accepted while the tool existed
+    labels = {"tool": "retired-tool", "status": "failed", "code": "invalid_request"}
+    before = metrics.registry().get_sample_value("conveyor_jobs_finished_total", labels) or 0.0
+
+    assert pipeline.run_job(job_id, settings=settings) is None
+    assert pipeline.run_job(job_id, settings=settings) is None  # a second delivery: already final
+    job = load(job_id)
+    assert (job.status, job.error_code) == ("failed", "invalid_request")
+    assert job.error_message == "The tool 'retired-tool' no longer exists."
+    assert metrics.registry().get_sample_value("conveyor_jobs_finished_total", labels) == before + 1
