@@ -89,6 +89,10 @@ beat_schedule = {
         "task": "conveyor.housekeeping.purge_unverified_accounts",
         "schedule": _settings.cleanup_interval,
     },
+    "purge-expired-refresh-tokens": {
+        "task": "conveyor.housekeeping.purge_expired_refresh_tokens",
+        "schedule": _settings.cleanup_interval,
+    },
     "daily-report": {
         "task": "conveyor.housekeeping.daily_report",
         "schedule": crontab(minute=0, hour=_settings.daily_report_hour),

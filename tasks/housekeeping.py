@@ -33,6 +33,16 @@ def purge_unverified_accounts() -> int | None:
     return None if purged is None else purged.accounts
 
 
+@shared_task(name="conveyor.housekeeping.purge_expired_refresh_tokens", ignore_result=True)
+def purge_expired_refresh_tokens() -> int | None:
+    purged = locks.run_exclusively(
+        "housekeeping.purge_expired_refresh_tokens",
+        lambda: housekeeping.purge_expired_refresh_tokens(get_settings()),
+        timeout=CLEANUP_LOCK_TIMEOUT,
+    )
+    return None if purged is None else purged.refresh_tokens
+
+
 @shared_task(name="conveyor.housekeeping.daily_report", ignore_result=True)
 def daily_report() -> int | None:
     queued = locks.run_exclusively("housekeeping.daily_report", housekeeping.send_daily_report, timeout=600)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from db.repositories import exports, reports, retention
+from db.repositories import exports, refresh_tokens, reports, retention
 from db.session import session_scope
 from settings import Settings
 from workers.exports.build import stale_after
@@ -27,6 +27,7 @@ from workers.storage import Storage, StorageError, get_storage, user_prefix
 logger = logging.getLogger(__name__)
 
 BATCH = 200
+TOKEN_BATCH = 1000  # rows only, no stored objects: one DELETE per batch
 EXPORT_RESEND_AFTER = 300  # seconds an export may sit queued before its message counts as lost
 DEFAULT_RETENTION_DAYS = 30
 
@@ -37,9 +38,10 @@ class Purged:
     exports: int = 0
     accounts: int = 0
     objects: int = 0
+    refresh_tokens: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.outputs or self.exports or self.accounts)
+        return bool(self.outputs or self.exports or self.accounts or self.refresh_tokens)
 
 
 def retention_policy() -> tuple[dict[str, int], int]:
@@ -119,6 +121,24 @@ def purge_unverified_accounts(settings: Settings, *, now: dt.datetime | None = N
             break
     if purged:
         logger.info("removed %s accounts never verified (%s stored objects)", purged.accounts, purged.objects)
+    return purged
+
+
+def purge_expired_refresh_tokens(settings: Settings, *, now: dt.datetime | None = None) -> Purged:
+    """Refresh-token rows that expired more than REFRESH_TOKEN_RETENTION_DAYS ago, a
+    batch per transaction. An expired token is refused before its row is read, so
+    nothing needs them; a token still valid is never removed."""
+    days = settings.refresh_token_retention_days
+    cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
+    purged = Purged()
+    while True:
+        with session_scope() as session:
+            removed = refresh_tokens.delete_expired(session, expired_before=cutoff, limit=TOKEN_BATCH)
+        purged.refresh_tokens += removed
+        if removed < TOKEN_BATCH:
+            break
+    if purged:
+        logger.info("removed %s refresh tokens expired more than %s days ago", purged.refresh_tokens, days)
     return purged
 
 

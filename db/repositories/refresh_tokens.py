@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from db.models.account import RefreshToken
@@ -74,3 +74,18 @@ def for_family(session: Session, *, family_id: uuid.UUID) -> list[RefreshToken]:
             select(RefreshToken).where(RefreshToken.family_id == family_id).order_by(RefreshToken.created_at)
         )
     )
+
+
+def delete_expired(session: Session, *, expired_before: dt.datetime, limit: int) -> int:
+    """Delete up to `limit` tokens that expired before `expired_before`; returns how many.
+    A token not yet expired is never deleted, whatever the cutoff: its row is what
+    tells a stolen token presented again (used) from an unknown one. Rows another
+    transaction holds (a logout revoking them) are left for the next batch."""
+    doomed = (
+        select(RefreshToken.jti)
+        .where(RefreshToken.expires_at < expired_before, RefreshToken.expires_at < func.now())
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result = session.execute(delete(RefreshToken).where(RefreshToken.jti.in_(doomed.scalar_subquery())))
+    return result.rowcount

@@ -1,15 +1,18 @@
 """The beat's clean-ups and daily report: each run twice does its work once, and a
 run that finds its lock held does nothing."""
 
+import dataclasses
 import datetime as dt
+import logging
 import uuid
 
 import pytest
 from sqlalchemy import select, text
 
-from db.models import EmailOutbox, Export, Job, User
+import celeryconfig
+from db.models import EmailOutbox, Export, Job, RefreshToken, User
 from db.redis_client import get_redis
-from db.repositories import exports, retention
+from db.repositories import exports, refresh_tokens, retention
 from db.session import session_scope
 from tasks import accounts as account_tasks
 from tasks import email as email_tasks
@@ -118,6 +121,65 @@ def test_an_account_verified_after_it_was_listed_is_kept(settings):
         )
 
 
+def refresh_token(user_id, *, expired_days_ago: float, used: bool = False) -> uuid.UUID:
+    """A refresh-token row (negative days: still valid for that long); `used`: refreshed once."""
+    jti = uuid.uuid4()
+    expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=expired_days_ago)
+    with session_scope() as session:
+        refresh_tokens.record(
+            session, jti=jti, user_id=user_id, family_id=uuid.uuid4(), expires_at=expires_at
+        )
+        if used:
+            session.get(RefreshToken, jti).used_at = expires_at - dt.timedelta(days=29)
+    return jti
+
+
+def token_rows() -> set[uuid.UUID]:
+    with session_scope() as session:
+        return set(session.scalars(select(RefreshToken.jti)))
+
+
+def test_refresh_tokens_expired_beyond_the_retention_are_removed_in_batches(settings, monkeypatch, caplog):
+    user_id = make_user()
+    long_expired = {refresh_token(user_id, expired_days_ago=8, used=n % 2 == 0) for n in range(5)}
+    recently_expired = refresh_token(user_id, expired_days_ago=6)
+    live = refresh_token(user_id, expired_days_ago=-30)
+    used_live = refresh_token(user_id, expired_days_ago=-29, used=True)  # reuse detection reads it
+    batches = []
+    delete_batch = refresh_tokens.delete_expired
+
+    def delete_expired(session, **kwargs):
+        batches.append(delete_batch(session, **kwargs))
+        return batches[-1]
+
+    monkeypatch.setattr(housekeeping, "TOKEN_BATCH", 2)
+    monkeypatch.setattr(housekeeping.refresh_tokens, "delete_expired", delete_expired)
+    with caplog.at_level(logging.INFO, logger="workers.housekeeping"):
+        assert housekeeping_tasks.purge_expired_refresh_tokens() == 5
+
+    assert batches == [2, 2, 1]  # a transaction per batch, not one for the whole backlog
+    assert "removed 5 refresh tokens expired more than 7 days ago" in caplog.text
+    assert token_rows() == {recently_expired, live, used_live}
+    assert not token_rows() & long_expired
+    assert housekeeping_tasks.purge_expired_refresh_tokens() == 0
+
+
+def test_a_refresh_token_still_valid_is_never_removed_whatever_the_cutoff(settings):
+    user_id = make_user()
+    expired = refresh_token(user_id, expired_days_ago=0.01)
+    live = refresh_token(user_id, expired_days_ago=-1, used=True)
+    no_grace = dataclasses.replace(settings, refresh_token_retention_days=0)
+    # A clock a week fast puts the cutoff past the live token's expiry; the database's is used too.
+    fast = dt.datetime.now(dt.UTC) + dt.timedelta(days=7)
+    assert housekeeping.purge_expired_refresh_tokens(no_grace, now=fast).refresh_tokens == 1
+    assert token_rows() == {live} and expired not in token_rows()
+
+
+def test_the_beat_purges_refresh_tokens_with_the_other_clean_ups(settings):
+    schedule = {entry["task"]: entry["schedule"] for entry in celeryconfig.beat_schedule.values()}
+    assert schedule["conveyor.housekeeping.purge_expired_refresh_tokens"] == settings.cleanup_interval
+
+
 def yesterday_jobs():
     user_id = make_user()
     done = [
@@ -190,6 +252,7 @@ def test_a_lost_export_message_is_sent_again_once(settings, monkeypatch):
     [
         (housekeeping_tasks.purge_expired_results, "housekeeping.purge_expired_results"),
         (housekeeping_tasks.purge_unverified_accounts, "housekeeping.purge_unverified_accounts"),
+        (housekeeping_tasks.purge_expired_refresh_tokens, "housekeeping.purge_expired_refresh_tokens"),
         (housekeeping_tasks.daily_report, "housekeeping.daily_report"),
         (export_tasks.resend, "exports.resend"),
         (maintenance_tasks.resend_queued, "maintenance.resend_queued"),
