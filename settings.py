@@ -22,7 +22,8 @@ DEV_CORS_ORIGINS = ("http://localhost:3000",)
 FLOWER_DEV_USER = "admin:admin"  # development only; documented in the README
 MIN_FLOWER_PASSWORD = 12
 WEAK_PASSWORDS = ("admin", "change-me", "password", "changeme", "flower")
-_ORIGIN = re.compile(r"\*|https?://[^/\s]+")
+_BASE_URL = re.compile(r"https?://[^/\s]+")  # scheme, host, optional port: no path
+_ORIGIN = re.compile(r"\*|" + _BASE_URL.pattern)
 
 
 class ConfigError(RuntimeError):
@@ -78,6 +79,9 @@ class Settings:
 
     storage_url: str = field(default_factory=lambda: f"file://{Path.cwd() / 'var' / 'storage'}")
     s3_endpoint_url: str = ""
+    # Where clients reach the store, if not at s3_endpoint_url (docker-compose: localhost, not
+    # minio): presigned links are made for it. Empty: s3_endpoint_url (or AWS).
+    s3_public_endpoint_url: str = ""
     output_inline_max_bytes: int = 64 * 1024  # larger outputs (as JSON) go to storage, not the row
     download_url_ttl: int = 900  # seconds a presigned download URL works (at most 900)
     mail_url: str = "console://"
@@ -108,6 +112,7 @@ class Settings:
     webhook_max_age: int = 86400  # a webhook is retried for this long after its first attempt
     cleanup_interval: float = 3600.0  # seconds between the beat's retention and account clean-ups
     unverified_account_days: int = 7  # accounts still unverified after this many days are removed
+    refresh_token_retention_days: int = 7  # refresh-token rows are removed this many days after expiry
     daily_report_hour: int = 6  # UTC hour the beat emails the admins yesterday's report
     log_level: str = "INFO"
     log_format: str = "text"  # json | text; from_env makes json the default in production
@@ -206,6 +211,7 @@ class Settings:
             ),
             storage_url=reader.str("STORAGE_URL", defaults.storage_url),
             s3_endpoint_url=reader.str("S3_ENDPOINT_URL", ""),
+            s3_public_endpoint_url=reader.str("S3_PUBLIC_ENDPOINT_URL", "").rstrip("/"),
             output_inline_max_bytes=reader.int("OUTPUT_INLINE_MAX_BYTES", defaults.output_inline_max_bytes),
             download_url_ttl=reader.int("DOWNLOAD_URL_TTL", defaults.download_url_ttl),
             mail_url=reader.str("MAIL_URL", defaults.mail_url),
@@ -233,6 +239,9 @@ class Settings:
             webhook_max_age=reader.int("WEBHOOK_MAX_AGE", defaults.webhook_max_age),
             cleanup_interval=reader.float("CLEANUP_INTERVAL", defaults.cleanup_interval),
             unverified_account_days=reader.int("UNVERIFIED_ACCOUNT_DAYS", defaults.unverified_account_days),
+            refresh_token_retention_days=reader.int(
+                "REFRESH_TOKEN_RETENTION_DAYS", defaults.refresh_token_retention_days
+            ),
             daily_report_hour=reader.int("DAILY_REPORT_HOUR", defaults.daily_report_hour),
             log_level=reader.str("LOG_LEVEL", defaults.log_level).upper(),
             log_format=reader.choice("LOG_FORMAT", "json" if production else "text", LOG_FORMATS),
@@ -289,10 +298,18 @@ class Settings:
             problems.append("DOWNLOAD_URL_TTL must be from 1 to 900 seconds (download links expire quickly)")
         if self.output_inline_max_bytes < 0:
             problems.append("OUTPUT_INLINE_MAX_BYTES must not be negative")
+        if self.refresh_token_retention_days < 0:
+            problems.append("REFRESH_TOKEN_RETENTION_DAYS must not be negative")
         if not 0 <= self.daily_report_hour <= 23:
             problems.append("DAILY_REPORT_HOUR must be an hour from 0 to 23 (UTC)")
         if self.storage_url.split("://", 1)[0].lower() not in ("file", "s3") or "://" not in self.storage_url:
             problems.append("STORAGE_URL must be file:///absolute/path or s3://bucket[/prefix]")
+        if self.s3_public_endpoint_url and not _BASE_URL.fullmatch(self.s3_public_endpoint_url):
+            # A path would be signed into every link, and a proxy that strips it breaks them all.
+            problems.append(
+                "S3_PUBLIC_ENDPOINT_URL must be where clients reach the store, such as http://localhost:9000"
+                f" (scheme and host, optional port, no path); got {self.s3_public_endpoint_url!r}"
+            )
         if self.mail_url.split("://", 1)[0].lower() not in ("console", "smtp", "smtps"):
             problems.append("MAIL_URL must be console://, smtp://[user:pass@]host:port or smtps://…")
         if self.stripe_secret_key and not self.stripe_webhook_secret:

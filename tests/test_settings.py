@@ -10,6 +10,8 @@ def test_defaults_run_locally_with_no_configuration():
     assert settings.ai_provider == "offline" and settings.mail_url == "console://"
     assert settings.storage_url.startswith("file://")
     assert settings.database_url.startswith("postgresql+psycopg2://")
+    assert settings.refresh_token_retention_days == 7
+    assert Settings.from_env({"REFRESH_TOKEN_RETENTION_DAYS": "30"}).refresh_token_retention_days == 30
 
 
 def test_production_refuses_default_or_missing_secrets():
@@ -38,6 +40,7 @@ def test_production_starts_with_strong_secrets():
         ({"AI_PROVIDER": "openai"}, "needs OPENAI_API_KEY"),
         ({"JOB_SOFT_TIME_LIMIT": "abc"}, "JOB_SOFT_TIME_LIMIT must be a whole number"),
         ({"JOB_SOFT_TIME_LIMIT": "400", "JOB_HARD_TIME_LIMIT": "300"}, "greater than JOB_SOFT_TIME_LIMIT"),
+        ({"REFRESH_TOKEN_RETENTION_DAYS": "-1"}, "REFRESH_TOKEN_RETENTION_DAYS must not be negative"),
     ],
 )
 def test_bad_values_stop_start_up_with_a_clear_message(env, message):
