@@ -686,9 +686,9 @@ def scenario_overhead_and_pipeline(bench: Bench) -> None:
         for _ in range(options.pipeline_runs):
             bench.reset_jobs()
             pool = children(worker.pid)
-            groups = {"web": bench.web_workers(), "worker": [worker.pid, *pool]}
+            groups = {"web": bench.web_workers(), "worker": [worker.pid, *pool], "worker_main": [worker.pid]}
             before = {name: group_cpu(pids) for name, pids in groups.items()}
-            with bench.profiling("pipeline-worker", pool):
+            with bench.profiling("pipeline-worker", [worker.pid, *pool]):
                 result = bench.load("pipeline-conveyor", conveyor_config)
             for name, pids in groups.items():
                 result[f"{name}_cpu_ms_per_job"] = (group_cpu(pids) - before[name]) * 1000 / result["jobs"]
