@@ -9,7 +9,7 @@ from collections import OrderedDict
 from typing import Any
 
 import flask_jwt_extended.view_decorators
-from flask import current_app
+from flask import Flask, current_app
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -81,16 +81,39 @@ class RouteLimiter(Limiter):
     """Flask-Limiter with every limit on its route.
 
     Conveyor's limits are all decorators on their views (api.ratelimits): no default,
-    application or blueprint-wide limits. Flask-Limiter still resolves its rules for
-    every request in a before_request hook, which finds nothing here and cost a sixth
-    of a health check's instructions (7% of a job poll's). This skips that pass unless
-    default or application limits are set; each decorated view checks its own limits
-    when it is called, as before. Do not give a blueprint a limit of its own
-    (`limiter.limit(blueprint)`): only the before_request pass would check it."""
+    application or blueprint-wide limits, no X-RateLimit headers, no `deduct_when`.
+    Flask-Limiter still hooks every request: a before_request pass that resolves its
+    rules, which finds nothing here (a sixth of a health check's instructions, 7% of a
+    job poll's), and an after_request and a teardown hook for the headers, conditional
+    deductions and its per-request state, which have nothing to do here (another 3% of
+    a poll's). Without default or application limits and headers, the first is skipped
+    and the other two are not installed; each decorated view checks its own limits when
+    it is called, as before, and its state goes with the request. Do not give a
+    blueprint a limit of its own (`limiter.limit(blueprint)`): only the before_request
+    pass would check it."""
+
+    def init_app(self, app: Flask) -> None:
+        super().init_app(app)
+        if self._route_limits_only():
+            after, teardown = app.after_request_funcs[None], app.teardown_request_funcs[None]
+            after[:] = [hook for hook in after if not self._is_own(hook, Limiter._Limiter__inject_headers)]
+            teardown[:] = [
+                hook for hook in teardown if not self._is_own(hook, Limiter._Limiter__release_context)
+            ]
+
+    def _is_own(self, hook: Any, method: Any) -> bool:
+        """Whether an app hook is `method` of this limiter (bound, or a partial as
+        Flask-Limiter installs its after_request hook)."""
+        if isinstance(hook, functools.partial):
+            return hook.func is method and hook.args == (self,)
+        return getattr(hook, "__self__", None) is self and getattr(hook, "__func__", None) is method
+
+    def _route_limits_only(self) -> bool:
+        manager = self.limit_manager
+        return not (manager.default_limits or manager.application_limits or self._headers_enabled)
 
     def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
-        manager = self.limit_manager
-        if in_middleware and not (manager.default_limits or manager.application_limits):
+        if in_middleware and self._route_limits_only():
             return
         super()._check_request_limit(callable_name, in_middleware)
 

@@ -110,3 +110,31 @@ def test_a_bad_limit_setting_stops_start_up():
 
     with pytest.raises(ConfigError, match="LOGIN_RATE_LIMIT_PER_ACCOUNT must be a rate limit"):
         Settings.from_env({"LOGIN_RATE_LIMIT_PER_ACCOUNT": "five a minute"})
+
+
+def test_route_limits_add_no_limiter_hook_to_every_request(limited):
+    # Every limit is on its route: Flask-Limiter's per-request hooks would find nothing
+    # to do, and are not installed (api/extensions.py RouteLimiter).
+    client = limited(login_rate_limit_per_ip="2/minute")
+    app = client.application
+    hooks = [*app.after_request_funcs[None], *app.teardown_request_funcs[None]]
+    assert not [hook for hook in hooks if "limiter" in repr(hook).lower()]
+    # ... and the limits on routes still count.
+    assert login(client, "a@example.com").status_code == 401
+    assert login(client, "b@example.com").status_code == 401
+    assert_429(login(client, "c@example.com"), "from your address")
+
+
+def test_a_default_limit_still_applies_to_every_route():
+    # Were default limits ever set, the per-request pass and its hooks stay.
+    from flask import Flask
+
+    from api.extensions import RouteLimiter
+
+    app = Flask(__name__)
+    app.config["RATELIMIT_STORAGE_URI"] = "memory://"
+    RouteLimiter(key_func=lambda: "one", default_limits=["1/minute"]).init_app(app)
+    app.add_url_rule("/ping", "ping", lambda: "pong")
+    client = app.test_client()
+    assert client.get("/ping").status_code == 200
+    assert client.get("/ping").status_code == 429
