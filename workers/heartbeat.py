@@ -6,7 +6,9 @@ holds: twice a second it reads all their cancel flags in one Redis MGET, and it
 renews the leases that are due in one transaction. A process holding 500 calls costs
 Redis two reads a second, not a thousand, and starting a job starts no thread. A job
 is only reaped when its worker is really gone; the stream loop reads the flags that
-the monitor sets from memory (`check`).
+the monitor sets from memory (`check`). A call still waiting for its first token (or
+its next one) is not in that loop: the monitor interrupts it (interrupts.py), and the
+provider raises Canceled with the text it had.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import os
 import threading
 import time
 import uuid
+from contextvars import Token
 
 from db.redis_client import get_redis
 from db.repositories import jobs
 from db.session import session_scope
 from workers import cancellation, events
+from workers.providers import interrupts
 from workers.providers.base import Canceled, Completion
 
 logger = logging.getLogger(__name__)
@@ -45,14 +49,30 @@ class Heartbeat:
         self.chars = 0
         self.cancel_requested = False  # set by the monitor
         self.lease_lost = False  # set by the monitor
+        self.interrupt = interrupts.Interrupt()  # the provider call's, made current on entry
+        self._token: Token[interrupts.Interrupt | None] | None = None
 
     def __enter__(self) -> Heartbeat:
         self.renew_at = time.monotonic() + self.renew_every
+        self._token = interrupts.current.set(self.interrupt)
         _monitor().add(self)
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: object, error: BaseException | None, traceback: object) -> None:
         _monitor().discard(self)
+        interrupts.current.reset(self._token)
+        if self.lease_lost and isinstance(error, Canceled):
+            # Interrupted because the job is no longer ours: nothing may be written for it.
+            raise LeaseLost(str(self.job_id)) from error
+
+    def cancel(self) -> None:
+        """The job was canceled: stop its provider call, even one waiting for a token."""
+        self.cancel_requested = True
+        self.interrupt.interrupt()
+
+    def lose_lease(self) -> None:
+        self.lease_lost = True
+        self.interrupt.interrupt()
 
     def on_delta(self, text: str) -> None:
         """Called by the provider for each streamed piece of text."""
@@ -115,7 +135,7 @@ class Monitor:
             flags = cancellation.are_requested(get_redis(), [beat.job_id for beat in beats])
             for beat, requested in zip(beats, flags, strict=True):
                 if requested:
-                    beat.cancel_requested = True
+                    beat.cancel()
         except Exception:
             logger.warning("heartbeat: could not read %d jobs' cancel flags", len(beats), exc_info=True)
         due = [beat for beat in beats if now >= beat.renew_at and not beat.lease_lost]
@@ -136,11 +156,11 @@ class Monitor:
         redis = get_redis()
         for beat, state in zip(due, states, strict=True):
             if state is None:  # reaped or finished elsewhere
-                beat.lease_lost = True
+                beat.lose_lease()
                 continue
             beat.renew_at = now + beat.renew_every
             if state.cancel_requested:
-                beat.cancel_requested = True
+                beat.cancel()
             events.publish(redis, beat.job_id, events.PROGRESS, {"progress": beat.progress})
 
 

@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from tests.fakes.services import wait_until
 from tests.helpers import API, register, submit, wait_for
 from workers.tools import get_tool
 
@@ -130,6 +131,21 @@ def test_cancel_stops_a_streaming_job_and_keeps_its_partial_output(client, heade
     assert len(job["output"]["text"]) < len(f"Echo: [[slow:0.05]] {words}")
     assert job["usage"]["output_tokens"] > 0  # charged for what was generated
     assert stopped_within < 5
+
+
+def test_cancel_stops_a_job_still_waiting_for_the_provider(client, headers, fake_openai):
+    response = submit(client, headers, input={"prompt": "[[hang]] Take your time"})
+    job_id = response.get_json()["id"]
+    wait_for(client, headers, job_id, statuses=("running",))
+    wait_until(lambda: fake_openai.requests, 10, message="the provider call")
+
+    assert client.post(f"{API}/jobs/{job_id}/cancel", headers=headers).status_code == 202
+    job = wait_for(client, headers, job_id)
+
+    # Not `failed` with a timeout, after OPENAI_TIMEOUT and two retries.
+    assert job["status"] == "canceled", job
+    assert job["error"]["code"] == "canceled" and job["output"] is None
+    assert len(fake_openai.requests) == 1
 
 
 def test_a_job_not_started_before_its_deadline_expires(client, headers):

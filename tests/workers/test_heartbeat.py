@@ -18,7 +18,8 @@ from db.session import session_scope
 from tests import rows
 from workers import cancellation, events, heartbeat
 from workers.heartbeat import Heartbeat, LeaseLost, Monitor
-from workers.providers.base import Canceled
+from workers.providers import interrupts
+from workers.providers.base import Canceled, Completion
 
 
 def running_job(lease_seconds: int = 60) -> uuid.UUID:
@@ -48,6 +49,8 @@ def test_one_round_sees_the_cancel_flag_of_each_job_it_holds():
     beats[2].check()
     with pytest.raises(Canceled):
         beats[1].check()
+    # A call waiting for its first token is not checking: it is interrupted instead.
+    assert [beat.interrupt.interrupted for beat in beats] == [False, True, False]
 
 
 def test_a_due_lease_is_renewed_with_the_progress_which_is_published():
@@ -76,6 +79,7 @@ def test_a_job_finished_elsewhere_is_no_longer_ours():
     Monitor().tick([beat], beat.renew_at)
     with pytest.raises(LeaseLost):
         beat.check()
+    assert beat.interrupt.interrupted
 
 
 def test_a_cancel_recorded_only_on_the_row_is_seen_at_the_next_renewal():
@@ -88,6 +92,7 @@ def test_a_cancel_recorded_only_on_the_row_is_seen_at_the_next_renewal():
     Monitor().tick([beat], beat.renew_at)
     with pytest.raises(Canceled):
         beat.check()
+    assert beat.interrupt.interrupted
 
 
 def test_leases_are_renewed_while_redis_is_down(monkeypatch):
@@ -121,6 +126,21 @@ def test_the_process_watches_all_its_running_jobs_with_one_thread():
         for beat in beats[:7] + beats[8:]:
             beat.check()
     finally:
-        for beat in beats:
+        for beat in reversed(beats):  # as nested `with` blocks would
             beat.__exit__(None, None, None)
     assert heartbeat._monitor().held() == []
+    assert interrupts.current.get() is None
+
+
+def test_a_heartbeat_makes_its_interrupt_current_while_it_is_held():
+    assert interrupts.current.get() is None
+    with Heartbeat(running_job(), lease_seconds=60, expected_chars=100) as beat:
+        assert interrupts.current.get() is beat.interrupt
+    assert interrupts.current.get() is None
+
+
+def test_a_call_interrupted_because_the_lease_was_lost_ends_lease_lost():
+    beat = Heartbeat(running_job(), lease_seconds=60, expected_chars=100)
+    with pytest.raises(LeaseLost), beat:
+        beat.lose_lease()
+        raise Canceled(Completion(text="", model=""))  # what the interrupted provider raises

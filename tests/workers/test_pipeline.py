@@ -1,13 +1,19 @@
 """The pipeline called directly, as the task calls it (no broker)."""
 
+import dataclasses
+import logging
+import threading
 import uuid
 
 import pytest
 
+from api.services import jobs as job_rules
+from db.models.job import SUCCEEDED
 from db.redis_client import get_redis
 from db.repositories import jobs
 from db.session import session_scope
 from tests import rows
+from tests.fakes.services import wait_until
 from workers import events, metrics, pipeline, scheduling
 from workers.providers.base import Completion
 
@@ -141,3 +147,77 @@ def test_a_job_whose_tool_was_removed_fails_and_is_counted_finished_once(setting
     assert (job.status, job.error_code) == ("failed", "invalid_request")
     assert job.error_message == "The tool 'retired-tool' no longer exists."
     assert metrics.registry().get_sample_value("conveyor_jobs_finished_total", labels) == before + 1
+
+
+def run_in_thread(job_id, settings) -> tuple[threading.Thread, dict]:
+    """Run the pipeline in a thread of its own, as a worker does; `ended["finished"]` is its result."""
+    ended = {}
+    thread = threading.Thread(
+        target=lambda: ended.update(finished=pipeline.run_job(job_id, settings=settings)), daemon=True
+    )
+    thread.start()
+    return thread, ended
+
+
+def cancel(job_id) -> None:
+    """As `POST /jobs/<id>/cancel` does: the row's cancel_requested_at and the Redis flag."""
+    with session_scope() as session:
+        assert job_rules.cancel_job(session, jobs.get(session, job_id=job_id)).cancel_requested_at
+
+
+def test_a_cancel_stops_a_call_still_waiting_for_its_first_token(settings, fake_openai):
+    patient = dataclasses.replace(settings, openai_timeout=30.0)  # the provider may take 30 s
+    job_id = make_job(input={"prompt": "[[hang]] Take your time"})
+    thread, ended = run_in_thread(job_id, patient)
+    wait_until(lambda: fake_openai.requests, 10, message="the provider call")
+
+    cancel(job_id)
+    thread.join(timeout=10)
+
+    assert not thread.is_alive(), "the cancel did not stop the call"
+    assert ended["finished"].status == "canceled"
+    job = load(job_id)
+    assert job.status == "canceled" and job.error_code == "canceled" and job.output is None
+    assert len(fake_openai.requests) == 1  # not retried
+
+
+def test_a_cancel_between_pieces_keeps_the_text_streamed_so_far(settings, fake_openai):
+    patient = dataclasses.replace(settings, openai_timeout=30.0)
+    job_id = make_job(input={"prompt": "[[slow:2]] a reply of many words, each piece two seconds apart"})
+    thread, ended = run_in_thread(job_id, patient)
+
+    def streamed() -> str:
+        return "".join(
+            event.data["text"] for event in events.read(get_redis(), job_id) if event.type == events.DELTA
+        )
+
+    first = wait_until(streamed, 10, interval=0.02, message="the first piece")
+    cancel(job_id)
+    thread.join(timeout=10)
+
+    assert not thread.is_alive(), "the cancel did not stop the call"
+    assert ended["finished"].status == "canceled"
+    job = load(job_id)
+    assert job.error_code == "canceled"
+    assert job.output == {"text": first}  # the next piece was still two seconds away
+    assert job.output_tokens > 0  # charged for what was generated
+    assert streamed() == first
+    assert len(fake_openai.requests) == 1
+
+
+def test_a_call_stops_without_writing_when_its_job_is_no_longer_ours(settings, fake_openai, caplog):
+    patient = dataclasses.replace(settings, openai_timeout=30.0)
+    job_id = make_job(input={"prompt": "[[hang]] Take your time"})
+    thread, ended = run_in_thread(job_id, patient)
+    wait_until(lambda: fake_openai.requests, 10, message="the provider call")
+
+    with caplog.at_level(logging.WARNING, logger="workers.pipeline"):
+        with session_scope() as session:  # finished by another delivery
+            assert jobs.finish(session, job_id=job_id, status=SUCCEEDED, output={"text": "by another"})
+        thread.join(timeout=10)  # the lease is renewed, and found lost, every 2 s
+
+    assert not thread.is_alive(), "losing the lease did not stop the call"
+    assert ended["finished"] is None
+    assert "lease lost" in caplog.text
+    assert load(job_id).output == {"text": "by another"}
+    assert len(fake_openai.requests) == 1

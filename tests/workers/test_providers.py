@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import json
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -15,7 +18,8 @@ import pytest
 
 from settings import Settings
 from tests.fakes.openai_server import FakeOpenAI
-from workers.providers import get_provider
+from tests.fakes.services import wait_until
+from workers.providers import get_provider, interrupts
 from workers.providers.base import (
     CONTENT_FILTERED,
     INVALID_REQUEST,
@@ -390,6 +394,61 @@ def test_a_cancel_hangs_up_rather_than_reading_the_rest(fake_openai, provider):
     provider.complete(ask(unique("next")))
 
     assert fake_openai.connections - before == 2
+
+
+def under(interrupt: interrupts.Interrupt, call: Callable[..., Any], *args: Any) -> Any:
+    """`call(*args)` with `interrupt` current, as inside a job's Heartbeat."""
+    context = contextvars.copy_context()
+    context.run(interrupts.current.set, interrupt)
+    return context.run(call, *args)
+
+
+def interrupt_when(ready: Callable[[], Any]) -> interrupts.Interrupt:
+    """An Interrupt that another thread (as the heartbeat monitor) interrupts once `ready()`."""
+    interrupt = interrupts.Interrupt()
+
+    def watch() -> None:
+        wait_until(ready, 10, interval=0.01, message="the moment to interrupt")
+        interrupt.interrupt()
+
+    threading.Thread(target=watch, daemon=True).start()
+    return interrupt
+
+
+def test_an_interrupt_stops_a_call_still_waiting_for_its_response(fake_openai, provider, sleep):
+    content = unique("[[hang]] the provider takes its time")
+    interrupt = interrupt_when(lambda: sent(fake_openai, content))
+
+    with pytest.raises(Canceled) as caught:  # not a timeout, which would be retried
+        under(interrupt, provider.complete, ask(content))
+
+    assert caught.value.partial.text == "" and caught.value.partial.output_tokens == 0
+    assert len(sent(fake_openai, content)) == 1 and sleep.waits == []
+
+
+def test_an_interrupt_between_pieces_keeps_the_text_so_far(fake_openai, provider, sleep):
+    content = unique("[[slow:1]] one two three four five six seven eight nine")
+    deltas: list[str] = []
+    interrupt = interrupt_when(lambda: deltas)
+
+    with pytest.raises(Canceled) as caught:
+        under(interrupt, provider.complete, ask(content), deltas.append)
+
+    assert len(deltas) == 1  # the next piece was a second away
+    assert caught.value.partial.text == deltas[0]
+    assert ("Echo: " + content).startswith(deltas[0])
+    assert len(sent(fake_openai, content)) == 1 and sleep.waits == []
+
+
+def test_an_interrupted_call_sends_nothing(fake_openai, provider):
+    content = unique("never asked")
+    interrupt = interrupts.Interrupt()
+    interrupt.interrupt()
+
+    with pytest.raises(Canceled):
+        under(interrupt, provider.complete, ask(content))
+
+    assert sent(fake_openai, content) == []
 
 
 def test_failure_after_text_was_delivered_is_not_retried(fake_openai, provider):

@@ -43,6 +43,7 @@ from workers.providers.base import (
     ProviderError,
     estimate_tokens,
 )
+from workers.providers.interrupts import Interrupted
 from workers.providers.pooling import PoolingTransport
 from workers.ratelimit import LocalRateLimited, RateLimiter, request_tokens
 
@@ -82,10 +83,18 @@ class OpenAIProvider:
         if self.limiter is not None:
             # Per attempt, since every HTTP request counts against the provider's limits.
             self.limiter.acquire(request.model, request_tokens(request))
+        state = _StreamState(request)
         with metrics.provider_request(self.name, request.model):
-            return self._request(request, on_delta)
+            try:
+                return self._request(request, state, on_delta)
+            except Interrupted:
+                # The job was canceled while this call waited on the network: for the
+                # response, or for its next piece (see interrupts.py).
+                raise Canceled(state.completion()) from None
 
-    def _request(self, request: CompletionRequest, on_delta: OnDelta | None) -> Completion:
+    def _request(
+        self, request: CompletionRequest, state: _StreamState, on_delta: OnDelta | None
+    ) -> Completion:
         kwargs: dict[str, Any] = {
             "model": request.model,
             "messages": request.messages,
@@ -112,7 +121,6 @@ class OpenAIProvider:
         except openai.OpenAIError as err:
             raise self._error(err) from err
 
-        state = _StreamState(request)
         # Close the HTTP response however we leave, so a cancel hangs up on the provider.
         with stream, contextlib.closing(_text_deltas(stream, state, self._error)) as deltas:
             try:

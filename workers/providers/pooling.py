@@ -33,6 +33,7 @@ import httpcore2
 import httpx2
 
 from db.sockets import has_input
+from workers.providers import interrupts
 
 DRAIN_SECONDS = 0.1
 DRAIN_BYTES = 64 * 1024
@@ -86,15 +87,23 @@ class _Backend(httpcore2.SyncBackend):
 
 
 class _Stream(httpcore2.NetworkStream):
-    """httpcore2's connection, but "is it readable?" is answered by db.sockets."""
+    """httpcore2's connection, but "is it readable?" is answered by db.sockets, and reads
+    and writes stop under an interrupted Interrupt (interrupts.py)."""
 
     def __init__(self, stream: httpcore2.NetworkStream) -> None:
         self._stream = stream
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, timeout)
+        interrupt = interrupts.current.get()
+        if interrupt is None:
+            return self._stream.read(max_bytes, timeout)
+        with interrupt.reading(self._stream.get_extra_info("socket")):
+            return self._stream.read(max_bytes, timeout)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        interrupt = interrupts.current.get()
+        if interrupt is not None:
+            interrupt.check()
         self._stream.write(buffer, timeout)
 
     def close(self) -> None:
@@ -150,5 +159,7 @@ class _DrainOnClose(httpx2.SyncByteStream):
                 read += len(chunk)
                 if read > DRAIN_BYTES or time.monotonic() > deadline:
                     return  # more than a body's end: closing drops the connection
-        except (httpx2.TransportError, httpx2.StreamError):
-            pass  # the connection is closed, as it would have been without the drain
+        except (httpx2.TransportError, httpx2.StreamError, interrupts.Interrupted):
+            # The connection is closed, as it would have been without the drain. Interrupted:
+            # the call was stopped after its answer was complete, which then stands.
+            pass

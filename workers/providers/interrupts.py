@@ -1,0 +1,75 @@
+"""Stopping a provider call that is blocked on the network, from another thread or greenlet.
+
+A canceled job's call may be waiting for response headers or its next token for as
+long as the provider takes. Its heartbeat monitor (another thread, or another greenlet
+under gevent) calls `Interrupt.interrupt()`, which shuts down the socket the call is
+reading: a blocked read wakes up in either case (with EOF in a thread, with an error
+under gevent), and the read then raises `Interrupted`. The streams of pooling.py read
+under the current Interrupt (a context variable: one per thread or greenlet); with
+none, reads are left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+
+class Interrupted(BaseException):
+    """The call was interrupted. A BaseException, like KeyboardInterrupt, so that no
+    `except Exception` between the socket and the provider (in the SDK, httpx2 or
+    httpcore2) can take it for a connection error, which would be retried."""
+
+
+class Interrupt:
+    """One job's switch for stopping its provider call's reads; thrown once, it stays on."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._interrupted = False
+        self._reading: socket.socket | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        return self._interrupted
+
+    def interrupt(self) -> None:
+        """Stop the reads made under this Interrupt, now and from now on. Safe to call
+        from any thread or greenlet, and more than once."""
+        with self._lock:
+            self._interrupted = True
+            if self._reading is not None:
+                # Under the lock, so the reader cannot close the socket (and the OS hand its
+                # number to another connection) before it is shut down.
+                with contextlib.suppress(OSError):  # already closed, or never connected
+                    self._reading.shutdown(socket.SHUT_RDWR)
+
+    def check(self) -> None:
+        if self._interrupted:
+            raise Interrupted
+
+    @contextlib.contextmanager
+    def reading(self, sock: socket.socket | None) -> Iterator[None]:
+        """Around one blocking read of `sock`: raises Interrupted instead of reading once
+        interrupted, and instead of what the read returned or raised if interrupted meanwhile."""
+        with self._lock:
+            # Under the lock: an interrupt() either came first (raised here) or will find
+            # this socket to shut down.
+            self.check()
+            self._reading = sock
+        try:
+            yield
+        except BaseException as error:
+            if self._interrupted:
+                raise Interrupted from error
+            raise
+        finally:
+            with self._lock:
+                self._reading = None
+        self.check()
+
+
+current: ContextVar[Interrupt | None] = ContextVar("provider_interrupt", default=None)
