@@ -423,6 +423,7 @@ def test_an_interrupt_stops_a_call_still_waiting_for_its_response(fake_openai, p
         under(interrupt, provider.complete, ask(content))
 
     assert caught.value.partial.text == "" and caught.value.partial.output_tokens == 0
+    assert caught.value.partial.input_tokens > 0  # the provider had the prompt: charged as before
     assert len(sent(fake_openai, content)) == 1 and sleep.waits == []
 
 
@@ -445,10 +446,12 @@ def test_an_interrupted_call_sends_nothing(fake_openai, provider):
     interrupt = interrupts.Interrupt()
     interrupt.interrupt()
 
-    with pytest.raises(Canceled):
+    with pytest.raises(Canceled) as caught:
         under(interrupt, provider.complete, ask(content))
 
     assert sent(fake_openai, content) == []
+    partial = caught.value.partial  # nothing went out: nothing to charge
+    assert (partial.text, partial.input_tokens, partial.output_tokens) == ("", 0, 0)
 
 
 def test_failure_after_text_was_delivered_is_not_retried(fake_openai, provider):

@@ -21,7 +21,12 @@ from contextvars import ContextVar
 class Interrupted(BaseException):
     """The call was interrupted. A BaseException, like KeyboardInterrupt, so that no
     `except Exception` between the socket and the provider (in the SDK, httpx2 or
-    httpcore2) can take it for a connection error, which would be retried."""
+    httpcore2) can take it for a connection error, which would be retried. `sent`: the
+    request had gone out (the call was reading its answer), so the provider may bill it."""
+
+    def __init__(self, *, sent: bool) -> None:
+        super().__init__("sent" if sent else "not sent")
+        self.sent = sent
 
 
 class Interrupt:
@@ -47,9 +52,9 @@ class Interrupt:
                 with contextlib.suppress(OSError):  # already closed, or never connected
                     self._reading.shutdown(socket.SHUT_RDWR)
 
-    def check(self) -> None:
+    def check(self, *, sent: bool = True) -> None:
         if self._interrupted:
-            raise Interrupted
+            raise Interrupted(sent=sent)
 
     @contextlib.contextmanager
     def reading(self, sock: socket.socket | None) -> Iterator[None]:
@@ -64,7 +69,7 @@ class Interrupt:
             yield
         except BaseException as error:
             if self._interrupted:
-                raise Interrupted from error
+                raise Interrupted(sent=True) from error
             raise
         finally:
             with self._lock:

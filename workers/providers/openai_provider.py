@@ -87,10 +87,11 @@ class OpenAIProvider:
         with metrics.provider_request(self.name, request.model):
             try:
                 return self._request(request, state, on_delta)
-            except Interrupted:
+            except Interrupted as stop:
                 # The job was canceled while this call waited on the network: for the
-                # response, or for its next piece (see interrupts.py).
-                raise Canceled(state.completion()) from None
+                # response, or for its next piece (see interrupts.py). A request that never
+                # went out costs nothing.
+                raise Canceled(state.completion() if stop.sent else Completion("", request.model)) from None
 
     def _request(
         self, request: CompletionRequest, state: _StreamState, on_delta: OnDelta | None

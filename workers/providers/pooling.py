@@ -103,7 +103,7 @@ class _Stream(httpcore2.NetworkStream):
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         interrupt = interrupts.current.get()
         if interrupt is not None:
-            interrupt.check()
+            interrupt.check(sent=False)  # a request cut short is not one the provider runs
         self._stream.write(buffer, timeout)
 
     def close(self) -> None:
