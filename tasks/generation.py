@@ -24,6 +24,7 @@ class GenerationTask(Task):
                 uuid.UUID(args[0]),
                 code=pipeline.TIMEOUT,
                 message=f"The job was stopped at its {limit} s hard limit.",
+                duration=limit,  # Celery stops a delivery when it has run this long
             )
 
 

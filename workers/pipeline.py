@@ -208,16 +208,16 @@ def generate(work: Work, provider: Provider, tally: Tally, *, on_delta=None) -> 
     )
 
 
-def fail(job_id: uuid.UUID, *, code: str, message: str) -> bool:
+def fail(job_id: uuid.UUID, *, code: str, message: str, duration: float | None = None) -> bool:
     """Record a failure from outside the pipeline (a task-level error, such as the hard
     time limit). Returns whether it ended the job; only then is the job counted
-    finished, here, because the process that ran it never got to count it."""
+    finished, here, because the process that ran it never got to count it. `duration`:
+    how long the delivery ran, when the caller knows (the hard limit's own length)."""
     with session_scope() as session:
         if not jobs.finish(session, job_id=job_id, status=FAILED, error_code=code, error_message=message):
             return False
         tool = jobs.get(session, job_id=job_id).tool
-    # No duration: when this delivery started died with the process that ran it.
-    metrics.job_finished(tool=tool, status=FAILED, code=code)
+    metrics.job_finished(tool=tool, status=FAILED, code=code, duration=duration)
     logger.info("job_id=%s %s code=%s (recorded outside the pipeline)", job_id, FAILED, code)
     return True
 

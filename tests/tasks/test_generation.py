@@ -53,12 +53,23 @@ def test_the_hard_time_limit_ends_the_job_timeout_and_releases_the_lease(setting
     assert job.lease_until is None
 
 
+def durations_observed() -> tuple[float, float]:
+    """conveyor_job_duration_seconds' count and sum for failed text jobs."""
+    labels = {"tool": "text", "status": "failed"}
+    read = metrics.registry().get_sample_value
+    return (read("conveyor_job_duration_seconds_count", labels) or 0.0), (
+        read("conveyor_job_duration_seconds_sum", labels) or 0.0
+    )
+
+
 def test_a_job_stopped_at_the_hard_limit_is_counted_finished_once(settings):
     # The pool process that would have counted it is dead: the main process counts it.
-    before = timeouts_counted()
+    before, (count, total) = timeouts_counted(), durations_observed()
     job_id = running_job()
     stop_at_hard_limit(job_id, settings.job_hard_time_limit)
     assert timeouts_counted() == before + 1
+    # ... with the delivery's duration, which is the hard limit's.
+    assert durations_observed() == (count + 1, total + settings.job_hard_time_limit)
 
     stop_at_hard_limit(job_id, settings.job_hard_time_limit)  # the job is already final
     assert timeouts_counted() == before + 1
