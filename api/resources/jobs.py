@@ -22,7 +22,7 @@ from api.schemas.jobs import (
     JobSchema,
 )
 from api.services import jobs, live
-from db.session import autocommit, db_session, standalone
+from db.session import db_session, standalone
 
 blp = Blueprint("jobs", __name__, description="Submit AI jobs and follow them to a result.")
 
@@ -71,8 +71,10 @@ def list_jobs(args):
 def get_one(args, job_id: uuid.UUID):
     """A job's status and, once finished, its output or error; `wait` long-polls."""
     if args["wait"]:
+        # What authentication read (an API key's row) gives its connection back: a waiting
+        # request holds none (each look at the job borrows one).
+        db_session().commit()
         job = live.wait_for_change(
-            autocommit(db_session()),  # reads only: no transaction, none held while waiting
             user_id=current_user_id(),
             job_id=job_id,
             seconds=args["wait"],

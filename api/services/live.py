@@ -12,16 +12,16 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy.orm import Session
 
 from api.services import jobs as job_service
 from api.services.errors import Invalid
-from db.models import Job
+from db.models.job import TERMINAL
 from db.redis_client import get_redis
 from db.repositories import jobs
-from db.session import session_scope
+from db.session import session_scope, standalone
 from workers import events
 
 EVENT_ID = re.compile(r"\d+(-\d+)?")
@@ -31,28 +31,34 @@ RECONNECT_MS = 2000
 
 
 def wait_for_change(
-    session: Session,
     *,
     user_id: uuid.UUID,
     job_id: uuid.UUID,
     seconds: int,
-    fingerprint: Callable[[Job], str],
+    fingerprint: Callable[[Any], str],
     seen: str | None = None,
-) -> Job:
-    """Return the job as soon as it differs from what the client has (`seen`, its
-    ETag; else the job as it is now), or after `seconds`."""
+) -> Any:
+    """Return the job (its row, as a poll reads it) as soon as it differs from what the
+    client has (`seen`, its ETag; else the job as it is now), or after `seconds`. Each
+    read takes a pooled connection and gives it back: none is held while the request
+    waits, so long-polls do not use up the database pool."""
     redis = get_redis()
     after = _last_event_id(redis, job_id)  # before reading the row, so no change slips between
-    job = job_service.get(session, user_id=user_id, job_id=job_id)
+    job = _read(user_id, job_id)
     baseline = seen or fingerprint(job)
     deadline = time.monotonic() + min(seconds, MAX_WAIT_SECONDS)
-    while fingerprint(job) == baseline and not job.is_terminal:
+    while fingerprint(job) == baseline and job.status not in TERMINAL:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
         after = _wait_for_event(redis, job_id, after, min(remaining, ROW_CHECK_SECONDS))
-        session.refresh(job)
+        job = _read(user_id, job_id)
     return job
+
+
+def _read(user_id: uuid.UUID, job_id: uuid.UUID) -> Any:
+    with standalone() as connection:
+        return job_service.read(connection, user_id=user_id, job_id=job_id)
 
 
 def check_event_id(value: str | None) -> str | None:

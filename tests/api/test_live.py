@@ -85,7 +85,53 @@ def test_a_long_poll_holds_no_transaction_open_while_it_waits(client, headers):
             .all()
         )
     waiting.join()
-    assert states and "idle in transaction" not in states  # vacuum and DDL are not held up by it
+    # Vacuum and DDL are not held up by it (it holds no connection at all while it waits:
+    # see the next test).
+    assert "idle in transaction" not in states
+
+
+@pytest.mark.parametrize("credential", ["access token", "API key"])
+def test_long_polls_hold_no_database_connection_while_they_wait(client, headers, credential):
+    # A pool's worth of clients long-polling must not leave the other requests waiting
+    # for a connection. An API key is checked in the database, in the request's session.
+    if credential == "API key":
+        key = client.post(f"{API}/api-keys", headers=headers, json={"name": "poller"}).get_json()["key"]
+        headers = {"X-API-Key": key}
+    job_id = submit(client, headers).get_json()["id"]
+    etag = client.get(f"{API}/jobs/{job_id}", headers=headers).headers["ETag"]
+    pool = get_engine().pool
+    before = pool.checkedout()
+    answers = []
+    waiting = [
+        threading.Thread(
+            target=lambda: answers.append(
+                client.get(f"{API}/jobs/{job_id}?wait=2", headers={**headers, "If-None-Match": etag})
+            )
+        )
+        for _ in range(3)
+    ]
+    for thread in waiting:
+        thread.start()
+    time.sleep(1)  # each has read the row and waits for an event
+    held = pool.checkedout() - before
+    for thread in waiting:
+        thread.join()
+    assert held == 0
+    assert [answer.status_code for answer in answers] == [304, 304, 304]
+
+
+def test_an_open_event_stream_holds_no_database_connection(client, headers):
+    # The request's session ends when the view returns its stream; the stream's own
+    # looks at the job borrow a connection each.
+    key = client.post(f"{API}/api-keys", headers=headers, json={"name": "watcher"}).get_json()["key"]
+    job_id = submit(client, {"X-API-Key": key}).get_json()["id"]  # its first use records it, and commits
+    pool = get_engine().pool
+    before = pool.checkedout()
+    response = client.get(f"{API}/jobs/{job_id}/events", headers={"X-API-Key": key}, buffered=False)
+    assert next(iter(response.response)) == b"retry: 2000\n\n"  # the stream is open
+    held = pool.checkedout() - before
+    response.close()
+    assert held == 0
 
 
 def test_long_poll_with_a_stale_etag_answers_at_once(client, headers):
