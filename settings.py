@@ -43,13 +43,12 @@ class RateLimit:
 class Settings:
     env: str = "development"
     database_url: str = "postgresql+psycopg2://postgres@localhost:5432/conveyor"
-    # Connections each process keeps open, and may open beyond that under load (closed again
-    # when returned). A gevent web worker runs many requests at once: see the README.
-    # Kept open: a connection opened beyond these is closed when it comes back, and a web
-    # worker serving a dozen requests at once then opens (and Postgres forks) one on most
-    # requests. The same 15 at most as before, more of them kept.
-    db_pool_size: int = 10
-    db_max_overflow: int = 5
+    # Connections each process opens as it needs them, up to db_pool_size, and keeps; and
+    # may open beyond that under load, closed again when returned. A gevent web worker runs
+    # many requests at once (see the README): one that got more than the kept number at
+    # once opened (and Postgres forked) a connection on most requests, so all 15 are kept.
+    db_pool_size: int = 15
+    db_max_overflow: int = 0
     redis_url: str = "redis://localhost:6379/0"
     broker_url: str = ""  # empty: the same Redis as redis_url
     secret_key: str = DEV_SECRET

@@ -7,8 +7,8 @@ import pytest
 from settings import ConfigError, Settings
 
 
-def test_the_pool_is_five_plus_ten_unless_configured():
-    assert (Settings.from_env({}).db_pool_size, Settings.from_env({}).db_max_overflow) == (10, 5)
+def test_the_pool_keeps_fifteen_unless_configured():
+    assert (Settings.from_env({}).db_pool_size, Settings.from_env({}).db_max_overflow) == (15, 0)
     settings = Settings.from_env({"DB_POOL_SIZE": "40", "DB_MAX_OVERFLOW": "0"})
     assert (settings.db_pool_size, settings.db_max_overflow) == (40, 0)
 
