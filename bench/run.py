@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import os
 import platform
+import resource
 import secrets
 import shutil
 import signal
@@ -166,6 +167,43 @@ def cpu_seconds(pid: int) -> float:
 
 def group_cpu(pids: list[int]) -> float:
     return sum(cpu_seconds(pid) for pid in pids)
+
+
+def server_pids(name: str) -> list[int]:
+    """The processes of a server the bench shares with the machine (`postgres`,
+    `redis-server`), by their command name."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError):
+                if (entry / "comm").read_text().strip() == name:
+                    found.append(int(entry.name))
+    return found
+
+
+def children_cpu() -> float:
+    """User + system CPU time of this process's finished children (wrk, bench.load)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """The CPU each group of processes spends over a block, per operation: the group
+    under test, Postgres's and Redis's processes (what is on the path, and a little of
+    other users' work: these servers are the machine's), and the load generator (the
+    one child the block runs and waits for). Together, where the machine's cores went.
+    A Postgres backend that starts and ends within the block is missed (the runs
+    report the sessions opened: 1-4 a run)."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups | {"postgres": server_pids("postgres"), "redis": server_pids("redis-server")}
+        self.before = {name: group_cpu(pids) for name, pids in self.groups.items()}
+        self.load_before = children_cpu()
+
+    def per(self, count: int, unit: str) -> dict[str, float]:
+        spent = {name: group_cpu(pids) - self.before[name] for name, pids in self.groups.items()}
+        spent["load"] = children_cpu() - self.load_before
+        return {f"{name}_cpu_ms_per_{unit}": cpu * 1000 / max(1, count) for name, cpu in spent.items()}
 
 
 def load_average() -> list[float]:
@@ -402,8 +440,7 @@ class Bench:
             str(requests_file),
         ]
         server = "web" if base_url == self.web_url else "baseline_web"
-        pids = self.web_workers(server)
-        cpu = group_cpu(pids)
+        meter = CpuMeter({"web": self.web_workers(server)})
         sessions = self.db_sessions()
         if shutil.which("wrk"):
             done = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -411,7 +448,7 @@ class Bench:
         else:  # slower per request than wrk, so the load generator takes more of the machine
             config = {"base_url": base_url, "lines": lines, "connections": CONNECTIONS, "seconds": seconds}
             result = self.load("replay", config)
-        result["web_cpu_ms_per_request"] = (group_cpu(pids) - cpu) * 1000 / max(1, result["requests"])
+        result |= meter.per(result["requests"], "request")
         after = self.db_sessions()
         result["db_sessions_opened"] = after - sessions if min(after, sessions) >= 0 else None
         result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
@@ -686,19 +723,21 @@ def scenario_overhead_and_pipeline(bench: Bench) -> None:
         for _ in range(options.pipeline_runs):
             bench.reset_jobs()
             pool = children(worker.pid)
-            groups = {"web": bench.web_workers(), "worker": [worker.pid, *pool], "worker_main": [worker.pid]}
-            before = {name: group_cpu(pids) for name, pids in groups.items()}
+            meter = CpuMeter(
+                {
+                    "web": bench.web_workers(),
+                    "worker": [worker.pid, *pool],
+                    "worker_main": [worker.pid],
+                    "provider": [bench.processes.started["provider"].pid],
+                }
+            )
             with bench.profiling("pipeline-worker", [worker.pid, *pool]):
                 result = bench.load("pipeline-conveyor", conveyor_config)
-            for name, pids in groups.items():
-                result[f"{name}_cpu_ms_per_job"] = (group_cpu(pids) - before[name]) * 1000 / result["jobs"]
+                result |= meter.per(result["jobs"], "job")  # before py-spy ends: not its CPU
             runs["conveyor"].append(result)
-            baseline_pids = [baseline.pid, *children(baseline.pid)]
-            cpu_before = group_cpu(baseline_pids)
+            meter = CpuMeter({"worker": [baseline.pid, *children(baseline.pid)]})
             result = bench.load("pipeline-celery", celery_config)
-            result["worker_cpu_ms_per_task"] = (
-                (group_cpu(baseline_pids) - cpu_before) * 1000 / result["tasks"]
-            )
+            result |= meter.per(result["tasks"], "task")
             runs["baseline"].append(result)
         bench.results["pipeline"] = runs
         bench.processes.stop("baseline_worker")
@@ -933,13 +972,45 @@ def render(rows: list[Row]) -> str:
         ]
         for row in rows
     ]
+    return "\n".join(_grid(header, body))
+
+
+def _grid(header: list[str], body: list[list[str]]) -> list[str]:
+    """Columns padded to their widest cell, a rule under the header."""
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     lines = [
         " | ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
         for line in [header, *body]
     ]
     lines.insert(1, "-+-".join("-" * width for width in widths))
-    return "\n".join(lines)
+    return lines
+
+
+CPU_GROUPS = ("web", "worker", "provider", "postgres", "redis", "load")  # worker_main is in worker
+
+
+def render_cpu(results: dict[str, Any]) -> str:
+    """Where the machine's cores went, per request, job or task: the median of each
+    group over the runs, and their sum (the load generator's included: it shares the cores)."""
+    header = ["series", *CPU_GROUPS, "total"]
+    body = []
+    for scenario in ("submit", "poll", "pipeline"):
+        for series, runs in results.get(scenario, {}).items():
+            if not runs:
+                continue
+            fields = {
+                key.split("_cpu_ms_per_")[0]: statistics.median(run[key] for run in runs)
+                for key in runs[0]
+                if "_cpu_ms_per_" in key
+            }
+            cells = [f"{fields[name]:.2f}" if name in fields else "—" for name in CPU_GROUPS]
+            total = sum(fields.get(name, 0.0) for name in CPU_GROUPS)
+            body.append([f"{scenario} {series}", *cells, f"{total:.2f}"])
+    if not body:
+        return ""
+    return "\n".join(
+        ["CPU ms per operation, median of the runs (load: wrk or bench/load.py)", *_grid(header, body)]
+    )
 
 
 def machine() -> dict[str, Any]:
@@ -1092,6 +1163,9 @@ def main(argv: list[str] | None = None) -> int:
     table = render(rows)
     print()
     print(table)
+    cpu = render_cpu(bench.results)
+    if cpu:
+        print(f"\n{cpu}")
     for name, error in bench.results.get("failed", {}).items():
         print(f"FAILED: {name}: {error}")
     print(f"\nload average before {load_before}, after {load_after}")
