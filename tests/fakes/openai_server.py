@@ -17,6 +17,10 @@ share one server cannot disturb each other:
 A trailing count, as in `[[fail:500:2]]` or `[[hang:1]]`, limits the marker to the
 first N requests carrying that exact message; later ones get the normal reply.
 
+Plain HTTP by default. Given a server-side `ssl.SSLContext` it speaks HTTPS, as
+api.openai.com does, and `base_url` names `localhost` (when bound to 127.0.0.1), which
+the context's certificate must cover; the client must trust that certificate's CA.
+
 Run it by hand with `python -m tests.fakes.openai_server --port 8089`.
 """
 
@@ -28,6 +32,7 @@ import json
 import re
 import select
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -98,11 +103,15 @@ class Behaviour:
 
 
 class FakeOpenAI:
-    """A fake OpenAI server on a free port, serving from daemon threads."""
+    """A fake OpenAI server on a free port, serving from daemon threads; over TLS with
+    `ssl_context` (a server-side context holding the certificate)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context
         self.requests: list[dict[str, Any]] = []
         self.connections = 0  # TCP connections accepted: how well clients keep theirs
         self._lock = threading.Lock()
@@ -114,10 +123,17 @@ class FakeOpenAI:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
+        if self.ssl_context is None:
+            return f"http://{self.host}:{self.port}/v1"
+        # A host name, as the client checks the certificate against it.
+        host = "localhost" if self.host == "127.0.0.1" else self.host
+        return f"https://{host}:{self.port}/v1"
 
     def start(self) -> FakeOpenAI:
-        server = ThreadingHTTPServer((self.host, self.port), _Handler)
+        if self.ssl_context is None:
+            server = ThreadingHTTPServer((self.host, self.port), _Handler)
+        else:
+            server = _TLSServer((self.host, self.port), _Handler, self.ssl_context)
         server.daemon_threads = True
         server.fake = self  # type: ignore[attr-defined]
         self.port = server.server_address[1]
@@ -208,6 +224,19 @@ class FakeOpenAI:
         return seen <= limit
 
 
+class _TLSServer(ThreadingHTTPServer):
+    """Wraps each connection it accepts in TLS; the handshake is made by the
+    connection's own thread (`_Handler.handle`), so a slow client holds up no other."""
+
+    def __init__(self, address: tuple[str, int], handler: type[_Handler], context: ssl.SSLContext) -> None:
+        super().__init__(address, handler)
+        self.context = context
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        return self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so the SDK's connection pool is exercised
     server_version = "FakeOpenAI/1.0"
@@ -224,8 +253,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.fake._connected()
 
     def handle(self) -> None:
-        # The client hung up (a timeout, a cancel, a pooled connection closed): nothing to tell it.
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        # The client hung up (a timeout, a cancel, a pooled connection closed), or over TLS
+        # refused the certificate or dropped the connection: nothing to tell it.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            if isinstance(self.connection, ssl.SSLSocket):
+                self.connection.do_handshake()
             super().handle()
 
     def do_GET(self) -> None:
@@ -292,9 +324,20 @@ class _Handler(BaseHTTPRequestHandler):
         deadline = time.monotonic() + HANG_LIMIT
         while time.monotonic() < deadline and not self.fake._stopping.is_set():
             readable, _, _ = select.select([self.connection], [], [], 0.1)
-            if readable and not self.connection.recv(1, socket.MSG_PEEK):
+            if readable and self._hung_up():
                 break
         self.close_connection = True
+
+    def _hung_up(self) -> bool:
+        """Whether the client, which sends nothing while it waits, closed a readable connection."""
+        if not isinstance(self.connection, ssl.SSLSocket):
+            return not self.connection.recv(1, socket.MSG_PEEK)
+        # TLS cannot peek. Whatever the client sends now (an alert closing the connection)
+        # is not a request, so it can be read.
+        try:
+            return not self.connection.recv(1)
+        except OSError:  # ssl.SSLError included: the connection is broken
+            return True
 
     def _pause(self, seconds: float) -> None:
         if seconds > 0:

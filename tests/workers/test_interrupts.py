@@ -3,6 +3,7 @@ heartbeat monitor under the prefork pool) and from another greenlet (under geven
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -139,3 +140,21 @@ def test_an_interrupt_wakes_a_call_blocked_in_another_greenlet(fake_openai):
 
     assert result.stdout.strip() == "canceled ''", result.stderr
     assert len(fake_openai.requests) == 1
+
+
+def test_an_interrupt_wakes_a_call_blocked_over_tls_in_another_greenlet(fake_openai_tls, local_ca):
+    """As production reaches api.openai.com: the call reads gevent's SSL socket, whose
+    shutdown drops its SSL object before shutting the socket. It trusts the fake's CA as
+    an operator would make it, through SSL_CERT_FILE."""
+    result = subprocess.run(
+        [sys.executable, "-c", GEVENT_CALL, fake_openai_tls.base_url],
+        cwd=ROOT,
+        env={**os.environ, "SSL_CERT_FILE": str(local_ca.ca_file)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert fake_openai_tls.base_url.startswith("https://")
+    assert result.stdout.strip() == "canceled ''", result.stderr
+    assert len(fake_openai_tls.requests) == 1

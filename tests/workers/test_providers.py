@@ -415,32 +415,6 @@ def interrupt_when(ready: Callable[[], Any]) -> interrupts.Interrupt:
     return interrupt
 
 
-def test_an_interrupt_stops_a_call_still_waiting_for_its_response(fake_openai, provider, sleep):
-    content = unique("[[hang]] the provider takes its time")
-    interrupt = interrupt_when(lambda: sent(fake_openai, content))
-
-    with pytest.raises(Canceled) as caught:  # not a timeout, which would be retried
-        under(interrupt, provider.complete, ask(content))
-
-    assert caught.value.partial.text == "" and caught.value.partial.output_tokens == 0
-    assert caught.value.partial.input_tokens > 0  # the provider had the prompt: charged as before
-    assert len(sent(fake_openai, content)) == 1 and sleep.waits == []
-
-
-def test_an_interrupt_between_pieces_keeps_the_text_so_far(fake_openai, provider, sleep):
-    content = unique("[[slow:1]] one two three four five six seven eight nine")
-    deltas: list[str] = []
-    interrupt = interrupt_when(lambda: deltas)
-
-    with pytest.raises(Canceled) as caught:
-        under(interrupt, provider.complete, ask(content), deltas.append)
-
-    assert len(deltas) == 1  # the next piece was a second away
-    assert caught.value.partial.text == deltas[0]
-    assert ("Echo: " + content).startswith(deltas[0])
-    assert len(sent(fake_openai, content)) == 1 and sleep.waits == []
-
-
 def test_an_interrupted_call_sends_nothing(fake_openai, provider):
     content = unique("never asked")
     interrupt = interrupts.Interrupt()
@@ -452,6 +426,91 @@ def test_an_interrupted_call_sends_nothing(fake_openai, provider):
     assert sent(fake_openai, content) == []
     partial = caught.value.partial  # nothing went out: nothing to charge
     assert (partial.text, partial.input_tokens, partial.output_tokens) == ("", 0, 0)
+
+
+# Over TLS, as production reaches api.openai.com. A call is read through an ssl.SSLSocket
+# there, whose shutdown (the interrupt) drops its SSL object before shutting the socket.
+
+
+@pytest.fixture
+def tls_provider(fake_openai_tls: FakeOpenAI, trust_local_ca, sleep: SleepRecorder) -> OpenAIProvider:
+    """A provider reaching the fake over HTTPS, trusting its CA through SSL_CERT_FILE."""
+    return OpenAIProvider(make_settings(fake_openai_tls), sleep=sleep)
+
+
+def test_streams_an_answer_over_tls(fake_openai_tls, tls_provider, sleep):
+    """The calls the TLS tests below interrupt would otherwise be answered."""
+    content = unique("a reply over TLS long enough for several pieces")
+    deltas: list[str] = []
+
+    completion = tls_provider.complete(ask(content), deltas.append)
+
+    assert completion.text == "Echo: " + content
+    assert len(deltas) > 1 and "".join(deltas) == completion.text
+    assert fake_openai_tls.base_url.startswith("https://localhost:")
+    assert len(sent(fake_openai_tls, content)) == 1 and sleep.waits == []
+
+
+def test_a_certificate_from_a_ca_nobody_trusts_is_refused(fake_openai_tls, monkeypatch):
+    """Without SSL_CERT_FILE the fake's certificate is checked, and refused: the TLS tests
+    really speak TLS, and trust the local CA the way an operator would make them."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    provider = OpenAIProvider(make_settings(fake_openai_tls, provider_max_attempts=1))
+    content = unique("who vouches for this server?")
+
+    with pytest.raises(ProviderError) as caught:
+        provider.complete(ask(content))
+
+    assert (caught.value.code, caught.value.transient) == (PROVIDER_ERROR, True)
+    assert sent(fake_openai_tls, content) == []
+
+
+@pytest.fixture(params=["http", "https"])
+def reached(request: pytest.FixtureRequest, sleep: SleepRecorder) -> tuple[FakeOpenAI, OpenAIProvider]:
+    """The fake and a provider reaching it, over plain HTTP and over TLS."""
+    fake = request.getfixturevalue("fake_openai" if request.param == "http" else "fake_openai_tls")
+    if request.param == "https":
+        request.getfixturevalue("trust_local_ca")
+    return fake, OpenAIProvider(make_settings(fake), sleep=sleep)
+
+
+def test_an_interrupt_stops_a_call_still_waiting_for_its_response(reached, sleep):
+    fake, provider = reached
+    content = unique("[[hang]] the provider takes its time")
+    interrupt = interrupt_when(lambda: sent(fake, content))
+    started = time.monotonic()
+
+    with pytest.raises(Canceled) as caught:  # not a timeout, which would be retried
+        under(interrupt, provider.complete, ask(content))
+
+    # Woken, not left to its 2 s read timeout (which, interrupted, would be Canceled too).
+    assert time.monotonic() - started < 1
+    assert caught.value.partial.text == "" and caught.value.partial.output_tokens == 0
+    assert caught.value.partial.input_tokens > 0  # the provider had the prompt: charged as before
+    assert len(sent(fake, content)) == 1 and sleep.waits == []
+
+
+def test_an_interrupt_between_pieces_keeps_the_text_so_far(reached, sleep):
+    fake, provider = reached
+    content = unique("[[slow:1]] one two three four five six seven eight nine")
+    deltas: list[str] = []
+    arrived: list[float] = []
+
+    def on_delta(text: str) -> None:
+        deltas.append(text)
+        arrived.append(time.monotonic())
+
+    interrupt = interrupt_when(lambda: deltas)
+
+    with pytest.raises(Canceled) as caught:
+        under(interrupt, provider.complete, ask(content), on_delta)
+
+    # Woken, not left to read the next piece a second later (which, interrupted, would be Canceled too).
+    assert time.monotonic() - arrived[0] < 0.5
+    assert len(deltas) == 1
+    assert caught.value.partial.text == deltas[0]
+    assert ("Echo: " + content).startswith(deltas[0])
+    assert len(sent(fake, content)) == 1 and sleep.waits == []
 
 
 def test_failure_after_text_was_delivered_is_not_retried(fake_openai, provider):
