@@ -9,7 +9,9 @@ for a fixed total latency, and to know how many were held at once. So this one:
 - counts requests in flight and remembers the peak, and counts the connections its
   clients opened (`GET /stats`, `POST /reset`);
 - records how long each request took, keyed by the `bench-…` tag in its prompt, so
-  the overhead scenario can subtract provider time per job.
+  the overhead scenario can subtract provider time per job;
+- echoes the prompt (200 characters of it) in pieces of four words, or, for a prompt
+  with `[[tokens:N]]`, streams N one-word pieces, as OpenAI streams a token a chunk.
 
     python -m bench.fake_provider --port 8090 --latency 1.0
 """
@@ -26,6 +28,7 @@ from itertools import count
 from typing import Any
 
 TAG = re.compile(r"bench-[\w-]+")
+TOKENS = re.compile(r"\[\[tokens:(\d+)\]\]")
 MAX_TIMINGS = 100_000
 
 
@@ -148,7 +151,8 @@ class Server:
             return b"data: " + json.dumps(chunk | {"choices": [choice]}).encode() + b"\n\n"
 
         words = text.split(" ")
-        pieces = [" ".join(words[i : i + 4]) + " " for i in range(0, len(words), 4)]
+        size = 1 if TOKENS.search(text) else 4
+        pieces = [" ".join(words[i : i + size]) + " " for i in range(0, len(words), size)]
         events = [event({"role": "assistant", "content": "", "refusal": None})]
         events += [event({"content": piece}) for piece in pieces]
         events.append(event({}, "stop"))
@@ -195,6 +199,9 @@ def _reply(body: dict[str, Any], prompt: str) -> str:
 
         schema = (response_format.get("json_schema") or {}).get("schema") or {}
         return json.dumps(sample_instance(schema))
+    tokens = TOKENS.search(prompt)
+    if tokens:
+        return " ".join(["Echo:", tokens.group(0), *(f"w{i}" for i in range(int(tokens.group(1))))])
     return "Echo: " + prompt[:200]
 
 

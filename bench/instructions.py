@@ -15,6 +15,9 @@ gunicorn.conf.py and the Celery worker do), and counts only the measured loop.
   bench/fake_provider.py (instant), as a prefork pool process runs it, minus Celery's
   own work around a task. job-gevent: the same under gevent with psycopg2 made
   cooperative, as the I/O scenario's `-P gevent` worker runs it (one job at a time).
+  job-stream: `job` with an answer streamed as OpenAI streams one, a token a chunk
+  (STREAM_TOKENS of them, where `job`'s answer is a dozen pieces): what a streamed
+  token costs is (job-stream - job) / STREAM_TOKENS.
 
 It counts this process's instructions only: not the kernel's work for its system
 calls, nor Postgres's or Redis's. A change that saves a round trip shows in
@@ -38,7 +41,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-CASES = ("health", "poll", "304", "submit", "job", "job-gevent")
+CASES = ("health", "poll", "304", "submit", "job", "job-gevent", "job-stream")
+STREAM_TOKENS = 500
 WARM_UP = 30
 COLLECTED = re.compile(r"Collected : ([\d,]+)")
 
@@ -62,6 +66,9 @@ def main() -> None:
         results[case] = round(per_op / 1e6, 3)
         unit = "job" if case.startswith("job") else "request"
         print(f"{case:<10} {results[case]:7.3f} M instructions per {unit}")
+    if "job" in results and "job-stream" in results:
+        results["per-streamed-token"] = round((results["job-stream"] - results["job"]) / STREAM_TOKENS, 4)
+        print(f"{'a token':<10} {results['per-streamed-token']:7.4f} M instructions per streamed token")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"instructions-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     out.write_text(json.dumps({"count": args.count, "millions_per_op": results}, indent=2))
@@ -98,7 +105,10 @@ def _callgrind(state: str) -> None:
 
 def _child(case: str, count: int) -> None:
     job = case.startswith("job")
-    if case != "job":  # as gunicorn's gevent workers run the web, and `-P gevent` an AI worker
+    if case not in (
+        "job",
+        "job-stream",
+    ):  # as gunicorn's gevent workers run the web, and `-P gevent` an AI worker
         from gevent import monkey
 
         monkey.patch_all()
@@ -118,7 +128,8 @@ def _child(case: str, count: int) -> None:
             capture_output=True,
         )
         total = WARM_UP + count
-        operation = _job_operation(bench, total) if job else _web_operation(case)
+        tokens = STREAM_TOKENS if case == "job-stream" else None
+        operation = _job_operation(bench, total, tokens) if job else _web_operation(case)
         for _ in range(WARM_UP):
             operation()
         import gc
@@ -161,7 +172,7 @@ def _web_operation(case: str):
     return operation
 
 
-def _job_operation(bench, total: int):
+def _job_operation(bench, total: int, tokens: int | None = None):
     import datetime as dt
 
     from bench import plan
@@ -190,6 +201,7 @@ def _job_operation(bench, total: int):
     _set_bench_plan()
     wait_http(f"{bench.provider_url}/stats", provider)
     made = []  # made beforehand: the row is the submit's work, not the job's
+    answer = f" [[tokens:{tokens}]]" if tokens else ""  # bench/fake_provider.py's marker
     for number in range(total):
         with session_scope() as session:
             made.append(
@@ -197,7 +209,7 @@ def _job_operation(bench, total: int):
                     session,
                     user_id=user_id,
                     tool="text",
-                    input={"prompt": f"bench-count-{number} Write a haiku."},
+                    input={"prompt": f"bench-count-{number} Write a haiku.{answer}"},
                     model="gpt-4o-mini",
                     queue="ai_priority",
                     expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),

@@ -14,8 +14,11 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from contextvars import ContextVar
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class Interrupted(BaseException):
@@ -56,17 +59,18 @@ class Interrupt:
         if self._interrupted:
             raise Interrupted(sent=sent)
 
-    @contextlib.contextmanager
-    def reading(self, sock: socket.socket | None) -> Iterator[None]:
-        """Around one blocking read of `sock`: raises Interrupted instead of reading once
-        interrupted, and instead of what the read returned or raised if interrupted meanwhile."""
+    def read(self, sock: socket.socket | None, read: Callable[..., T], *args: Any) -> T:
+        """`read(*args)`, one blocking read of `sock`: raises Interrupted instead of
+        reading once interrupted, and instead of what the read returned or raised if
+        interrupted meanwhile. A call, not a context manager: it runs for every piece of
+        a streamed answer (a token a read), where a generator-based one cost ~6% of it."""
         with self._lock:
             # Under the lock: an interrupt() either came first (raised here) or will find
             # this socket to shut down.
             self.check()
             self._reading = sock
         try:
-            yield
+            data = read(*args)
         except BaseException as error:
             if self._interrupted:
                 raise Interrupted(sent=True) from error
@@ -75,6 +79,7 @@ class Interrupt:
             with self._lock:
                 self._reading = None
         self.check()
+        return data
 
 
 current: ContextVar[Interrupt | None] = ContextVar("provider_interrupt", default=None)

@@ -97,8 +97,7 @@ class _Stream(httpcore2.NetworkStream):
         interrupt = interrupts.current.get()
         if interrupt is None:
             return self._stream.read(max_bytes, timeout)
-        with interrupt.reading(self._stream.get_extra_info("socket")):
-            return self._stream.read(max_bytes, timeout)
+        return interrupt.read(self._stream.get_extra_info("socket"), self._stream.read, max_bytes, timeout)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         interrupt = interrupts.current.get()
