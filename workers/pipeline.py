@@ -304,13 +304,15 @@ def _finish(
     if not done:
         logger.warning("job_id=%s outcome %s dropped: the job was no longer running", work.job_id, status)
         return None
+    # Counted as soon as it stands (a few µs): a process killed after the commit is not
+    # left uncounted for the length of a Redis round trip, or an outage's timeout.
+    metrics.job_finished(
+        tool=work.tool.name, status=status, code=code, duration=time.monotonic() - work.started
+    )
     error = {"code": code, "message": message} if code else None
     # The client waiting on the job first; what follows is bookkeeping and the next job.
     last = [(events.DELTA, {"text": unsent})] if unsent else []
     events.publish_all(get_redis(), work.job_id, [*last, (events.DONE, {"status": status, "error": error})])
-    metrics.job_finished(
-        tool=work.tool.name, status=status, code=code, duration=time.monotonic() - work.started
-    )
     logger.info(
         "job_id=%s %s code=%s tokens=%s/%s",
         work.job_id,

@@ -72,6 +72,27 @@ def test_the_waiting_client_is_told_before_the_worker_looks_for_the_owners_next_
     assert told[-1] == events.DONE
 
 
+def test_a_finished_job_is_counted_before_its_done_event_goes_out(settings, fake_openai, monkeypatch):
+    """A worker killed while telling the stream's readers (a Redis round trip, or an
+    outage's timeout) has already counted the job it recorded."""
+    job_id = make_job()
+    labels = {"tool": "text", "status": "succeeded", "code": ""}
+    before = metrics.registry().get_sample_value("conveyor_jobs_finished_total", labels) or 0.0
+    counted_when_told = []
+    publish_all = events.publish_all
+
+    def told(redis, job_id, items):
+        if any(type == events.DONE for type, _ in items):
+            counted_when_told.append(
+                metrics.registry().get_sample_value("conveyor_jobs_finished_total", labels)
+            )
+        return publish_all(redis, job_id, items)
+
+    monkeypatch.setattr(events, "publish_all", told)
+    assert pipeline.run_job(job_id, settings=settings).status == "succeeded"
+    assert counted_when_told == [before + 1]
+
+
 class Streaming:
     """Streams its pieces at once: the first goes out alone, the rest is held (within the
     batching interval) until the job ends."""
