@@ -67,7 +67,8 @@ class Settings:
     ai_provider: str = "offline"
     openai_api_key: str = ""
     openai_base_url: str = ""  # empty: the SDK's default (api.openai.com)
-    openai_timeout: float = 60.0
+    openai_timeout: float = 60.0  # seconds a call may wait for each read or write
+    openai_connect_timeout: float = 10.0  # seconds to make a connection (at most openai_timeout)
     default_model: str = "gpt-4o-mini"
     provider_max_attempts: int = 4
     provider_backoff_base: float = 1.0
@@ -197,6 +198,7 @@ class Settings:
             openai_api_key=reader.str("OPENAI_API_KEY", ""),
             openai_base_url=reader.str("OPENAI_BASE_URL", ""),
             openai_timeout=reader.float("OPENAI_TIMEOUT", defaults.openai_timeout),
+            openai_connect_timeout=reader.float("OPENAI_CONNECT_TIMEOUT", defaults.openai_connect_timeout),
             default_model=reader.str("DEFAULT_MODEL", defaults.default_model),
             provider_max_attempts=reader.int("PROVIDER_MAX_ATTEMPTS", defaults.provider_max_attempts),
             provider_backoff_base=reader.float("PROVIDER_BACKOFF_BASE", defaults.provider_backoff_base),
@@ -289,6 +291,8 @@ class Settings:
             problems.append("WORKER_HEARTBEAT_INTERVAL must be greater than 0")
         if self.webhook_timeout <= 0:
             problems.append("WEBHOOK_TIMEOUT must be greater than 0")
+        if self.openai_timeout <= 0 or self.openai_connect_timeout <= 0:
+            problems.append("OPENAI_TIMEOUT and OPENAI_CONNECT_TIMEOUT must be greater than 0 (seconds)")
         if self.provider_rate_limit_window < 1:
             problems.append("PROVIDER_RATE_LIMIT_WINDOW must be at least 1 (second)")
         if self.provider_rate_limit_max_wait < 0:

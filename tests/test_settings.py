@@ -41,6 +41,8 @@ def test_production_starts_with_strong_secrets():
         ({"JOB_SOFT_TIME_LIMIT": "abc"}, "JOB_SOFT_TIME_LIMIT must be a whole number"),
         ({"JOB_SOFT_TIME_LIMIT": "400", "JOB_HARD_TIME_LIMIT": "300"}, "greater than JOB_SOFT_TIME_LIMIT"),
         ({"REFRESH_TOKEN_RETENTION_DAYS": "-1"}, "REFRESH_TOKEN_RETENTION_DAYS must not be negative"),
+        ({"OPENAI_CONNECT_TIMEOUT": "0"}, "OPENAI_CONNECT_TIMEOUT must be greater than 0"),
+        ({"OPENAI_TIMEOUT": "-1"}, "OPENAI_TIMEOUT and OPENAI_CONNECT_TIMEOUT must be greater than 0"),
     ],
 )
 def test_bad_values_stop_start_up_with_a_clear_message(env, message):

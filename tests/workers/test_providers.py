@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import json
+import socket
 import threading
 import time
 import uuid
@@ -419,11 +420,13 @@ def test_an_interrupted_call_sends_nothing(fake_openai, provider):
     content = unique("never asked")
     interrupt = interrupts.Interrupt()
     interrupt.interrupt()
+    connections = fake_openai.connections
 
     with pytest.raises(Canceled) as caught:
         under(interrupt, provider.complete, ask(content))
 
     assert sent(fake_openai, content) == []
+    assert fake_openai.connections == connections  # not even a connection was opened
     partial = caught.value.partial  # nothing went out: nothing to charge
     assert (partial.text, partial.input_tokens, partial.output_tokens) == ("", 0, 0)
 
@@ -511,6 +514,49 @@ def test_an_interrupt_between_pieces_keeps_the_text_so_far(reached, sleep):
     assert caught.value.partial.text == deltas[0]
     assert ("Echo: " + content).startswith(deltas[0])
     assert len(sent(fake, content)) == 1 and sleep.waits == []
+
+
+@pytest.fixture
+def unreachable_provider(sleep: SleepRecorder) -> OpenAIProvider:
+    """A provider whose every connect hangs, as when a firewall drops the packets: a
+    listener with a full accept queue (Linux then drops the connection requests).
+    Patient reads (30 s), a short connect timeout (0.3 s), two attempts."""
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as server:
+        host, port = server.getsockname()
+        with socket.create_connection((host, port)):  # the one the queue holds
+            settings = dataclasses.replace(
+                make_settings(FakeOpenAI()),
+                openai_base_url=f"http://{host}:{port}/v1",
+                openai_timeout=30.0,
+                openai_connect_timeout=0.3,
+                provider_max_attempts=2,
+            )
+            yield OpenAIProvider(settings, sleep=sleep)
+
+
+def test_a_provider_that_takes_no_connection_is_given_up_after_the_connect_timeout(
+    unreachable_provider, sleep
+):
+    started = time.monotonic()
+
+    with pytest.raises(ProviderError) as caught:
+        unreachable_provider.complete(ask(unique("anyone there?")))
+
+    assert (caught.value.code, caught.value.transient) == (TIMEOUT, True)
+    assert len(sleep.waits) == 1  # tried twice, each given up at the connect timeout
+    assert time.monotonic() - started < 3  # not the 30 s a read may wait
+
+
+def test_a_cancel_while_connecting_ends_the_call_at_the_connect_timeout(unreachable_provider, sleep):
+    started = time.monotonic()
+    interrupt = interrupt_when(lambda: time.monotonic() - started > 0.1)  # the connect is under way
+
+    with pytest.raises(Canceled) as caught:  # not retried, not a timeout
+        under(interrupt, unreachable_provider.complete, ask(unique("never connected")))
+
+    assert time.monotonic() - started < 2
+    partial = caught.value.partial  # nothing went out: nothing to charge
+    assert (partial.text, partial.input_tokens, partial.output_tokens) == ("", 0, 0)
 
 
 def test_failure_after_text_was_delivered_is_not_retried(fake_openai, provider):

@@ -68,7 +68,11 @@ class OpenAIProvider:
         self.client = openai.OpenAI(
             api_key=settings.openai_api_key,
             base_url=settings.openai_base_url or None,
-            timeout=settings.openai_timeout,
+            # A provider that cannot be reached is found out in seconds, not a whole read's
+            # wait: each attempt's connect is bounded on its own (the SDK's default is 5 s).
+            timeout=openai.Timeout(
+                settings.openai_timeout, connect=min(settings.openai_connect_timeout, settings.openai_timeout)
+            ),
             max_retries=0,
             # Connections go back to the pool after a streamed answer (see pooling.py).
             http_client=openai.DefaultHttpxClient(transport=PoolingTransport()),

@@ -83,6 +83,9 @@ def _transport(context, limits: httpx2.Limits, backend: httpcore2.NetworkBackend
 
 class _Backend(httpcore2.SyncBackend):
     def connect_tcp(self, *args, **kwargs) -> httpcore2.NetworkStream:
+        interrupt = interrupts.current.get()
+        if interrupt is not None:  # a canceled job's call opens no connection
+            interrupt.check(sent=False)
         return _Stream(super().connect_tcp(*args, **kwargs))
 
 
