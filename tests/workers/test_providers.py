@@ -67,11 +67,12 @@ class SleepRecorder:
         time.sleep(seconds)
 
 
-def make_settings(fake: FakeOpenAI, **overrides: Any) -> Settings:
+def make_settings(server: FakeOpenAI | str, **overrides: Any) -> Settings:
+    """Settings for a provider reaching `server`: a fake, or a base URL."""
     settings = Settings(
         ai_provider="openai",
         openai_api_key="test-key",
-        openai_base_url=fake.base_url,
+        openai_base_url=server if isinstance(server, str) else server.base_url,
         openai_timeout=2.0,
         provider_max_attempts=3,
         provider_backoff_base=0.01,
@@ -469,12 +470,11 @@ def test_a_certificate_from_a_ca_nobody_trusts_is_refused(fake_openai_tls, monke
 
 
 @pytest.fixture(params=["http", "https"])
-def reached(request: pytest.FixtureRequest, sleep: SleepRecorder) -> tuple[FakeOpenAI, OpenAIProvider]:
-    """The fake and a provider reaching it, over plain HTTP and over TLS."""
-    fake = request.getfixturevalue("fake_openai" if request.param == "http" else "fake_openai_tls")
+def reached(request: pytest.FixtureRequest) -> tuple[FakeOpenAI, OpenAIProvider]:
+    """The fake and a provider reaching it (with the test's `sleep`), over plain HTTP and over TLS."""
     if request.param == "https":
-        request.getfixturevalue("trust_local_ca")
-    return fake, OpenAIProvider(make_settings(fake), sleep=sleep)
+        return request.getfixturevalue("fake_openai_tls"), request.getfixturevalue("tls_provider")
+    return request.getfixturevalue("fake_openai"), request.getfixturevalue("provider")
 
 
 def test_an_interrupt_stops_a_call_still_waiting_for_its_response(reached, sleep):
@@ -524,9 +524,8 @@ def unreachable_provider(sleep: SleepRecorder) -> OpenAIProvider:
     with socket.create_server(("127.0.0.1", 0), backlog=0) as server:
         host, port = server.getsockname()
         with socket.create_connection((host, port)):  # the one the queue holds
-            settings = dataclasses.replace(
-                make_settings(FakeOpenAI()),
-                openai_base_url=f"http://{host}:{port}/v1",
+            settings = make_settings(
+                f"http://{host}:{port}/v1",
                 openai_timeout=30.0,
                 openai_connect_timeout=0.3,
                 provider_max_attempts=2,
