@@ -80,6 +80,7 @@ def get_one(args, job_id: uuid.UUID):
             seconds=args["wait"],
             fingerprint=etag_of,
             seen=next(iter(request.if_none_match.as_set()), None),
+            until_finished=args["until"] == "finished",
         )
     else:  # one statement: a pooled connection, no Session
         with standalone() as connection:

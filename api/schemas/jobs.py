@@ -112,6 +112,15 @@ class JobGetArgsSchema(Schema):
         validate=validate.Range(min=0, max=30, error="wait is a number of seconds from 0 to 30."),
         metadata={"description": "Long-poll: answer as soon as the job changes, or after this many seconds."},
     )
+    until = fields.String(
+        load_default="change",
+        validate=validate.OneOf(["change", "finished"], error="until is `change` or `finished`."),
+        metadata={
+            "description": "With `wait`: `change` (the default) answers at the job's first change; "
+            "`finished` only once it has finished (succeeded, failed, canceled or expired), "
+            "or when the wait is over."
+        },
+    )
 
 
 class JobEventsArgsSchema(Schema):

@@ -37,22 +37,33 @@ def wait_for_change(
     seconds: int,
     fingerprint: Callable[[Any], str],
     seen: str | None = None,
+    until_finished: bool = False,
 ) -> Any:
     """Return the job (its row, as a poll reads it) as soon as it differs from what the
-    client has (`seen`, its ETag; else the job as it is now), or after `seconds`. Each
-    read takes a pooled connection and gives it back: none is held while the request
-    waits, so long-polls do not use up the database pool."""
+    client has (`seen`, its ETag; else the job as it is now), or after `seconds`.
+    `until_finished`: only once it has finished; its events in between (running, the
+    text as it streams) are not looked at in the row, which is still read every
+    ROW_CHECK_SECONDS in case the last event was lost. Each read takes a pooled
+    connection and gives it back: none is held while the request waits, so
+    long-polls do not use up the database pool."""
     redis = get_redis()
     after = _last_event_id(redis, job_id)  # before reading the row, so no change slips between
     job = _read(user_id, job_id)
+    read_at = time.monotonic()
     baseline = seen or fingerprint(job)
-    deadline = time.monotonic() + min(seconds, MAX_WAIT_SECONDS)
-    while fingerprint(job) == baseline and job.status not in TERMINAL:
+    deadline = read_at + min(seconds, MAX_WAIT_SECONDS)
+    while job.status not in TERMINAL and (until_finished or fingerprint(job) == baseline):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        after = _wait_for_event(redis, job_id, after, min(remaining, ROW_CHECK_SECONDS))
+        batch = _wait_for_events(redis, job_id, after, min(remaining, ROW_CHECK_SECONDS))
+        after = batch[-1].id if batch else after
+        if until_finished and batch and all(event.type != events.DONE for event in batch):
+            now = time.monotonic()
+            if now - read_at < ROW_CHECK_SECONDS and now < deadline:
+                continue  # it has not finished: no need to look at the row yet
         job = _read(user_id, job_id)
+        read_at = time.monotonic()
     return job
 
 
@@ -104,13 +115,14 @@ def event_stream(job_id: uuid.UUID, *, last_event_id: str | None, heartbeat: flo
             yield ": keep-alive\n\n"
 
 
-def _wait_for_event(redis, job_id: uuid.UUID, after: str, seconds: float) -> str:
+def _wait_for_events(redis, job_id: uuid.UUID, after: str, seconds: float) -> list[events.Event]:
+    """The job's events after `after`, waiting up to `seconds` for one; none if Redis
+    cannot be read (after the wait: the row is read then)."""
     try:
-        batch = events.read(redis, job_id, after=after, block_ms=max(int(seconds * 1000), 1))
+        return events.read(redis, job_id, after=after, block_ms=max(int(seconds * 1000), 1))
     except RedisError:
         time.sleep(seconds)
-        return after
-    return batch[-1].id if batch else after
+        return []
 
 
 def _last_event_id(redis, job_id: uuid.UUID) -> str:

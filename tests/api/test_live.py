@@ -7,9 +7,12 @@ import uuid
 import pytest
 from sqlalchemy import text
 
+from api.services import live
+from db.redis_client import get_redis
 from db.repositories import jobs
 from db.session import get_engine, session_scope
 from tests.helpers import API, register, submit
+from workers import events
 
 
 @pytest.fixture
@@ -141,10 +144,104 @@ def test_long_poll_with_a_stale_etag_answers_at_once(client, headers):
     assert response.status_code == 200 and time.monotonic() - started < 5
 
 
+def _run(job_id: str) -> None:
+    """As a worker takes a job: the row, then its event."""
+    with session_scope() as session:
+        assert jobs.start(session, job_id=uuid.UUID(job_id), lease_seconds=60, max_attempts=3) is not None
+    events.publish(get_redis(), uuid.UUID(job_id), events.STATUS, {"status": "running", "attempt": 1})
+
+
+def _succeed(job_id: str, *, event: bool = True) -> None:
+    with session_scope() as session:
+        assert jobs.finish(session, job_id=uuid.UUID(job_id), status="succeeded", output={"text": "Queues."})
+    if event:
+        events.publish(get_redis(), uuid.UUID(job_id), events.DONE, {"status": "succeeded", "error": None})
+
+
+def _long_poll(client, url: str, headers: dict) -> tuple[threading.Thread, list]:
+    answers: list = []
+    thread = threading.Thread(
+        target=lambda: answers.append((client.get(url, headers=headers), time.monotonic()))
+    )
+    thread.start()
+    time.sleep(0.5)  # it has read the row and waits for an event
+    return thread, answers
+
+
+def test_long_poll_until_finished_answers_with_the_result_not_at_the_start(client, headers):
+    job_id = submit(client, headers).get_json()["id"]
+    waiting, answers = _long_poll(client, f"{API}/jobs/{job_id}?wait=20&until=finished", headers)
+    _run(job_id)
+    events.publish(get_redis(), uuid.UUID(job_id), events.DELTA, {"text": "Queues."})
+    time.sleep(live.ROW_CHECK_SECONDS + 0.5)  # past a look at the row, too
+    assert answers == []  # running, and streaming text: not finished
+    _succeed(job_id)
+    finished_at = time.monotonic()
+    waiting.join(timeout=10)
+    ((response, answered_at),) = answers
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "succeeded"
+    assert response.get_json()["output"] == {"text": "Queues."}
+    assert answered_at - finished_at < 1  # woken by the done event, not a later look at the row
+
+
+def test_long_poll_by_default_answers_at_the_first_change(client, headers):
+    job_id = submit(client, headers).get_json()["id"]
+    waiting, answers = _long_poll(client, f"{API}/jobs/{job_id}?wait=20", headers)
+    _run(job_id)
+    waiting.join(timeout=10)
+    assert [response.get_json()["status"] for response, _ in answers] == ["running"]
+
+
+def test_long_poll_until_finished_sees_an_end_whose_event_was_lost(client, headers):
+    # Events are a hint: while they keep coming (text streaming) or after they stop, the
+    # row is still read every couple of seconds.
+    job_id = submit(client, headers).get_json()["id"]
+    _run(job_id)
+    waiting, answers = _long_poll(client, f"{API}/jobs/{job_id}?wait=20&until=finished", headers)
+    _succeed(job_id, event=False)
+    finished_at = time.monotonic()
+    for _ in range(8):  # text still arriving every 0.4 s, then done never sent
+        events.publish(get_redis(), uuid.UUID(job_id), events.DELTA, {"text": "…"})
+        time.sleep(0.4)
+    waiting.join(timeout=10)
+    ((response, answered_at),) = answers
+    assert response.get_json()["status"] == "succeeded"
+    assert answered_at - finished_at < live.ROW_CHECK_SECONDS + 1
+
+
+def test_long_poll_until_finished_of_a_finished_job_answers_at_once(client, headers):
+    job_id = submit(client, headers).get_json()["id"]
+    _run(job_id)
+    _succeed(job_id)
+    started = time.monotonic()
+    response = client.get(f"{API}/jobs/{job_id}?wait=20&until=finished", headers=headers)
+    assert response.get_json()["status"] == "succeeded" and time.monotonic() - started < 2
+
+
+def test_long_poll_until_finished_ends_with_the_job_as_it_is_when_the_wait_is_over(client, headers):
+    job_id = submit(client, headers).get_json()["id"]
+    etag = client.get(f"{API}/jobs/{job_id}", headers=headers).headers["ETag"]
+    unchanged = client.get(
+        f"{API}/jobs/{job_id}?wait=1&until=finished", headers={**headers, "If-None-Match": etag}
+    )
+    assert unchanged.status_code == 304
+    waiting, answers = _long_poll(
+        client, f"{API}/jobs/{job_id}?wait=2&until=finished", {**headers, "If-None-Match": etag}
+    )
+    _run(job_id)
+    waiting.join(timeout=10)
+    ((response, _),) = answers
+    assert response.status_code == 200 and response.get_json()["status"] == "running"
+
+
 def test_bad_wait_and_event_ids_are_422(client, headers):
     job_id = submit(client, headers).get_json()["id"]
     assert client.get(f"{API}/jobs/{job_id}?wait=31", headers=headers).status_code == 422
     assert client.get(f"{API}/jobs/{job_id}?wait=soon", headers=headers).status_code == 422
+    until = client.get(f"{API}/jobs/{job_id}?wait=5&until=done", headers=headers)
+    assert until.status_code == 422
+    assert until.get_json()["errors"]["query"]["until"] == ["until is `change` or `finished`."]
     bad = client.get(f"{API}/jobs/{job_id}/events", headers={**headers, "Last-Event-ID": "x; drop"})
     assert bad.status_code == 422 and "Last-Event-ID" in bad.get_json()["errors"]["headers"]
 
