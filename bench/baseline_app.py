@@ -2,7 +2,11 @@
 
 - `POST /submit`: insert a row with psycopg2 and push a message to a Redis list;
 - `GET /jobs/<id>`: select a row by key;
-- `GET /hello`: nothing (the 304 path is compared with this).
+- `GET /hello`: nothing (the 304 path is compared with this);
+- `GET /jobs/<id>/wait`: `GET /jobs/<id>`, but while the row is queued it first waits
+  (up to 30 s) for bench/bare_worker.py to say it is done, a BLPOP on a key of the
+  job's: with `POST /submit` and that worker, the bare chain the overhead is
+  compared with.
 
 No authentication, validation, metrics, logging or ORM: what is left is Flask,
 gunicorn, Postgres and Redis on this machine. It runs under the same gunicorn
@@ -23,6 +27,7 @@ from flask import Flask, jsonify, request
 from redis import Redis
 
 QUEUE = "bench:baseline:queue"
+DONE_PREFIX = "bench:baseline:done:"  # + a job's id: bench/bare_worker.py pushes, a long-poll pops
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bench_jobs (
     id uuid PRIMARY KEY,
@@ -78,11 +83,26 @@ def submit():
     return jsonify({"id": str(job_id), "status": "queued"}), 202
 
 
-@app.get("/jobs/<uuid:job_id>")
-def get_job(job_id: uuid.UUID):
+def _select(job_id: uuid.UUID):
     with _cursor() as cursor:
         cursor.execute("SELECT * FROM bench_jobs WHERE id = %s", (str(job_id),))
-        row = cursor.fetchone()
+        return cursor.fetchone()
+
+
+@app.get("/jobs/<uuid:job_id>")
+def get_job(job_id: uuid.UUID):
+    row = _select(job_id)
+    if row is None:
+        return jsonify({"message": "not found"}), 404
+    return jsonify(row)
+
+
+@app.get("/jobs/<uuid:job_id>/wait")
+def wait_job(job_id: uuid.UUID):
+    row = _select(job_id)
+    done = DONE_PREFIX + str(job_id)
+    if row is not None and row["status"] == "queued" and _queue().blpop([done], timeout=30) is not None:
+        row = _select(job_id)
     if row is None:
         return jsonify({"message": "not found"}), 404
     return jsonify(row)

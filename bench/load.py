@@ -242,52 +242,69 @@ def io_celery(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _overhead(config: dict[str, Any]) -> list[dict[str, float]]:
+async def _follow(
+    connection: Connection, submit: str, poll: str, body: Any, headers: dict[str, str]
+) -> dict[str, Any]:
+    """Submit one job and long-poll it until it is no longer queued or running: the
+    job as last seen, and when it was sent, accepted and seen (seconds)."""
+    started = time.perf_counter()
+    sent_at = time.time()
+    status, _, payload = await connection.request("POST", submit, body=body, headers=headers)
+    if status != 202:
+        raise SystemExit(f"{submit} answered {status}: {payload[:200]!r}")
+    accepted_at = time.time()
+    job = json.loads(payload)
+    etag = None
+    while job["status"] in ("queued", "running"):
+        poll_headers = headers | ({"If-None-Match": etag} if etag else {})
+        status, response_headers, payload = await connection.request(
+            "GET", poll.format(id=job["id"]), headers=poll_headers
+        )
+        if status == 200:
+            job = json.loads(payload)
+            etag = response_headers.get("etag")
+        elif status != 304:
+            raise SystemExit(f"poll answered {status}: {payload[:200]!r}")
+    return {
+        "job": job,
+        "seen_s": time.perf_counter() - started,
+        "sent_at": sent_at,
+        "accepted_at": accepted_at,
+        "seen_at": time.time(),
+    }
+
+
+async def _overhead(config: dict[str, Any]) -> tuple[list[dict[str, Any]], list[float]]:
+    """One job at a time through Conveyor, each followed by one through the bare chain
+    (bench/baseline_app.py's submit and long-poll, bench/bare_worker.py) when there is
+    one, so both see the machine at the same moments: Conveyor's samples, and the
+    bare chain's times (seconds)."""
     connection = Connection(config["base_url"])
+    bare = Connection(config["baseline_url"]) if config.get("baseline_url") else None
     headers = {"Authorization": f"Bearer {config['tokens'][0]}"}
-    samples = []
+    samples, bare_times = [], []
     try:
         for number in range(config["warmup"] + config["jobs"]):
             tag = f"bench-{config['run']}-{number}"
-            started = time.perf_counter()
-            sent_at = time.time()
-            status, _, payload = await connection.request(
-                "POST", "/api/v1/jobs", body=prompt(tag), headers=headers
+            seen = await _follow(
+                connection, "/api/v1/jobs", "/api/v1/jobs/{id}?wait=30", prompt(tag), headers
             )
-            if status != 202:
-                raise SystemExit(f"submit answered {status}: {payload[:200]!r}")
-            accepted_at = time.time()
-            job = json.loads(payload)
-            etag = None
-            while job["status"] in ("queued", "running"):
-                poll_headers = headers | ({"If-None-Match": etag} if etag else {})
-                status, response_headers, payload = await connection.request(
-                    "GET", f"/api/v1/jobs/{job['id']}?wait=30", headers=poll_headers
-                )
-                if status == 200:
-                    job = json.loads(payload)
-                    etag = response_headers.get("etag")
-                elif status != 304:
-                    raise SystemExit(f"poll answered {status}: {payload[:200]!r}")
-            seen = time.perf_counter() - started
-            seen_at = time.time()
+            job = seen.pop("job")
             if job["status"] != "succeeded":
                 raise SystemExit(f"job {job['id']} ended {job['status']}: {job.get('error')}")
             if number >= config["warmup"]:
-                samples.append(
-                    {
-                        "tag": tag,
-                        "id": job["id"],
-                        "seen_s": seen,
-                        "sent_at": sent_at,
-                        "accepted_at": accepted_at,
-                        "seen_at": seen_at,
-                    }
-                )
+                samples.append({"tag": tag, "id": job["id"]} | seen)
             await asyncio.sleep(config["pause"])
+            if bare is not None:
+                seen = await _follow(bare, "/submit", "/jobs/{id}/wait", prompt(tag), headers)
+                if number >= config["warmup"]:
+                    bare_times.append(seen["seen_s"])
+                await asyncio.sleep(config["pause"])
     finally:
         connection.close()
-    return samples
+        if bare is not None:
+            bare.close()
+    return samples, bare_times
 
 
 def _segments(database_url: str, samples: list[dict[str, Any]], timings: dict[str, float]) -> dict:
@@ -317,20 +334,30 @@ def _segments(database_url: str, samples: list[dict[str, Any]], timings: dict[st
 
 
 def overhead(config: dict[str, Any]) -> dict[str, Any]:
-    samples = asyncio.run(_overhead(config))
+    samples, bare_times = asyncio.run(_overhead(config))
     stats = _fake_stats(config["provider_url"])
     values = []
     for sample in samples:
         provider = stats["timings"].get(sample["tag"], 0.0)
         values.append((sample["seen_s"] - provider) * 1000)
-    values.sort()
-    return {
+    result = {
         "segments_ms_median": _segments(config["database_url"], samples, stats["timings"]),
         "jobs": len(values),
+        **_spread(values),
+        "provider_ms_median": statistics.median(stats["timings"].get(s["tag"], 0.0) for s in samples) * 1000,
+    }
+    if bare_times:
+        result["bare_chain"] = {"jobs": len(bare_times), **_spread([t * 1000 for t in bare_times])}
+    return result
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    """p50, p99 and max of latencies in ms."""
+    values = sorted(values)
+    return {
         "p50_ms": statistics.median(values),
         "p99_ms": values[min(len(values) - 1, round(0.99 * (len(values) - 1)))],
         "max_ms": values[-1],
-        "provider_ms_median": statistics.median(stats["timings"].get(s["tag"], 0.0) for s in samples) * 1000,
     }
 
 
