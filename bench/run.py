@@ -703,6 +703,7 @@ def scenario_overhead_and_pipeline(bench: Bench) -> None:
         "provider_url": bench.provider_url,
     }
     if options.wants("overhead"):
+        bench.results["hand_offs_us"] = hand_offs(bench)
         # The bare chain's worker runs for this scenario only: the submit scenario's
         # baseline leaves its messages in the list.
         bench.processes.start("bare_worker", [PYTHON, "-m", "bench.bare_worker"], bench.env)
@@ -745,6 +746,42 @@ def scenario_overhead_and_pipeline(bench: Bench) -> None:
         bench.results["pipeline"] = runs
         bench.processes.stop("baseline_worker")
     bench.stop_worker_ai()
+
+
+def hand_offs(bench: Bench, *, idle: float = 0.02) -> dict[str, dict[str, float]]:
+    """What one round trip to Redis (PING) and to Postgres (SELECT 1) takes from this
+    process, back to back and after `idle` seconds of nothing: median µs. One job at a
+    time, the overhead's path is a chain of such hand-offs to processes that had gone
+    idle, and on a virtual machine a wake-up can cost more than the work."""
+    redis = Redis.from_url(bench.redis_url)
+    database = psycopg2.connect(bench.env["BASELINE_DATABASE_URL"])
+    database.autocommit = True
+    cursor = database.cursor()
+    calls = {"redis_ping": redis.ping, "postgres_select_1": lambda: cursor.execute("SELECT 1")}
+    measured = {}
+    try:
+        for name, call in calls.items():
+            for _ in range(20):  # connected, warm
+                call()
+            measured[name] = {
+                "back_to_back": _median_us(call, 200, 0.0),
+                f"after_{idle * 1000:g}ms_idle": _median_us(call, 100, idle),
+            }
+    finally:
+        database.close()
+        redis.close()
+    return measured
+
+
+def _median_us(call: Callable[[], object], count: int, pause: float) -> float:
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1e6)
+        if pause:
+            time.sleep(pause)
+    return round(statistics.median(times), 1)
 
 
 def scenario_io(bench: Bench) -> None:
@@ -1174,6 +1211,14 @@ def main(argv: list[str] | None = None) -> int:
     cpu = render_cpu(bench.results)
     if cpu:
         print(f"\n{cpu}")
+    hand = bench.results.get("hand_offs_us")
+    if hand:
+        print(
+            "\none round trip, back to back / after 20 ms idle: "
+            + ", ".join(
+                f"{name} {' / '.join(f'{us:g}' for us in spans.values())} µs" for name, spans in hand.items()
+            )
+        )
     for name, error in bench.results.get("failed", {}).items():
         print(f"FAILED: {name}: {error}")
     print(f"\nload average before {load_before}, after {load_after}")
