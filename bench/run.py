@@ -965,11 +965,8 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
         o = results["overhead"]
         bare = o.get("bare_chain")  # the same moments through bench/baseline_app.py's bare chain
         for p, limit in (("p50", 15), ("p99", 50)):
-            value = {"median": o[f"{p}_ms"], "min": o[f"{p}_ms"], "max": o[f"{p}_ms"], "runs": [o[f"{p}_ms"]]}
-            baseline = None
-            if bare:
-                b = bare[f"{p}_ms"]
-                baseline = {"median": b, "min": b, "max": b, "runs": [b]}
+            value = summary([o[f"{p}_ms"]])
+            baseline = summary([bare[f"{p}_ms"]]) if bare else None
             rows.append(
                 Row(
                     "overhead",
