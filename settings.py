@@ -17,6 +17,9 @@ DEV_SECRET = "dev-only-insecure-secret-change-me"  # noqa: S105 - refused in pro
 MIN_SECRET_LENGTH = 32
 ENVIRONMENTS = ("development", "test", "production")
 PROVIDERS = ("offline", "openai")
+# argon2id parameters for stored passwords (api/services/passwords.py): RFC 9106's
+# low-memory choice (64 MiB, 3 passes), or the cheapest argon2id for test suites.
+PASSWORD_HASH_PROFILES = ("rfc9106-low-memory", "cheapest")
 LOG_FORMATS = ("json", "text")
 DEV_CORS_ORIGINS = ("http://localhost:3000",)
 FLOWER_DEV_USER = "admin:admin"  # development only; documented in the README
@@ -63,6 +66,8 @@ class Settings:
     email_verification_ttl: int = 3 * 24 * 3600  # seconds a verification link works
     password_reset_ttl: int = 3600  # seconds a password reset link works
     frontend_reset_url: str = ""  # token appended; empty: {public_base_url}/reset-password?token=
+    # `cheapest` is refused in production
+    password_hash_profile: str = PASSWORD_HASH_PROFILES[0]
 
     ai_provider: str = "offline"
     openai_api_key: str = ""
@@ -194,6 +199,9 @@ class Settings:
             email_verification_ttl=reader.int("EMAIL_VERIFICATION_TTL", defaults.email_verification_ttl),
             password_reset_ttl=reader.int("PASSWORD_RESET_TTL", defaults.password_reset_ttl),
             frontend_reset_url=reader.str("FRONTEND_RESET_URL", ""),
+            password_hash_profile=reader.choice(
+                "PASSWORD_HASH_PROFILE", defaults.password_hash_profile, PASSWORD_HASH_PROFILES
+            ),
             ai_provider=reader.choice("AI_PROVIDER", defaults.ai_provider, PROVIDERS),
             openai_api_key=reader.str("OPENAI_API_KEY", ""),
             openai_base_url=reader.str("OPENAI_BASE_URL", ""),
@@ -331,6 +339,11 @@ class Settings:
                     )
             if self.secret_key == self.jwt_secret_key:
                 problems.append("SECRET_KEY and JWT_SECRET_KEY must differ in production")
+            if self.password_hash_profile != PASSWORD_HASH_PROFILES[0]:
+                problems.append(
+                    "PASSWORD_HASH_PROFILE=cheapest is for test suites; production stores passwords "
+                    "with rfc9106-low-memory (unset it)"
+                )
         if problems:
             raise ConfigError("Conveyor cannot start:\n  - " + "\n  - ".join(problems))
 

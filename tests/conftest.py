@@ -70,6 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
         JOB_LEASE_SECONDS="6",
         WORKER_HEARTBEAT_INTERVAL="1",  # /ready sees a (re)started worker within a second
         LOG_LEVEL="WARNING",
+        PASSWORD_HASH_PROFILE="cheapest",  # argon2id in microseconds, not ~150 ms a hash
         WEBHOOK_ALLOWED_HOSTS="127.0.0.1,localhost",  # the tests' local webhook receivers
         STORAGE_URL=f"file://{storage_dir}",  # never the repo's var/storage
     )
@@ -127,16 +128,17 @@ def fake_openai():
 @pytest.fixture(autouse=True)
 def clean_state(fake_openai) -> Iterator[None]:
     """Each test starts with empty tables, no Conveyor keys in Redis, a fresh fake."""
-    from sqlalchemy import text
 
     import db.models  # noqa: F401 - every table is on the metadata
     from db.base import Base
     from db.redis_client import KEY_PREFIX, get_redis
     from db.session import session_scope
 
-    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    # DELETE, children first: on tables this small it is a few ms, where TRUNCATE's new
+    # files cost ~70 ms a test.
     with session_scope() as session:
-        session.execute(text(f"TRUNCATE {tables} CASCADE"))
+        for table in reversed(Base.metadata.sorted_tables):
+            session.execute(table.delete())
     redis = get_redis()
     for key in redis.scan_iter(f"{KEY_PREFIX}*"):
         if key != CLAIM_KEY:

@@ -12,6 +12,7 @@ def test_defaults_run_locally_with_no_configuration():
     assert settings.database_url.startswith("postgresql+psycopg2://")
     assert settings.refresh_token_retention_days == 7
     assert Settings.from_env({"REFRESH_TOKEN_RETENTION_DAYS": "30"}).refresh_token_retention_days == 30
+    assert settings.password_hash_profile == "rfc9106-low-memory"
 
 
 def test_production_refuses_default_or_missing_secrets():
@@ -43,6 +44,11 @@ def test_production_starts_with_strong_secrets():
         ({"REFRESH_TOKEN_RETENTION_DAYS": "-1"}, "REFRESH_TOKEN_RETENTION_DAYS must not be negative"),
         ({"OPENAI_CONNECT_TIMEOUT": "0"}, "OPENAI_CONNECT_TIMEOUT must be greater than 0"),
         ({"OPENAI_TIMEOUT": "-1"}, "OPENAI_TIMEOUT and OPENAI_CONNECT_TIMEOUT must be greater than 0"),
+        (
+            {"PASSWORD_HASH_PROFILE": "md5"},
+            "PASSWORD_HASH_PROFILE must be one of rfc9106-low-memory, cheapest",
+        ),
+        ({**STRONG, "CONVEYOR_ENV": "production", "PASSWORD_HASH_PROFILE": "cheapest"}, "is for test suites"),
     ],
 )
 def test_bad_values_stop_start_up_with_a_clear_message(env, message):

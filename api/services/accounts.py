@@ -21,13 +21,11 @@ import time
 import uuid
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.services import sessions
+from api.services import passwords, sessions
 from api.services.errors import BadRequest, Conflict, Gone, Unauthorized
 from db.models import User
 from db.repositories import users
@@ -37,10 +35,6 @@ from tasks import email as email_tasks
 from workers.mail import outbox
 
 logger = logging.getLogger(__name__)
-
-_hasher = PasswordHasher()
-# Verified against when the email is unknown, so both paths take the same time.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 VERIFY_SALT = "conveyor.verify-email"
 RESET_SALT = "conveyor.password-reset"
@@ -54,7 +48,7 @@ def register(session: Session, *, email: str, password: str, name: str, settings
     if users.get_by_email(session, email=email) is not None:
         raise Conflict("An account with this email already exists; log in instead.")
     try:
-        user = users.create(session, email=email, password_hash=_hasher.hash(password), name=name)
+        user = users.create(session, email=email, password_hash=passwords.hash_password(password), name=name)
         email_id = _queue_verification(
             session, user=user, settings=settings, dedupe=f"verify_email:{user.id}"
         )
@@ -70,14 +64,10 @@ def authenticate(session: Session, *, email: str, password: str) -> User:
     user = users.get_by_email(session, email=email)
     if user is not None and user.deleted_at is not None:
         user = None
-    try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
-    except (VerificationError, InvalidHashError):
-        user = None
-    if user is None:
+    if not passwords.verify(user.password_hash if user else None, password):
         raise Unauthorized("The email or password is incorrect.")
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash_password(password)
         session.commit()
     return user
 
@@ -179,7 +169,7 @@ def reset_password(session: Session, *, token: str, password: str, settings: Set
     if user is None or not hmac.compare_digest(str(data.get("p")), _fingerprint(user, settings)):
         raise used
     if not users.set_password_hash(
-        session, user_id=user.id, old_hash=user.password_hash, new_hash=_hasher.hash(password)
+        session, user_id=user.id, old_hash=user.password_hash, new_hash=passwords.hash_password(password)
     ):
         session.rollback()
         raise used  # another request with the same link won the race

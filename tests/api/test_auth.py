@@ -53,6 +53,38 @@ def test_passwords_are_stored_as_argon2_hashes(client):
     assert stored.startswith("$argon2id$") and "plain text pw" not in stored
 
 
+def test_a_password_hashed_under_another_profile_logs_in_and_is_stored_again(client):
+    """The suite hashes with PASSWORD_HASH_PROFILE=cheapest; an account whose hash was made
+    with the production profile (64 MiB, 3 passes) still logs in, and the login stores the
+    password again with the current profile."""
+    from argon2 import PasswordHasher, profiles
+
+    from db.repositories import users
+    from db.session import session_scope
+
+    register(client, email="old@example.com", password="an older passphrase")
+    production = PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY).hash("an older passphrase")
+    with session_scope() as session:
+        user = users.get_by_email(session, email="old@example.com")
+        user.password_hash = production
+    wrong = client.post(f"{API}/auth/login", json={"email": "old@example.com", "password": "not it at all"})
+    assert wrong.status_code == 401
+    with session_scope() as session:
+        assert users.get_by_email(session, email="old@example.com").password_hash == production
+
+    login = client.post(
+        f"{API}/auth/login", json={"email": "old@example.com", "password": "an older passphrase"}
+    )
+    assert login.status_code == 200
+    with session_scope() as session:
+        stored = users.get_by_email(session, email="old@example.com").password_hash
+    assert stored.startswith("$argon2id$") and "m=65536" in production and "m=65536" not in stored
+    again = client.post(
+        f"{API}/auth/login", json={"email": "old@example.com", "password": "an older passphrase"}
+    )
+    assert again.status_code == 200
+
+
 def test_me_returns_the_caller(client):
     headers, body = register(client, name="Barbara")
     response = client.get(f"{API}/users/me", headers=headers)
