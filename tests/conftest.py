@@ -128,7 +128,6 @@ def fake_openai():
 @pytest.fixture(autouse=True)
 def clean_state(fake_openai) -> Iterator[None]:
     """Each test starts with empty tables, no Conveyor keys in Redis, a fresh fake."""
-
     import db.models  # noqa: F401 - every table is on the metadata
     from db.base import Base
     from db.redis_client import KEY_PREFIX, get_redis

@@ -39,7 +39,10 @@ def hash_password(password: str) -> str:
 def verify(stored: str | None, password: str) -> bool:
     """Whether the password matches the stored hash; with no hash, as long as a check takes."""
     try:
-        return _hasher().verify(stored or _dummy_hash(), password) and stored is not None
+        if stored is None:
+            _hasher().verify(_dummy_hash(), password)
+            return False
+        return _hasher().verify(stored, password)
     except (VerificationError, InvalidHashError):
         return False
 
