@@ -20,6 +20,7 @@ from db.session import session_scope, standalone
 from settings import Settings, get_settings
 from workers import events, logs, metering, metrics, outputs, scheduling
 from workers.heartbeat import Heartbeat, LeaseLost
+from workers.provider_text import storable
 from workers.providers import get_provider
 from workers.providers.base import (
     INVALID_OUTPUT,
@@ -136,7 +137,7 @@ def run_job(
 
             def on_delta(text: str) -> None:
                 beat.on_delta(text)
-                deltas.add(text)
+                deltas.add(storable(text))
 
             output = generate(work, provider, tally, on_delta=on_delta)
     except LeaseLost:
@@ -278,6 +279,7 @@ def _finish(
 ) -> Finished | None:
     """Record the outcome; once it stands, tell the stream's readers: the streamed
     text not sent yet (`unsent`), then `done`, in that order and one round trip."""
+    output = storable(output)  # the provider's text, as every store can hold it
     # A large output goes to storage first (outside any session); the row keeps its key.
     row_output, output_key = outputs.store_if_large(
         output, user_id=work.user_id, job_id=work.job_id, settings=work.settings

@@ -9,6 +9,7 @@ share one server cannot disturb each other:
     [[fail:429]]  [[fail:quota]]  [[fail:500]]  [[fail:503]]  [[fail:400]]  [[fail:401]]
     [[fail:content_filter]]  [[hang]]  [[slow:0.2]]  [[malformed]]  [[wrong-shape]]  [[invalid-json]]
     [[reply:exact text]]  [[finish:length]]  [[finish:content_filter]]
+    [[reply-json:"text as a JSON string literal, escapes such as \\u0000 decoded"]]
     [[cut]]  (stream the first words of the reply, then drop the connection)
     [[linger:2]]  (send `data: [DONE]`, then hold the body open 2 s before its last chunk)
     [[close-after]]  (answer in full, then close the kept-alive connection unannounced,
@@ -188,6 +189,9 @@ class FakeOpenAI:
             kind, _, rest = marker.partition(":")
             if kind == "reply":
                 behaviour.reply = rest
+                continue
+            if kind == "reply-json":  # the reply as a JSON string literal: escapes allowed
+                behaviour.reply = json.loads(rest)
                 continue
             if kind not in ARITY:
                 continue
