@@ -1,6 +1,7 @@
 from flask_smorest import Blueprint
 
-from api.auth import JWT_ONLY, current_settings, get_current_user, jwt_login_required
+from api.auth import current_settings, get_current_user, jwt_login_required
+from api.openapi import documented
 from api.schemas.billing import (
     CheckoutArgsSchema,
     InvoiceArgsSchema,
@@ -26,7 +27,7 @@ def list_plans():
 
 
 @blp.route("/checkout-session", methods=["POST"])
-@blp.doc(security=JWT_ONLY)
+@documented(statuses={409})
 @jwt_login_required
 @blp.arguments(CheckoutArgsSchema())
 @blp.arguments(StripeIdempotencyHeaderSchema(), location="headers", as_kwargs=True)
@@ -43,7 +44,7 @@ def checkout(data, idempotency_key=None):
 
 
 @blp.route("/portal-session", methods=["POST"])
-@blp.doc(security=JWT_ONLY)
+@documented(statuses={409})
 @jwt_login_required
 @blp.arguments(PortalArgsSchema())
 @blp.arguments(StripeIdempotencyHeaderSchema(), location="headers", as_kwargs=True)
@@ -60,7 +61,6 @@ def portal(data, idempotency_key=None):
 
 
 @blp.route("/subscription", methods=["GET"])
-@blp.doc(security=JWT_ONLY)
 @jwt_login_required
 @blp.response(200, SubscriptionSchema)
 def subscription():
@@ -69,7 +69,6 @@ def subscription():
 
 
 @blp.route("/invoices", methods=["GET"])
-@blp.doc(security=JWT_ONLY)
 @jwt_login_required
 @blp.arguments(InvoiceArgsSchema(), location="query")
 @blp.response(200, InvoiceListSchema)

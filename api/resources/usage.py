@@ -1,6 +1,6 @@
 from flask_smorest import Blueprint
 
-from api.auth import BEARER, get_current_user, login_required
+from api.auth import get_current_user, login_required
 from api.schemas.usage import UsageArgsSchema, UsageReportSchema
 from api.services import usage
 from db.session import db_session
@@ -9,7 +9,6 @@ blp = Blueprint("usage", __name__, description="Tokens and cost used, and the qu
 
 
 @blp.route("", methods=["GET"])
-@blp.doc(security=BEARER)
 @login_required
 @blp.arguments(UsageArgsSchema(), location="query")
 @blp.response(200, UsageReportSchema)

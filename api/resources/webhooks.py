@@ -2,7 +2,7 @@ import uuid
 
 from flask_smorest import Blueprint
 
-from api.auth import BEARER, get_current_user, login_required
+from api.auth import get_current_user, login_required
 from api.schemas.webhooks import WebhookDeliveryListSchema, WebhookSecretSchema
 from api.services import webhooks
 from db.session import db_session
@@ -15,7 +15,6 @@ blp = Blueprint(
 
 
 @blp.route("/jobs/<uuid:job_id>/webhook-deliveries", methods=["GET"])
-@blp.doc(security=BEARER)
 @login_required
 @blp.response(200, WebhookDeliveryListSchema)
 def deliveries(job_id: uuid.UUID):
@@ -24,7 +23,6 @@ def deliveries(job_id: uuid.UUID):
 
 
 @blp.route("/users/me/webhook-secret", methods=["GET"])
-@blp.doc(security=BEARER)
 @login_required
 @blp.response(200, WebhookSecretSchema)
 def secret():
@@ -33,7 +31,6 @@ def secret():
 
 
 @blp.route("/users/me/webhook-secret/rotate", methods=["POST"])
-@blp.doc(security=BEARER)
 @login_required
 @blp.response(200, WebhookSecretSchema)
 def rotate_secret():
