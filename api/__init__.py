@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from api.errors import register_error_handlers
     from api.extensions import api
     from api.http import init_http
+    from api.input_gate import init_gate
     from api.ratelimits import init_limits
     from db.session import init_engine, remove_session
     from workers.celery_app import app as celery_app  # the app tasks are sent through
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     api.spec.components.security_scheme("apiKeyAuth", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
     init_http(app, settings, prefix=API_PREFIX)  # first: every response gets its request id
+    init_gate(app)  # then, before authentication, input the database cannot hold is refused
     init_auth(app, settings)
     init_limits(app, settings)
     register_error_handlers(app)

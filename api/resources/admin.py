@@ -1,9 +1,9 @@
 import uuid
 
 from flask import url_for
-from flask_smorest import Blueprint
 
 from api.auth import admin_required, current_settings, get_current_user
+from api.input_gate import Blueprint
 from api.openapi import documented
 from api.schemas.admin import (
     AdminJobListArgsSchema,

@@ -1,8 +1,7 @@
 import uuid
 
-from flask_smorest import Blueprint
-
 from api.auth import current_settings, get_current_user, jwt_login_required
+from api.input_gate import Blueprint
 from api.openapi import documented
 from api.schemas.api_keys import ApiKeyCreateSchema, ApiKeyListSchema, NewApiKeySchema
 from api.services import api_keys

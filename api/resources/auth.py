@@ -1,5 +1,4 @@
 from flask_jwt_extended import get_jwt, jwt_required
-from flask_smorest import Blueprint
 
 from api.auth import (
     current_settings,
@@ -9,6 +8,7 @@ from api.auth import (
     jwt_login_required,
     rotate_tokens,
 )
+from api.input_gate import Blueprint
 from api.openapi import TOKEN_ONLY, documented
 from api.ratelimits import forgot_password_limits, login_limits
 from api.schemas.auth import (

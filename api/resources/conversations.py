@@ -1,9 +1,9 @@
 import uuid
 
 from flask import url_for
-from flask_smorest import Blueprint
 
 from api.auth import current_settings, get_current_user, login_required
+from api.input_gate import Blueprint
 from api.openapi import documented
 from api.schemas.conversations import (
     ConversationCreateSchema,

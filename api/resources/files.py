@@ -1,7 +1,7 @@
 from flask import Response
-from flask_smorest import Blueprint
 
 from api.auth import current_settings
+from api.input_gate import Blueprint
 from api.services import files
 
 blp = Blueprint(

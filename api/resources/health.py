@@ -1,6 +1,6 @@
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
+from api.input_gate import Blueprint
 from api.services import health
 
 blp = Blueprint("health", __name__, description="Liveness and readiness for load balancers.")

@@ -1,7 +1,6 @@
 import uuid
 
 from flask import Response, request, url_for
-from flask_smorest import Blueprint
 
 from api.auth import (
     current_caller,
@@ -10,6 +9,7 @@ from api.auth import (
     get_current_user,
     login_required,
 )
+from api.input_gate import Blueprint
 from api.openapi import documented
 from api.ratelimits import plan_limits
 from api.schemas.jobs import (

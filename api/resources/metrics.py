@@ -1,7 +1,7 @@
 from flask import Response, request
-from flask_smorest import Blueprint
 
 from api.auth import current_settings
+from api.input_gate import Blueprint
 from api.services import metrics
 
 blp = Blueprint("metrics", __name__, description="Prometheus metrics (for the operators' scraper).")

@@ -1,7 +1,7 @@
 from flask import request
-from flask_smorest import Blueprint
 
 from api.auth import current_settings
+from api.input_gate import Blueprint
 from api.openapi import documented
 from api.schemas.billing import ReceivedSchema
 from api.services import billing

@@ -1,5 +1,4 @@
-from flask_smorest import Blueprint
-
+from api.input_gate import Blueprint
 from api.schemas.tools import ToolListSchema, ToolSchema
 from api.services.errors import NotFound
 from workers.tools import all_tools, get_tool

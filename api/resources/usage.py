@@ -1,6 +1,5 @@
-from flask_smorest import Blueprint
-
 from api.auth import get_current_user, login_required
+from api.input_gate import Blueprint
 from api.schemas.usage import UsageArgsSchema, UsageReportSchema
 from api.services import usage
 from db.session import db_session

@@ -1,6 +1,5 @@
-from flask_smorest import Blueprint
-
 from api.auth import current_settings, get_current_user, jwt_login_required, login_required
+from api.input_gate import Blueprint
 from api.schemas.users import DeletionSchema, UserSchema, UserUpdateSchema
 from api.services import accounts
 from db.session import db_session

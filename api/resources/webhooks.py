@@ -1,8 +1,7 @@
 import uuid
 
-from flask_smorest import Blueprint
-
 from api.auth import get_current_user, login_required
+from api.input_gate import Blueprint
 from api.schemas.webhooks import WebhookDeliveryListSchema, WebhookSecretSchema
 from api.services import webhooks
 from db.session import db_session

@@ -274,7 +274,10 @@ def test_a_body_over_the_limit_is_413(client, headers, settings):
     response = submit(client, headers, input={"prompt": huge})
     assert response.status_code == 413
     body = response.get_json()
-    assert body["code"] == 413 and body["message"] == "The request body is too large."
+    assert body["code"] == 413
+    assert (
+        body["message"] == f"The request body is too large: the limit is {settings.max_request_bytes} bytes."
+    )
 
 
 def test_unknown_route_and_method_use_the_error_shape(client, headers):
