@@ -254,8 +254,9 @@ def _declared_locations(rule: str, method: str) -> set[str]:
     kept = current_app.extensions.setdefault("conveyor.input_gate", {})
     if "paths" not in kept:
         kept["paths"] = api.spec.to_dict().get("paths", {})
-    operation = kept["paths"].get(FlaskPlugin.flaskpath2openapi(rule), {}).get(method.lower(), {})
+    path = kept["paths"].get(FlaskPlugin.flaskpath2openapi(rule), {})
+    operation = path.get(method.lower(), {})
     declared = {"json"} if "requestBody" in operation else set()
-    for parameter in operation.get("parameters", []):
+    for parameter in [*path.get("parameters", []), *operation.get("parameters", [])]:
         declared.add({"header": "headers"}.get(parameter.get("in"), parameter.get("in")))
     return declared
