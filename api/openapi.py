@@ -9,7 +9,8 @@ marks and the operation's own shape when flask-smorest registers the view, and a
 - 401/403 from the auth decorator, 429 from a rate limit;
 - 400, 413 and 422 when it takes a JSON body (unreadable, too large, invalid);
 - 422 when it takes query or header arguments;
-- 404 when its URL has a path parameter (a malformed one, or someone else's object);
+- 404 when its URL has a path parameter (a malformed one, or someone else's object),
+  and 422 when that parameter is text (the input gate refuses what cannot be stored);
 - 503 on every operation: Postgres or Redis being down is answered, never a 500.
 
 Each of them is the one error shape (`ErrorSchema`). A status only a view's own rules
@@ -20,6 +21,7 @@ read once, when the spec is built.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
@@ -39,6 +41,10 @@ WITH_BODY = frozenset(
 )
 WITH_ARGUMENTS = frozenset({HTTPStatus.UNPROCESSABLE_ENTITY})
 WITH_PATH_PARAMETERS = frozenset({HTTPStatus.NOT_FOUND})
+WITH_TEXT_PATH_PARAMETERS = frozenset({HTTPStatus.UNPROCESSABLE_ENTITY})
+# A werkzeug rule's variables, `<name>` or `<converter(arguments):name>`.
+RULE_VARIABLE = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
+TEXT_CONVERTERS = {None, "string", "path"}
 
 
 def documented(*, security: list[dict] | None = None, statuses: Iterable[int] = ()) -> Callable:
@@ -70,21 +76,24 @@ class OperationResponses(BasePlugin):
         if rule is None or not operations:
             return
         view = self.app.view_functions[rule.endpoint]
+        converters = {match["converter"] for match in RULE_VARIABLE.finditer(rule.rule)}
         for operation in operations.values():
             operation["security"] = getattr(view, SECURITY_MARK, [])
             responses = operation.setdefault("responses", {})
-            for status in sorted(self._statuses(view, operation, has_path_parameters=bool(rule.arguments))):
+            for status in sorted(self._statuses(view, operation, converters)):
                 if status not in responses and str(status) not in responses:
                     # flask-smorest registers a response per status, in the error shape.
                     responses[int(status)] = HTTPStatus(status).name
 
     @staticmethod
-    def _statuses(view: Callable, operation: dict, *, has_path_parameters: bool) -> frozenset[int]:
+    def _statuses(view: Callable, operation: dict, converters: set[str | None]) -> frozenset[int]:
         statuses = ALWAYS | getattr(view, STATUSES_MARK, frozenset())
         if "requestBody" in operation:
             statuses |= WITH_BODY
         if any(parameter.get("in") in ("query", "header") for parameter in operation.get("parameters", [])):
             statuses |= WITH_ARGUMENTS
-        if has_path_parameters:
+        if converters:
             statuses |= WITH_PATH_PARAMETERS
+        if converters & TEXT_CONVERTERS:
+            statuses |= WITH_TEXT_PATH_PARAMETERS
         return statuses
