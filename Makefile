@@ -6,7 +6,7 @@ PORT   ?= 8000
 # The Procfile names plain commands (python, celery): find them in the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test lint format migrate install services bench bench-instructions clean
+.PHONY: run test fuzz lint format migrate install services bench bench-instructions clean
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,12 @@ run: migrate
 
 test: install
 	$(BIN)/pytest
+
+# Schemathesis over the OpenAPI spec, longer than `make test` runs it: FUZZ_EXAMPLES
+# requests per operation, fresh seeds each run, every phase.
+FUZZ_EXAMPLES ?= 200
+fuzz: install
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/api/test_openapi_fuzz.py --timeout 0
 
 lint: install
 	$(BIN)/ruff check .

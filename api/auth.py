@@ -29,6 +29,7 @@ from flask_jwt_extended import (
 
 from api.errors import error_response
 from api.extensions import jwt
+from api.openapi import TOKEN_ONLY, TOKEN_OR_KEY, documented
 from api.services import api_keys, sessions
 from api.services.errors import AccountClosed, Forbidden, Unauthorized
 from db.models import User
@@ -37,9 +38,10 @@ from db.repositories import users
 from db.session import db_session
 from settings import Settings
 
-# What `login_required` accepts, for the OpenAPI docs: an access token or an API key.
-BEARER = [{"bearerAuth": []}, {"apiKeyAuth": []}]
-JWT_ONLY = [{"bearerAuth": []}]
+# What `login_required` accepts (an access token or an API key) and what the others do
+# (a token only). The decorators document it themselves (api/openapi.py).
+BEARER = TOKEN_OR_KEY
+JWT_ONLY = TOKEN_ONLY
 API_KEY_HEADER = "X-API-Key"
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
@@ -63,7 +65,7 @@ def login_required(view: Callable) -> Callable:
             verify_jwt_in_request()
         return view(*args, **kwargs)
 
-    return wrapper
+    return documented(security=TOKEN_OR_KEY, statuses={401})(wrapper)
 
 
 def jwt_login_required(view: Callable) -> Callable:
@@ -75,7 +77,7 @@ def jwt_login_required(view: Callable) -> Callable:
         verify_jwt_in_request()
         return view(*args, **kwargs)
 
-    return wrapper
+    return documented(security=TOKEN_ONLY, statuses={401, 403})(wrapper)
 
 
 def admin_required(view: Callable) -> Callable:
@@ -89,7 +91,7 @@ def admin_required(view: Callable) -> Callable:
             raise Forbidden("This needs an admin account.")
         return view(*args, **kwargs)
 
-    return wrapper
+    return documented(security=TOKEN_ONLY, statuses={401, 403})(wrapper)
 
 
 def _refuse_api_key_alone() -> None:

@@ -14,6 +14,8 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
+from api.openapi import OperationResponses
+from api.schemas.errors import ErrorSchema
 from api.services.errors import OUTAGE_RETRY_AFTER, DomainError
 from db.session import db_session
 
@@ -36,7 +38,18 @@ DEFAULT_MESSAGES = {
 
 
 class ConveyorApi(Api):
-    """flask-smorest's Api, with a `message` on every error and no internals on a 500."""
+    """flask-smorest's Api, with a `message` on every error and no internals on a 500.
+
+    Its spec lists every status each operation may answer (api/openapi.py) instead of
+    flask-smorest's catch-all `default` error response, so that a status nobody
+    documented shows up as a spec violation."""
+
+    DEFAULT_ERROR_RESPONSE_NAME = None
+    ERROR_SCHEMA = ErrorSchema
+
+    def init_app(self, app: Flask, *, spec_kwargs: dict | None = None) -> None:
+        spec_kwargs = {**(spec_kwargs or {}), "extra_plugins": [OperationResponses(app)]}
+        super().init_app(app, spec_kwargs=spec_kwargs)
 
     def handle_http_exception(self, error: HTTPException):
         payload, status, headers = super().handle_http_exception(error)

@@ -27,6 +27,7 @@ from limits import RateLimitItem, parse_many
 from api.auth import current_caller, current_settings
 from api.errors import error_response
 from api.extensions import limiter
+from api.openapi import documented
 from db.redis_client import key
 from db.repositories.users import normalize_email
 from settings import Settings
@@ -85,7 +86,7 @@ def login_limits(view: Callable) -> Callable:
         lambda: current_settings().login_rate_limit_per_ip,
         key_func=_ip,
         error_message="Too many login attempts from your address.",
-    )(view)
+    )(documented(statuses={429})(view))
 
 
 def forgot_password_limits(view: Callable) -> Callable:
@@ -99,7 +100,7 @@ def forgot_password_limits(view: Callable) -> Callable:
         lambda: current_settings().login_rate_limit_per_ip,
         key_func=_ip,
         error_message="Too many password reset requests from your address.",
-    )(view)
+    )(documented(statuses={429})(view))
 
 
 def plan_limits(view: Callable) -> Callable:
@@ -126,7 +127,7 @@ def plan_limits(view: Callable) -> Callable:
                 )
         return view(*args, **kwargs)
 
-    return wrapper
+    return documented(statuses={429})(wrapper)
 
 
 PLAN_SCOPE = "plan"  # the limit's key in Redis: <prefix>/plan/user:<id> and the window

@@ -2,8 +2,9 @@ import uuid
 
 from flask import url_for
 
-from api.auth import BEARER, admin_required, current_settings, get_current_user
+from api.auth import admin_required, current_settings, get_current_user
 from api.input_gate import Blueprint
+from api.openapi import documented
 from api.schemas.admin import (
     AdminJobListArgsSchema,
     AdminJobPageSchema,
@@ -19,7 +20,6 @@ blp = Blueprint("admin", __name__, description="Operators: every user's jobs, qu
 
 
 @blp.route("/jobs", methods=["GET"])
-@blp.doc(security=BEARER)
 @admin_required
 @blp.arguments(AdminJobListArgsSchema(), location="query")
 @blp.response(200, AdminJobPageSchema)
@@ -30,7 +30,6 @@ def list_jobs(args):
 
 
 @blp.route("/jobs/<uuid:job_id>", methods=["GET"])
-@blp.doc(security=BEARER)
 @admin_required
 @blp.response(200, AdminJobSchema)
 def get_job(job_id: uuid.UUID):
@@ -39,7 +38,7 @@ def get_job(job_id: uuid.UUID):
 
 
 @blp.route("/jobs/<uuid:job_id>/retry", methods=["POST"])
-@blp.doc(security=BEARER)
+@documented(statuses={409})
 @admin_required
 @blp.response(202, AdminJobSchema)
 def retry_job(job_id: uuid.UUID):
@@ -49,7 +48,7 @@ def retry_job(job_id: uuid.UUID):
 
 
 @blp.route("/jobs/<uuid:job_id>/cancel", methods=["POST"])
-@blp.doc(security=BEARER)
+@documented(statuses={409})
 @admin_required
 @blp.response(202, AdminJobSchema)
 def cancel_job(job_id: uuid.UUID):
@@ -58,7 +57,6 @@ def cancel_job(job_id: uuid.UUID):
 
 
 @blp.route("/queues", methods=["GET"])
-@blp.doc(security=BEARER)
 @admin_required
 @blp.response(200, QueueStatsSchema)
 def queue_stats():
@@ -67,7 +65,6 @@ def queue_stats():
 
 
 @blp.route("/audit-log", methods=["GET"])
-@blp.doc(security=BEARER)
 @admin_required
 @blp.arguments(AuditListArgsSchema(), location="query")
 @blp.response(200, AuditPageSchema)

@@ -1,7 +1,8 @@
 import uuid
 
-from api.auth import JWT_ONLY, current_settings, get_current_user, jwt_login_required
+from api.auth import current_settings, get_current_user, jwt_login_required
 from api.input_gate import Blueprint
+from api.openapi import documented
 from api.schemas.api_keys import ApiKeyCreateSchema, ApiKeyListSchema, NewApiKeySchema
 from api.services import api_keys
 from db.session import db_session
@@ -14,7 +15,7 @@ blp = Blueprint(
 
 
 @blp.route("", methods=["POST"])
-@blp.doc(security=JWT_ONLY)
+@documented(statuses={409})
 @jwt_login_required
 @blp.arguments(ApiKeyCreateSchema())
 @blp.response(201, NewApiKeySchema)
@@ -26,7 +27,6 @@ def create(data):
 
 
 @blp.route("", methods=["GET"])
-@blp.doc(security=JWT_ONLY)
 @jwt_login_required
 @blp.response(200, ApiKeyListSchema)
 def list_keys():
@@ -35,7 +35,6 @@ def list_keys():
 
 
 @blp.route("/<uuid:key_id>", methods=["DELETE"])
-@blp.doc(security=JWT_ONLY)
 @jwt_login_required
 @blp.response(204)
 def revoke(key_id: uuid.UUID):

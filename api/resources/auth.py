@@ -1,7 +1,6 @@
 from flask_jwt_extended import get_jwt, jwt_required
 
 from api.auth import (
-    JWT_ONLY,
     current_settings,
     end_session,
     get_current_user,
@@ -10,6 +9,7 @@ from api.auth import (
     rotate_tokens,
 )
 from api.input_gate import Blueprint
+from api.openapi import TOKEN_ONLY, documented
 from api.ratelimits import forgot_password_limits, login_limits
 from api.schemas.auth import (
     EmailVerifiedSchema,
@@ -29,6 +29,7 @@ blp = Blueprint("auth", __name__, description="Accounts and tokens.")
 
 
 @blp.route("/register", methods=["POST"])
+@documented(statuses={409})
 @blp.arguments(RegisterSchema())
 @blp.response(201, SessionSchema)
 def register(data):
@@ -38,6 +39,7 @@ def register(data):
 
 
 @blp.route("/login", methods=["POST"])
+@documented(statuses={401})
 @login_limits  # outside the schema, so that malformed attempts count too
 @blp.arguments(LoginSchema())
 @blp.response(200, SessionSchema)
@@ -49,7 +51,7 @@ def login(data):
 
 
 @blp.route("/refresh", methods=["POST"])
-@blp.doc(security=JWT_ONLY)
+@documented(security=TOKEN_ONLY, statuses={401})
 @jwt_required(refresh=True)
 @blp.response(200, RefreshedSchema)
 def refresh():
@@ -61,7 +63,7 @@ def refresh():
 
 
 @blp.route("/logout", methods=["POST"])
-@blp.doc(security=JWT_ONLY)
+@documented(security=TOKEN_ONLY, statuses={401})
 @jwt_required(verify_type=False)
 @blp.arguments(LogoutSchema())
 @blp.response(204)
@@ -82,6 +84,7 @@ def forgot_password(data):
 
 
 @blp.route("/reset-password", methods=["POST"])
+@documented(statuses={400, 410})
 @blp.arguments(ResetPasswordSchema())
 @blp.response(204)
 def reset_password(data):
@@ -90,6 +93,7 @@ def reset_password(data):
 
 
 @blp.route("/verify-email/<string:token>", methods=["GET"])
+@documented(statuses={400, 410})
 @blp.response(200, EmailVerifiedSchema)
 def verify_email(token: str):
     """The link in the verification email: marks the address verified."""
@@ -98,7 +102,7 @@ def verify_email(token: str):
 
 
 @blp.route("/verify-email", methods=["POST"])
-@blp.doc(security=JWT_ONLY)
+@documented(statuses={409})
 @jwt_login_required
 @blp.response(202, NoticeSchema)
 def resend_verification():

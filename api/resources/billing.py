@@ -1,5 +1,6 @@
-from api.auth import JWT_ONLY, current_settings, get_current_user, jwt_login_required
+from api.auth import current_settings, get_current_user, jwt_login_required
 from api.input_gate import Blueprint
+from api.openapi import documented
 from api.schemas.billing import (
     CheckoutArgsSchema,
     InvoiceArgsSchema,
@@ -25,7 +26,7 @@ def list_plans():
 
 
 @blp.route("/checkout-session", methods=["POST"])
-@blp.doc(security=JWT_ONLY)
+@documented(statuses={409})
 @jwt_login_required
 @blp.arguments(CheckoutArgsSchema())
 @blp.arguments(StripeIdempotencyHeaderSchema(), location="headers", as_kwargs=True)
@@ -42,7 +43,7 @@ def checkout(data, idempotency_key=None):
 
 
 @blp.route("/portal-session", methods=["POST"])
-@blp.doc(security=JWT_ONLY)
+@documented(statuses={409})
 @jwt_login_required
 @blp.arguments(PortalArgsSchema())
 @blp.arguments(StripeIdempotencyHeaderSchema(), location="headers", as_kwargs=True)
@@ -59,7 +60,6 @@ def portal(data, idempotency_key=None):
 
 
 @blp.route("/subscription", methods=["GET"])
-@blp.doc(security=JWT_ONLY)
 @jwt_login_required
 @blp.response(200, SubscriptionSchema)
 def subscription():
@@ -68,7 +68,6 @@ def subscription():
 
 
 @blp.route("/invoices", methods=["GET"])
-@blp.doc(security=JWT_ONLY)
 @jwt_login_required
 @blp.arguments(InvoiceArgsSchema(), location="query")
 @blp.response(200, InvoiceListSchema)

@@ -2,8 +2,9 @@ import uuid
 
 from flask import url_for
 
-from api.auth import BEARER, current_settings, get_current_user, login_required
+from api.auth import current_settings, get_current_user, login_required
 from api.input_gate import Blueprint
+from api.openapi import documented
 from api.schemas.conversations import (
     ConversationCreateSchema,
     ConversationDetailSchema,
@@ -20,7 +21,6 @@ blp = Blueprint("conversations", __name__, description="Conversations with the c
 
 
 @blp.route("", methods=["POST"])
-@blp.doc(security=BEARER)
 @login_required
 @blp.arguments(ConversationCreateSchema())
 @blp.response(201, ConversationSchema)
@@ -31,7 +31,6 @@ def create(data):
 
 
 @blp.route("", methods=["GET"])
-@blp.doc(security=BEARER)
 @login_required
 @blp.arguments(ConversationListArgsSchema(), location="query")
 @blp.response(200, ConversationPageSchema)
@@ -42,7 +41,6 @@ def list_conversations(args):
 
 
 @blp.route("/<uuid:conversation_id>", methods=["GET"])
-@blp.doc(security=BEARER)
 @login_required
 @blp.response(200, ConversationDetailSchema)
 def get_one(conversation_id: uuid.UUID):
@@ -51,7 +49,6 @@ def get_one(conversation_id: uuid.UUID):
 
 
 @blp.route("/<uuid:conversation_id>", methods=["DELETE"])
-@blp.doc(security=BEARER)
 @login_required
 @blp.response(204)
 def delete(conversation_id: uuid.UUID):
@@ -60,7 +57,7 @@ def delete(conversation_id: uuid.UUID):
 
 
 @blp.route("/<uuid:conversation_id>/messages", methods=["POST"])
-@blp.doc(security=BEARER)
+@documented(statuses={402, 409, 429})
 @login_required
 @blp.arguments(ConversationMessageCreateSchema())
 @blp.response(202, JobSchema)

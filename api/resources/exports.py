@@ -2,8 +2,9 @@ import uuid
 
 from flask import url_for
 
-from api.auth import BEARER, current_settings, get_current_user, login_required
+from api.auth import current_settings, get_current_user, login_required
 from api.input_gate import Blueprint
+from api.openapi import documented
 from api.schemas.exports import ExportCreateSchema, ExportSchema
 from api.services import exports
 from db.session import db_session
@@ -14,7 +15,7 @@ blp = Blueprint(
 
 
 @blp.route("/jobs/<uuid:job_id>/exports", methods=["POST"])
-@blp.doc(security=BEARER)
+@documented(statuses={409})
 @login_required
 @blp.arguments(ExportCreateSchema())
 @blp.response(202, ExportSchema)
@@ -31,7 +32,6 @@ def export_job(data, job_id: uuid.UUID):
 
 
 @blp.route("/users/me/export", methods=["POST"])
-@blp.doc(security=BEARER)
 @login_required
 @blp.response(202, ExportSchema)
 def export_account():
@@ -41,7 +41,6 @@ def export_account():
 
 
 @blp.route("/exports/<uuid:export_id>", methods=["GET"])
-@blp.doc(security=BEARER)
 @login_required
 @blp.response(200, ExportSchema)
 def get_one(export_id: uuid.UUID):

@@ -3,7 +3,6 @@ import uuid
 from flask import Response, request, url_for
 
 from api.auth import (
-    BEARER,
     current_caller,
     current_settings,
     current_user_id,
@@ -11,6 +10,7 @@ from api.auth import (
     login_required,
 )
 from api.input_gate import Blueprint
+from api.openapi import documented
 from api.ratelimits import plan_limits
 from api.schemas.jobs import (
     IdempotencyHeaderSchema,
@@ -28,7 +28,7 @@ blp = Blueprint("jobs", __name__, description="Submit AI jobs and follow them to
 
 
 @blp.route("", methods=["POST"])
-@blp.doc(security=BEARER)
+@documented(statuses={402, 429})
 @login_required
 @plan_limits
 @blp.arguments(JobCreateSchema())
@@ -50,7 +50,6 @@ def submit(data, idempotency_key=None):
 
 
 @blp.route("", methods=["GET"])
-@blp.doc(security=BEARER)
 @login_required
 @blp.arguments(JobListArgsSchema(), location="query")
 @blp.response(200, JobPageSchema)
@@ -63,7 +62,6 @@ def list_jobs(args):
 
 
 @blp.route("/<uuid:job_id>", methods=["GET"])
-@blp.doc(security=BEARER)
 @login_required
 @blp.etag
 @blp.arguments(JobGetArgsSchema(), location="query")
@@ -92,7 +90,6 @@ def get_one(args, job_id: uuid.UUID):
 
 @blp.route("/<uuid:job_id>/events", methods=["GET"])
 @blp.doc(
-    security=BEARER,
     responses={
         200: {
             "description": "Server-sent events: status, progress, delta, done.",
@@ -131,7 +128,7 @@ def etag_of(job) -> str:
 
 
 @blp.route("/<uuid:job_id>/cancel", methods=["POST"])
-@blp.doc(security=BEARER)
+@documented(statuses={409})
 @login_required
 @blp.response(202, JobSchema)
 def cancel(job_id: uuid.UUID):

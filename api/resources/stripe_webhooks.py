@@ -2,6 +2,7 @@ from flask import request
 
 from api.auth import current_settings
 from api.input_gate import Blueprint
+from api.openapi import documented
 from api.schemas.billing import ReceivedSchema
 from api.services import billing
 from db.session import db_session
@@ -10,6 +11,7 @@ blp = Blueprint("stripe_webhooks", __name__, description="Events from Stripe.")
 
 
 @blp.route("/webhooks/stripe", methods=["POST"])
+@documented(statuses={400, 413})
 @blp.response(200, ReceivedSchema)
 def receive():
     """Stripe's events, signed (`Stripe-Signature`); stored, then processed by a task."""

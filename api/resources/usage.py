@@ -1,4 +1,4 @@
-from api.auth import BEARER, get_current_user, login_required
+from api.auth import get_current_user, login_required
 from api.input_gate import Blueprint
 from api.schemas.usage import UsageArgsSchema, UsageReportSchema
 from api.services import usage
@@ -8,7 +8,6 @@ blp = Blueprint("usage", __name__, description="Tokens and cost used, and the qu
 
 
 @blp.route("", methods=["GET"])
-@blp.doc(security=BEARER)
 @login_required
 @blp.arguments(UsageArgsSchema(), location="query")
 @blp.response(200, UsageReportSchema)

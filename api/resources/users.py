@@ -1,4 +1,4 @@
-from api.auth import BEARER, JWT_ONLY, current_settings, get_current_user, jwt_login_required, login_required
+from api.auth import current_settings, get_current_user, jwt_login_required, login_required
 from api.input_gate import Blueprint
 from api.schemas.users import DeletionSchema, UserSchema, UserUpdateSchema
 from api.services import accounts
@@ -8,7 +8,6 @@ blp = Blueprint("users", __name__, description="The caller's account.")
 
 
 @blp.route("/me", methods=["GET"])
-@blp.doc(security=BEARER)
 @login_required
 @blp.response(200, UserSchema)
 def me():
@@ -17,7 +16,6 @@ def me():
 
 
 @blp.route("/me", methods=["PATCH"])
-@blp.doc(security=JWT_ONLY)
 @jwt_login_required
 @blp.arguments(UserUpdateSchema())
 @blp.response(200, UserSchema)
@@ -27,7 +25,6 @@ def update_me(data):
 
 
 @blp.route("/me", methods=["DELETE"])
-@blp.doc(security=JWT_ONLY)
 @jwt_login_required
 @blp.response(202, DeletionSchema)
 def delete_me():

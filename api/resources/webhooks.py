@@ -1,6 +1,6 @@
 import uuid
 
-from api.auth import BEARER, get_current_user, login_required
+from api.auth import get_current_user, login_required
 from api.input_gate import Blueprint
 from api.schemas.webhooks import WebhookDeliveryListSchema, WebhookSecretSchema
 from api.services import webhooks
@@ -14,7 +14,6 @@ blp = Blueprint(
 
 
 @blp.route("/jobs/<uuid:job_id>/webhook-deliveries", methods=["GET"])
-@blp.doc(security=BEARER)
 @login_required
 @blp.response(200, WebhookDeliveryListSchema)
 def deliveries(job_id: uuid.UUID):
@@ -23,7 +22,6 @@ def deliveries(job_id: uuid.UUID):
 
 
 @blp.route("/users/me/webhook-secret", methods=["GET"])
-@blp.doc(security=BEARER)
 @login_required
 @blp.response(200, WebhookSecretSchema)
 def secret():
@@ -32,7 +30,6 @@ def secret():
 
 
 @blp.route("/users/me/webhook-secret/rotate", methods=["POST"])
-@blp.doc(security=BEARER)
 @login_required
 @blp.response(200, WebhookSecretSchema)
 def rotate_secret():
