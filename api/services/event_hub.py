@@ -76,6 +76,7 @@ class EventHub:
         self.reading = False  # the reader is (about to be) in XREAD with the current snapshot
         self.wake_sent = False  # a wake is on its way since that snapshot
         self.reader: threading.Thread | None = None
+        self.failing = False  # said once when reads start failing, once when they work again
         # Its own connection: a blocked read never holds one that another request needs.
         self.redis = Redis.from_url(
             url,
@@ -124,9 +125,16 @@ class EventHub:
             positions = self._next_read()
             try:
                 reply = self.redis.xread(positions, count=BUFFER_LIMIT, block=BLOCK_MS)
+                if self.failing:
+                    self.failing = False
+                    logger.info("event hub: reading job events again")
                 self._hand_out(positions, reply or [])
             except RedisError:
-                logger.warning("event hub: cannot read job events; followers read the rows", exc_info=True)
+                if not self.failing:
+                    self.failing = True
+                    logger.warning(
+                        "event hub: cannot read job events; followers read the rows", exc_info=True
+                    )
                 time.sleep(RETRY_SECONDS)
             except Exception:
                 # A reader that died would leave every stream of this process on row reads
