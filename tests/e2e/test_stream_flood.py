@@ -165,3 +165,51 @@ def test_streams_past_the_cap_are_429_until_some_close(start_stack, connections)
 
     wait_until(twenty_open_again, 30, interval=0.2, message="the closed streams' slots to be given back")
     assert response_head(second.open(f"/jobs/{job_id}/events", bearer))[0] == 429
+
+
+def test_streams_through_the_gevent_web_deliver_every_event_in_order_and_resume(start_stack):
+    # The process's one event reader runs as a greenlet here (gunicorn patches threading).
+    base = start_stack(WEB_CONCURRENCY="1")
+    token = account(base)
+    words = " ".join(f"w{n}" for n in range(30))
+    status, _, job = call(
+        "POST", f"{base}/jobs", {"tool": "text", "input": {"prompt": f"[[slow:0.02]] {words}"}}, token
+    )
+    assert status == 202, job
+    followers = [sse_events(base, job["id"], token) for _ in range(3)]
+    for events in followers:
+        assert events[0]["event"] == "status" and events[-1]["event"] == "done"
+        assert events == followers[0]
+    finished = call("GET", f"{base}/jobs/{job['id']}", token=token)[2]
+    text = "".join(event["data"]["text"] for event in followers[0] if event["event"] == "delta")
+    assert text == finished["output"]["text"]
+    resumed = sse_events(base, job["id"], token, last_event_id=followers[0][3]["id"])
+    assert resumed == followers[0][4:]
+
+
+def sse_events(base: str, job_id: str, token: str, last_event_id: str | None = None) -> list[dict]:
+    """Read an event stream over HTTP until the server ends it."""
+    import http.client
+
+    address = urlsplit(base)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    headers = {"Authorization": f"Bearer {token}"}
+    if last_event_id:
+        headers["Last-Event-ID"] = last_event_id
+    connection.request("GET", f"{address.path}/jobs/{job_id}/events", headers=headers)
+    response = connection.getresponse()
+    assert response.status == 200
+    found, block = [], []
+    for raw in response:
+        line = raw.decode().rstrip("\n")
+        if line:
+            block.append(line)
+            continue
+        fields = dict(part.split(": ", 1) for part in block if not part.startswith((":", "retry:")))
+        block = []
+        if "event" in fields:
+            found.append(
+                {"id": fields.get("id"), "event": fields["event"], "data": json.loads(fields["data"])}
+            )
+    connection.close()
+    return found
