@@ -13,9 +13,10 @@ the account is open in its own query)."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Callable
-from functools import wraps
+from functools import partial, wraps
 from typing import Any
 
 from flask import Flask, current_app, g, request
@@ -26,6 +27,7 @@ from flask_jwt_extended import (
     get_jwt,
     verify_jwt_in_request,
 )
+from redis.exceptions import RedisError
 
 from api.errors import error_response
 from api.extensions import jwt
@@ -37,6 +39,8 @@ from db.redis_client import get_redis, key
 from db.repositories import users
 from db.session import db_session
 from settings import Settings
+
+logger = logging.getLogger(__name__)
 
 # What `login_required` accepts (an access token or an API key) and what the others do
 # (a token only). The decorators document it themselves (api/openapi.py).
@@ -58,7 +62,7 @@ def login_required(view: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any):
         sent_key = request.headers.get(API_KEY_HEADER)
         if sent_key is not None:
-            g.conveyor_user = api_keys.authenticate(
+            g.conveyor_user, g.conveyor_api_key_id = api_keys.authenticate(
                 db_session(), key=sent_key.strip(), settings=current_settings()
             )
         else:
@@ -141,6 +145,34 @@ def current_user_id() -> uuid.UUID:
         raise Unauthorized(
             "The token is not valid (no user in it). Log in again.", headers=BEARER_CHALLENGE
         ) from None
+
+
+def current_api_key_id() -> uuid.UUID | None:
+    """The id of the API key the caller sent, or None when they sent an access token."""
+    return g.get("conveyor_api_key_id")
+
+
+def credential_check() -> Callable[[], str | None]:
+    """For a stream that outlives its request: a callable that says why the credential
+    the request came with has stopped working (an access token expired or revoked, by
+    logout or by closing the account; an API key revoked), or None while it works.
+    It never raises: when it cannot tell (Redis or the database away), the stream goes
+    on and asks again later."""
+    key_id = current_api_key_id()
+    if key_id is not None:
+        return partial(api_keys.lapsed, key_id=key_id)
+    return partial(_token_lapsed, dict(get_jwt()))
+
+
+def _token_lapsed(claims: dict[str, Any]) -> str | None:
+    if claims["exp"] <= dt.datetime.now(dt.UTC).timestamp():
+        return "The access token has expired. Get a new one from POST /api/v1/auth/refresh and reconnect."
+    try:
+        if _is_revoked({}, claims):
+            return "The token has been revoked (logged out, or its session was ended). Log in again."
+    except RedisError:
+        logger.warning("token not checked for revocation: Redis is unavailable", exc_info=True)
+    return None
 
 
 def revoke_token(claims: dict[str, Any]) -> None:

@@ -3,6 +3,8 @@ import uuid
 from flask import Response, request, url_for
 
 from api.auth import (
+    credential_check,
+    current_api_key_id,
     current_caller,
     current_settings,
     current_user_id,
@@ -21,7 +23,7 @@ from api.schemas.jobs import (
     JobPageSchema,
     JobSchema,
 )
-from api.services import jobs, live
+from api.services import jobs, live, stream_slots
 from db.session import db_session, standalone
 
 blp = Blueprint("jobs", __name__, description="Submit AI jobs and follow them to a result.")
@@ -62,6 +64,7 @@ def list_jobs(args):
 
 
 @blp.route("/<uuid:job_id>", methods=["GET"])
+@documented(statuses={429})  # the cap on open streams and long-polls
 @login_required
 @blp.etag
 @blp.arguments(JobGetArgsSchema(), location="query")
@@ -72,14 +75,15 @@ def get_one(args, job_id: uuid.UUID):
         # What authentication read (an API key's row) gives its connection back: a waiting
         # request holds none (each look at the job borrows one).
         db_session().commit()
-        job = live.wait_for_change(
-            user_id=current_user_id(),
-            job_id=job_id,
-            seconds=args["wait"],
-            fingerprint=etag_of,
-            seen=next(iter(request.if_none_match.as_set()), None),
-            until_finished=args["until"] == "finished",
-        )
+        with _stream_slot():
+            job = live.wait_for_change(
+                user_id=current_user_id(),
+                job_id=job_id,
+                seconds=args["wait"],
+                fingerprint=etag_of,
+                seen=next(iter(request.if_none_match.as_set()), None),
+                until_finished=args["until"] == "finished",
+            )
     else:  # one statement: a pooled connection, no Session
         with standalone() as connection:
             job = jobs.read(connection, user_id=current_user_id(), job_id=job_id)
@@ -97,6 +101,7 @@ def get_one(args, job_id: uuid.UUID):
         }
     },
 )
+@documented(statuses={429})  # the cap on open streams and long-polls
 @login_required
 @blp.arguments(JobEventsArgsSchema(), location="query")
 def stream_events(args, job_id: uuid.UUID):
@@ -104,11 +109,25 @@ def stream_events(args, job_id: uuid.UUID):
     with standalone() as connection:
         jobs.read(connection, user_id=current_user_id(), job_id=job_id)  # 404 unless it is the caller's
     last_event_id = live.check_event_id(request.headers.get("Last-Event-ID") or args.get("last_event_id"))
+    slot = _stream_slot()
     body = live.event_stream(
-        job_id, last_event_id=last_event_id, heartbeat=current_settings().sse_heartbeat_seconds
+        job_id,
+        last_event_id=last_event_id,
+        heartbeat=current_settings().sse_heartbeat_seconds,
+        credential=credential_check(),
+        slot=slot,
     )
-    return Response(
+    response = Response(
         body, mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+    response.call_on_close(slot.release)  # also when the client leaves before the first event
+    return response
+
+
+def _stream_slot() -> stream_slots.StreamSlot:
+    """A place in the caller's count of open streams and long-polls; 429 when it is full."""
+    return stream_slots.take(
+        user_id=current_user_id(), api_key_id=current_api_key_id(), settings=current_settings()
     )
 
 

@@ -32,7 +32,9 @@ def test_open_event_streams_do_not_tie_up_the_web_worker(start_stack):
     import http.client
     from urllib.parse import urlsplit
 
-    base = start_stack(processes=("web",), WEB_CONCURRENCY="1", SSE_HEARTBEAT_SECONDS="1")
+    base = start_stack(
+        processes=("web",), WEB_CONCURRENCY="1", SSE_HEARTBEAT_SECONDS="1", MAX_OPEN_STREAMS_PER_USER="40"
+    )
     token, job = register_and_submit(base, "never runs: no worker is started")
     url = urlsplit(base)
     streams = []
