@@ -100,14 +100,29 @@ def verify(token: str, *, job_id: uuid.UUID, settings: Settings) -> Grant:
 
 
 def check(grant: Grant) -> None:
-    """Refuse a grant that has expired or whose owner closed the account (at a stream's
-    start, and while it runs)."""
+    """Refuse a grant that has expired (410) or whose owner closed the account (401),
+    when a stream opens."""
     if clock() >= grant.expires_at:
-        raise Gone(
-            f"This stream URL has expired. GET /api/v1/jobs/{grant.job_id} again for a fresh urls.stream."
-        )
+        raise Gone(_expired(grant))
     if owner_closed(grant.user_id):
         raise AccountClosed()
+
+
+def lapsed(grant: Grant) -> str | None:
+    """For a stream that is open: why it must end now (the token expired, the account
+    was closed), or None while it may go on. Never raises: when Redis cannot tell, the
+    stream goes on and asks again later."""
+    if clock() >= grant.expires_at:
+        return _expired(grant)
+    try:
+        closed = get_redis().exists(_closed_key(grant.user_id)) > 0
+    except RedisError:
+        return None
+    return AccountClosed().message if closed else None
+
+
+def _expired(grant: Grant) -> str:
+    return f"This stream URL has expired. GET /api/v1/jobs/{grant.job_id} again for a fresh urls.stream."
 
 
 def refuse_owner(user_id: uuid.UUID, *, settings: Settings) -> None:

@@ -352,3 +352,18 @@ def test_the_openapi_spec_documents_the_urls_and_the_token(client):
         "name": "token",
         "description": spec["components"]["securitySchemes"]["streamToken"]["description"],
     }
+
+
+def test_an_open_stream_is_told_when_its_token_lapses(client, headers, clock):
+    # What a stream opened with the token asks as it runs (api/services/live.py).
+    job = submit(client, headers).get_json()
+    token = parse_qs(urlsplit(job["urls"]["stream"]).query)["token"][0]
+    grant = stream_tokens.verify(
+        token, job_id=uuid.UUID(job["id"]), settings=client.application.extensions["conveyor.settings"]
+    )
+    assert stream_tokens.lapsed(grant) is None
+    clock[0] = grant.expires_at
+    assert "has expired" in stream_tokens.lapsed(grant)
+    clock[0] = NOW
+    client.delete(f"{API}/users/me", headers=headers)
+    assert "no longer exists" in stream_tokens.lapsed(grant)
