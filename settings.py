@@ -114,6 +114,10 @@ class Settings:
     # seconds after it was handed out, and for this grace after the job ended.
     stream_token_ttl: int = 24 * 3600
     stream_token_grace: int = 600
+    # Event streams and long-polls one user (and one API key of theirs) may have open at once,
+    # counted across every web process and host.
+    max_open_streams_per_user: int = 20
+    max_open_streams_per_api_key: int = 10
     maintenance_interval: float = 15.0  # seconds between the beat's re-send and reaper runs
     requeue_stale_after: int = 900  # a queued job whose message may be lost is re-sent
     webhook_allowed_hosts: tuple[str, ...] = ()  # exempt from the private-address check (tests, LANs)
@@ -247,6 +251,12 @@ class Settings:
             sse_heartbeat_seconds=reader.float("SSE_HEARTBEAT_SECONDS", defaults.sse_heartbeat_seconds),
             stream_token_ttl=reader.int("STREAM_TOKEN_TTL", defaults.stream_token_ttl),
             stream_token_grace=reader.int("STREAM_TOKEN_GRACE", defaults.stream_token_grace),
+            max_open_streams_per_user=reader.int(
+                "MAX_OPEN_STREAMS_PER_USER", defaults.max_open_streams_per_user
+            ),
+            max_open_streams_per_api_key=reader.int(
+                "MAX_OPEN_STREAMS_PER_API_KEY", defaults.max_open_streams_per_api_key
+            ),
             maintenance_interval=reader.float("MAINTENANCE_INTERVAL", defaults.maintenance_interval),
             requeue_stale_after=reader.int("REQUEUE_STALE_AFTER", defaults.requeue_stale_after),
             webhook_allowed_hosts=reader.list("WEBHOOK_ALLOWED_HOSTS"),
@@ -301,6 +311,11 @@ class Settings:
                 )
         if self.db_pool_size < 1 or self.db_max_overflow < 0:
             problems.append("DB_POOL_SIZE must be at least 1 and DB_MAX_OVERFLOW not negative")
+        if self.max_open_streams_per_user < 1 or self.max_open_streams_per_api_key < 1:
+            problems.append(
+                "MAX_OPEN_STREAMS_PER_USER and MAX_OPEN_STREAMS_PER_API_KEY must be at least 1 "
+                "(event streams and long-polls a user, or one API key, may have open at once)"
+            )
         if self.worker_heartbeat_interval <= 0:
             problems.append("WORKER_HEARTBEAT_INTERVAL must be greater than 0")
         if self.webhook_timeout <= 0:

@@ -15,9 +15,10 @@ the account is open in its own query)."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Callable
-from functools import wraps
+from functools import partial, wraps
 from typing import Any
 
 from flask import Flask, current_app, g, request
@@ -28,6 +29,7 @@ from flask_jwt_extended import (
     get_jwt,
     verify_jwt_in_request,
 )
+from redis.exceptions import RedisError
 
 from api.errors import error_response
 from api.extensions import jwt
@@ -38,6 +40,8 @@ from db.redis_client import get_redis, key
 from db.repositories import users
 from db.session import db_session
 from settings import Settings
+
+logger = logging.getLogger(__name__)
 
 # What `login_required` accepts, for the OpenAPI docs: an access token or an API key.
 BEARER = [{"bearerAuth": []}, {"apiKeyAuth": []}]
@@ -90,7 +94,7 @@ def current_stream_grant() -> stream_tokens.Grant | None:
 def _authenticate() -> None:
     sent_key = request.headers.get(API_KEY_HEADER)
     if sent_key is not None:
-        g.conveyor_user = api_keys.authenticate(
+        g.conveyor_user, g.conveyor_api_key_id = api_keys.authenticate(
             db_session(), key=sent_key.strip(), settings=current_settings()
         )
     else:
@@ -160,7 +164,11 @@ def current_caller() -> users.Caller:
 
 
 def current_user_id() -> uuid.UUID:
-    """The caller's id, without loading their row (after `login_required`)."""
+    """The caller's id, without loading their row (after `login_required`); with a
+    stream token, the job's owner (whose open streams it counts against)."""
+    grant = current_stream_grant()
+    if grant is not None:
+        return grant.user_id
     user = g.get("conveyor_user")
     if user is not None:
         return user.id
@@ -170,6 +178,37 @@ def current_user_id() -> uuid.UUID:
         raise Unauthorized(
             "The token is not valid (no user in it). Log in again.", headers=BEARER_CHALLENGE
         ) from None
+
+
+def current_api_key_id() -> uuid.UUID | None:
+    """The id of the API key the caller sent, or None when they sent an access token."""
+    return g.get("conveyor_api_key_id")
+
+
+def credential_check() -> Callable[[], str | None]:
+    """For a stream that outlives its request: a callable that says why the credential
+    the request came with has stopped working (an access token expired or revoked, by
+    logout or by closing the account; an API key revoked), or None while it works.
+    It never raises: when it cannot tell (Redis or the database away), the stream goes
+    on and asks again later."""
+    grant = current_stream_grant()
+    if grant is not None:  # a stream token: until it expires or the account is closed
+        return partial(stream_tokens.lapsed, grant)
+    key_id = current_api_key_id()
+    if key_id is not None:
+        return partial(api_keys.lapsed, key_id=key_id)
+    return partial(_token_lapsed, dict(get_jwt()))
+
+
+def _token_lapsed(claims: dict[str, Any]) -> str | None:
+    if claims["exp"] <= dt.datetime.now(dt.UTC).timestamp():
+        return "The access token has expired. Get a new one from POST /api/v1/auth/refresh and reconnect."
+    try:
+        if _is_revoked({}, claims):
+            return "The token has been revoked (logged out, or its session was ended). Log in again."
+    except RedisError:
+        logger.warning("token not checked for revocation: Redis is unavailable", exc_info=True)
+    return None
 
 
 def revoke_token(claims: dict[str, Any]) -> None:

@@ -42,6 +42,11 @@ def stream_key(job_id: uuid.UUID | str) -> str:
     return key("job", job_id, "events")
 
 
+def job_id_of(stream: str) -> str:
+    """The job whose stream `stream_key` named."""
+    return stream.split(":")[-2]
+
+
 def publish(
     redis: Redis, job_id: uuid.UUID, type: str, data: dict[str, Any], *, set_ttl: bool = True
 ) -> str | None:
@@ -113,11 +118,12 @@ def read(
 ) -> list[Event]:
     """Events after `after` (an event id; "0" for all), waiting up to block_ms for one."""
     reply = redis.xread({stream_key(job_id): after}, count=count, block=block_ms)
-    events = []
-    for _, entries in reply or []:
-        for event_id, fields in entries:
-            events.append(Event(event_id, fields["type"], json.loads(fields["data"])))
-    return events
+    return [decode(event_id, fields) for _, entries in reply or [] for event_id, fields in entries]
+
+
+def decode(event_id: str, fields: dict[str, str]) -> Event:
+    """An event as XREAD returns it."""
+    return Event(event_id, fields["type"], json.loads(fields["data"]))
 
 
 def get(redis: Redis, job_id: uuid.UUID | str, event_id: str) -> Event | None:

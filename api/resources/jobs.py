@@ -6,6 +6,8 @@ from flask_smorest import Blueprint
 from api.auth import (
     BEARER,
     STREAM_TOKEN,
+    credential_check,
+    current_api_key_id,
     current_caller,
     current_settings,
     current_stream_grant,
@@ -24,7 +26,7 @@ from api.schemas.jobs import (
     JobPageSchema,
     JobSchema,
 )
-from api.services import jobs, live, stream_tokens
+from api.services import jobs, live, stream_slots, stream_tokens
 from db.session import db_session, standalone
 
 blp = Blueprint("jobs", __name__, description="Submit AI jobs and follow them to a result.")
@@ -77,14 +79,15 @@ def get_one(args, job_id: uuid.UUID):
         # What authentication read (an API key's row) gives its connection back: a waiting
         # request holds none (each look at the job borrows one).
         db_session().commit()
-        job = live.wait_for_change(
-            user_id=current_user_id(),
-            job_id=job_id,
-            seconds=args["wait"],
-            fingerprint=etag_of,
-            seen=next(iter(request.if_none_match.as_set()), None),
-            until_finished=args["until"] == "finished",
-        )
+        with _stream_slot():
+            job = live.wait_for_change(
+                user_id=current_user_id(),
+                job_id=job_id,
+                seconds=args["wait"],
+                fingerprint=etag_of,
+                seen=next(iter(request.if_none_match.as_set()), None),
+                until_finished=args["until"] == "finished",
+            )
     else:  # one statement: a pooled connection, no Session
         with standalone() as connection:
             job = jobs.read(connection, user_id=current_user_id(), job_id=job_id)
@@ -119,11 +122,25 @@ def stream_events(args, job_id: uuid.UUID):
     last_event_id = live.check_event_id(request.headers.get("Last-Event-ID") or args.get("last_event_id"))
     if live.ended_at(job_id, last_event_id):
         return Response(status=204)  # it has had every event: an EventSource stops reconnecting
+    slot = _stream_slot()
     body = live.event_stream(
-        job_id, last_event_id=last_event_id, heartbeat=current_settings().sse_heartbeat_seconds
+        job_id,
+        last_event_id=last_event_id,
+        heartbeat=current_settings().sse_heartbeat_seconds,
+        credential=credential_check(),
+        slot=slot,
     )
-    return Response(
+    response = Response(
         body, mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+    response.call_on_close(slot.release)  # also when the client leaves before the first event
+    return response
+
+
+def _stream_slot() -> stream_slots.StreamSlot:
+    """A place in the caller's count of open streams and long-polls; 429 when it is full."""
+    return stream_slots.take(
+        user_id=current_user_id(), api_key_id=current_api_key_id(), settings=current_settings()
     )
 
 

@@ -11,16 +11,21 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from api.services.errors import Conflict, NotFound, Unauthorized
 from db.models import ApiKey, User
 from db.repositories import api_keys, users
+from db.session import session_scope
 from settings import Settings
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "cvk_"
 MAX_KEY_LENGTH = 100
@@ -63,8 +68,9 @@ def revoke(session: Session, *, user: User, key_id: uuid.UUID) -> None:
     session.commit()
 
 
-def authenticate(session: Session, *, key: str, settings: Settings) -> User:
-    """The user whose live key this is; records the use (at most once a minute)."""
+def authenticate(session: Session, *, key: str, settings: Settings) -> tuple[User, uuid.UUID]:
+    """The user whose live key this is, and the key's id; records the use (at most
+    once a minute)."""
     api_key = None
     if key.startswith(KEY_PREFIX) and len(key) <= MAX_KEY_LENGTH:
         api_key = api_keys.get_by_hash(session, key_hash=hash_key(key, settings=settings))
@@ -79,7 +85,23 @@ def authenticate(session: Session, *, key: str, settings: Settings) -> User:
         session, key_id=api_key.id, min_interval_seconds=TOUCH_INTERVAL_SECONDS
     ):
         session.commit()
-    return user
+    return user, api_key.id
+
+
+def lapsed(*, key_id: uuid.UUID) -> str | None:
+    """Why a stream opened with this key must end (revoked, or the account closed), or
+    None while the key works. None, too, when the database cannot say: the stream asks
+    again later rather than ending on an outage."""
+    try:
+        with session_scope() as session:
+            api_key = api_keys.get(session, key_id=key_id)
+            if api_key is None or api_key.revoked_at is not None:
+                return "The API key this stream was opened with has been revoked; create a new one."
+            if users.get_open(session, user_id=api_key.user_id) is None:
+                return "The account for this API key no longer exists."
+    except SQLAlchemyError:
+        logger.warning("api key %s not checked: the database is unavailable", key_id, exc_info=True)
+    return None
 
 
 def _due_for_touch(api_key: ApiKey) -> bool:

@@ -1,8 +1,10 @@
 """Following a job as it runs: long-poll and server-sent events.
 
-Both read the job's event stream (workers/events.py) to wake up at once, and the
-jobs row to decide: an event lost with a Redis restart delays a client by at most
-a poll interval, never strands it.
+Both follow the job's event stream (workers/events.py) through this process's one
+reader (event_hub.py) to wake up at once, and read the jobs row to decide: an event
+lost with a Redis restart delays a client by at most a poll interval, never strands
+it. Each holds a slot in its user's count of open streams (stream_slots.py) while it
+runs; an event stream also ends when the credential it was opened with stops working.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from redis.exceptions import RedisError
 
 from api.services import jobs as job_service
 from api.services.errors import Invalid
+from api.services.event_hub import Follower, get_hub
+from api.services.stream_slots import StreamSlot
 from db.models.job import TERMINAL
 from db.redis_client import get_redis
 from db.repositories import jobs
@@ -28,6 +32,10 @@ EVENT_ID = re.compile(r"\d+(-\d+)?")
 MAX_WAIT_SECONDS = 30
 ROW_CHECK_SECONDS = 2.0
 RECONNECT_MS = 2000
+
+# Asked as a stream runs: why the credential it was opened with no longer works, or None
+# while it does (api/auth.py `credential_check`). Never raises.
+CredentialCheck = Callable[[], str | None]
 
 
 def wait_for_change(
@@ -44,27 +52,31 @@ def wait_for_change(
     `until_finished`: only once it has finished; its events in between (running, the
     text as it streams) are not looked at in the row, which is still read every
     ROW_CHECK_SECONDS in case the last event was lost. Each read takes a pooled
-    connection and gives it back: none is held while the request waits, so
-    long-polls do not use up the database pool."""
-    redis = get_redis()
-    after = _last_event_id(redis, job_id)  # before reading the row, so no change slips between
-    job = _read(user_id, job_id)
-    read_at = time.monotonic()
-    baseline = seen or fingerprint(job)
-    deadline = read_at + min(seconds, MAX_WAIT_SECONDS)
-    while job.status not in TERMINAL and (until_finished or fingerprint(job) == baseline):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        batch = _wait_for_events(redis, job_id, after, min(remaining, ROW_CHECK_SECONDS))
-        after = batch[-1].id if batch else after
-        if until_finished and batch and all(event.type != events.DONE for event in batch):
-            now = time.monotonic()
-            if now - read_at < ROW_CHECK_SECONDS and now < deadline:
-                continue  # it has not finished: no need to look at the row yet
+    connection and gives it back, and the events come through the process's one
+    reader: nothing a request needs from the database or Redis pools is held while
+    it waits."""
+    hub = get_hub()
+    # Following from the newest event before reading the row: no change slips between.
+    follower = hub.follow(job_id, after=_last_event_id(get_redis(), job_id))
+    try:
         job = _read(user_id, job_id)
         read_at = time.monotonic()
-    return job
+        baseline = seen or fingerprint(job)
+        deadline = read_at + min(seconds, MAX_WAIT_SECONDS)
+        while job.status not in TERMINAL and (until_finished or fingerprint(job) == baseline):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            batch = follower.wait(min(remaining, ROW_CHECK_SECONDS))
+            if until_finished and batch and all(event.type != events.DONE for event in batch):
+                now = time.monotonic()
+                if now - read_at < ROW_CHECK_SECONDS and now < deadline:
+                    continue  # it has not finished: no need to look at the row yet
+            job = _read(user_id, job_id)
+            read_at = time.monotonic()
+        return job
+    finally:
+        hub.unfollow(follower)
 
 
 def _read(user_id: uuid.UUID, job_id: uuid.UUID) -> Any:
@@ -94,24 +106,44 @@ def ended_at(job_id: uuid.UUID, event_id: str | None) -> bool:
     return event is not None and event.type == events.DONE
 
 
-def event_stream(job_id: uuid.UUID, *, last_event_id: str | None, heartbeat: float) -> Iterator[str]:
+def event_stream(
+    job_id: uuid.UUID,
+    *,
+    last_event_id: str | None,
+    heartbeat: float,
+    credential: CredentialCheck,
+    slot: StreamSlot,
+) -> Iterator[str]:
     """The SSE body: events after `last_event_id` (all of them when None), a comment
     every `heartbeat` seconds of silence, and the end at the job's terminal event.
-    Ownership is checked by the caller before streaming starts."""
-    redis = get_redis()
-    after = last_event_id or "0"
+    Every ROW_CHECK_SECONDS it asks `credential` whether the stream may go on (and
+    renews `slot`'s lease); when not, it ends with an `error` event saying why (401).
+    Ownership is checked, and `slot` taken and released, by the caller."""
     # Sent at once: the client learns how soon to reconnect, and proxies see the
     # response start instead of waiting for the first event.
     yield f"retry: {RECONNECT_MS}\n\n"
-    quiet_since = time.monotonic()
+    hub = get_hub()
+    follower = hub.follow(job_id, after=last_event_id or "0")
+    try:
+        yield from _follow(job_id, follower, heartbeat=heartbeat, credential=credential, slot=slot)
+    finally:  # the client went away, or the stream ended
+        hub.unfollow(follower)
+
+
+def _follow(
+    job_id: uuid.UUID, follower: Follower, *, heartbeat: float, credential: CredentialCheck, slot: StreamSlot
+) -> Iterator[str]:
+    quiet_since = checked_at = time.monotonic()
     while True:
-        try:
-            batch = events.read(redis, job_id, after=after, block_ms=int(ROW_CHECK_SECONDS * 1000))
-        except RedisError:
-            batch = []
-            time.sleep(ROW_CHECK_SECONDS)
+        batch = follower.wait(ROW_CHECK_SECONDS)
+        if time.monotonic() - checked_at >= ROW_CHECK_SECONDS:
+            checked_at = time.monotonic()
+            lapsed = credential()
+            if lapsed is not None:
+                yield _sse("error", {"code": 401, "status": "Unauthorized", "message": lapsed})
+                return
+            slot.renew()
         for event in batch:
-            after = event.id
             yield _sse(event.type, event.data, event_id=event.id)
             if event.type == events.DONE:
                 return
@@ -125,16 +157,6 @@ def event_stream(job_id: uuid.UUID, *, last_event_id: str | None, heartbeat: flo
         if time.monotonic() - quiet_since >= heartbeat:
             quiet_since = time.monotonic()
             yield ": keep-alive\n\n"
-
-
-def _wait_for_events(redis, job_id: uuid.UUID, after: str, seconds: float) -> list[events.Event]:
-    """The job's events after `after`, waiting up to `seconds` for one; none if Redis
-    cannot be read (after the wait: the row is read then)."""
-    try:
-        return events.read(redis, job_id, after=after, block_ms=max(int(seconds * 1000), 1))
-    except RedisError:
-        time.sleep(seconds)
-        return []
 
 
 def _last_event_id(redis, job_id: uuid.UUID) -> str:

@@ -34,6 +34,10 @@ def get_for_user(session: Session, *, key_id: uuid.UUID, user_id: uuid.UUID) -> 
     return session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user_id))
 
 
+def get(session: Session, *, key_id: uuid.UUID) -> ApiKey | None:
+    return session.get(ApiKey, key_id)
+
+
 def get_by_hash(session: Session, *, key_hash: str) -> ApiKey | None:
     return session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
 

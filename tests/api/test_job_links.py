@@ -381,3 +381,41 @@ def test_reconnecting_after_done_is_told_to_stop(client, headers):
     assert done["event"] == "done"
     again = stream(client, job["urls"]["stream"], headers={"Last-Event-ID": done["id"]})
     assert again.status_code == 204 and again.get_data() == b""
+
+
+# ---------------------------------------------------------------- an open stream's credential
+
+
+def test_a_stream_opened_by_token_ends_when_the_token_expires(client, headers, clock):
+    job = submit(client, headers).get_json()
+    response = stream(client, job["urls"]["stream"], buffered=False)
+    assert response.status_code == 200
+    chunks = iter(response.response)
+    assert next(chunks) == b"retry: 2000\n\n"  # open; no event yet
+    clock[0] += 10 * 86400  # long past its bound
+    (ended,) = parse("".join(chunk.decode() for chunk in chunks))
+    assert ended["event"] == "error" and ended["data"]["code"] == 401
+    assert "has expired" in ended["data"]["message"]
+
+
+def test_a_stream_opened_by_token_ends_when_the_account_is_closed(client, headers):
+    job = submit(client, headers).get_json()
+    response = stream(client, job["urls"]["stream"], buffered=False)
+    chunks = iter(response.response)
+    assert next(chunks) == b"retry: 2000\n\n"
+    assert client.delete(f"{API}/users/me", headers=headers).status_code == 202
+    (ended,) = parse("".join(chunk.decode() for chunk in chunks))
+    assert ended["event"] == "error" and "no longer exists" in ended["data"]["message"]
+
+
+def test_streams_opened_by_token_count_against_the_owners_cap(settings, headers):
+    capped = create_app(dataclasses.replace(settings, public_base_url=BASE, max_open_streams_per_user=1))
+    client = capped.test_client()
+    first, second = (submit(client, headers).get_json() for _ in range(2))
+    held = client.get(f"{API}/jobs/{first['id']}/events", headers=headers, buffered=False)
+    assert next(iter(held.response)) == b"retry: 2000\n\n"
+    assert stream(client, second["urls"]["stream"]).status_code == 429
+    held.close()
+    opened = stream(client, second["urls"]["stream"], buffered=False)
+    assert opened.status_code == 200
+    opened.close()
