@@ -116,12 +116,16 @@ def test_a_stream_ends_when_the_account_is_closed(client):
     assert ended["event"] == "error" and "revoked" in ended["data"]["message"]
 
 
-def test_a_stream_ends_when_its_access_token_expires(settings):
-    from api import create_app
+def test_a_stream_ends_when_its_access_token_expires(client, app):
+    import datetime as dt
 
-    client = create_app(dataclasses.replace(settings, access_token_ttl=1)).test_client()
-    headers = register(client)[0]
+    from flask_jwt_extended import create_access_token
+
+    headers, body = register(client)
     job_id = submit(client, headers).get_json()["id"]
-    stream = open_stream(client, job_id, headers)
+    with app.app_context():  # a token of the same user that lives a few seconds, made just before opening
+        short = create_access_token(identity=body["user"]["id"], expires_delta=dt.timedelta(seconds=3))
+    stream = open_stream(client, job_id, {"Authorization": f"Bearer {short}"})
+    assert stream.status_code == 200
     ((ended,),) = [rest_of(stream)]
     assert ended["event"] == "error" and "expired" in ended["data"]["message"]
