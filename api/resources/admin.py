@@ -3,7 +3,7 @@ import uuid
 from flask import url_for
 from flask_smorest import Blueprint
 
-from api.auth import BEARER, admin_required, current_settings, get_current_user
+from api.auth import JWT_ONLY, admin_required, current_settings, get_current_user
 from api.schemas.admin import (
     AdminJobListArgsSchema,
     AdminJobPageSchema,
@@ -19,7 +19,7 @@ blp = Blueprint("admin", __name__, description="Operators: every user's jobs, qu
 
 
 @blp.route("/jobs", methods=["GET"])
-@blp.doc(security=BEARER)
+@blp.doc(security=JWT_ONLY)
 @admin_required
 @blp.arguments(AdminJobListArgsSchema(), location="query")
 @blp.response(200, AdminJobPageSchema)
@@ -30,7 +30,7 @@ def list_jobs(args):
 
 
 @blp.route("/jobs/<uuid:job_id>", methods=["GET"])
-@blp.doc(security=BEARER)
+@blp.doc(security=JWT_ONLY)
 @admin_required
 @blp.response(200, AdminJobSchema)
 def get_job(job_id: uuid.UUID):
@@ -39,7 +39,7 @@ def get_job(job_id: uuid.UUID):
 
 
 @blp.route("/jobs/<uuid:job_id>/retry", methods=["POST"])
-@blp.doc(security=BEARER)
+@blp.doc(security=JWT_ONLY)
 @admin_required
 @blp.response(202, AdminJobSchema)
 def retry_job(job_id: uuid.UUID):
@@ -49,7 +49,7 @@ def retry_job(job_id: uuid.UUID):
 
 
 @blp.route("/jobs/<uuid:job_id>/cancel", methods=["POST"])
-@blp.doc(security=BEARER)
+@blp.doc(security=JWT_ONLY)
 @admin_required
 @blp.response(202, AdminJobSchema)
 def cancel_job(job_id: uuid.UUID):
@@ -58,7 +58,7 @@ def cancel_job(job_id: uuid.UUID):
 
 
 @blp.route("/queues", methods=["GET"])
-@blp.doc(security=BEARER)
+@blp.doc(security=JWT_ONLY)
 @admin_required
 @blp.response(200, QueueStatsSchema)
 def queue_stats():
@@ -67,7 +67,7 @@ def queue_stats():
 
 
 @blp.route("/audit-log", methods=["GET"])
-@blp.doc(security=BEARER)
+@blp.doc(security=JWT_ONLY)
 @admin_required
 @blp.arguments(AuditListArgsSchema(), location="query")
 @blp.response(200, AuditPageSchema)

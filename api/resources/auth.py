@@ -10,7 +10,7 @@ from api.auth import (
     jwt_login_required,
     rotate_tokens,
 )
-from api.ratelimits import forgot_password_limits, login_limits
+from api.ratelimits import forgot_password_limits, login_limits, register_limits
 from api.schemas.auth import (
     EmailVerifiedSchema,
     ForgotPasswordSchema,
@@ -29,8 +29,10 @@ blp = Blueprint("auth", __name__, description="Accounts and tokens.")
 
 
 @blp.route("/register", methods=["POST"])
+@register_limits  # outside the schema, so that malformed attempts count too
 @blp.arguments(RegisterSchema())
 @blp.response(201, SessionSchema)
+@blp.alt_response(429, description="Too many registrations from this address or its network.")
 def register(data):
     """Create an account (a verification email is sent); returns tokens as login does."""
     user = accounts.register(db_session(), settings=current_settings(), **data)
@@ -77,7 +79,7 @@ def logout(data):
 @blp.alt_response(429, description="Too many requests for this account or from this address.")
 def forgot_password(data):
     """Email a password reset link; the answer is the same whether the account exists or not."""
-    accounts.forgot_password(db_session(), email=data["email"], settings=current_settings())
+    accounts.forgot_password(email=data["email"])
     return {"message": "If an account exists for this address, a link to reset its password is on its way."}
 
 
@@ -85,7 +87,7 @@ def forgot_password(data):
 @blp.arguments(ResetPasswordSchema())
 @blp.response(204)
 def reset_password(data):
-    """Set a new password with the token from the reset email; every session is ended."""
+    """Set a new password with the reset email's token; every session ends, every API key is revoked."""
     accounts.reset_password(db_session(), settings=current_settings(), **data)
 
 

@@ -4,6 +4,7 @@ from flask import url_for
 from flask_smorest import Blueprint
 
 from api.auth import BEARER, current_settings, get_current_user, login_required
+from api.ratelimits import plan_limits
 from api.schemas.conversations import (
     ConversationCreateSchema,
     ConversationDetailSchema,
@@ -62,6 +63,7 @@ def delete(conversation_id: uuid.UUID):
 @blp.route("/<uuid:conversation_id>/messages", methods=["POST"])
 @blp.doc(security=BEARER)
 @login_required
+@plan_limits
 @blp.arguments(ConversationMessageCreateSchema())
 @blp.response(202, JobSchema)
 def send_message(data, conversation_id: uuid.UUID):

@@ -3,7 +3,8 @@ import uuid
 from flask import url_for
 from flask_smorest import Blueprint
 
-from api.auth import BEARER, current_settings, get_current_user, login_required
+from api.auth import BEARER, JWT_ONLY, current_settings, get_current_user, jwt_login_required, login_required
+from api.ratelimits import account_export_limits, plan_limits
 from api.schemas.exports import ExportCreateSchema, ExportSchema
 from api.services import exports
 from db.session import db_session
@@ -16,6 +17,7 @@ blp = Blueprint(
 @blp.route("/jobs/<uuid:job_id>/exports", methods=["POST"])
 @blp.doc(security=BEARER)
 @login_required
+@plan_limits
 @blp.arguments(ExportCreateSchema())
 @blp.response(202, ExportSchema)
 def export_job(data, job_id: uuid.UUID):
@@ -31,11 +33,13 @@ def export_job(data, job_id: uuid.UUID):
 
 
 @blp.route("/users/me/export", methods=["POST"])
-@blp.doc(security=BEARER)
-@login_required
+@blp.doc(security=JWT_ONLY)
+@jwt_login_required
+@account_export_limits
 @blp.response(202, ExportSchema)
+@blp.alt_response(429, description="Too many exports asked for (ACCOUNT_EXPORT_RATE_LIMIT).")
 def export_account():
-    """Export all of your data as a zip; the link is also emailed to you."""
+    """Export all of your data as a zip; the link is also emailed to you. Not with an API key."""
     export = exports.export_account(db_session(), user=get_current_user(), settings=current_settings())
     return export, 202, {"Location": url_for("exports.get_one", export_id=export.id)}
 

@@ -2,7 +2,7 @@ import uuid
 
 from flask_smorest import Blueprint
 
-from api.auth import BEARER, get_current_user, login_required
+from api.auth import BEARER, JWT_ONLY, get_current_user, jwt_login_required, login_required
 from api.schemas.webhooks import WebhookDeliveryListSchema, WebhookSecretSchema
 from api.services import webhooks
 from db.session import db_session
@@ -24,8 +24,8 @@ def deliveries(job_id: uuid.UUID):
 
 
 @blp.route("/users/me/webhook-secret", methods=["GET"])
-@blp.doc(security=BEARER)
-@login_required
+@blp.doc(security=JWT_ONLY)
+@jwt_login_required
 @blp.response(200, WebhookSecretSchema)
 def secret():
     """The secret that signs your webhooks (made on first use)."""
@@ -33,8 +33,8 @@ def secret():
 
 
 @blp.route("/users/me/webhook-secret/rotate", methods=["POST"])
-@blp.doc(security=BEARER)
-@login_required
+@blp.doc(security=JWT_ONLY)
+@jwt_login_required
 @blp.response(200, WebhookSecretSchema)
 def rotate_secret():
     """Replace the secret; deliveries from now on are signed with the new one."""
