@@ -38,9 +38,9 @@ def send_delete(user_id: uuid.UUID) -> None:
 
 
 @shared_task(name=SEND_PASSWORD_RESET, acks_late=True, ignore_result=True)
-def send_password_reset(email: str) -> bool:
-    """Email a reset link if the address has an account; safe to run twice (the outbox dedupes)."""
-    email_id = password_reset.queue_email(email)
+def send_password_reset(email: str, request_id: str) -> bool:
+    """Email a reset link if the address has an account; safe to run twice (one email a request)."""
+    email_id = password_reset.queue_email(email, request_id=request_id)
     if email_id is not None:
         email_tasks.send_soon([email_id])
     return email_id is not None
@@ -48,4 +48,4 @@ def send_password_reset(email: str) -> bool:
 
 def request_password_reset(email: str) -> None:
     """Queue the lookup and the email; the same work whether the account exists or not."""
-    send_password_reset.apply_async(args=[email])
+    send_password_reset.apply_async(args=[email, uuid.uuid4().hex])

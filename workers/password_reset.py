@@ -38,9 +38,10 @@ def fingerprint(user: User, settings: Settings) -> str:
     return digest.hexdigest()[:32]
 
 
-def queue_email(email: str) -> uuid.UUID | None:
-    """Queue a reset link to the open account with this address, if there is one; the
-    outbox id (None: no such account, or the same email was queued already)."""
+def queue_email(email: str, *, request_id: str) -> uuid.UUID | None:
+    """Queue a reset link to the open account with this address, if there is one, once
+    per `request_id` (a redelivered task queues nothing more); the outbox id (None: no
+    such account, or this request's email was queued already)."""
     settings = get_settings()
     with session_scope() as session:
         user = users.get_by_email(session, email=email)
@@ -56,5 +57,5 @@ def queue_email(email: str) -> uuid.UUID | None:
                 "link": settings.reset_url_base + token,
                 "expires_in_minutes": settings.password_reset_ttl // 60,
             },
-            dedupe_key=f"password_reset:{hashlib.sha256(token.encode()).hexdigest()[:40]}",
+            dedupe_key=f"password_reset:{request_id}",
         )

@@ -65,7 +65,7 @@ DEFAULT_PLAN = "free"
 # Until its email address is verified, an account gets at most this much of its plan:
 # enough to try the tools, too little to be worth an account made with an address that
 # is not the maker's (each registration also emails that address).
-UNVERIFIED_JOBS_PER_DAY = 10
+UNVERIFIED_JOBS_PER_DAY = 5
 UNVERIFIED_MONTHLY_TOKENS = 20_000
 ORDER = ("free", "pro", "business")  # cheapest first: "needs the pro plan or higher"
 

@@ -16,9 +16,10 @@ from api.services.errors import Invalid
 # zxcvbn's scores run 0-4; 3 is "safely unguessable: moderate protection from an
 # offline slow-hash attack", which is what a stolen argon2id table would face.
 MIN_SCORE = 3
-# zxcvbn's work grows quickly with the length of what it scores; a password longer
-# than this is judged by its start (what follows can only add strength).
-SCORED_CHARACTERS = 100
+# zxcvbn scores at most this many characters (its work grows quickly with length, and
+# it refuses longer input); a longer password is judged by its start, since what
+# follows can only add strength.
+SCORED_CHARACTERS = 72
 DEFAULT_ADVICE = "Use a longer password, such as four or five words no one would put together."
 
 

@@ -424,6 +424,23 @@ def test_reset_password_sets_the_password_once_and_ends_every_session(client, se
         assert db.get(User, uuid.UUID(session["user"]["id"])).email_verified_at is not None
 
 
+def test_a_guessable_new_password_is_refused_and_the_link_still_works(client, settings):
+    register(client, email="weak@example.com", name="Weakly")
+    client.post(f"{API}/auth/forgot-password", json={"email": "weak@example.com"})
+    run_password_reset_tasks("weak@example.com")
+    link = outbox("password_reset", "weak@example.com")[0].context["link"]
+    token = link.removeprefix(settings.reset_url_base)
+
+    for weak in ("12345678", "weak@example.com", "Weakly2024"):  # common, her address, her name
+        response = client.post(f"{API}/auth/reset-password", json={"token": token, "password": weak})
+        assert_error(response, 422, "too easy to guess")
+        assert "password" in response.get_json()["errors"]["json"]
+    response = client.post(
+        f"{API}/auth/reset-password", json={"token": token, "password": "a new passphrase"}
+    )
+    assert response.status_code == 204
+
+
 def test_reset_password_refuses_bad_expired_and_wrong_kind_tokens(client, settings):
     from workers.password_reset import RESET_SALT
 
