@@ -51,7 +51,11 @@ SAMPLES = {
 # What each rendering must show, in its text and its HTML part.
 SHOWN = {
     "verify_email": ["https://app.example.com/verify/tok-123"],
-    "password_reset": ["https://app.example.com/reset/tok-456", "30 minutes"],
+    "password_reset": [
+        "https://app.example.com/reset/tok-456",
+        "30 minutes",
+        "revokes every API key of the account",
+    ],
     "job_finished": [
         "roadmap",
         "failed",
