@@ -63,6 +63,11 @@ class Settings:
     login_rate_limit_per_ip: str = "20/minute"
     # per email address (per IP: login_rate_limit_per_ip)
     forgot_password_rate_limit: str = "3/hour"  # noqa: S105 - a rate, not a password
+    # Registrations per client address, and per network (IPv4 /24, IPv6 /48): each sends an email.
+    register_rate_limit_per_ip: str = "5/hour"
+    register_rate_limit_per_network: str = "20/hour"
+    # Account exports (POST /users/me/export) per user: each builds a zip and sends an email.
+    account_export_rate_limit: str = "3/day"
     email_verification_ttl: int = 3 * 24 * 3600  # seconds a verification link works
     password_reset_ttl: int = 3600  # seconds a password reset link works
     frontend_reset_url: str = ""  # token appended; empty: {public_base_url}/reset-password?token=
@@ -207,6 +212,15 @@ class Settings:
             forgot_password_rate_limit=reader.str(
                 "FORGOT_PASSWORD_RATE_LIMIT", defaults.forgot_password_rate_limit
             ),
+            register_rate_limit_per_ip=reader.str(
+                "REGISTER_RATE_LIMIT_PER_IP", defaults.register_rate_limit_per_ip
+            ),
+            register_rate_limit_per_network=reader.str(
+                "REGISTER_RATE_LIMIT_PER_NETWORK", defaults.register_rate_limit_per_network
+            ),
+            account_export_rate_limit=reader.str(
+                "ACCOUNT_EXPORT_RATE_LIMIT", defaults.account_export_rate_limit
+            ),
             email_verification_ttl=reader.int("EMAIL_VERIFICATION_TTL", defaults.email_verification_ttl),
             password_reset_ttl=reader.int("PASSWORD_RESET_TTL", defaults.password_reset_ttl),
             frontend_reset_url=reader.str("FRONTEND_RESET_URL", ""),
@@ -300,6 +314,9 @@ class Settings:
             ("LOGIN_RATE_LIMIT_PER_ACCOUNT", self.login_rate_limit_per_account),
             ("LOGIN_RATE_LIMIT_PER_IP", self.login_rate_limit_per_ip),
             ("FORGOT_PASSWORD_RATE_LIMIT", self.forgot_password_rate_limit),
+            ("REGISTER_RATE_LIMIT_PER_IP", self.register_rate_limit_per_ip),
+            ("REGISTER_RATE_LIMIT_PER_NETWORK", self.register_rate_limit_per_network),
+            ("ACCOUNT_EXPORT_RATE_LIMIT", self.account_export_rate_limit),
         ):
             if not _is_rate_limit(value):
                 problems.append(f"{name} must be a rate limit such as 5/minute or 100/hour;1000/day")

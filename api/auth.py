@@ -3,7 +3,9 @@ revoked refresh families) or, on the job API, an API key in `X-API-Key`.
 
 - `login_required`: an access token or an API key (the key is tried when sent).
 - `jwt_login_required`: an access token only. API keys cannot manage API keys or the
-  account (a leaked key must not be able to mint more keys or lock the owner out).
+  account, read or rotate the webhook secret, or export the account (a leaked key must
+  not be able to mint more keys, lock the owner out, forge webhooks or take every
+  piece of data at once). A password reset revokes every key of the account.
 - `admin_required`: an access token of a user whose role is `admin`.
 - `stream_access_required`: as `login_required`, or a job's stream token (`?token=`,
   api/services/stream_tokens.py) for that job's events: what an EventSource can send.
@@ -44,10 +46,7 @@ from settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# What `login_required` accepts (an access token or an API key) and what the others do
-# (a token only). The decorators document it themselves (api/openapi.py).
-BEARER = TOKEN_OR_KEY
-JWT_ONLY = TOKEN_ONLY
+# The decorators below document the credentials they accept themselves (api/openapi.py).
 STREAM_TOKEN = {"streamToken": []}  # a job's events only: the `token` of its urls.stream
 API_KEY_HEADER = "X-API-Key"
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -132,7 +131,7 @@ def admin_required(view: Callable) -> Callable:
 def _refuse_api_key_alone() -> None:
     if API_KEY_HEADER in request.headers and "Authorization" not in request.headers:
         raise Forbidden(
-            "API keys cannot manage API keys or the account; "
+            "API keys cannot manage API keys or the account, its webhook secret or its data export; "
             "send an access token ('Authorization: Bearer <access token>') from POST /api/v1/auth/login."
         )
 

@@ -1,6 +1,10 @@
 """Attempt limits on the endpoints that guess at passwords or send email, counted in
 Redis so that every gunicorn worker and every host shares one count.
 
+Registration is limited per address and per network (`_network`: the IPv4 /24 or
+the IPv6 /48 the address is in), since one host can use many addresses of its
+network; the account export per user; job submissions by the caller's plan.
+
 Over a limit the answer is 429 in the one error shape with `Retry-After`. Counting
 is by a moving window. Every attempt counts, successful or not: a person does not
 log in five times a minute, and counting only failures would let parallel guesses
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 import math
 import time
 from collections.abc import Callable
@@ -24,7 +29,7 @@ from flask_limiter import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits import RateLimitItem, parse_many
 
-from api.auth import current_caller, current_settings
+from api.auth import current_caller, current_settings, current_user_id
 from api.errors import error_response
 from api.extensions import limiter
 from api.openapi import documented
@@ -75,6 +80,28 @@ def _ip() -> str:
     return f"ip:{get_remote_address()}"
 
 
+# The network a client address is counted in: an IPv4 /24 (one site's block), an IPv6
+# /48 (the most one customer is usually given, so rotating through it stays in one count).
+IPV4_NETWORK_PREFIX = 24
+IPV6_NETWORK_PREFIX = 48
+
+
+def _network() -> str:
+    address = get_remote_address()
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return f"net:{address}"
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = IPV4_NETWORK_PREFIX if ip.version == 4 else IPV6_NETWORK_PREFIX
+    return f"net:{ipaddress.ip_network((ip, prefix), strict=False)}"
+
+
+def _user() -> str:
+    return f"user:{current_user_id()}"
+
+
 def login_limits(view: Callable) -> Callable:
     """LOGIN_RATE_LIMIT_PER_ACCOUNT per email tried, LOGIN_RATE_LIMIT_PER_IP per address."""
     view = limiter.limit(
@@ -100,6 +127,30 @@ def forgot_password_limits(view: Callable) -> Callable:
         lambda: current_settings().login_rate_limit_per_ip,
         key_func=_ip,
         error_message="Too many password reset requests from your address.",
+    )(documented(statuses={429})(view))
+
+
+def register_limits(view: Callable) -> Callable:
+    """REGISTER_RATE_LIMIT_PER_IP per address, REGISTER_RATE_LIMIT_PER_NETWORK per network."""
+    view = limiter.limit(
+        lambda: current_settings().register_rate_limit_per_network,
+        key_func=_network,
+        error_message="Too many accounts were registered from your network.",
+    )(view)
+    return limiter.limit(
+        lambda: current_settings().register_rate_limit_per_ip,
+        key_func=_ip,
+        error_message="Too many accounts were registered from your address.",
+    )(documented(statuses={429})(view))
+
+
+def account_export_limits(view: Callable) -> Callable:
+    """ACCOUNT_EXPORT_RATE_LIMIT per user (each export builds a zip and sends an email).
+    Put it below the login decorator: the count is the caller's."""
+    return limiter.limit(
+        lambda: current_settings().account_export_rate_limit,
+        key_func=_user,
+        error_message="You have asked for your data export too often; the last one's link is in your email.",
     )(documented(statuses={429})(view))
 
 

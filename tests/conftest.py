@@ -71,6 +71,9 @@ def pytest_configure(config: pytest.Config) -> None:
         WORKER_HEARTBEAT_INTERVAL="1",  # /ready sees a (re)started worker within a second
         LOG_LEVEL="WARNING",
         PASSWORD_HASH_PROFILE="cheapest",  # argon2id in microseconds, not ~150 ms a hash
+        # Every test registers from 127.0.0.1; tests/api/test_register_limits.py sets small ones.
+        REGISTER_RATE_LIMIT_PER_IP="10000/hour",
+        REGISTER_RATE_LIMIT_PER_NETWORK="10000/hour",
         WEBHOOK_ALLOWED_HOSTS="127.0.0.1,localhost",  # the tests' local webhook receivers
         STORAGE_URL=f"file://{storage_dir}",  # never the repo's var/storage
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import urllib.error
@@ -14,13 +15,46 @@ from db.models.job import TERMINAL
 API = "/api/v1"
 
 
-def register(client, email: str | None = None, password: str = "correct horse battery", name: str = "Ada"):
-    """Register through the API; returns (headers with the access token, response body)."""
+def register(
+    client,
+    email: str | None = None,
+    password: str = "correct horse battery",
+    name: str = "Ada",
+    verified: bool = True,
+):
+    """Register through the API; returns (headers with the access token, response body).
+    `verified`: mark the email verified, as if its link had been opened (an unverified
+    account has a smaller allowance); the body is as registration answered it."""
     email = email or f"user-{uuid.uuid4().hex[:8]}@example.com"
     response = client.post(f"{API}/auth/register", json={"email": email, "password": password, "name": name})
     assert response.status_code == 201, response.get_json()
     body = response.get_json()
+    if verified:
+        mark_verified(body["user"]["id"], email)
     return {"Authorization": f"Bearer {body['access_token']}"}, body
+
+
+def mark_verified(user_id: str, email: str) -> None:
+    from db.repositories import users
+    from db.session import session_scope
+
+    with session_scope() as session:
+        users.mark_email_verified(session, user_id=uuid.UUID(user_id), email=email)
+
+
+def queued_tasks(name: str, queue: str = "default") -> list[list[Any]]:
+    """The positional args of each message for task `name` waiting in the broker's `queue`
+    (in tests/api no worker consumes them, and earlier tests' messages stay), oldest first."""
+    from celery import current_app
+
+    with current_app.connection_for_write() as connection:
+        raw = connection.default_channel.client.lrange(queue, 0, -1)
+    found = []
+    for message in map(json.loads, reversed(raw)):  # the broker pushes new messages on the left
+        if message["headers"]["task"] == name:
+            args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+            found.append(args)
+    return found
 
 
 def submit(client, headers, tool: str = "text", input: dict[str, Any] | None = None, **extra):
@@ -65,6 +99,7 @@ def register_and_submit(base: str, prompt: str, email: str = "walk@example.com")
         "POST", f"{base}/auth/register", {"email": email, "password": "a long password", "name": "Walk"}
     )
     assert status == 201, session
+    mark_verified(session["user"]["id"], email)
     token = session["access_token"]
     status, headers, job = call("POST", f"{base}/jobs", {"tool": "text", "input": {"prompt": prompt}}, token)
     assert status == 202 and headers["Location"] == f"/api/v1/jobs/{job['id']}"

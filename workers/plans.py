@@ -8,7 +8,7 @@ tool's own definition); `tools_for` and `allows_tool` are the one way to ask.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from settings import Settings
 from workers.tools import all_tools, get_tool
@@ -61,11 +61,30 @@ PLANS: dict[str, Plan] = {
     ),
 }
 DEFAULT_PLAN = "free"
+
+# Until its email address is verified, an account gets at most this much of its plan:
+# enough to try the tools, too little to be worth an account made with an address that
+# is not the maker's (each registration also emails that address).
+UNVERIFIED_JOBS_PER_DAY = 5
+UNVERIFIED_MONTHLY_TOKENS = 20_000
 ORDER = ("free", "pro", "business")  # cheapest first: "needs the pro plan or higher"
 
 
 def get_plan(name: str | None) -> Plan:
     return PLANS.get(name or DEFAULT_PLAN, PLANS[DEFAULT_PLAN])
+
+
+def allowance(plan: Plan, *, email_verified: bool) -> Plan:
+    """What a user of this plan may submit: the plan itself once their email is
+    verified (from that moment on); until then, its jobs a day and monthly tokens
+    capped at UNVERIFIED_JOBS_PER_DAY and UNVERIFIED_MONTHLY_TOKENS."""
+    if email_verified:
+        return plan
+    return replace(
+        plan,
+        jobs_per_day=min(plan.jobs_per_day, UNVERIFIED_JOBS_PER_DAY),
+        monthly_tokens=min(plan.monthly_tokens, UNVERIFIED_MONTHLY_TOKENS),
+    )
 
 
 def queue_for(plan: Plan, tool_queue: str) -> str:

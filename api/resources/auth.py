@@ -10,7 +10,7 @@ from api.auth import (
 )
 from api.input_gate import Blueprint
 from api.openapi import TOKEN_ONLY, documented
-from api.ratelimits import forgot_password_limits, login_limits
+from api.ratelimits import forgot_password_limits, login_limits, register_limits
 from api.schemas.auth import (
     EmailVerifiedSchema,
     ForgotPasswordSchema,
@@ -30,6 +30,7 @@ blp = Blueprint("auth", __name__, description="Accounts and tokens.")
 
 @blp.route("/register", methods=["POST"])
 @documented(statuses={409})
+@register_limits  # outside the schema, so that malformed attempts count too
 @blp.arguments(RegisterSchema())
 @blp.response(201, SessionSchema)
 def register(data):
@@ -43,7 +44,6 @@ def register(data):
 @login_limits  # outside the schema, so that malformed attempts count too
 @blp.arguments(LoginSchema())
 @blp.response(200, SessionSchema)
-@blp.alt_response(429, description="Too many attempts for this account or from this address.")
 def login(data):
     """Exchange email and password for an access and a refresh token."""
     user = accounts.authenticate(db_session(), **data)
@@ -76,10 +76,9 @@ def logout(data):
 @forgot_password_limits
 @blp.arguments(ForgotPasswordSchema())
 @blp.response(202, NoticeSchema)
-@blp.alt_response(429, description="Too many requests for this account or from this address.")
 def forgot_password(data):
     """Email a password reset link; the answer is the same whether the account exists or not."""
-    accounts.forgot_password(db_session(), email=data["email"], settings=current_settings())
+    accounts.forgot_password(email=data["email"])
     return {"message": "If an account exists for this address, a link to reset its password is on its way."}
 
 
@@ -88,7 +87,7 @@ def forgot_password(data):
 @blp.arguments(ResetPasswordSchema())
 @blp.response(204)
 def reset_password(data):
-    """Set a new password with the token from the reset email; every session is ended."""
+    """Set a new password with the reset email's token; every session ends, every API key is revoked."""
     accounts.reset_password(db_session(), settings=current_settings(), **data)
 
 

@@ -2,9 +2,10 @@ import uuid
 
 from flask import url_for
 
-from api.auth import current_settings, get_current_user, login_required
+from api.auth import current_settings, get_current_user, jwt_login_required, login_required
 from api.input_gate import Blueprint
 from api.openapi import documented
+from api.ratelimits import account_export_limits, plan_limits
 from api.schemas.exports import ExportCreateSchema, ExportSchema
 from api.services import exports
 from db.session import db_session
@@ -17,6 +18,7 @@ blp = Blueprint(
 @blp.route("/jobs/<uuid:job_id>/exports", methods=["POST"])
 @documented(statuses={409})
 @login_required
+@plan_limits
 @blp.arguments(ExportCreateSchema())
 @blp.response(202, ExportSchema)
 def export_job(data, job_id: uuid.UUID):
@@ -32,10 +34,11 @@ def export_job(data, job_id: uuid.UUID):
 
 
 @blp.route("/users/me/export", methods=["POST"])
-@login_required
+@jwt_login_required
+@account_export_limits
 @blp.response(202, ExportSchema)
 def export_account():
-    """Export all of your data as a zip; the link is also emailed to you."""
+    """Export all of your data as a zip; the link is also emailed to you. Not with an API key."""
     export = exports.export_account(db_session(), user=get_current_user(), settings=current_settings())
     return export, 202, {"Location": url_for("exports.get_one", export_id=export.id)}
 

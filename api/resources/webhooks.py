@@ -1,6 +1,6 @@
 import uuid
 
-from api.auth import get_current_user, login_required
+from api.auth import get_current_user, jwt_login_required, login_required
 from api.input_gate import Blueprint
 from api.schemas.webhooks import WebhookDeliveryListSchema, WebhookSecretSchema
 from api.services import webhooks
@@ -22,7 +22,7 @@ def deliveries(job_id: uuid.UUID):
 
 
 @blp.route("/users/me/webhook-secret", methods=["GET"])
-@login_required
+@jwt_login_required
 @blp.response(200, WebhookSecretSchema)
 def secret():
     """The secret that signs your webhooks (made on first use)."""
@@ -30,7 +30,7 @@ def secret():
 
 
 @blp.route("/users/me/webhook-secret/rotate", methods=["POST"])
-@login_required
+@jwt_login_required
 @blp.response(200, WebhookSecretSchema)
 def rotate_secret():
     """Replace the secret; deliveries from now on are signed with the new one."""

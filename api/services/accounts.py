@@ -6,45 +6,52 @@ one kind of token never passes for the other) and timestamped (they expire):
 
 - verify: `{u: user id, e: email}`. Single-use by nature: once the address is
   verified, using the link again answers 200 as the first time did.
-- reset: `{u: user id, p: fingerprint of the current password hash}`. Once the
-  password changes (through this link or otherwise) the fingerprint no longer
-  matches, so the link works once. The payload is signed, not encrypted, so it holds
-  an HMAC of the hash, never the hash.
+- reset: made by the task that emails it (workers/password_reset.py, which says what
+  it holds); it works once, and using it ends every session and revokes every API
+  key of the account: whoever could use them may be who the reset locks out.
+
+A password being set (registration, reset) must pass api/services/password_policy.py.
+The verification email does not carry the name given at registration: whoever
+registers may be a stranger to the address.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import time
 import uuid
 from typing import Any
 
-from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, SignatureExpired
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.services import passwords, sessions, stream_tokens
-from api.services.errors import BadRequest, Conflict, Gone, Unauthorized
+from api.services import password_policy, passwords, sessions, stream_tokens
+from api.services.errors import OUTAGE_RETRY_AFTER, BadRequest, Conflict, Gone, Unauthorized, Unavailable
 from db.models import User
-from db.repositories import users
+from db.repositories import api_keys, users
 from settings import Settings
 from tasks import accounts as account_tasks
 from tasks import email as email_tasks
 from workers.mail import outbox
+from workers.password_reset import RESET_SALT, fingerprint, serializer
 
 logger = logging.getLogger(__name__)
 
 VERIFY_SALT = "conveyor.verify-email"
-RESET_SALT = "conveyor.password-reset"
 VERIFY_PATH = "/api/v1/auth/verify-email/"
 # A resent verification email is queued at most once per this many seconds.
 RESEND_WINDOW = 600
 
 
 def register(session: Session, *, email: str, password: str, name: str, settings: Settings) -> User:
-    """Create the account and queue its verification email in the same transaction."""
+    """Create the account and queue its verification email in the same transaction.
+
+    An address that has an account already is a 409 (the contract answers tokens at
+    registration, so there is no answer that looks the same); the registration limits
+    (api/ratelimits.py) are what bound asking address after address."""
+    password_policy.check(password, email=email, name=name)
     if users.get_by_email(session, email=email) is not None:
         raise Conflict("An account with this email already exists; log in instead.")
     try:
@@ -140,35 +147,29 @@ def verify_email(session: Session, *, token: str, settings: Settings) -> bool:
     return verified
 
 
-def forgot_password(session: Session, *, email: str, settings: Settings) -> None:
-    """Email a reset link if the account exists. The caller answers the same either
-    way, so the endpoint does not tell who has an account."""
-    user = users.get_by_email(session, email=email)
-    if user is None or user.deleted_at is not None:
-        return
-    token = _serializer(RESET_SALT, settings).dumps({"u": str(user.id), "p": _fingerprint(user, settings)})
-    email_id = outbox.enqueue(
-        session,
-        to=user.email,
-        template="password_reset",
-        context={
-            "name": user.name,
-            "link": settings.reset_url_base + token,
-            "expires_in_minutes": settings.password_reset_ttl // 60,
-        },
-        dedupe_key=f"password_reset:{hashlib.sha256(token.encode()).hexdigest()[:40]}",
-    )
-    session.commit()
-    email_tasks.send_soon([email_id])
+def forgot_password(*, email: str) -> None:
+    """Queue the task that emails a reset link if the account exists: the same work
+    whether it does or not, so neither the answer nor its timing tells who has an
+    account. 503 when the queue cannot take it (for every address alike)."""
+    try:
+        account_tasks.request_password_reset(users.normalize_email(email))
+    except Exception:
+        logger.warning("password reset enqueue failed", exc_info=True)
+        raise Unavailable(
+            "Password reset emails cannot be queued right now; try again in a few seconds.",
+            headers={"Retry-After": str(OUTAGE_RETRY_AFTER)},
+        ) from None
 
 
 def reset_password(session: Session, *, token: str, password: str, settings: Settings) -> None:
-    """Set a new password from a reset link, and end every session of the account."""
+    """Set a new password from a reset link; end every session of the account and
+    revoke its API keys."""
     data = _load(token, salt=RESET_SALT, max_age=settings.password_reset_ttl, settings=settings, what="reset")
     user = _user_of(session, data)
     used = Gone("This password reset link has already been used; ask for a new one if you need it.")
-    if user is None or not hmac.compare_digest(str(data.get("p")), _fingerprint(user, settings)):
+    if user is None or not hmac.compare_digest(str(data.get("p")), fingerprint(user, settings)):
         raise used
+    password_policy.check(password, email=user.email, name=user.name)
     if not users.set_password_hash(
         session, user_id=user.id, old_hash=user.password_hash, new_hash=passwords.hash_password(password)
     ):
@@ -176,22 +177,19 @@ def reset_password(session: Session, *, token: str, password: str, settings: Set
         raise used  # another request with the same link won the race
     # The link reached the inbox, which proves the address as well as a verification link would.
     users.mark_email_verified(session, user_id=user.id, email=user.email)
+    api_keys.revoke_all_for_user(session, user_id=user.id)
     sessions.revoke_all(session, user_id=user.id, settings=settings)  # commits
 
 
 def _queue_verification(session: Session, *, user: User, settings: Settings, dedupe: str) -> uuid.UUID | None:
-    token = _serializer(VERIFY_SALT, settings).dumps({"u": str(user.id), "e": user.email})
+    token = serializer(VERIFY_SALT, settings).dumps({"u": str(user.id), "e": user.email})
     return outbox.enqueue(
         session,
         to=user.email,
         template="verify_email",
-        context={"name": user.name, "link": f"{settings.public_base_url}{VERIFY_PATH}{token}"},
+        context={"link": f"{settings.public_base_url}{VERIFY_PATH}{token}"},
         dedupe_key=dedupe,
     )
-
-
-def _serializer(salt: str, settings: Settings) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(settings.secret_key, salt=salt)
 
 
 def _load(token: str, *, salt: str, max_age: int, settings: Settings, what: str) -> dict[str, Any]:
@@ -201,7 +199,7 @@ def _load(token: str, *, salt: str, max_age: int, settings: Settings, what: str)
         else "log in and ask for a new one (POST /api/v1/auth/verify-email)."
     )
     try:
-        data = _serializer(salt, settings).loads(token, max_age=max_age)
+        data = serializer(salt, settings).loads(token, max_age=max_age)
     except SignatureExpired:
         raise Gone(f"This {what} link has expired; {again}") from None
     except BadData:
@@ -219,8 +217,3 @@ def _user_of(session: Session, data: dict[str, Any]) -> User | None:
     except ValueError:
         return None
     return users.get_open(session, user_id=user_id)
-
-
-def _fingerprint(user: User, settings: Settings) -> str:
-    digest = hmac.new(settings.secret_key.encode(), user.password_hash.encode(), hashlib.sha256)
-    return digest.hexdigest()[:32]

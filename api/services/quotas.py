@@ -1,5 +1,6 @@
 """What a plan lets a user submit: its tools and models (403 otherwise), its monthly
-token quota (402) and its jobs per day (429)."""
+token quota (402) and its jobs per day (429); smaller until the user's email is
+verified (workers.plans.allowance), and the refusal then says how to verify."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from db.repositories.admission import Slots
 from db.repositories.users import Caller
 from settings import Settings
 from workers import metering
-from workers.plans import Plan, allows_model, allows_tool, cheapest_plan_where
+from workers.plans import Plan, allowance, allows_model, allows_tool, cheapest_plan_where
 from workers.tools.base import Tool
 
 
@@ -38,32 +39,55 @@ def reserve(
     limit is reported first when both are reached)."""
     profile = {"name": user.name, **(user.profile or {})}
     estimate = metering.estimate_job_tokens(tool, input, profile)
+    allowed = allowance(plan, email_verified=user.email_verified)
     checked = admission.check(
         session,
         user_id=user.id,
-        jobs_limit=plan.jobs_per_day,
+        jobs_limit=allowed.jobs_per_day,
         estimate=estimate,
-        token_limit=plan.monthly_tokens,
+        token_limit=allowed.monthly_tokens,
     )
     if checked.jobs_today is None:
         jobs_today = usage.jobs_today(session, user_id=user.id)
         session.rollback()
         raise TooManyRequests(
-            f"The {plan.name} plan allows {plan.jobs_per_day} jobs a day and you have submitted "
-            f"{jobs_today} today. More can be submitted after midnight UTC, or on a bigger plan.",
-            errors={"jobs_per_day": {"limit": plan.jobs_per_day, "used": jobs_today}},
+            _refusal(
+                plan,
+                allowed,
+                f"allows {allowed.jobs_per_day} jobs a day and you have submitted {jobs_today} today",
+                otherwise="More can be submitted after midnight UTC, or on a bigger plan.",
+            ),
+            errors={"jobs_per_day": {"limit": allowed.jobs_per_day, "used": jobs_today}},
             headers={"Retry-After": str(_seconds_to_midnight_utc())},
         )
     if checked.quota is None:
-        quota = usage.get_quota(session, user_id=user.id, limit=plan.monthly_tokens)
+        quota = usage.get_quota(session, user_id=user.id, limit=allowed.monthly_tokens)
         session.rollback()
         raise PaymentRequired(
-            f"This job may use up to {estimate} tokens and only {quota.remaining} of the "
-            f"{plan.name} plan's {quota.limit} tokens this month are left. The quota resets on "
-            f"{_next_period(quota.period).isoformat()}; a bigger plan has more (GET /api/v1/billing/plans).",
+            _refusal(
+                plan,
+                allowed,
+                f"allows {quota.limit} tokens a month; this job may use up to {estimate} and only "
+                f"{quota.remaining} are left",
+                otherwise=f"The quota resets on {_next_period(quota.period).isoformat()}; "
+                "a bigger plan has more (GET /api/v1/billing/plans).",
+            ),
             errors={"quota": quota_body(quota) | {"requested": estimate}},
         )
     return estimate, checked.slots
+
+
+def _refusal(plan: Plan, allowed: Plan, limit: str, *, otherwise: str) -> str:
+    """Say which limit was reached and what lifts it: verifying the email, when the
+    smaller allowance of an unverified account is what was reached."""
+    if allowed is plan:
+        return f"The {plan.name} plan {limit}. {otherwise}"
+    return (
+        f"Until your email address is verified, your account {limit}. Verify it and the "
+        f"{plan.name} plan's full allowance ({plan.jobs_per_day} jobs a day, {plan.monthly_tokens} "
+        "tokens a month) applies at once: open the link in the email sent when you registered, "
+        "or ask for a new one with POST /api/v1/auth/verify-email."
+    )
 
 
 def quota_body(quota: usage.Quota) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from api.services.quotas import quota_body
 from db.models import User
 from db.repositories import usage
-from workers.plans import get_plan
+from workers.plans import allowance, get_plan
 
 
 def report(
@@ -22,9 +22,11 @@ def report(
     group_by: str = "day",
 ) -> dict[str, Any]:
     """Billed usage from `start` to `end` (UTC days, both included), grouped by day,
-    tool or model; with the totals and this month's quota."""
+    tool or model; with the totals and this month's quota (the smaller one until the
+    email is verified)."""
     plan = get_plan(user.plan)
-    quota = usage.get_quota(session, user_id=user.id, limit=plan.monthly_tokens)
+    allowed = allowance(plan, email_verified=user.email_verified)
+    quota = usage.get_quota(session, user_id=user.id, limit=allowed.monthly_tokens)
     items, totals = usage.summarize(
         session,
         user_id=user.id,

@@ -33,6 +33,10 @@ class User(TimestampMixin, Base):
     # Set when the user first starts a Stripe checkout (unique: one customer, one user).
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
 
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
+
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email}>"
 

@@ -52,6 +52,17 @@ def revoke(session: Session, *, key_id: uuid.UUID, user_id: uuid.UUID) -> bool:
     return result.rowcount == 1
 
 
+def revoke_all_for_user(session: Session, *, user_id: uuid.UUID) -> int:
+    """Revoke every live key of the user (a password reset); how many were live."""
+    result = session.execute(
+        update(ApiKey)
+        .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
 def touch(session: Session, *, key_id: uuid.UUID, min_interval_seconds: int) -> bool:
     """Record a use, unless one was recorded less than `min_interval_seconds` ago
     (concurrent requests race for one write, and most requests write nothing)."""

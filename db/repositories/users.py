@@ -50,22 +50,24 @@ class Caller:
     plan: str
     name: str
     profile: dict[str, Any]
+    email_verified: bool  # until it is, the plan's allowance is smaller (workers.plans.allowance)
 
     @classmethod
     def of(cls, user: User) -> Caller:
-        return cls(user.id, user.plan, user.name, user.profile or {})
+        return cls(user.id, user.plan, user.name, user.profile or {}, user.email_verified)
 
 
 def get_caller(session: raw.Executor, *, user_id: uuid.UUID) -> Caller | None:
-    """The caller's id, plan, name and profile, unless the account does not exist or
-    was closed. SQL text (db/raw.py): every submit reads it, and an ORM `User` costs
-    several times the statement."""
+    """The caller's id, plan, name, profile and whether their email is verified, unless
+    the account does not exist or was closed. SQL text (db/raw.py): every submit reads
+    it, and an ORM `User` costs several times the statement."""
     row = raw.fetch_one(session, _CALLER, {"user_id": user_id})
     return Caller(*row) if row is not None else None
 
 
 _CALLER = raw.Prepared(
-    "SELECT id, plan, name, profile FROM users WHERE id = %(user_id)s AND deleted_at IS NULL"
+    "SELECT id, plan, name, profile, email_verified_at IS NOT NULL FROM users "
+    "WHERE id = %(user_id)s AND deleted_at IS NULL"
 )
 
 

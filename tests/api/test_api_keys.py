@@ -1,5 +1,6 @@
-"""API keys: created with the secret shown once, stored hashed, listed, revoked, and
-accepted as `X-API-Key` on the job API but never for managing keys or the account."""
+"""API keys: created with the secret shown once, stored hashed, listed, revoked (one
+by one, or all by a password reset), and accepted as `X-API-Key` on the job API but
+never for managing keys or the account, its webhook secret or its export."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import uuid
 
 from sqlalchemy import select, update
 
-from db.models import ApiKey
+from db.models import ApiKey, EmailOutbox
 from db.session import session_scope
-from tests.helpers import API, register, submit
+from tasks.accounts import SEND_PASSWORD_RESET, send_password_reset
+from tests.helpers import API, queued_tasks, register, submit
 
 KEY_FORMAT = re.compile(r"^cvk_[0-9a-f]{8}_[A-Za-z0-9_-]{32,}$")
 
@@ -141,6 +143,10 @@ def test_a_key_cannot_manage_keys_or_the_account(client):
         client.patch(f"{API}/users/me", headers=key, json={"name": "Mallory"}),
         client.delete(f"{API}/users/me", headers=key),
         client.post(f"{API}/auth/verify-email", headers=key),
+        # What would let a leaked key forge webhooks or take every piece of data at once:
+        client.get(f"{API}/users/me/webhook-secret", headers=key),
+        client.post(f"{API}/users/me/webhook-secret/rotate", headers=key),
+        client.post(f"{API}/users/me/export", headers=key),
     ]
     for response in attempts:
         assert response.status_code == 403, response.get_json()
@@ -155,6 +161,27 @@ def test_keys_of_a_closed_account_stop_working_at_once(client):
     assert client.delete(f"{API}/users/me", headers=headers).status_code == 202
     response = client.get(f"{API}/jobs", headers=key_header(key))
     assert response.status_code == 401 and "no longer exists" in response.get_json()["message"]
+
+
+def test_a_password_reset_revokes_every_key_of_the_account(client, settings):
+    headers, _ = register(client, email="leaked@example.com")
+    keys = [create_key(client, headers, name=name)["key"] for name in ("ci", "laptop")]
+    other_headers, _ = register(client)
+    other_key = create_key(client, other_headers)["key"]
+    client.post(f"{API}/auth/forgot-password", json={"email": "leaked@example.com"})
+    for args in queued_tasks(SEND_PASSWORD_RESET):
+        if args[0] == "leaked@example.com":
+            send_password_reset(*args)
+    with session_scope() as session:
+        [email] = session.scalars(select(EmailOutbox).where(EmailOutbox.template == "password_reset")).all()
+        token = email.context["link"].removeprefix(settings.reset_url_base)
+
+    reset = client.post(f"{API}/auth/reset-password", json={"token": token, "password": "a new passphrase"})
+    assert reset.status_code == 204
+    for key in keys:
+        response = client.get(f"{API}/jobs", headers=key_header(key))
+        assert response.status_code == 401 and "revoked" in response.get_json()["message"]
+    assert client.get(f"{API}/jobs", headers=key_header(other_key)).status_code == 200  # others' stay
 
 
 def test_create_validates_the_name(client):

@@ -1,3 +1,5 @@
+import pytest
+
 from tests.helpers import API, register
 
 
@@ -126,7 +128,7 @@ def test_a_token_that_was_accepted_is_refused_once_it_expires(settings):
     from api import create_app
 
     client = create_app(dataclasses.replace(settings, access_token_ttl=1)).test_client()
-    headers, _ = register(client)
+    headers, _ = register(client, verified=False)  # nothing between the token and its first use
     assert client.get(f"{API}/users/me", headers=headers).status_code == 200
     assert client.get(f"{API}/users/me", headers=headers).status_code == 200
     time.sleep(2.1)
@@ -199,3 +201,47 @@ def test_register_validates_its_fields(client):
     assert response.status_code == 422
     errors = response.get_json()["errors"]["json"]
     assert set(errors) == {"email", "password", "name"}
+
+
+@pytest.mark.parametrize(
+    ("password", "advice"),
+    [
+        ("password", "top-10 common password"),
+        ("12345678", "top-10 common password"),
+        ("qwertyuiop", "common password"),
+        ("grace.hopper1", "too easy to guess"),  # her own name and address
+    ],
+)
+def test_a_guessable_password_is_refused_naming_the_field(client, password, advice):
+    response = client.post(
+        f"{API}/auth/register",
+        json={"email": "grace.hopper@example.com", "password": password, "name": "Grace Hopper"},
+    )
+    body = response.get_json()
+    assert response.status_code == 422 and body["status"] == "Unprocessable Entity", body
+    assert advice in body["message"] and "too easy to guess" in body["message"]
+    assert body["errors"]["json"]["password"] == [body["message"]]
+    assert (
+        client.post(
+            f"{API}/auth/login", json={"email": "grace.hopper@example.com", "password": password}
+        ).status_code
+        == 401
+    )
+
+
+def test_only_the_start_of_a_very_long_password_is_scored(client):
+    long = "correct horse battery staple " * 8  # 232 characters: within the 256 allowed
+    register(client, email="long@example.com", password=long)
+
+
+def test_an_account_with_an_old_weak_password_still_logs_in(client):
+    from api.services import passwords
+    from db.repositories import users
+    from db.session import session_scope
+
+    with session_scope() as session:
+        users.create(
+            session, email="old@example.com", password_hash=passwords.hash_password("password"), name="Old"
+        )
+    response = client.post(f"{API}/auth/login", json={"email": "old@example.com", "password": "password"})
+    assert response.status_code == 200

@@ -1,5 +1,6 @@
 """Conversations: CRUD, a message is a job carrying the earlier turns, replies stored once."""
 
+import dataclasses
 import uuid
 
 import pytest
@@ -8,7 +9,7 @@ from db.repositories import conversations
 from db.session import session_scope
 from tests.helpers import API, register
 from workers import conversations as turns
-from workers import pipeline
+from workers import pipeline, plans
 from workers.tools import get_tool
 
 
@@ -170,3 +171,14 @@ def test_message_content_is_validated(client, headers):
     assert say(client, headers, conversation["id"], "").status_code == 422
     assert say(client, headers, conversation["id"], "x" * 8001).status_code == 422
     assert say(client, headers, uuid.uuid4(), "hello").status_code == 404
+
+
+def test_messages_are_under_the_plans_request_rate(client, headers, monkeypatch):
+    monkeypatch.setitem(
+        plans.PLANS, "free", dataclasses.replace(plans.PLANS["free"], request_rate="2/minute")
+    )
+    # A conversation takes one message at a time, so each is in a conversation of its own.
+    codes = [say(client, headers, start(client, headers)["id"], "Hi").status_code for _ in range(3)]
+    assert codes == [202, 202, 429]
+    response = say(client, headers, start(client, headers)["id"], "Hi")
+    assert "2/minute" in response.get_json()["message"] and int(response.headers["Retry-After"]) > 0

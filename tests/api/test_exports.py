@@ -19,7 +19,7 @@ from tasks import exports as export_tasks
 from tests.conftest import _free_port
 from tests.helpers import API, register
 from tests.rows import finished_job
-from workers import outputs
+from workers import outputs, plans
 from workers.exports import build
 from workers.storage import get_storage, job_output_key
 
@@ -240,3 +240,38 @@ def test_an_export_the_store_cannot_take_fails_with_a_reason(client, user, setti
     # Asking again starts a new export rather than returning the failed one.
     again = client.post(f"{API}/jobs/{job_id}/exports", json={"format": "md"}, headers=headers).get_json()
     assert again["id"] != export["id"] and again["status"] == "queued"
+
+
+def test_the_account_export_is_limited_per_user(client, settings):
+    from api import create_app
+
+    app = create_app(dataclasses.replace(settings, account_export_rate_limit="2/day"))
+    app.config["TESTING"] = True
+    limited = app.test_client()
+    headers, _ = register(limited)
+    for _ in range(2):
+        export = limited.post(f"{API}/users/me/export", headers=headers).get_json()
+        assert export_tasks.build(export["id"]) == "succeeded"
+    response = limited.post(f"{API}/users/me/export", headers=headers)
+    body = response.get_json()
+    assert response.status_code == 429 and body["status"] == "Too Many Requests", body
+    assert "your data export too often" in body["message"] and "Try again in" in body["message"]
+    assert 1 <= int(response.headers["Retry-After"]) <= 24 * 3600
+    with session_scope() as session:
+        emails = session.scalars(select(EmailOutbox).where(EmailOutbox.template == "export_ready")).all()
+    assert len(emails) == 2  # no third zip, no third email
+    other, _ = register(limited)
+    assert limited.post(f"{API}/users/me/export", headers=other).status_code == 202  # counted per user
+
+
+def test_job_exports_are_under_the_plans_request_rate(client, user, monkeypatch):
+    headers, user_id, _ = user
+    monkeypatch.setitem(
+        plans.PLANS, "free", dataclasses.replace(plans.PLANS["free"], request_rate="2/minute")
+    )
+    job_id = finished_job(user_id, output={"text": "done"})
+    codes = [
+        client.post(f"{API}/jobs/{job_id}/exports", json={"format": "md"}, headers=headers).status_code
+        for _ in range(3)
+    ]
+    assert codes == [202, 202, 429]

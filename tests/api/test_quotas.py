@@ -10,7 +10,7 @@ import uuid
 import pytest
 from sqlalchemy import select, update
 
-from db.models import DailyJobCount, Job, UsageCounter, User
+from db.models import DailyJobCount, EmailOutbox, Job, UsageCounter, User
 from db.session import session_scope
 from tests.helpers import API, register, submit
 from workers import metering, pipeline, plans
@@ -203,3 +203,48 @@ def test_submissions_beyond_the_plans_request_rate_are_429(client, account, monk
     assert "3/minute" in response.get_json()["message"] and int(response.headers["Retry-After"]) > 0
     other, _ = register(client)
     assert submit(client, other).status_code == 202  # counted per user
+
+
+# ---------------------------------------------------------------- unverified accounts
+
+
+def verify(client, settings, email: str) -> None:
+    with session_scope() as session:
+        link = session.scalars(
+            select(EmailOutbox.context).where(
+                EmailOutbox.template == "verify_email", EmailOutbox.to_address == email
+            )
+        ).first()["link"]
+    assert client.get(link.removeprefix(settings.public_base_url)).status_code == 200
+
+
+def test_an_unverified_account_gets_a_few_jobs_a_day_until_it_verifies(client, settings):
+    headers, body = register(client, email="new@example.com", verified=False)
+    user_id = uuid.UUID(body["user"]["id"])
+    codes = [submit(client, headers).status_code for _ in range(plans.UNVERIFIED_JOBS_PER_DAY)]
+    assert codes == [202] * plans.UNVERIFIED_JOBS_PER_DAY
+    response = submit(client, headers)
+    refused = response.get_json()
+    assert response.status_code == 429, refused
+    assert "Until your email address is verified" in refused["message"]
+    assert "POST /api/v1/auth/verify-email" in refused["message"] and "link" in refused["message"]
+    assert refused["errors"]["jobs_per_day"]["limit"] == plans.UNVERIFIED_JOBS_PER_DAY
+    assert job_count(user_id) == plans.UNVERIFIED_JOBS_PER_DAY
+
+    verify(client, settings, "new@example.com")
+    assert submit(client, headers).status_code == 202  # the plan's own allowance, at once
+
+
+def test_an_unverified_account_has_a_small_token_quota_until_it_verifies(client, settings):
+    headers, body = register(client, email="quota@example.com", verified=False)
+    user_id = uuid.UUID(body["user"]["id"])
+    set_used(user_id, plans.UNVERIFIED_MONTHLY_TOKENS - estimate() + 1)
+    quota = client.get(f"{API}/usage", headers=headers).get_json()["quota"]
+    assert quota["limit"] == plans.UNVERIFIED_MONTHLY_TOKENS
+    response = submit(client, headers, input=PROMPT)
+    assert response.status_code == 402
+    assert "Until your email address is verified" in response.get_json()["message"]
+
+    verify(client, settings, "quota@example.com")
+    assert submit(client, headers, input=PROMPT).status_code == 202
+    assert client.get(f"{API}/usage", headers=headers).get_json()["quota"]["limit"] == FREE.monthly_tokens

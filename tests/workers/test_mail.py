@@ -26,9 +26,9 @@ REPORT = {
 }
 # One sample context per template; a new template without one fails the first test.
 SAMPLES = {
-    "verify_email": {"name": "Ada", "link": "https://app.example.com/verify/tok-123"},
+    # No name in the two a stranger can cause (registering, forgot-password) to be sent.
+    "verify_email": {"link": "https://app.example.com/verify/tok-123"},
     "password_reset": {
-        "name": "Ada",
         "link": "https://app.example.com/reset/tok-456",
         "expires_in_minutes": 30,
     },
@@ -51,7 +51,11 @@ SAMPLES = {
 # What each rendering must show, in its text and its HTML part.
 SHOWN = {
     "verify_email": ["https://app.example.com/verify/tok-123"],
-    "password_reset": ["https://app.example.com/reset/tok-456", "30 minutes"],
+    "password_reset": [
+        "https://app.example.com/reset/tok-456",
+        "30 minutes",
+        "revokes every API key of the account",
+    ],
     "job_finished": [
         "roadmap",
         "failed",
@@ -155,8 +159,8 @@ def test_a_missing_context_variable_fails_loudly(template, missing, mail_setting
 
 
 def test_the_html_is_escaped_and_the_text_is_not(mail_settings):
-    context = {**SAMPLES["verify_email"], "name": "<script>alert(1)</script> & Co"}
-    rendered = rendering.render("verify_email", context, settings=mail_settings)
+    context = {**SAMPLES["export_ready"], "name": "<script>alert(1)</script> & Co"}
+    rendered = rendering.render("export_ready", context, settings=mail_settings)
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in rendered.html
     assert "<script>" not in rendered.html
     assert "Hi <script>alert(1)</script> & Co," in rendered.text

@@ -7,8 +7,8 @@ autoescaped. Every template also sees `public_base_url` (PUBLIC_BASE_URL).
 
 The contexts, by template (all JSON values; `link`s are absolute URLs):
 
-    verify_email    name, link
-    password_reset  name, link, expires_in_minutes
+    verify_email    link (no name: the address is a stranger's until the link is used)
+    password_reset  link, expires_in_minutes (no name, for the same reason)
     job_finished    name, job_id, tool, status, error_code, error_message (both null unless it failed)
     export_ready    name, link, expires_at (ISO 8601)
     payment_failed  name, amount (as shown, e.g. "$20.00"), portal_link
