@@ -110,6 +110,10 @@ class Settings:
     sse_heartbeat_seconds: float = (
         15.0  # a comment line on an idle event stream keeps proxies from closing it
     )
+    # A job's urls.stream (api/services/stream_tokens.py): it works for at most this many
+    # seconds after it was handed out, and for this grace after the job ended.
+    stream_token_ttl: int = 24 * 3600
+    stream_token_grace: int = 600
     maintenance_interval: float = 15.0  # seconds between the beat's re-send and reaper runs
     requeue_stale_after: int = 900  # a queued job whose message may be lost is re-sent
     webhook_allowed_hosts: tuple[str, ...] = ()  # exempt from the private-address check (tests, LANs)
@@ -241,6 +245,8 @@ class Settings:
             broker_visibility_timeout=reader.int("BROKER_VISIBILITY_TIMEOUT", 0),
             broker_restore_interval=reader.int("BROKER_RESTORE_INTERVAL", defaults.broker_restore_interval),
             sse_heartbeat_seconds=reader.float("SSE_HEARTBEAT_SECONDS", defaults.sse_heartbeat_seconds),
+            stream_token_ttl=reader.int("STREAM_TOKEN_TTL", defaults.stream_token_ttl),
+            stream_token_grace=reader.int("STREAM_TOKEN_GRACE", defaults.stream_token_grace),
             maintenance_interval=reader.float("MAINTENANCE_INTERVAL", defaults.maintenance_interval),
             requeue_stale_after=reader.int("REQUEUE_STALE_AFTER", defaults.requeue_stale_after),
             webhook_allowed_hosts=reader.list("WEBHOOK_ALLOWED_HOSTS"),
@@ -307,6 +313,12 @@ class Settings:
             problems.append("PROVIDER_RATE_LIMIT_MAX_WAIT must not be negative")
         if not 1 <= self.download_url_ttl <= 900:
             problems.append("DOWNLOAD_URL_TTL must be from 1 to 900 seconds (download links expire quickly)")
+        if not 60 <= self.stream_token_grace <= self.stream_token_ttl:
+            problems.append(
+                "STREAM_TOKEN_GRACE must be at least 60 seconds and at most STREAM_TOKEN_TTL "
+                f"({self.stream_token_ttl}): a stream URL must outlive the job's end long enough "
+                "to be opened, and never outlive its bound"
+            )
         if self.output_inline_max_bytes < 0:
             problems.append("OUTPUT_INLINE_MAX_BYTES must not be negative")
         if self.refresh_token_retention_days < 0:

@@ -43,6 +43,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
     api.spec.components.security_scheme("apiKeyAuth", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
+    api.spec.components.security_scheme(
+        "streamToken",
+        {
+            "type": "apiKey",
+            "in": "query",
+            "name": "token",
+            "description": "The token in a job's `urls.stream`: that job's events only, expiring.",
+        },
+    )
     init_http(app, settings, prefix=API_PREFIX)  # first: every response gets its request id
     init_auth(app, settings)
     init_limits(app, settings)

@@ -5,6 +5,8 @@ revoked refresh families) or, on the job API, an API key in `X-API-Key`.
 - `jwt_login_required`: an access token only. API keys cannot manage API keys or the
   account (a leaked key must not be able to mint more keys or lock the owner out).
 - `admin_required`: an access token of a user whose role is `admin`.
+- `stream_access_required`: as `login_required`, or a job's stream token (`?token=`,
+  api/services/stream_tokens.py) for that job's events: what an EventSource can send.
 `get_current_user()` answers for both kinds of credential, loading the user row on
 first use; `current_caller()` reads only what a submit needs (no ORM row);
 `current_user_id()` answers without a query (a job poll needs only the id, and checks
@@ -29,7 +31,7 @@ from flask_jwt_extended import (
 
 from api.errors import error_response
 from api.extensions import jwt
-from api.services import api_keys, sessions
+from api.services import api_keys, sessions, stream_tokens
 from api.services.errors import AccountClosed, Forbidden, Unauthorized
 from db.models import User
 from db.redis_client import get_redis, key
@@ -40,6 +42,7 @@ from settings import Settings
 # What `login_required` accepts, for the OpenAPI docs: an access token or an API key.
 BEARER = [{"bearerAuth": []}, {"apiKeyAuth": []}]
 JWT_ONLY = [{"bearerAuth": []}]
+STREAM_TOKEN = {"streamToken": []}  # a job's events only: the `token` of its urls.stream
 API_KEY_HEADER = "X-API-Key"
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
@@ -54,16 +57,44 @@ def login_required(view: Callable) -> Callable:
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any):
-        sent_key = request.headers.get(API_KEY_HEADER)
-        if sent_key is not None:
-            g.conveyor_user = api_keys.authenticate(
-                db_session(), key=sent_key.strip(), settings=current_settings()
-            )
-        else:
-            verify_jwt_in_request()
+        _authenticate()
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def stream_access_required(view: Callable) -> Callable:
+    """As `login_required`; or, when the query has `token`, that token must be a valid
+    stream token for the job in the URL (then headers are not looked at, and
+    `current_stream_grant()` answers). Only a job's events route takes it."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any):
+        token = request.args.get("token")
+        if token is None:
+            _authenticate()
+        else:
+            g.conveyor_stream_grant = stream_tokens.verify(
+                token, job_id=kwargs["job_id"], settings=current_settings()
+            )
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def current_stream_grant() -> stream_tokens.Grant | None:
+    """The stream token the request came with (after `stream_access_required`), if any."""
+    return g.get("conveyor_stream_grant")
+
+
+def _authenticate() -> None:
+    sent_key = request.headers.get(API_KEY_HEADER)
+    if sent_key is not None:
+        g.conveyor_user = api_keys.authenticate(
+            db_session(), key=sent_key.strip(), settings=current_settings()
+        )
+    else:
+        verify_jwt_in_request()
 
 
 def jwt_login_required(view: Callable) -> Callable:

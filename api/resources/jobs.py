@@ -5,11 +5,14 @@ from flask_smorest import Blueprint
 
 from api.auth import (
     BEARER,
+    STREAM_TOKEN,
     current_caller,
     current_settings,
+    current_stream_grant,
     current_user_id,
     get_current_user,
     login_required,
+    stream_access_required,
 )
 from api.ratelimits import plan_limits
 from api.schemas.jobs import (
@@ -21,7 +24,7 @@ from api.schemas.jobs import (
     JobPageSchema,
     JobSchema,
 )
-from api.services import jobs, live
+from api.services import jobs, live, stream_tokens
 from db.session import db_session, standalone
 
 blp = Blueprint("jobs", __name__, description="Submit AI jobs and follow them to a result.")
@@ -92,20 +95,26 @@ def get_one(args, job_id: uuid.UUID):
 
 @blp.route("/<uuid:job_id>/events", methods=["GET"])
 @blp.doc(
-    security=BEARER,
+    security=[*BEARER, STREAM_TOKEN],
+    description="Authenticate with an access token or API key as elsewhere, or with the `token` "
+    "query parameter of the job's `urls.stream` alone (what a browser's EventSource can send). "
+    "A token for another job is refused with 401, an expired one with 410, and one of a closed "
+    "account with 401: GET the job again for a fresh `urls.stream`.",
     responses={
         200: {
             "description": "Server-sent events: status, progress, delta, done.",
             "content": {"text/event-stream": {}},
-        }
+        },
+        410: {"description": "The stream token has expired."},
     },
 )
-@login_required
+@stream_access_required
 @blp.arguments(JobEventsArgsSchema(), location="query")
 def stream_events(args, job_id: uuid.UUID):
     """Follow a job live: every event in order, then `done`; resumes from Last-Event-ID."""
-    with standalone() as connection:
-        jobs.read(connection, user_id=current_user_id(), job_id=job_id)  # 404 unless it is the caller's
+    if current_stream_grant() is None:  # a stream token is for this job, and checked
+        with standalone() as connection:
+            jobs.read(connection, user_id=current_user_id(), job_id=job_id)  # 404 unless it is the caller's
     last_event_id = live.check_event_id(request.headers.get("Last-Event-ID") or args.get("last_event_id"))
     body = live.event_stream(
         job_id, last_event_id=last_event_id, heartbeat=current_settings().sse_heartbeat_seconds
@@ -117,12 +126,14 @@ def stream_events(args, job_id: uuid.UUID):
 
 def etag_data(job) -> object:
     """What a job's ETag is made of: its row version, which changes with every update
-    of the row, so that a poll can answer 304 without serialising the job. A job whose
-    output is in storage carries a fresh download link on each GET: its ETag is made of
-    the whole representation."""
+    of the row, so that a poll can answer 304 without serialising the job, and the
+    expiry of its stream URL, which stays the same for a step of time (a client holding
+    a 304 holds a stream URL that still works). A job whose output is in storage
+    carries a fresh download link on each GET: its ETag is made of the whole
+    representation."""
     if job.output_key is not None:
         return JobSchema().dump(job)
-    return [str(job.id), job.xmin]
+    return [str(job.id), job.xmin, stream_tokens.expiry(job, settings=current_settings())]
 
 
 def etag_of(job) -> str:

@@ -3,12 +3,15 @@ import datetime as dt
 from marshmallow import Schema, fields, validate
 from webargs.fields import DelimitedList
 
+from api import API_PREFIX
 from api.schemas.jobs import JobSchema
 from db.models.job import STATUSES
 
 
 class AdminJobSchema(JobSchema):
     """A job as operators see it: whose it is, where it went, which request made it."""
+
+    manage_path = f"{API_PREFIX}/admin/jobs/"
 
     user_id = fields.UUID()
     queue = fields.String()

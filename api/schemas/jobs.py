@@ -1,8 +1,9 @@
 from marshmallow import EXCLUDE, Schema, fields, validate
 from webargs.fields import DelimitedList
 
+from api import API_PREFIX
 from api.auth import current_settings
-from api.services import files
+from api.services import files, stream_tokens
 from db.models.job import STATUSES
 
 
@@ -46,7 +47,29 @@ class UsageSchema(Schema):
     cost_micros = fields.Integer(metadata={"description": "Cost in millionths of a US dollar."})
 
 
+_URL = {"type": "string", "format": "uri"}
+URLS_DOC = {
+    "type": "object",
+    "description": "Absolute links for this job, built on PUBLIC_BASE_URL.",
+    "properties": {
+        "get": {**_URL, "description": "GET: the job (poll, long-poll)."},
+        "cancel": {**_URL, "description": "POST: cancel the job."},
+        "stream": {
+            **_URL,
+            "description": "Its events (server-sent events) for a plain browser `EventSource`, no "
+            "header needed: the URL carries a signed token for this job alone, read only. It works "
+            "for STREAM_TOKEN_TTL after it was handed out, and no longer than STREAM_TOKEN_GRACE "
+            "after the job ended; once refused (410 expired, 401 otherwise), GET the job again "
+            "for a fresh one.",
+        },
+    },
+}
+
+
 class JobSchema(Schema):
+    # Where `urls.get` and `urls.cancel` point (the admin API's own routes for admins).
+    manage_path = f"{API_PREFIX}/jobs/"
+
     id = fields.UUID()
     tool = fields.String()
     status = fields.String(metadata={"enum": list(STATUSES)})
@@ -74,6 +97,18 @@ class JobSchema(Schema):
     started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)
     expires_at = fields.DateTime(metadata={"description": "A job not started by then ends `expired`."})
+    urls = fields.Method("_urls", metadata=URLS_DOC)
+
+    def _urls(self, job):
+        settings = current_settings()
+        base = settings.public_base_url
+        manage = f"{base}{self.manage_path}{job.id}"
+        token = stream_tokens.for_job(job, settings=settings)
+        return {
+            "get": manage,
+            "cancel": f"{manage}/cancel",
+            "stream": f"{base}{API_PREFIX}/jobs/{job.id}/events?token={token}",
+        }
 
     def _output_url(self, job):
         if job.output_key is None:
@@ -124,6 +159,14 @@ class JobGetArgsSchema(Schema):
 
 
 class JobEventsArgsSchema(Schema):
+    token = fields.String(
+        validate=validate.Length(max=200),
+        metadata={
+            "description": "A stream token, as in the job's `urls.stream`: instead of an "
+            "Authorization header or API key, for a browser's EventSource. Good for this job's "
+            "events only."
+        },
+    )
     last_event_id = fields.String(
         validate=validate.Regexp(r"^\d+(-\d+)?$", error="An event id looks like 1700000000000-0."),
         metadata={"description": "Resume after this event (browsers send the Last-Event-ID header)."},

@@ -25,7 +25,7 @@ from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.services import passwords, sessions
+from api.services import passwords, sessions, stream_tokens
 from api.services.errors import BadRequest, Conflict, Gone, Unauthorized
 from db.models import User
 from db.repositories import users
@@ -98,6 +98,7 @@ def close(session: Session, *, user: User, settings: Settings) -> None:
     sends it a few minutes later."""
     users.mark_deleted(session, user_id=user.id)
     sessions.revoke_all(session, user_id=user.id, settings=settings)  # commits
+    stream_tokens.refuse_owner(user.id, settings=settings)
     try:
         account_tasks.send_delete(user.id)
     except Exception:

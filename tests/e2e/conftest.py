@@ -32,6 +32,7 @@ def launch_stack(
         "WORKER_AI_METRICS_PORT": "0",
         "WORKER_METRICS_PORT": "0",
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",  # the links it hands out lead to itself
         **overrides,
     }
     log = (workdir / f"stack-{port}.log").open("wb")
