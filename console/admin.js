@@ -8,19 +8,18 @@ let conveyor = null;
 let nextCursor = null;
 
 /**
- * Load the admin section and wire its controls (once).
- * @param {import("./conveyor.js").Conveyor} client the signed-in admin's client
+ * Wire the admin section's controls to `client` (once, at start: a search made before the
+ * first load must not submit the form).
+ * @param {import("./conveyor.js").Conveyor} client the console's client
  */
-export async function initAdmin(client) {
-  if (!conveyor) {
-    $("#admin-filters").addEventListener("submit", guarded(() => loadJobs(false)));
-    $("#admin-more").addEventListener("click", guarded(() => loadJobs(true)));
-  }
+export function wireAdmin(client) {
   conveyor = client;
-  await refresh();
+  $("#admin-filters").addEventListener("submit", guarded(() => loadJobs(false)));
+  $("#admin-more").addEventListener("click", guarded(() => loadJobs(true)));
 }
 
-async function refresh() {
+/** Load every user's jobs, the queues and the audit log. */
+export async function loadAdmin() {
   await Promise.all([loadJobs(false), loadQueues(), loadAudit()]);
 }
 
@@ -44,7 +43,7 @@ async function loadJobs(more) {
 
 async function act(job, action) {
   await conveyor.request("POST", `/admin/jobs/${job.id}/${action}`);
-  await refresh();
+  await loadAdmin();
 }
 
 async function loadQueues() {

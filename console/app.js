@@ -1,6 +1,6 @@
 // The console: signs in, runs tools, follows jobs live, and shows usage, keys and plans.
 import { Conveyor } from "./conveyor.js";
-import { initAdmin } from "./admin.js";
+import { loadAdmin, wireAdmin } from "./admin.js";
 import { readFields, renderFields } from "./schema-form.js";
 import { $, button, el, guarded, row } from "./ui.js";
 
@@ -30,7 +30,7 @@ async function signIn(event) {
 
 async function loadAll() {
   await Promise.all([loadTools(), loadHistory(), loadUsage(), loadKeys(), loadPlans()]);
-  if (conveyor.user?.role === "admin") await initAdmin(conveyor);
+  if (conveyor.user?.role === "admin") await loadAdmin();
 }
 
 async function loadTools() {
@@ -52,6 +52,7 @@ async function run() {
   running = { job, abort };
   $("#cancel").disabled = false;
   $("#job-output").textContent = "";
+  $("#job-error").textContent = "";
   $("#job-status").textContent = job.status;
   try {
     for await (const event of conveyor.stream(job, { signal: abort.signal })) {
@@ -60,7 +61,8 @@ async function run() {
       if (event.type === "done") $("#job-status").textContent = event.data.status;
     }
     const finished = await conveyor.wait(job);
-    $("#job-status").textContent = finished.status + (finished.error ? `: ${finished.error.message}` : "");
+    $("#job-status").textContent = finished.status;
+    $("#job-error").textContent = finished.error?.message || "";
     if (finished.output && !$("#job-output").textContent) {
       $("#job-output").textContent = finished.output.text ?? JSON.stringify(finished.output, null, 2);
     }
@@ -160,6 +162,7 @@ async function checkout(plan) {
   location.assign(session.url);
 }
 
+wireAdmin(conveyor);
 $("#auth-form").addEventListener("submit", guarded(signIn));
 $("#logout").addEventListener("click", guarded(() => conveyor.logout()));
 $("#tool").addEventListener("change", guarded(showTool));
