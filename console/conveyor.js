@@ -156,7 +156,11 @@ export class Conveyor {
         wake = null;
         const event = queue.shift();
         if (event.type === "abort") return;
-        if (event.type === "error") throw new ConveyorError(401, { message: "The stream was refused." });
+        if (event.type === "error") {
+          throw new ConveyorError(0, {
+            message: "The stream was refused: its URL expired or is not this job's. GET the job for a fresh urls.stream.",
+          });
+        }
         yield event;
         if (event.type === "done") return;
       }
