@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
-# The Procfile names plain commands (gunicorn, celery): find them in the venv.
+# The Procfile names plain commands (python, celery): find them in the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: run test lint format migrate install services bench bench-instructions clean

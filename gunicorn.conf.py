@@ -1,4 +1,10 @@
-"""gunicorn hooks for the Procfile's `web` line (flags stay in the Procfile)."""
+"""gunicorn hooks for the Procfile's `web` line (flags stay in the Procfile).
+
+The line starts gunicorn through `python -m gevent.monkey --module gunicorn`: gevent's own
+launcher patches the standard library before gunicorn (or anything it loads) imports
+`ssl`. Patched later, in the worker, the sockets behind TLS calls (Stripe, S3) may stay
+blocking or unpatched, and gevent warns so at every boot (MonkeyPatchWarning).
+"""
 
 import gc
 

@@ -95,6 +95,9 @@ class Settings:
     stripe_secret_key: str = ""
     stripe_webhook_secret: str = ""
     stripe_api_base: str = "https://api.stripe.com"  # a local stand-in in tests
+    # A PEM file of the CAs the Stripe SDK trusts instead of its own bundle (a TLS-inspecting
+    # proxy, a private stand-in). The SDK ignores SSL_CERT_FILE and REQUESTS_CA_BUNDLE.
+    stripe_ca_bundle: str = ""
     stripe_price_pro: str = ""  # Stripe price ids the checkout sells; empty: the plan is not for sale
     stripe_price_business: str = ""
     billing_portal_url: str = ""  # linked from payment-failed emails; empty: the invoice's payment page
@@ -233,6 +236,7 @@ class Settings:
             stripe_secret_key=reader.str("STRIPE_SECRET_KEY", ""),
             stripe_webhook_secret=reader.str("STRIPE_WEBHOOK_SECRET", ""),
             stripe_api_base=reader.str("STRIPE_API_BASE", defaults.stripe_api_base).rstrip("/"),
+            stripe_ca_bundle=reader.str("STRIPE_CA_BUNDLE", ""),
             stripe_price_pro=reader.str("STRIPE_PRICE_PRO", ""),
             stripe_price_business=reader.str("STRIPE_PRICE_BUSINESS", ""),
             billing_portal_url=reader.str("BILLING_PORTAL_URL", ""),
@@ -340,6 +344,8 @@ class Settings:
                 "STRIPE_SECRET_KEY is set but STRIPE_WEBHOOK_SECRET is not: without Stripe's events "
                 "no subscription would ever change a plan (set it from the webhook endpoint's signing secret)"
             )
+        if self.stripe_ca_bundle and (problem := _ca_bundle_problem(self.stripe_ca_bundle)):
+            problems.append(f"STRIPE_CA_BUNDLE must name a PEM file of CA certificates: {problem}")
         if self.ai_provider == "openai" and not self.openai_api_key:
             problems.append("AI_PROVIDER=openai needs OPENAI_API_KEY (use a dummy value for a local server)")
         if self.is_production:
@@ -403,6 +409,17 @@ def _sqlalchemy_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix) :]
     return url
+
+
+def _ca_bundle_problem(path: str) -> str | None:
+    """Why `path` cannot serve as a CA bundle, or None: loaded as a TLS client would load it."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=path)
+    except OSError as error:  # missing, unreadable, or (ssl.SSLError) no certificate in it
+        return f"{path!r} cannot be used ({error.strerror or error})"
+    return None
 
 
 def _is_rate_limit(text: str) -> bool:

@@ -1,4 +1,4 @@
-"""The WSGI entry point gunicorn serves: `gunicorn wsgi:app`."""
+"""The WSGI entry point gunicorn serves (the Procfile's `web` line names `wsgi:app`)."""
 
 from api import create_app
 

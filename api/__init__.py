@@ -10,6 +10,8 @@ API_PREFIX = "/api/v1"
 
 
 def create_app(settings: Settings | None = None) -> Flask:
+    from api.docs import docs_config, init_docs
+
     settings = settings or get_settings()
     app = Flask(__name__)
     app.extensions["conveyor.settings"] = settings
@@ -21,8 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_VERSION="3.1.0",
         OPENAPI_URL_PREFIX=API_PREFIX,
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        **docs_config(API_PREFIX),  # Swagger UI at /api/v1/docs, from installed files (api/docs.py)
     )
     from workers import logs
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_http(app, settings, prefix=API_PREFIX)  # first: every response gets its request id
     init_auth(app, settings)
     init_limits(app, settings)
+    init_docs(app, prefix=API_PREFIX)
     register_error_handlers(app)
     _register_blueprints(api)
     from api.cli import users_cli

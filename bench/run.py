@@ -318,7 +318,11 @@ class Bench:
     def gunicorn(app: str, port: int, *, config: str = "gunicorn.conf.py") -> list[str]:
         # The Procfile's web line, on loopback.
         return [
-            str(BIN / "gunicorn"),
+            str(BIN / "python"),
+            "-m",
+            "gevent.monkey",
+            "--module",
+            "gunicorn",
             app,
             "--config",
             config,

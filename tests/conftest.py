@@ -181,6 +181,30 @@ def fake_stripe():
     fake.stop()
 
 
+@pytest.fixture(scope="session")
+def local_ca(tmp_path_factory: pytest.TempPathFactory):
+    """The suite's throwaway CA (tests/fakes/tls.py) and a server context it signed for localhost."""
+    from tests.fakes.tls import make_local_ca
+
+    return make_local_ca(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def _fake_stripe_tls_server(local_ca):
+    from tests.fakes.stripe_server import FakeStripe
+
+    fake = FakeStripe(api_key="sk_test_conveyor", ssl_context=local_ca.server_context).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_stripe_tls(_fake_stripe_tls_server):
+    """The Stripe stand-in over HTTPS (`url` is https://localhost:<port>), signed by `local_ca`, reset."""
+    _fake_stripe_tls_server.reset()
+    return _fake_stripe_tls_server
+
+
 @pytest.fixture
 def stripe_settings(settings, fake_stripe):
     """Settings with billing on, pointed at a freshly reset stand-in."""

@@ -54,3 +54,17 @@ def test_production_starts_with_strong_secrets():
 def test_bad_values_stop_start_up_with_a_clear_message(env, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_stripe_ca_bundle_must_be_a_pem_file_of_certificates(tmp_path, local_ca):
+    not_pem = tmp_path / "notes.txt"
+    not_pem.write_text("not a certificate")
+    for path, reason in (
+        (tmp_path / "missing.pem", "No such file"),
+        (not_pem, "no certificate"),
+        (tmp_path, "Is a directory"),
+    ):
+        with pytest.raises(ConfigError, match=f"STRIPE_CA_BUNDLE must name a PEM file .*{reason}"):
+            Settings.from_env({"STRIPE_CA_BUNDLE": str(path)})
+    settings = Settings.from_env({"STRIPE_CA_BUNDLE": str(local_ca.ca_file)})
+    assert settings.stripe_ca_bundle == str(local_ca.ca_file)

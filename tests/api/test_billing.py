@@ -2,6 +2,7 @@
 checkout, the portal, subscription and invoices, and the Stripe webhook intake
 (signature on the raw body, stored once, answered at once)."""
 
+import dataclasses
 import json
 import time
 import uuid
@@ -158,6 +159,39 @@ def test_stripe_down_is_503_with_retry_after(billing_client, account, fake_strip
     )
     assert response.status_code == 503 and response.headers["Retry-After"]
     assert "nothing was charged" in response.get_json()["message"]
+
+
+# ---------------------------------------------------------------- over TLS, as Stripe is reached
+
+
+def tls_billing_client(stripe_settings, fake_stripe_tls, ca_bundle: str):
+    settings = dataclasses.replace(
+        stripe_settings, stripe_api_base=fake_stripe_tls.url, stripe_ca_bundle=ca_bundle
+    )
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    return app.test_client()
+
+
+def test_checkout_over_https_trusts_the_ca_named_by_stripe_ca_bundle(
+    stripe_settings, fake_stripe_tls, local_ca
+):
+    client = tls_billing_client(stripe_settings, fake_stripe_tls, str(local_ca.ca_file))
+    headers, _ = register(client)
+    response = client.post(f"{API}/billing/checkout-session", json={"plan": "pro", **URLS}, headers=headers)
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["url"].startswith("https://checkout.stripe.test/")
+    assert fake_stripe_tls.url.startswith("https://localhost:")
+    assert len(fake_stripe_tls.requests_to("POST", "/v1/checkout/sessions")) == 1
+
+
+def test_without_stripe_ca_bundle_a_private_ca_is_refused(stripe_settings, fake_stripe_tls, local_ca):
+    """The SDK checks the certificate against its own bundle: the test above really speaks TLS."""
+    client = tls_billing_client(stripe_settings, fake_stripe_tls, "")
+    headers, _ = register(client)
+    response = client.post(f"{API}/billing/checkout-session", json={"plan": "pro", **URLS}, headers=headers)
+    assert response.status_code == 503 and "nothing was charged" in response.get_json()["message"]
+    assert fake_stripe_tls.requests == []  # no request got past the handshake
 
 
 BAD_CHECKOUTS = [

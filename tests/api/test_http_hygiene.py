@@ -1,9 +1,12 @@
 """What every response carries: a request id, security headers, CORS for the
 configured frontends only, and gzip for large JSON (never for event streams)."""
 
+import base64
 import dataclasses
 import gzip
+import hashlib
 import json
+import re
 import uuid
 
 import pytest
@@ -65,15 +68,39 @@ def test_production_adds_hsts(settings):
     assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
 
 
-def test_the_swagger_ui_may_load_its_cdn_and_run_only_its_own_inline_script(client):
+def test_the_docs_page_and_every_file_it_loads_come_from_the_api_itself(client):
+    """Swagger UI works with no internet: nothing it loads is on another host."""
     response = client.get(f"{API}/docs")
-    assert response.status_code == 200
-    csp = response.headers["Content-Security-Policy"]
-    scripts = next(part for part in csp.split(";") if part.strip().startswith("script-src"))
-    assert "https://cdn.jsdelivr.net" in scripts and "'sha256-" in scripts
-    assert "'unsafe-inline'" not in scripts and "unsafe-eval" not in scripts
-    # The API itself allows no CDN.
-    assert "cdn.jsdelivr.net" not in client.get(f"{API}/tools").headers["Content-Security-Policy"]
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    loads = re.findall(r'(?:src|href)="([^"]*)"', page)
+    assert {link.rsplit("/", 1)[1] for link in loads} == {
+        "swagger-ui.css",
+        "swagger-ui-bundle.js",
+        "swagger-ui-standalone-preset.js",
+    }
+    assert "http" not in page and "//" not in page  # no other host, no scheme-relative link
+    assert '"validatorUrl": null' in page  # no badge fetched from validator.swagger.io
+    for link in loads:
+        asset = client.get(link)
+        assert link.startswith(f"{API}/docs/") and asset.status_code == 200, link
+        assert asset.mimetype == ("text/css" if link.endswith(".css") else "text/javascript")
+        if link.endswith(".css"):  # what a stylesheet loads (fonts, images) is inline too
+            assert set(re.findall(r"url\(\"?([a-z]+):", asset.get_data(as_text=True))) == {"data"}
+    assert client.get(f"{API}/openapi.json").status_code == 200  # what the page then shows
+
+
+def test_the_docs_page_s_csp_names_this_host_only_and_its_own_inline_script(client):
+    response = client.get(f"{API}/docs")
+    csp = dict(part.strip().split(" ", 1) for part in response.headers["Content-Security-Policy"].split(";"))
+    [inline] = re.findall(rb"<script>(.*?)</script>", response.get_data(), re.DOTALL)
+    own = "'sha256-" + base64.b64encode(hashlib.sha256(inline).digest()).decode() + "'"
+    assert csp["script-src"] == f"'self' {own}"  # no 'unsafe-inline', no 'unsafe-eval'
+    assert csp["default-src"] == "'none'" and csp["connect-src"] == "'self'"
+    sources = {source for value in csp.values() for source in value.split()}
+    assert sources <= {"'none'", "'self'", "'unsafe-inline'", "data:", own}, sources  # no host at all
+    assert "'unsafe-inline'" in csp["style-src"]  # Swagger UI sets styles inline; scripts never
+    assert client.get(f"{API}/docs/swagger-ui/oauth2-redirect.html").status_code == 404  # only what it loads
 
 
 def test_cors_preflight_from_the_configured_frontend_passes(cors_client):

@@ -1,5 +1,6 @@
 """A local stand-in for the parts of Stripe's API Conveyor calls, stdlib only. The
-real SDK reaches it through STRIPE_API_BASE; it records every request (with its
+real SDK reaches it through STRIPE_API_BASE (over HTTPS given a server-side `ssl_context`,
+whose CA the SDK is told to trust with STRIPE_CA_BUNDLE); it records every request (with its
 Idempotency-Key) and answers as Stripe would, including idempotent replays.
 
     stripe = FakeStripe(api_key="sk_test_x").start()
@@ -17,6 +18,7 @@ import hmac
 import itertools
 import json
 import re
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -68,8 +70,16 @@ def decode_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
 
 
 class FakeStripe:
-    def __init__(self, *, api_key: str = "sk_test_fake", host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str = "sk_test_fake",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.api_key = api_key
+        self.ssl_context = ssl_context
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.requests: list[Recorded] = []
@@ -109,13 +119,20 @@ class FakeStripe:
                 pass
 
         self._server = ThreadingHTTPServer((host, port), Handler)
+        if ssl_context is not None:
+            # Each accepted connection shakes hands before it is handled; one the client
+            # refuses (an untrusted certificate) ends there, and the stand-in records nothing.
+            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        if self.ssl_context is None:
+            return f"http://{host}:{port}"
+        # A host name, as the client checks the certificate against it.
+        return f"https://{'localhost' if host == '127.0.0.1' else host}:{port}"
 
     def start(self) -> FakeStripe:
         self._thread.start()

@@ -3,7 +3,9 @@ and the Standard Webhooks signature a receiver checks."""
 
 import base64
 import dataclasses
+import re
 import socket
+from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -12,6 +14,7 @@ from workers.webhooks import guard, signing
 from workers.webhooks.delivery import RETRY_SCHEDULE, retry_delay
 
 PUBLIC = "93.184.216.34"
+PUBLIC_SERVER = "65.54.227.120"  # a Teredo server's address
 
 
 def resolver(*addresses: str):
@@ -51,13 +54,102 @@ def strict(settings):
         ("fe80::1", "a link-local address"),
         ("fd00:ec2::254", "the cloud metadata address"),
         ("fc00::5", "a private address"),
-        ("::ffff:10.0.0.5", "a private address"),  # IPv4-mapped
+        ("fec0::1", "a site-local address"),  # deprecated, still routed inside some networks
+        ("feff::1", "a site-local address"),
     ],
 )
 def test_a_host_resolving_to_a_non_public_address_is_refused(strict, address, kind):
     with pytest.raises(guard.UnsafeUrl) as refused:
         guard.check("https://hooks.example.com/x", strict, resolve=resolver(address))
     assert str(refused.value) == f"webhook_url resolves to {kind} ({address}); use a public https URL"
+
+
+# IPv6 forms that carry an IPv4 address, built from it.
+def mapped(ipv4: str) -> str:
+    return f"::ffff:{ipv4}"
+
+
+def nat64(ipv4: str) -> str:
+    return f"64:ff9b::{ipv4}"
+
+
+def local_nat64(ipv4: str) -> str:
+    return f"64:ff9b:1::{ipv4}"
+
+
+def six_to_four(ipv4: str) -> str:
+    return str(IPv6Address((0x2002 << 112) | (int(IPv4Address(ipv4)) << 80) | 1))
+
+
+def teredo(client: str, server: str = PUBLIC_SERVER) -> str:
+    # 2001:0:<server>:<flags>:<port ^ 0xffff>:<client ^ 0xffffffff>
+    return str(
+        IPv6Address(
+            (0x2001 << 112)
+            | (int(IPv4Address(server)) << 64)
+            | (0xFFFF ^ 3544) << 32
+            | (int(IPv4Address(client)) ^ 0xFFFFFFFF)
+        )
+    )
+
+
+def compatible(ipv4: str) -> str:
+    return f"::{ipv4}"
+
+
+FORMS = {
+    "an IPv4-mapped address": mapped,
+    "a NAT64 address": nat64,
+    "a 6to4 address": six_to_four,
+    "a Teredo address": teredo,
+    "an IPv4-compatible address": compatible,
+}
+INSIDE = [
+    ("10.0.0.5", "a private address"),
+    ("127.0.0.1", "a loopback address"),
+    ("169.254.169.254", "the cloud metadata address"),
+]
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize(("ipv4", "kind"), INSIDE)
+def test_an_ipv6_form_carrying_a_non_public_ipv4_address_is_refused_naming_it(strict, form, ipv4, kind):
+    address = FORMS[form](ipv4)
+    assert guard.refusal(IPv6Address(address)) == f"{kind} ({ipv4}) inside {form}"
+    with pytest.raises(guard.UnsafeUrl, match=re.escape(f"{kind} ({ipv4}) inside {form} ({address})")):
+        guard.check("https://hooks.example.com/x", strict, resolve=resolver(address))
+
+
+def test_a_teredo_address_is_refused_for_its_server_as_for_its_client(strict):
+    address = teredo(client=PUBLIC, server="10.0.0.9")
+    assert guard.refusal(IPv6Address(address)) == "a private address (10.0.0.9) inside a Teredo address"
+
+
+@pytest.mark.parametrize(("ipv4", "kind"), [*INSIDE, (PUBLIC, "public")])
+def test_a_local_use_nat64_address_is_refused_whatever_it_carries(strict, ipv4, kind):
+    """Its network picks the prefix length, so where the IPv4 address sits is unknown."""
+    address = local_nat64(ipv4)
+    with pytest.raises(
+        guard.UnsafeUrl, match=re.escape(f"resolves to a local-use NAT64 address ({address})")
+    ):
+        guard.check("https://hooks.example.com/x", strict, resolve=resolver(address))
+
+
+@pytest.mark.parametrize("form", ["an IPv4-mapped address", "a NAT64 address"])
+def test_mapped_and_nat64_forms_of_a_public_ipv4_address_are_called(strict, form):
+    """An IPv4-mapped address is the IPv4 address itself to a dual-stack socket; NAT64 is how a
+    network with DNS64 reaches IPv4-only hosts, and refusing it would refuse every one of them."""
+    address = FORMS[form](PUBLIC)
+    assert guard.check("https://hooks.example.com/x", strict, resolve=resolver(address)).addresses == (
+        address,
+    )
+
+
+@pytest.mark.parametrize("form", ["a 6to4 address", "a Teredo address", "an IPv4-compatible address"])
+def test_deprecated_and_relayed_forms_are_refused_even_around_a_public_ipv4_address(strict, form):
+    address = FORMS[form](PUBLIC)
+    with pytest.raises(guard.UnsafeUrl, match=re.escape(f"resolves to {form} ({address})")):
+        guard.check("https://hooks.example.com/x", strict, resolve=resolver(address))
 
 
 def test_one_private_address_among_public_ones_is_enough_to_refuse(strict):

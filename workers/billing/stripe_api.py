@@ -2,8 +2,9 @@
 
 Every call that creates something carries an idempotency key, so a retry (ours
 or the SDK's) never makes a second customer or session. STRIPE_API_BASE points
-the SDK at a stand-in in tests. The SDK (with requests, ~5 MB) is imported on the first
-call: every worker process loads this module with the billing tasks, few call Stripe.
+the SDK at a stand-in in tests, and STRIPE_CA_BUNDLE names the CAs it trusts there.
+The SDK (with requests, ~5 MB) is imported on the first call: every worker process
+loads this module with the billing tasks, few call Stripe.
 """
 
 from __future__ import annotations
@@ -46,7 +47,22 @@ def _client(api_key: str, api_base: str) -> stripe.StripeClient:
     )
 
 
+@lru_cache(maxsize=1)
+def _sdk_ca_bundle() -> str:
+    """The SDK's own CA bundle, read before STRIPE_CA_BUNDLE replaces it."""
+    import stripe
+
+    return stripe.ca_bundle_path
+
+
 def client(settings: Settings) -> stripe.StripeClient:
+    import stripe
+
+    # The SDK reads the CA bundle it verifies Stripe with from this module-wide setting
+    # (its documented one) at each request, not from the client; a process runs under one
+    # Settings, so it holds one value.
+    sdk_bundle = _sdk_ca_bundle()  # first, while it still holds the SDK's own
+    stripe.ca_bundle_path = settings.stripe_ca_bundle or sdk_bundle
     return _client(settings.stripe_secret_key, settings.stripe_api_base)
 
 

@@ -1,8 +1,9 @@
 """Is a webhook URL safe to call from inside our network? (SSRF)
 
 https only in production (http elsewhere), and every address the host resolves
-to must be public: no loopback, private, link-local, multicast, reserved or
-unspecified address, no cloud metadata endpoint. The caller connects to the
+to must be public: no loopback, private, link-local, site-local, multicast, reserved
+or unspecified address, no cloud metadata endpoint, and no IPv6 form that carries
+such an IPv4 address (IPv4-mapped, NAT64, 6to4, Teredo, IPv4-compatible). The caller connects to the
 addresses checked here, not to a second lookup, so a DNS answer that changes
 between the check and the request (rebinding) cannot point it inside.
 Hosts in WEBHOOK_ALLOWED_HOSTS skip the address check (local receivers in tests).
@@ -20,6 +21,10 @@ from urllib.parse import urlsplit
 from settings import Settings
 
 METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+# IPv6 forms that carry an IPv4 address, without a property of their own in ipaddress.
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 HINT = "use a public https URL"
 
@@ -87,8 +92,17 @@ def check(url: str, settings: Settings, *, resolve: Resolve = socket.getaddrinfo
 
 def refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     """What kind of non-public address this is, or None for a public one."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        wrapped = _wrapped_ipv4(address)
+        if wrapped is not None:
+            form, carried, judged_by_carried = wrapped
+            for ipv4 in carried:
+                problem = refusal(ipv4)
+                if problem:
+                    return f"{problem} ({ipv4}) inside {form}"
+            return None if judged_by_carried else form
+        if address.is_site_local:  # deprecated (RFC 3879) yet routed inside some networks
+            return "a site-local address"
     if address in METADATA:
         return "the cloud metadata address"
     for kind, found in (
@@ -103,6 +117,39 @@ def refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | Non
             return kind
     if not address.is_global:  # shared (carrier-grade NAT), documentation, and the like
         return "a non-public address"
+    return None
+
+
+def _wrapped_ipv4(
+    address: ipaddress.IPv6Address,
+) -> tuple[str, tuple[ipaddress.IPv4Address, ...], bool] | None:
+    """The IPv4 addresses an IPv6 transition form carries: (the form's name, them, whether
+    they alone decide), or None for a plain IPv6 address.
+
+    Two forms are judged by the IPv4 address they carry. An IPv4-mapped address is that
+    IPv4 address to a dual-stack socket. A well-known NAT64 address (RFC 6052) is how a
+    network with DNS64 gives its IPv6-only hosts the IPv4-only ones: refusing those that
+    carry a public address would refuse every IPv4-only receiver there, and the translator
+    delivers those that carry a private one inside its own network.
+    The other forms are refused whatever they carry (naming the carried address when it is
+    not public): 6to4 (its relays deprecated by RFC 7526, not globally reachable in IANA's
+    registry), Teredo (server and client), IPv4-compatible (deprecated by RFC 4291) and
+    local-use NAT64 (RFC 8215, where the network picks the prefix length, and so where the
+    IPv4 address sits). No receiver needs them, and each reaches its IPv4 address through
+    relays or translators nobody here chose.
+    """
+    if address.ipv4_mapped is not None:
+        return "an IPv4-mapped address", (address.ipv4_mapped,), True
+    if address in NAT64:
+        return "a NAT64 address", (ipaddress.IPv4Address(int(address) & 0xFFFFFFFF),), True
+    if address.sixtofour is not None:
+        return "a 6to4 address", (address.sixtofour,), False
+    if address.teredo is not None:
+        return "a Teredo address", address.teredo, False
+    if address in IPV4_COMPATIBLE and int(address) > 1:  # not :: (unspecified) or ::1 (loopback)
+        return "an IPv4-compatible address", (ipaddress.IPv4Address(int(address)),), False
+    if address in LOCAL_NAT64:
+        return "a local-use NAT64 address", (), False
     return None
 
 
