@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 # The browser tests (tests/browser) drive this Chromium through Playwright; never a download.
 CHROMIUM ?= /usr/bin/chromium
-# The Procfile names plain commands (gunicorn, celery): find them in the venv.
+# The Procfile names plain commands (python, celery): find them in the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: run test browser lint format migrate install services bench bench-instructions clean

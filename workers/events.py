@@ -120,6 +120,12 @@ def read(
     return events
 
 
+def get(redis: Redis, job_id: uuid.UUID | str, event_id: str) -> Event | None:
+    """The one event with this id, if the stream still has it."""
+    entries = redis.xrange(stream_key(job_id), min=event_id, max=event_id, count=1)
+    return Event(entries[0][0], entries[0][1]["type"], json.loads(entries[0][1]["data"])) if entries else None
+
+
 def last_id(redis: Redis, job_id: uuid.UUID | str) -> str:
     """The id of the newest event, or "0" when there is none yet."""
     newest = redis.xrevrange(stream_key(job_id), count=1)

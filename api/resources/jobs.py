@@ -105,6 +105,7 @@ def get_one(args, job_id: uuid.UUID):
             "description": "Server-sent events: status, progress, delta, done.",
             "content": {"text/event-stream": {}},
         },
+        204: {"description": "Resumed from the `done` event: nothing more will come."},
         410: {"description": "The stream token has expired."},
     },
 )
@@ -116,6 +117,8 @@ def stream_events(args, job_id: uuid.UUID):
         with standalone() as connection:
             jobs.read(connection, user_id=current_user_id(), job_id=job_id)  # 404 unless it is the caller's
     last_event_id = live.check_event_id(request.headers.get("Last-Event-ID") or args.get("last_event_id"))
+    if live.ended_at(job_id, last_event_id):
+        return Response(status=204)  # it has had every event: an EventSource stops reconnecting
     body = live.event_stream(
         job_id, last_event_id=last_event_id, heartbeat=current_settings().sse_heartbeat_seconds
     )

@@ -82,6 +82,18 @@ def check_event_id(value: str | None) -> str | None:
     return value
 
 
+def ended_at(job_id: uuid.UUID, event_id: str | None) -> bool:
+    """Whether `event_id` is the job's `done`: a client resuming from it has seen it all.
+    A browser's EventSource reconnects whenever a stream ends; told 204 it stops."""
+    if event_id is None:
+        return False
+    try:
+        event = events.get(get_redis(), job_id, event_id)
+    except RedisError:
+        return False
+    return event is not None and event.type == events.DONE
+
+
 def event_stream(job_id: uuid.UUID, *, last_event_id: str | None, heartbeat: float) -> Iterator[str]:
     """The SSE body: events after `last_event_id` (all of them when None), a comment
     every `heartbeat` seconds of silence, and the end at the job's terminal event.

@@ -367,3 +367,17 @@ def test_an_open_stream_is_told_when_its_token_lapses(client, headers, clock):
     clock[0] = NOW
     client.delete(f"{API}/users/me", headers=headers)
     assert "no longer exists" in stream_tokens.lapsed(grant)
+
+
+def test_reconnecting_after_done_is_told_to_stop(client, headers):
+    # An EventSource reconnects whenever a stream ends; 204 is what makes it stop.
+    job = submit(client, headers).get_json()
+    with session_scope() as session:
+        jobs.finish(
+            session, job_id=uuid.UUID(job["id"]), status="succeeded", output={}, from_statuses=("queued",)
+        )
+    publish_run(job["id"])
+    done = parse(stream(client, job["urls"]["stream"]).get_data(as_text=True))[-1]
+    assert done["event"] == "done"
+    again = stream(client, job["urls"]["stream"], headers={"Last-Event-ID": done["id"]})
+    assert again.status_code == 204 and again.get_data() == b""

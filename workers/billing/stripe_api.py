@@ -61,7 +61,8 @@ def client(settings: Settings) -> stripe.StripeClient:
     # The SDK reads the CA bundle it verifies Stripe with from this module-wide setting
     # (its documented one) at each request, not from the client; a process runs under one
     # Settings, so it holds one value.
-    stripe.ca_bundle_path = settings.stripe_ca_bundle or _sdk_ca_bundle()
+    sdk_bundle = _sdk_ca_bundle()  # first, while it still holds the SDK's own
+    stripe.ca_bundle_path = settings.stripe_ca_bundle or sdk_bundle
     return _client(settings.stripe_secret_key, settings.stripe_api_base)
 
 
