@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import launch_stack
-from tests.fakes.services import TcpProxy, free_port
+from tests.fakes.services import TcpProxy, free_port, wait_until
+from tests.helpers import call
 
 pytestmark = pytest.mark.browser
 
@@ -64,7 +65,7 @@ def chromium_path() -> str:
 def browser(chromium_path):
     from playwright.sync_api import expect, sync_playwright
 
-    expect.set_options(timeout=15_000)  # a job runs through a real worker; CI machines are slow
+    expect.set_options(timeout=30_000)  # a job runs through a real worker; CI machines are slow
     with sync_playwright() as playwright:
         # Playwright's own launch gives Chromium a fresh, temporary user-data dir.
         browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
@@ -106,6 +107,8 @@ def stack(tmp_path_factory, fake_openai, other_origin) -> Iterator[Stack]:
         PUBLIC_BASE_URL=public,
         CORS_ORIGINS=other_origin,
     )
+    # Every queue has a live worker before the first test submits (the web alone is up sooner).
+    wait_until(lambda: call("GET", f"{api}/ready")[0] == 200, 60, interval=0.5, message="/ready")
     yield Stack(api=api, public=public, proxy=proxy, other_origin=other_origin)
     stop()
     proxy.close()
