@@ -41,9 +41,14 @@ async function loadTools() {
 }
 
 async function showTool() {
-  const tool = await conveyor.request("GET", `/tools/${encodeURIComponent($("#tool").value)}`, { auth: false });
+  const fieldset = $("#tool-fields");
+  const name = $("#tool").value;
+  if (fieldset.dataset.tool === name) return; // keep what was typed
+  const tool = await conveyor.request("GET", `/tools/${encodeURIComponent(name)}`, { auth: false });
+  if ($("#tool").value !== name) return; // another tool was picked meanwhile
   $("#tool-description").textContent = tool.description;
-  renderFields($("#tool-fields"), tool.input_schema);
+  renderFields(fieldset, tool.input_schema);
+  fieldset.dataset.tool = name;
 }
 
 async function run() {

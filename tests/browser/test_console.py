@@ -25,6 +25,7 @@ def sign_up(page, stack, email: str | None = None) -> str:
 
 def run(page, tool: str, **fields: str) -> None:
     page.get_by_label("Tool", exact=True).select_option(tool)
+    expect(page.locator(f'#tool-fields[data-tool="{tool}"]')).to_be_attached()  # its fields are in
     for name, value in fields.items():
         page.get_by_label(name, exact=True).fill(value)
     page.get_by_role("button", name="Run", exact=True).click()
