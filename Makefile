@@ -3,10 +3,12 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
+# The browser tests (tests/browser) drive this Chromium through Playwright; never a download.
+CHROMIUM ?= /usr/bin/chromium
 # The Procfile names plain commands (python, celery): find them in the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test fuzz lint format migrate install services bench bench-instructions clean
+.PHONY: run test browser fuzz lint format migrate install services bench bench-instructions clean
 
 install: $(VENV)/.installed
 
@@ -28,8 +30,17 @@ run: migrate
 	@mkdir -p var
 	$(BIN)/honcho start --procfile Procfile --port $(PORT) web worker_ai worker beat flower
 
-test: install
-	$(BIN)/pytest
+test: install browser
+	CHROMIUM=$(CHROMIUM) $(BIN)/pytest
+
+# Debian's chromium for the browser tests: installed with apt when run as root, else stops
+# saying how (the tests never skip for want of it).
+browser:
+	@if [ ! -x $(CHROMIUM) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && apt-get install -y -qq chromium; fi
+	@test -x $(CHROMIUM) || { echo "error: the browser tests need Chromium at $(CHROMIUM). Install it with"; \
+	  echo "  sudo apt-get install -y chromium   (Debian, Ubuntu)"; \
+	  echo "and run make test again, or name another one: make test CHROMIUM=/path/to/chromium"; exit 1; }
 
 # Schemathesis over the OpenAPI spec, longer than `make test` runs it: FUZZ_EXAMPLES
 # requests per operation, fresh seeds each run, every phase.

@@ -61,6 +61,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_docs(app, prefix=API_PREFIX)
     register_error_handlers(app)
     _register_blueprints(api)
+    from api.console import console_blueprint
+
+    app.register_blueprint(console_blueprint(settings))
     from api.cli import users_cli
 
     app.cli.add_command(users_cli)  # `flask --app wsgi users set-role …` (api/cli.py)

@@ -129,7 +129,11 @@ def init_http(app: Flask, settings: Settings, *, prefix: str) -> None:
     if settings.cors_origins:
         CORS(
             app,
-            resources={f"{prefix}/*": {"origins": list(settings.cors_origins)}},
+            # The API, and the console's client, which a frontend may import from here.
+            resources={
+                f"{prefix}/*": {"origins": list(settings.cors_origins)},
+                "/console/conveyor.js": {"origins": list(settings.cors_origins)},
+            },
             allow_headers=CORS_ALLOW_HEADERS,
             expose_headers=CORS_EXPOSE_HEADERS,
             supports_credentials=False,  # bearer tokens and API keys, never cookies

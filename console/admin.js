@@ -1,0 +1,65 @@
+// The admin part of the console: every user's jobs with filters, retry and cancel, the
+// queues, and the audit log. Shown only to accounts with the admin role.
+import { $, button, el, guarded, row } from "./ui.js";
+
+const RETRYABLE = new Set(["failed", "canceled", "expired"]);
+const CANCELABLE = new Set(["scheduled", "queued", "running"]);
+let conveyor = null;
+let nextCursor = null;
+
+/**
+ * Wire the admin section's controls to `client` (once, at start: a search made before the
+ * first load must not submit the form).
+ * @param {import("./conveyor.js").Conveyor} client the console's client
+ */
+export function wireAdmin(client) {
+  conveyor = client;
+  $("#admin-filters").addEventListener("submit", guarded(() => loadJobs(false)));
+  $("#admin-more").addEventListener("click", guarded(() => loadJobs(true)));
+}
+
+/** Load every user's jobs, the queues and the audit log. */
+export async function loadAdmin() {
+  await Promise.all([loadJobs(false), loadQueues(), loadAudit()]);
+}
+
+async function loadJobs(more) {
+  const filters = Object.fromEntries(new FormData($("#admin-filters")));
+  const page = await conveyor.request("GET", "/admin/jobs", {
+    query: { ...filters, limit: 20, cursor: more ? nextCursor : null },
+  });
+  const rows = page.items.map((job) => {
+    const actions = el("span");
+    if (RETRYABLE.has(job.status)) actions.append(button(`Retry ${job.id}`, () => act(job, "retry")));
+    if (CANCELABLE.has(job.status)) actions.append(button(`Cancel ${job.id}`, () => act(job, "cancel")));
+    return row([new Date(job.created_at).toLocaleString(), job.user_id, job.tool, job.status, job.id, actions]);
+  });
+  const body = $("#admin-jobs tbody");
+  if (more) body.append(...rows);
+  else body.replaceChildren(...rows);
+  nextCursor = page.next_cursor;
+  $("#admin-more").disabled = !nextCursor;
+}
+
+async function act(job, action) {
+  await conveyor.request("POST", `/admin/jobs/${job.id}/${action}`);
+  await loadAdmin();
+}
+
+async function loadQueues() {
+  const stats = await conveyor.request("GET", "/admin/queues");
+  const queues = stats.queues.map((queue) =>
+    el("li", `${queue.name}: ${queue.depth} waiting, ${queue.workers.length} workers`),
+  );
+  const jobs = Object.entries(stats.jobs).map(([status, count]) => `${status} ${count}`).join(", ");
+  $("#queues").replaceChildren(...queues, el("li", `Jobs: ${jobs || "none"}`));
+}
+
+async function loadAudit() {
+  const { items } = await conveyor.request("GET", "/admin/audit-log", { query: { limit: 20 } });
+  $("#audit").replaceChildren(
+    ...items.map((entry) =>
+      el("li", `${new Date(entry.at).toLocaleString()} ${entry.actor_email} ${entry.action} ${entry.target_type} ${entry.target_id}`),
+    ),
+  );
+}
