@@ -25,8 +25,9 @@ from api.schemas.jobs import (
     JobPageSchema,
     JobSchema,
 )
-from api.services import jobs, live, stream_slots, stream_tokens
+from api.services import jobs, live, stream_slots
 from db.session import db_session, standalone
+from workers import job_links
 
 blp = Blueprint("jobs", __name__, description="Submit AI jobs and follow them to a result.")
 
@@ -150,7 +151,7 @@ def etag_data(job) -> object:
     representation."""
     if job.output_key is not None:
         return JobSchema().dump(job)
-    return [str(job.id), job.xmin, stream_tokens.expiry(job, settings=current_settings())]
+    return [str(job.id), job.xmin, job_links.expiry(job, settings=current_settings())]
 
 
 def etag_of(job) -> str:

@@ -3,8 +3,9 @@ from webargs.fields import DelimitedList
 
 from api import API_PREFIX
 from api.auth import current_settings
-from api.services import files, stream_tokens
+from api.services import files
 from db.models.job import STATUSES
+from workers import job_links
 
 
 class JobCreateSchema(Schema):
@@ -100,15 +101,7 @@ class JobSchema(Schema):
     urls = fields.Method("_urls", metadata=URLS_DOC)
 
     def _urls(self, job):
-        settings = current_settings()
-        base = settings.public_base_url
-        manage = f"{base}{self.manage_path}{job.id}"
-        token = stream_tokens.for_job(job, settings=settings)
-        return {
-            "get": manage,
-            "cancel": f"{manage}/cancel",
-            "stream": f"{base}{API_PREFIX}/jobs/{job.id}/events?token={token}",
-        }
+        return job_links.urls(job, settings=current_settings(), manage_path=self.manage_path)
 
     def _output_url(self, job):
         if job.output_key is None:

@@ -19,7 +19,7 @@ from db.repositories import jobs
 from db.session import session_scope
 from tests.api.test_admin import fail, make_admin
 from tests.helpers import API, register, submit
-from workers import events
+from workers import events, job_links
 
 BASE = "https://conveyor.example.test/behind-a-proxy"
 ORIGIN = "https://app.example.test"
@@ -37,7 +37,7 @@ def app(settings):
 def clock(monkeypatch):
     """The stream tokens' clock, set by the test (no sleeping to reach an expiry)."""
     now = [NOW]
-    monkeypatch.setattr(stream_tokens, "clock", lambda: now[0])
+    monkeypatch.setattr(job_links, "clock", lambda: now[0])
     return now
 
 
@@ -327,13 +327,13 @@ def test_a_repeated_poll_of_an_unchanged_job_still_gets_304(client, headers, clo
 def test_stream_token_lifetime_rules(settings, clock):
     ttl, grace = settings.stream_token_ttl, settings.stream_token_grace
     running = _Job(status="running", finished_at=None)
-    assert stream_tokens.expiry(running, settings=settings) == NOW + ttl  # at the bound
+    assert job_links.expiry(running, settings=settings) == NOW + ttl  # at the bound
     just_now = _Job(status="succeeded", finished_at=dt.datetime.fromtimestamp(NOW + 5, dt.UTC))
-    assert stream_tokens.expiry(just_now, settings=settings) == NOW + 5 + grace
+    assert job_links.expiry(just_now, settings=settings) == NOW + 5 + grace
     long_ago = _Job(status="failed", finished_at=dt.datetime.fromtimestamp(NOW - 7 * 86400, dt.UTC))
-    assert stream_tokens.expiry(long_ago, settings=settings) == NOW + grace  # opens, to replay
+    assert job_links.expiry(long_ago, settings=settings) == NOW + grace  # opens, to replay
     short = dataclasses.replace(settings, stream_token_ttl=grace)
-    assert stream_tokens.expiry(just_now, settings=short) == NOW + grace  # never past the bound
+    assert job_links.expiry(just_now, settings=short) == NOW + grace  # never past the bound
 
 
 @dataclasses.dataclass

@@ -5,9 +5,9 @@ import time
 import uuid
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from api.services import stream_tokens
 from tests.fakes.services import wait_until
 from tests.helpers import call
+from workers import job_links
 
 PASSWORD = "correct horse battery"
 WORDS = " ".join(f"w{n}" for n in range(60))
@@ -112,7 +112,7 @@ def test_an_expired_stream_url_is_refused(page, stack, settings):
     job = started["job"]
     # The URL as the API handed it out once, its expiry (under the signature) now past: the
     # lifetime's lower bound is a minute, too long to sit out here.
-    expired = stream_tokens.mint(
+    expired = job_links.mint(
         job_id=uuid.UUID(job["id"]),
         user_id=uuid.UUID(started["user"]["id"]),
         expires_at=int(time.time()) - 1,

@@ -12,15 +12,19 @@ import json
 from typing import Any
 
 from db.models import Job
+from settings import Settings, get_settings
+from workers import job_links
 
 
-def body(*, event: str, occurred_at: dt.datetime, job: Job) -> str:
-    """The exact text that is signed and sent (the same for every attempt)."""
-    document = {"type": event, "timestamp": occurred_at.isoformat(), "data": job_data(job)}
+def body(*, event: str, occurred_at: dt.datetime, job: Job, settings: Settings | None = None) -> str:
+    """The exact text that is signed and sent (the same for every attempt: the stream
+    URL in the job's `urls` is the one handed out when the event occurred)."""
+    data = job_data(job, settings=settings or get_settings(), now=occurred_at.timestamp())
+    document = {"type": event, "timestamp": occurred_at.isoformat(), "data": data}
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
-def job_data(job: Job) -> dict[str, Any]:
+def job_data(job: Job, *, settings: Settings, now: float | None = None) -> dict[str, Any]:
     return {
         "id": str(job.id),
         "tool": job.tool,
@@ -44,6 +48,7 @@ def job_data(job: Job) -> dict[str, Any]:
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
         "expires_at": _iso(job.expires_at),
+        "urls": job_links.urls(job, settings=settings, now=now),
     }
 
 
