@@ -96,8 +96,10 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory, fake_openai, other_origin) -> Iterator[Stack]:
+    """The Procfile's processes for the browser tests, stopped after the last of them: its
+    workers consume this run's queues, which later tests count messages in."""
     web_port = free_port()
     proxy = TcpProxy(web_port)
     public = f"http://127.0.0.1:{proxy.port}"
