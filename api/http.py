@@ -49,8 +49,7 @@ GZIP_MIN_BYTES = 1024
 class NoCookieSession(SessionInterface):
     """The API has no cookie session: callers send a bearer token or an API key, never a
     cookie. Flask's default interface would still build a signing serializer on every
-    request to look for one (a tenth of a health check's work); this never opens one,
-    and `flask.session` refuses writes."""
+    request to look for one; this never opens one, and `flask.session` refuses writes."""
 
     def open_session(self, app: Flask, request):
         return None  # Flask then uses make_null_session
@@ -60,8 +59,18 @@ class NoCookieSession(SessionInterface):
 
 
 def init_http(app: Flask, settings: Settings, *, prefix: str) -> None:
-    docs_path = f"{prefix}/docs"
+    """Install, in this order (Flask runs after-request hooks last-installed first), the
+    request id and access log, the security headers, CORS and gzip."""
     app.session_interface = NoCookieSession()
+    _install_request_log(app)
+    _install_security_headers(app, settings, docs_path=f"{prefix}/docs")
+    _install_cors(app, settings, prefix=prefix)
+    _install_gzip(app)
+
+
+def _install_request_log(app: Flask) -> None:
+    """A request id for each exchange (accepted from the caller, or made), bound to its log
+    lines and returned; then one access log line and the HTTP metrics."""
 
     @app.before_request
     def _start() -> None:
@@ -74,25 +83,7 @@ def init_http(app: Flask, settings: Settings, *, prefix: str) -> None:
         request_id = g.get("request_id")
         if request_id:
             response.headers[logs.REQUEST_ID_HEADER] = request_id
-        elapsed = time.monotonic() - g.get("request_started", time.monotonic())
-        route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-        metrics.http_request(
-            method=request.method, route=route, status=response.status_code, duration=elapsed
-        )
-        access_log.info(
-            "%s %s %s %.0fms",
-            request.method,
-            request.path,
-            response.status_code,
-            elapsed * 1000,
-            extra={
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
-                "duration_ms": round(elapsed * 1000, 1),
-                "remote_addr": request.remote_addr,
-            },
-        )
+        _log_exchange(response, time.monotonic() - g.get("request_started", time.monotonic()))
         return response
 
     @app.teardown_request
@@ -102,6 +93,27 @@ def init_http(app: Flask, settings: Settings, *, prefix: str) -> None:
         except ValueError:  # reset from another context (a stream ended elsewhere): just clear
             logs.clear()
 
+
+def _log_exchange(response: Response, elapsed: float) -> None:
+    route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+    metrics.http_request(method=request.method, route=route, status=response.status_code, duration=elapsed)
+    access_log.info(
+        "%s %s %s %.0fms",
+        request.method,
+        request.path,
+        response.status_code,
+        elapsed * 1000,
+        extra={
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round(elapsed * 1000, 1),
+            "remote_addr": request.remote_addr,
+        },
+    )
+
+
+def _install_security_headers(app: Flask, settings: Settings, *, docs_path: str) -> None:
     common = [
         ("X-Content-Type-Options", "nosniff"),
         ("X-Frame-Options", "DENY"),
@@ -126,20 +138,25 @@ def init_http(app: Flask, settings: Settings, *, prefix: str) -> None:
                 headers.add(name, value)
         return response
 
-    if settings.cors_origins:
-        CORS(
-            app,
-            # The API, and the console's client, which a frontend may import from here.
-            resources={
-                f"{prefix}/*": {"origins": list(settings.cors_origins)},
-                "/console/conveyor.js": {"origins": list(settings.cors_origins)},
-            },
-            allow_headers=CORS_ALLOW_HEADERS,
-            expose_headers=CORS_EXPOSE_HEADERS,
-            supports_credentials=False,  # bearer tokens and API keys, never cookies
-            max_age=600,
-        )
 
+def _install_cors(app: Flask, settings: Settings, *, prefix: str) -> None:
+    if not settings.cors_origins:
+        return
+    CORS(
+        app,
+        # The API, and the console's client, which a frontend may import from here.
+        resources={
+            f"{prefix}/*": {"origins": list(settings.cors_origins)},
+            "/console/conveyor.js": {"origins": list(settings.cors_origins)},
+        },
+        allow_headers=CORS_ALLOW_HEADERS,
+        expose_headers=CORS_EXPOSE_HEADERS,
+        supports_credentials=False,  # bearer tokens and API keys, never cookies
+        max_age=600,
+    )
+
+
+def _install_gzip(app: Flask) -> None:
     app.config.update(
         COMPRESS_REGISTER=False,
         COMPRESS_MIMETYPES=["application/json"],

@@ -118,7 +118,8 @@ def _child(case: str, count: int) -> None:
         from psycogreen.gevent import patch_psycopg
 
         patch_psycopg()
-    from bench.run import Bench, Options, admin, sql
+    from bench.config import Options
+    from bench.harness import Bench, admin, sql
 
     bench = Bench(Options())
     os.environ.update(bench.env_for("worker" if job else "web"))

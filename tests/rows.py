@@ -20,7 +20,9 @@ def make_user(
     verified: bool = True,
     name: str = "Ada",
     email: str | None = None,
+    deleted_ago: float | None = None,
 ) -> uuid.UUID:
+    """A user; `deleted_ago`: seconds since they closed their account."""
     with session_scope() as session:
         user = users.create(
             session,
@@ -31,6 +33,8 @@ def make_user(
             role=role,
             email_verified_at=dt.datetime.now(dt.UTC) if verified else None,
         )
+        if deleted_ago is not None:
+            user.deleted_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=deleted_ago)
         return user.id
 
 
@@ -43,6 +47,7 @@ def queued_job(
     notify_email: bool = False,
     name: str = "T",
     profile: dict[str, Any] | None = None,
+    queue: str = "ai",
     **fields: Any,
 ) -> uuid.UUID:
     """A queued job (for a new user unless one is given); `fields` are set on the row as-is."""
@@ -61,7 +66,7 @@ def queued_job(
             tool=tool,
             input=input or {"prompt": "hi"},
             model="gpt-4o-mini",
-            queue="ai",
+            queue=queue,
             expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
             webhook_url=webhook_url,
             notify_email=notify_email,

@@ -296,6 +296,20 @@ def _finish(
         usage=tally.usage(work.model),
         ledger=tally.ledger(work),
     )
+    _count_usage(work, tally)
+    if not done:
+        logger.warning("job_id=%s outcome %s dropped: the job was no longer running", work.job_id, status)
+        return None
+    _announce(work, tally, status, code=code, message=message, unsent=unsent)
+    return Finished(
+        status,
+        webhook=work.webhook,
+        notify_email=work.notify_email,
+        owner_waiting=_owner_waiting(work.job_id),
+    )
+
+
+def _count_usage(work: Work, tally: Tally) -> None:
     spent = tally.usage(work.model)  # paid for whether or not this delivery's outcome stands
     metrics.usage(
         model=tally.model or work.model,
@@ -303,11 +317,14 @@ def _finish(
         output_tokens=spent.output_tokens,
         cost_micros=spent.cost_micros,
     )
-    if not done:
-        logger.warning("job_id=%s outcome %s dropped: the job was no longer running", work.job_id, status)
-        return None
-    # Counted as soon as it stands (a few µs): a process killed after the commit is not
-    # left uncounted for the length of a Redis round trip, or an outage's timeout.
+
+
+def _announce(
+    work: Work, tally: Tally, status: str, *, code: str | None, message: str | None, unsent: str
+) -> None:
+    """Count the outcome that stands, then tell the stream's readers and the log."""
+    # Counted as soon as it stands: a process killed after the commit is not left
+    # uncounted for the length of a Redis round trip, or an outage's timeout.
     metrics.job_finished(
         tool=work.tool.name, status=status, code=code, duration=time.monotonic() - work.started
     )
@@ -315,20 +332,8 @@ def _finish(
     # The client waiting on the job first; what follows is bookkeeping and the next job.
     last = [(events.DELTA, {"text": unsent})] if unsent else []
     events.publish_all(get_redis(), work.job_id, [*last, (events.DONE, {"status": status, "error": error})])
-    logger.info(
-        "job_id=%s %s code=%s tokens=%s/%s",
-        work.job_id,
-        status,
-        code,
-        tally.input_tokens,
-        tally.output_tokens,
-    )
-    return Finished(
-        status,
-        webhook=work.webhook,
-        notify_email=work.notify_email,
-        owner_waiting=_owner_waiting(work.job_id),
-    )
+    tokens = f"{tally.input_tokens}/{tally.output_tokens}"
+    logger.info("job_id=%s %s code=%s tokens=%s", work.job_id, status, code, tokens)
 
 
 @retry(

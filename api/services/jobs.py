@@ -23,13 +23,15 @@ from db.models import Job, User
 from db.models.job import CANCELED, QUEUED, RUNNING
 from db.redis_client import get_redis
 from db.repositories import jobs, users
+from db.repositories.admission import Slots
 from db.repositories.users import Caller
 from settings import Settings
 from tasks import email as email_tasks
 from tasks import generation
 from workers import cancellation, events, logs, metrics, pricing, scheduling
-from workers.plans import get_plan, queue_for
+from workers.plans import Plan, get_plan, queue_for
 from workers.tools import all_tools, get_tool
+from workers.tools.base import Tool
 
 logger = logging.getLogger(__name__)
 
@@ -57,29 +59,8 @@ def submit(
     is sent; if the broker refuses it, the job is withdrawn and the caller gets 503.
     `on_create` adds rows that belong with the new job to its transaction (a
     conversation's message), before the job can be sent."""
-    definition = get_tool(tool)
-    if definition is None:
-        names = ", ".join(t.name for t in all_tools())
-        raise Invalid(
-            "Unknown tool.", errors={"json": {"tool": [f"Unknown tool {tool!r}. Available: {names}."]}}
-        )
-    if webhook_url is not None:
-        webhooks.check_url(webhook_url, settings=settings)
-    input_errors = definition.input_errors(input)
-    if input_errors:
-        raise Invalid(
-            f"The input does not match the {tool!r} tool's schema (GET /api/v1/tools/{tool}).",
-            errors={"json": {"input": input_errors}},
-        )
-    model = model or definition.default_model or settings.default_model
-    allowed = pricing.allowed_models(settings)
-    if model not in allowed:
-        raise Invalid(
-            "Unknown model.",
-            errors={"json": {"model": [f"Unknown model {model!r}. Available: {', '.join(allowed)}."]}},
-        )
-
-    plan = get_plan(user.plan)
+    definition = _valid_tool(settings, tool=tool, input=input, webhook_url=webhook_url)
+    model = _valid_model(settings, model or definition.default_model or settings.default_model)
     # notify_email joins the hash only when set, so keys used before it existed still match.
     extra = {"notify_email": True} if notify_email else {}
     request_hash = _request_hash(tool=tool, input=input, model=model, webhook_url=webhook_url, **extra)
@@ -88,33 +69,12 @@ def submit(
         if earlier is not None:
             return Submitted(_same_request(earlier, request_hash), created=False)
 
+    plan = get_plan(user.plan)
     quotas.check_access(plan, tool=tool, model=model, settings=settings)
+    row = dict(tool=tool, input=input, model=model, webhook_url=webhook_url, notify_email=notify_email)
+    row.update(idempotency_key=idempotency_key, request_hash=request_hash)
     try:
-        # One transaction: the user's lock (one admission at a time), the day's count and
-        # the token hold, the admission decision and the row, then the message.
-        users.lock(session, user_id=user.id)
-        reserved, slots = quotas.reserve(session, user=user, plan=plan, tool=definition, input=input)
-        admitted = slots.waiting == 0 and slots.in_flight < plan.running_limit
-        job = jobs.create(
-            session,
-            user_id=user.id,
-            tool=tool,
-            input=input,
-            model=model,
-            queue=queue_for(plan, definition.queue),
-            priority=1 if plan.priority else 0,
-            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.job_start_deadline),
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
-            webhook_url=webhook_url,
-            notify_email=notify_email,
-            reserved_tokens=reserved,
-            request_id=logs.current_request_id(),
-            dispatched=admitted,
-        )
-        if on_create is not None:
-            on_create(session, job)
-        session.commit()
+        job, admitted, slots = _store(session, user, plan, definition, settings, row, on_create=on_create)
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won the insert.
         session.rollback()
@@ -129,6 +89,69 @@ def submit(
         job = _admit_waiting(session, job)  # older jobs wait for the free slots: they go first
     metrics.job_submitted(tool=tool, queue=job.queue)
     return Submitted(job, created=True)
+
+
+def _valid_tool(settings: Settings, *, tool: str, input: dict[str, Any], webhook_url: str | None) -> Tool:
+    """The tool's definition, once the tool exists and the input and webhook URL suit it."""
+    definition = get_tool(tool)
+    if definition is None:
+        names = ", ".join(t.name for t in all_tools())
+        raise Invalid(
+            "Unknown tool.", errors={"json": {"tool": [f"Unknown tool {tool!r}. Available: {names}."]}}
+        )
+    if webhook_url is not None:
+        webhooks.check_url(webhook_url, settings=settings)
+    input_errors = definition.input_errors(input)
+    if input_errors:
+        raise Invalid(
+            f"The input does not match the {tool!r} tool's schema (GET /api/v1/tools/{tool}).",
+            errors={"json": {"input": input_errors}},
+        )
+    return definition
+
+
+def _valid_model(settings: Settings, model: str) -> str:
+    allowed = pricing.allowed_models(settings)
+    if model not in allowed:
+        raise Invalid(
+            "Unknown model.",
+            errors={"json": {"model": [f"Unknown model {model!r}. Available: {', '.join(allowed)}."]}},
+        )
+    return model
+
+
+def _store(
+    session: Session,
+    user: User | Caller,
+    plan: Plan,
+    definition: Tool,
+    settings: Settings,
+    row: dict[str, Any],
+    *,
+    on_create: Callable[[Session, Any], object] | None,
+) -> tuple[Any, bool, Slots]:
+    """Commit the new job: (the job, whether it is admitted at once, the user's slots).
+
+    One transaction: the user's lock (one admission at a time), the day's count and the
+    token hold, the admission decision and the row, then the message."""
+    users.lock(session, user_id=user.id)
+    reserved, slots = quotas.reserve(session, user=user, plan=plan, tool=definition, input=row["input"])
+    admitted = slots.waiting == 0 and slots.in_flight < plan.running_limit
+    job = jobs.create(
+        session,
+        user_id=user.id,
+        queue=queue_for(plan, definition.queue),
+        priority=1 if plan.priority else 0,
+        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.job_start_deadline),
+        reserved_tokens=reserved,
+        request_id=logs.current_request_id(),
+        dispatched=admitted,
+        **row,
+    )
+    if on_create is not None:
+        on_create(session, job)
+    session.commit()
+    return job, admitted, slots
 
 
 def _send(session: Session, job: Any) -> None:

@@ -1,7 +1,5 @@
 """Job state transitions: compare-and-set, terminal is final, leases and the reaper."""
 
-import uuid
-
 import pytest
 from sqlalchemy import text, update
 from sqlalchemy.exc import DBAPIError
@@ -12,10 +10,6 @@ from db.repositories import jobs
 from db.session import session_scope
 from tests import rows
 from workers import maintenance
-
-
-def make_job(**fields) -> uuid.UUID:
-    return rows.queued_job(**fields)
 
 
 def status_of(job_id):
@@ -36,14 +30,14 @@ def start(job_id, max_attempts=3):
 
 
 def test_start_takes_a_queued_job_once():
-    job_id = make_job()
+    job_id = rows.queued_job()
     first = start(job_id)
     assert first.status == RUNNING and first.attempt == 1 and first.lease_until and first.started_at
     assert start(job_id) is None  # a duplicate delivery while the lease is live does nothing
 
 
 def test_a_duplicate_delivery_takes_over_only_after_the_lease_lapses():
-    job_id = make_job()
+    job_id = rows.queued_job()
     started_at = start(job_id).started_at
     lapse_lease(job_id)
     again = start(job_id)
@@ -51,7 +45,7 @@ def test_a_duplicate_delivery_takes_over_only_after_the_lease_lapses():
 
 
 def test_a_job_whose_worker_died_too_often_fails_worker_lost():
-    job_id = make_job()
+    job_id = rows.queued_job()
     for _ in range(2):
         start(job_id, max_attempts=2)
         lapse_lease(job_id)
@@ -61,7 +55,7 @@ def test_a_job_whose_worker_died_too_often_fails_worker_lost():
 
 
 def test_finish_happens_once_and_a_late_writer_loses():
-    job_id = make_job()
+    job_id = rows.queued_job()
     start(job_id)
     with session_scope() as session:
         usage = jobs.Usage(input_tokens=10, output_tokens=20, cost_micros=14)
@@ -73,7 +67,7 @@ def test_finish_happens_once_and_a_late_writer_loses():
 
 
 def test_the_database_refuses_to_change_a_terminal_status():
-    job_id = make_job()
+    job_id = rows.queued_job()
     with session_scope() as session:
         jobs.cancel_queued(session, job_id=job_id)
     with pytest.raises(DBAPIError, match="cannot become"), session_scope() as session:
@@ -82,7 +76,7 @@ def test_the_database_refuses_to_change_a_terminal_status():
 
 
 def test_a_queued_job_past_its_deadline_expires_instead_of_starting():
-    job_id = make_job()
+    job_id = rows.queued_job()
     with session_scope() as session:
         session.execute(
             update(Job).where(Job.id == job_id).values(expires_at=text("now() - interval '1 second'"))
@@ -94,7 +88,7 @@ def test_a_queued_job_past_its_deadline_expires_instead_of_starting():
 
 def test_the_reaper_requeues_a_lapsed_job_and_fails_it_when_out_of_attempts(settings):
     sent = []
-    job_id = make_job()
+    job_id = rows.queued_job()
     start(job_id)
     lapse_lease(job_id)
 
@@ -111,8 +105,8 @@ def test_the_reaper_requeues_a_lapsed_job_and_fails_it_when_out_of_attempts(sett
 
 
 def test_expire_overdue_only_touches_queued_jobs_past_their_deadline():
-    overdue = make_job()
-    fresh = make_job()
+    overdue = rows.queued_job()
+    fresh = rows.queued_job()
     with session_scope() as session:
         session.execute(
             update(Job).where(Job.id == overdue).values(expires_at=text("now() - interval '1 minute'"))

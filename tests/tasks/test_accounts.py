@@ -13,19 +13,16 @@ import celeryconfig
 from db.models import Job, User
 from db.models.job import RUNNING
 from db.redis_client import get_redis
-from db.repositories import jobs, users
+from db.repositories import jobs
 from db.session import session_scope
 from tasks import accounts as account_tasks
+from tests import rows
 from tests.helpers import API, register
 from workers import accounts, cancellation
 
 
 def make_user(*, deleted_ago: float | None = None) -> uuid.UUID:
-    with session_scope() as session:
-        user = users.create(session, email=f"{uuid.uuid4().hex}@example.com", password_hash="x", name="T")
-        if deleted_ago is not None:
-            user.deleted_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=deleted_ago)
-        return user.id
+    return rows.make_user(verified=False, name="T", deleted_ago=deleted_ago)
 
 
 def messages_for(user_id: uuid.UUID) -> dict[str, int]:

@@ -13,8 +13,9 @@ from sqlalchemy import func, select, text, update
 from db.models import DailyJobCount, Job, UsageCounter, UsageDaily, UsageLedger
 from db.models.job import QUEUED, SUCCEEDED
 from db.redis_client import get_redis
-from db.repositories import admission, jobs, usage, users
+from db.repositories import admission, jobs, usage
 from db.session import session_scope
+from tests import rows
 from workers import cancellation, maintenance, metering, pipeline
 from workers.tools import get_tool
 
@@ -22,10 +23,7 @@ ESTIMATE = 2_500
 
 
 def make_user() -> uuid.UUID:
-    with session_scope() as session:
-        return users.create(
-            session, email=f"{uuid.uuid4().hex}@example.com", password_hash="x", name="Ada"
-        ).id
+    return rows.make_user(verified=False)
 
 
 def submit(

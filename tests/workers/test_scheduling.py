@@ -9,34 +9,18 @@ from sqlalchemy import update
 
 from db.models import Job
 from db.models.job import SUCCEEDED
-from db.repositories import jobs, users
+from db.repositories import jobs
 from db.session import session_scope
+from tests import rows
 from workers import maintenance, scheduling
 
 
 def make_user(plan: str = "free") -> uuid.UUID:
-    with session_scope() as session:
-        return users.create(
-            session, email=f"{uuid.uuid4().hex}@x.io", password_hash="x", name="U", plan=plan
-        ).id
+    return rows.make_user(plan=plan, verified=False, name="U")
 
 
 def make_jobs(user_id: uuid.UUID, count: int, queue: str = "ai") -> list[uuid.UUID]:
-    ids = []
-    for _ in range(count):
-        with session_scope() as session:
-            ids.append(
-                jobs.create(
-                    session,
-                    user_id=user_id,
-                    tool="text",
-                    input={"prompt": "x"},
-                    model="gpt-4o-mini",
-                    queue=queue,
-                    expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-                ).id
-            )
-    return ids
+    return [rows.queued_job(user_id, input={"prompt": "x"}, queue=queue) for _ in range(count)]
 
 
 class Broker:
