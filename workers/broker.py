@@ -3,7 +3,7 @@
 kombu's Redis channel builds a new `redis.Redis` client for every command it sends
 outside its event loop (each task it publishes, each ack), all over the same
 connection pool, and redis-py's constructor does enough work to show in every
-submit. This channel builds one client and keeps it while the channel's connection
+submit's cost. This channel builds one client and keeps it while the channel's connection
 pool is the same one (kombu replaces the pool after a fork or a reconnect; the
 client is then built anew). A redis-py client is safe to share: each command takes a
 connection from the pool. Everything else is kombu's.
