@@ -74,7 +74,7 @@ imports = (
 # Flower shows tasks as they move, from the moment a worker receives them. No task-sent
 # event: a waiting job is a `queued` row (and a message counted in Flower's broker view and
 # in /metrics' queue depth), and the event would cost every submit a second publish to
-# Redis, a third of the time it spends sending the job (issue 7's profile).
+# Redis, on top of the one that sends the job.
 worker_send_task_events = True
 task_send_sent_event = False
 

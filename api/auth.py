@@ -33,6 +33,7 @@ from flask_jwt_extended import (
 )
 from redis.exceptions import RedisError
 
+from api import compat
 from api.errors import error_response
 from api.extensions import jwt
 from api.openapi import TOKEN_ONLY, TOKEN_OR_KEY, documented
@@ -225,6 +226,7 @@ def init_auth(app: Flask, settings: Settings) -> None:
     app.config["JWT_REFRESH_TOKEN_EXPIRES"] = dt.timedelta(seconds=settings.refresh_token_ttl)
     app.config["JWT_TOKEN_LOCATION"] = ["headers"]
     jwt.init_app(app)
+    compat.remember_token_headers()
 
 
 @jwt.user_identity_loader

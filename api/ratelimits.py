@@ -158,9 +158,9 @@ def plan_limits(view: Callable) -> Callable:
     """The caller's plan's request rate (`Plan.request_rate`), counted per user, by
     flask-limiter's strategy on its storage (the moving window in Redis), checked here
     rather than through `limiter.limit`: that decorator resolves its rules again on
-    every request, ~5% of a submit's CPU. Over the rate: 429 with `Retry-After`, as the
-    other limits answer. Put it below `login_required`: the limit depends on who is
-    calling."""
+    every request, where the plan's rate, parsed once (`_parsed`), is all there is to
+    check on the busiest write. Over the rate: 429 with `Retry-After`, as the other
+    limits answer. Put it below `login_required`: the limit depends on who is calling."""
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any):

@@ -1,9 +1,9 @@
 """Statements written as SQL, run on the session's own connection, for the hot paths.
 
-A statement through SQLAlchemy costs the web ~200-300 µs of CPU under gevent (the
-ORM's query context, the execution context, result metadata); the same statement on
-the DBAPI cursor costs ~100, and a round trip itself ~35. A submit runs four and a
-poll one, so the statements they run on every request are SQL text here, executed on
+A statement through SQLAlchemy costs the web several times what the same statement
+costs on the DBAPI cursor (the ORM's query context, the execution context, result
+metadata), and more than the round trip itself. A submit runs four and a poll one,
+so the statements they run on every request are SQL text here, executed on
 the connection the session already holds, inside its transaction (or outside one, under
 `db.session.autocommit`): a rollback of the session undoes them like any other. Work
 that is SQL text only can run on a pooled connection without a Session
@@ -42,8 +42,8 @@ _PARAM = re.compile(r"%\((\w+)\)s")
 
 class Prepared:
     """A statement Postgres parses and plans once per connection (PREPARE), then runs
-    by name (EXECUTE): parsing and planning a statement cost the server ~100 µs of CPU
-    on every run, which on a small machine is taken from the web and the workers.
+    by name (EXECUTE): parsing and planning a statement again on every run costs the
+    server CPU that, on a small machine, is taken from the web and the workers.
 
     Written like any statement here, with `%(name)s` parameters; a parameter whose type
     its place does not say (a SELECT list, a comparison of two parameters) needs a cast
@@ -99,7 +99,7 @@ _records: dict[Statement, type] = {}
 def _record(sql: Statement, cursor: Any) -> type:
     """The named tuple for a statement's rows, made from its first result's columns and
     kept: psycopg2's NamedTupleCursor builds the cursor's column descriptions for every
-    result to find the (cached) type, ~5% of a poll."""
+    result to find the (cached) type, on every poll."""
     record = _records.get(sql)
     if record is None:
         record = _records[sql] = namedtuple("Row", [column.name for column in cursor.description])

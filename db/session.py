@@ -133,7 +133,7 @@ def standalone() -> Iterator[PoolProxiedConnection]:
     whose every statement stands alone and is SQL text (db/raw.py accepts it in place
     of a session): a worker's take, outcome and read of the owner's waiting jobs. A
     Session's own bookkeeping (its transaction's states, the connection's wrapper)
-    costs ~100 µs of CPU a scope, more than the statement it runs. Back in the pool
+    costs more CPU a scope than the statement it runs. Back in the pool
     the connection is transactional again (`_returned`)."""
     engine = get_engine()
     try:

@@ -2,8 +2,8 @@
 close of the connection)? Pools use it to find connections that died while idle.
 
 Under gevent, `select.poll` is monkey-patched into a poll through the event loop,
-which costs ~20 µs a look instead of ~1: the blocking module's own is used instead,
-which is safe here because a zero timeout never blocks.
+which makes a look that cannot wait pay for a trip through the loop: the blocking
+module's own is used instead, which is safe here because a zero timeout never blocks.
 """
 
 from __future__ import annotations

@@ -48,6 +48,6 @@ def dispatch(job_id: uuid.UUID, *, queue: str) -> None:
     `declare=[]`: Celery sends a message for a direct exchange's queue to Redis's
     anonymous exchange, straight onto the queue's list, which needs no binding; by
     default it would also check, on every send, that the queue was declared on this
-    connection (kombu's maybe_declare binds a copy of the queue each time: ~50 µs of a
-    submit's CPU). Workers declare the queues they consume."""
+    connection (kombu's maybe_declare binds a copy of the queue each time, work every
+    submit would repeat for nothing). Workers declare the queues they consume."""
     run_generation.apply_async(args=[str(job_id)], task_id=str(job_id), queue=queue, declare=[])

@@ -70,7 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
         JOB_LEASE_SECONDS="6",
         WORKER_HEARTBEAT_INTERVAL="1",  # /ready sees a (re)started worker within a second
         LOG_LEVEL="WARNING",
-        PASSWORD_HASH_PROFILE="cheapest",  # argon2id in microseconds, not ~150 ms a hash
+        PASSWORD_HASH_PROFILE="cheapest",  # argon2id at its lowest cost: every test hashes
         # Every test registers from 127.0.0.1; tests/api/test_register_limits.py sets small ones.
         REGISTER_RATE_LIMIT_PER_IP="10000/hour",
         REGISTER_RATE_LIMIT_PER_NETWORK="10000/hour",
@@ -136,8 +136,8 @@ def clean_state(fake_openai) -> Iterator[None]:
     from db.redis_client import KEY_PREFIX, get_redis
     from db.session import session_scope
 
-    # DELETE, children first: on tables this small it is a few ms, where TRUNCATE's new
-    # files cost ~70 ms a test.
+    # DELETE, children first: on tables this small it is cheap, where TRUNCATE makes new
+    # files for every table on every test.
     with session_scope() as session:
         for table in reversed(Base.metadata.sorted_tables):
             session.execute(table.delete())

@@ -3,6 +3,7 @@
 import dataclasses
 
 import pytest
+from sqlalchemy import create_engine
 
 from settings import ConfigError, Settings
 
@@ -27,12 +28,20 @@ def test_a_bad_number_names_the_variable():
         Settings.from_env({"DB_POOL_SIZE": "many"})
 
 
-def test_the_web_app_sizes_its_pool_from_the_settings(settings):
+def test_the_web_app_sizes_its_pool_from_the_settings(settings, monkeypatch):
     from api import create_app
+    from db import session
     from db.session import get_engine
 
+    made = []
+    monkeypatch.setattr(session, "create_engine", lambda *a, **kw: made.append(kw) or create_engine(*a, **kw))
     create_app(dataclasses.replace(settings, db_pool_size=3, db_max_overflow=2))
     pool = get_engine().pool
-    assert (pool.size(), pool._max_overflow) == (3, 2)
+    assert (made[-1]["pool_size"], made[-1]["max_overflow"]) == (3, 2)
+    connections = [pool.connect() for _ in range(3 + 2)]  # the pool and its whole overflow
+    assert (pool.size(), pool.overflow(), pool.checkedout()) == (3, 2, 5)
+    for connection in connections:
+        connection.close()
+    monkeypatch.undo()
     create_app(settings)  # the rest of the run gets the configured pool back
     assert get_engine().pool.size() == settings.db_pool_size

@@ -23,6 +23,7 @@ import uuid
 from typing import Any
 
 from settings import Settings
+from workers import compat
 
 # Header names on the wire and in Celery task headers.
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -150,7 +151,7 @@ def configure(settings: Settings, level: str | int | None = None) -> None:
     # Neither format shows where a line was logged from or by which thread: skip collecting
     # them for every record (the logging HOWTO's "Optimization"; under gevent, naming the
     # current thread is a lookup of its own). An access line is logged for every request.
-    logging._srcfile = None  # type: ignore[attr-defined]
+    compat.skip_caller_lookup()
     logging.logThreads = False
     logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)

@@ -2,8 +2,8 @@
 
 A hash carries its own parameters, so a password hashed under one profile still
 verifies under another; `needs_rehash` tells the login to store it again with the
-current one. `cheapest` makes a hash in microseconds rather than ~150 ms of CPU: it is
-for test suites, and production refuses it (settings.py).
+current one. `cheapest` makes a hash at argon2's lowest cost, far below a login's: it
+is for test suites, and production refuses it (settings.py).
 """
 
 from __future__ import annotations

@@ -251,3 +251,18 @@ def test_another_users_events_are_404(client, headers):
     stranger, _ = register(client)
     assert client.get(f"{API}/jobs/{job_id}/events", headers=stranger).status_code == 404
     assert client.get(f"{API}/jobs/{job_id}?wait=1", headers=stranger).status_code == 404
+
+
+def test_a_long_poll_compares_the_etag_that_get_sends(app, client, headers):
+    # The long-poll computes the ETag itself (api.resources.jobs.etag_of); were it to differ
+    # from what flask-smorest sends, every long-poll would answer at once.
+    from api.resources.jobs import etag_of
+    from api.services import jobs as job_service
+    from db.session import standalone
+
+    job_id = uuid.UUID(submit(client, headers).get_json()["id"])
+    user_id = uuid.UUID(client.get(f"{API}/users/me", headers=headers).get_json()["id"])
+    sent = client.get(f"{API}/jobs/{job_id}", headers=headers).headers["ETag"]
+    with app.test_request_context(), standalone() as connection:
+        job = job_service.read(connection, user_id=user_id, job_id=job_id)
+        assert f'"{etag_of(job)}"' == sent

@@ -117,7 +117,11 @@ def test_route_limits_add_no_limiter_hook_to_every_request(limited):
     # to do, and are not installed (api/extensions.py RouteLimiter).
     client = limited(login_rate_limit_per_ip="2/minute")
     app = client.application
-    hooks = [*app.after_request_funcs[None], *app.teardown_request_funcs[None]]
+    hooks = [
+        *app.before_request_funcs[None],
+        *app.after_request_funcs[None],
+        *app.teardown_request_funcs[None],
+    ]
     assert not [hook for hook in hooks if "limiter" in repr(hook).lower()]
     # ... and the limits on routes still count.
     assert login(client, "a@example.com").status_code == 401

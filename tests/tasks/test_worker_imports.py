@@ -1,7 +1,7 @@
 """What every worker process loads at start: the task modules (celeryconfig's `imports`)
 and the provider. A library that only some tasks use is loaded by those tasks when they
 run; loaded at start it costs every worker process its memory (Stripe's SDK with
-requests ~5 MB, boto3 ~7 MB), the AI workers included."""
+requests, boto3), the AI workers included."""
 
 import subprocess
 import sys

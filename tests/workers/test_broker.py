@@ -4,7 +4,9 @@ whose commands wait for a free connection rather than fail when the pool is busy
 import threading
 import uuid
 
+import billiard
 from kombu import Connection
+from redis import Redis
 
 from workers.broker import Transport
 from workers.celery_app import app as celery_app
@@ -27,22 +29,39 @@ def test_messages_go_and_come_back_through_one_kept_client(settings):
             with channel.conn_or_acquire() as first, channel.conn_or_acquire() as second:
                 assert first is second
 
-            channel._disconnect_pools()  # what kombu does after a fork or a lost connection
-            with channel.conn_or_acquire() as fresh:
-                assert fresh is not first and fresh.connection_pool is channel.pool
-            queue.put({"n": 3})
-            assert _take(queue) == 3
+            # A pool process forked from here (as Celery's prefork pool forks, through
+            # billiard): kombu gives the channel a new pool, and the kept client follows it.
+            reader, writer = billiard.Pipe(duplex=False)
+            child = billiard.get_context("fork").Process(
+                target=_after_the_fork, args=(channel, first, queue, writer)
+            )
+            child.start()
+            child.join(timeout=30)
+            assert reader.poll(0) and reader.recv() == (True, True, 3)
+            assert child.exitcode == 0
+            with channel.conn_or_acquire() as still:  # the parent's pool and client are its own
+                assert still is first
         finally:
             queue.queue.delete()
             queue.close()
 
 
+def _after_the_fork(channel, first, queue, writer) -> None:
+    with channel.conn_or_acquire() as fresh:
+        built_anew, on_the_new_pool = fresh is not first, fresh.connection_pool is channel.pool
+    queue.put({"n": 3})
+    writer.send((built_anew, on_the_new_pool, _take(queue)))
+
+
 def test_commands_wait_for_a_free_connection_when_every_one_is_busy(settings):
     """More commands at once than the pool has connections (a gevent worker acking many
     jobs): each waits its turn; none is refused with MaxConnectionsError."""
-    options = {"max_connections": 2}
+    name = f"conveyor-test-{uuid.uuid4().hex}"
+    options = {"max_connections": 2, "client_name": name}
     with Connection(settings.celery_broker_url, transport=Transport, transport_options=options) as connection:
         channel = connection.default_channel
+        redis = Redis.from_url(settings.celery_broker_url)
+        consumer = {seen["id"] for seen in redis.client_list() if seen["name"] == name}  # its own pool
         empty = f"conveyor-test-empty-{uuid.uuid4().hex}"
         failures: list[BaseException] = []
 
@@ -59,7 +78,9 @@ def test_commands_wait_for_a_free_connection_when_every_one_is_busy(settings):
         for thread in threads:
             thread.join(timeout=10)
         assert failures == []
-        assert len(channel.pool._connections) <= 2
+        # The connections Redis saw the commands' pool open: never more than its 2.
+        opened = {seen["id"] for seen in redis.client_list() if seen["name"] == name} - consumer
+        assert 1 <= len(opened) <= 2
 
 
 def _take(queue) -> int:

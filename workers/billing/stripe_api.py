@@ -3,7 +3,7 @@
 Every call that creates something carries an idempotency key, so a retry (ours
 or the SDK's) never makes a second customer or session. STRIPE_API_BASE points
 the SDK at a stand-in in tests, and STRIPE_CA_BUNDLE names the CAs it trusts there.
-The SDK (with requests, ~5 MB) is imported on the first call: every worker process
+The SDK (and requests with it) is imported on the first call: every worker process
 loads this module with the billing tasks, few call Stripe.
 """
 

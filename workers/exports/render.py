@@ -59,7 +59,8 @@ def pdf_text(text: str) -> str:
 
 def to_pdf(document: Document) -> bytes:
     # fpdf2 and python-docx (with Pillow, fontTools and lxml) are imported when a document
-    # is made, not by every process that imports the export tasks: ~35 MB per process.
+    # is made, not by every process that imports the export tasks: their memory would be
+    # held by every worker process, most of which never render a document.
     from fpdf import FPDF
 
     pdf = FPDF(format="A4")

@@ -6,8 +6,8 @@ policy, so attempts, backoff and logging are decided in one place.
 The call goes through the client's documented low-level `post` rather than
 `chat.completions.create`, and reads each streamed chunk as the JSON the API sent.
 The typed path walks our parameters through its TypedDict transform and builds a
-pydantic model per chunk: 2.5 ms of CPU per call on the bench's machine, half of it
-avoidable (1.2 ms this way), and every job makes at least one call. Transport,
+pydantic model per chunk, work nothing here reads, and every job makes at least one
+call. Transport,
 auth headers, timeouts, HTTP errors, SSE parsing and error events mid-stream are
 still the SDK's; its HTTP transport reads a streamed body's end after `[DONE]`, so the
 connection is pooled for the next call (pooling.py).
@@ -346,8 +346,8 @@ def _log_retry(retry_state: RetryCallState) -> None:
 def retry_policy(settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> Retrying:
     """Retry transient ProviderErrors with backoff; the last error propagates. Built once
     per provider and shared by its calls: tenacity keeps a call's state in a thread-local
-    (a greenlet-local under gevent), and making one per call, local included, cost ~1% of
-    a job's CPU in the gevent worker."""
+    (a greenlet-local under gevent), and making one per call, local included, is work
+    every job would repeat for nothing."""
     return Retrying(
         retry=retry_if_exception(_is_retryable),
         stop=stop_after_attempt(settings.provider_max_attempts),

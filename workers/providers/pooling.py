@@ -13,14 +13,14 @@ DRAIN_BYTES of it. A server that holds the body open, or a response closed befor
 
 httpcore2's pool walks all its connections, and probes each idle one's socket, on
 every request and every response closed: with a few hundred calls in flight in one
-pool that walk was a quarter of a gevent AI worker's CPU. Requests therefore go to the
-least busy of SHARDS pools (one TLS context between them; the first on a tie, so a
-process making one call at a time keeps reusing one connection), each keeping up to
-32 idle connections: with 4, a worker holding ~350 calls opened a new connection for
-most of them (762 for 1,000 calls in the bench's I/O run; 363 with 32), which against
-a real provider is a TLS handshake each. The probe itself (is an idle connection's socket readable, i.e.
+pool that walk would take much of a gevent AI worker's CPU. Requests therefore go to
+the least busy of SHARDS pools (one TLS context between them; the first on a tie, so
+a process making one call at a time keeps reusing one connection), each keeping
+enough idle connections (LIMITS) that a worker holding hundreds of calls reuses them
+rather than open a new one for most calls, which against a real provider is a TLS
+handshake each. The probe itself (is an idle connection's socket readable, i.e.
 closed by the server?) is made with the blocking module's poll even under gevent
-(`db.sockets`), whose patched poll went through the event loop at ~20 µs a probe.
+(`db.sockets`), whose patched poll goes through the event loop for every probe.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import httpcore2
 import httpx2
 
 from db.sockets import has_input
+from workers import compat
 from workers.providers import interrupts
 
 DRAIN_SECONDS = 0.1
@@ -75,9 +76,7 @@ class PoolingTransport(httpx2.BaseTransport):
 
 def _transport(context, limits: httpx2.Limits, backend: httpcore2.NetworkBackend) -> httpx2.HTTPTransport:
     transport = httpx2.HTTPTransport(verify=context, limits=limits)
-    # httpx2 has no option for httpcore2's network backend; the pool makes its
-    # connections with this attribute's.
-    transport._pool._network_backend = backend
+    compat.use_network_backend(transport, backend)
     return transport
 
 
