@@ -1,18 +1,12 @@
 """One delivery loop for every outbox (emails, webhooks, Stripe events): claim a
-row, hand it to the kind's transport with the session closed, record the outcome;
-and the sweep that releases the claims of dead workers and hands out the due rows.
-
-    pending ──claim──▶ sending ──done───────────────────────▶ done
-       ▲                  │────refused for good──────────────▶ failed
-       │                  │────a transient error─────────────▶ failed (out of retries)
-       └──retry (schedule)┘
-       └──sweep: the worker died (held past locked_until)
+row, run the kind's transport with the session closed, record the outcome; and the
+sweep that releases the claims of dead workers and hands out the due rows.
 
 Every move is a compare-and-set in db.repositories.outbox, so a duplicate message
 or a second worker cannot make an attempt twice or overwrite an outcome. A worker
-that dies after the transport did its work but before recording it leaves the one
-case that can act twice (at-least-once); each kind hands the receiver an id that
-stays the same on every attempt, so it can fold the copies.
+that dies after the transport acted but before recording it can make a row act
+twice (at-least-once): each kind gives the receiver an id that stays the same on
+every attempt, to fold the copies.
 """
 
 from __future__ import annotations
@@ -31,10 +25,6 @@ from sqlalchemy.orm import Session
 from db.repositories import outbox
 from db.repositories.outbox import FAILED, PENDING
 from db.session import session_scope
-
-logger = logging.getLogger(__name__)
-
-__all__ = ["FAILED", "PENDING", "Claim", "Kind", "Result", "Retries", "attempt", "due", "finish", "sweep"]
 
 # A due row gets at most one message this often, however backed up the queue is.
 DISPATCH_LEASE = 60
@@ -63,8 +53,8 @@ class Retries:
             return None, f"gave up after {attempt} attempts"
         retry_in = self.delay(attempt)
         if self.max_age is not None and first_attempt_at is not None:
-            deadline = first_attempt_at + dt.timedelta(seconds=self.max_age)
-            if dt.datetime.now(dt.UTC) + dt.timedelta(seconds=retry_in or 0) > deadline:
+            retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=retry_in or 0)
+            if retry_at > first_attempt_at + dt.timedelta(seconds=self.max_age):
                 return None, f"giving up after {attempt} attempts over {self.max_age} s"
         return retry_in, None
 
@@ -75,8 +65,10 @@ class Kind:
 
     name: str
     table: outbox.Table
+    logger: logging.Logger  # the kind's own, so its lines carry its module's name
     id_name: str  # the row id's name in log lines
     load: Callable[[Session, Any], Any]  # the claimed row, copied out of the session
+    retries: Retries
     labels: Callable[[Any], dict[str, Any]] = lambda item: {}  # more of the row for its log lines
     metric: Callable[[str], None] | None = None  # counts each recorded outcome
     unexpected: str | None = None  # what an error the transport did not expect leaves the row
@@ -97,10 +89,8 @@ class Claim:
 
 @dataclass(frozen=True)
 class Result:
-    """What an attempt came to: the status it leaves the row in (the table's done,
-    PENDING to try again, FAILED), why, more columns the table keeps, and what the
-    transport tells its caller. A status of None: the claim had lapsed, nothing was
-    recorded."""
+    """What an attempt came to: the row's status (the table's done, PENDING or FAILED;
+    None: the claim had lapsed), why, the table's own columns, and the caller's detail."""
 
     status: str | None
     error: str | None = None
@@ -108,40 +98,34 @@ class Result:
     detail: Any = None
 
 
-def attempt(
-    kind: Kind, row_id: Any, *, hold_seconds: float, retries: Retries, transport: Callable[[Claim], Result]
-) -> Result | None:
-    """Make one attempt if the row is due. None: this call did not attempt it (not
-    due, held, or finished). A transport that must record its outcome in the
-    transaction of its own changes calls `finish` with its session."""
+Transport = Callable[[Claim], Result]  # makes the attempt, with the session closed
+
+
+def attempt(kind: Kind, row_id: Any, *, hold_seconds: float, transport: Transport) -> Result | None:
+    """Make one attempt if the row is due; None if not (not due, held, or finished). A
+    transport that records in the transaction of its changes calls `finish` itself."""
     claim = _claim(kind, row_id, hold_seconds)
     if claim is None:
-        logger.info("%s=%s not attempted: not due, held by another worker, or finished", kind.id_name, row_id)
+        kind.logger.info(
+            "%s=%s not attempted: not due, held by another worker, or finished", kind.id_name, row_id
+        )
         return None
     try:
         result = transport(claim)
     except Exception as error:
         if kind.unexpected is not None:  # recorded, and Celery logs the traceback
-            finish(
-                kind,
-                claim,
-                Result(kind.unexpected, error=f"{type(error).__name__}: {error}"),
-                retries=retries,
-            )
+            finish(kind, claim, Result(kind.unexpected, error=f"{type(error).__name__}: {error}"))
         raise
-    return result if claim.finished else finish(kind, claim, result, retries=retries)
+    return result if claim.finished else finish(kind, claim, result)
 
 
-def finish(
-    kind: Kind, claim: Claim, result: Result, *, retries: Retries, session: Session | None = None
-) -> Result:
+def finish(kind: Kind, claim: Claim, result: Result, *, session: Session | None = None) -> Result:
     """Record the attempt's outcome (in `session`'s transaction if given, undoing it
     when the claim had lapsed); a retry past the kind's retries is given up."""
     status, error, retry_in = result.status, result.error, None
     if status == PENDING:
-        retry_in, gave_up = retries.after(claim.attempt, claim.first_attempt_at)
-        if gave_up:
-            status, error = FAILED, f"{error}; {gave_up}"
+        retry_in, gave_up = kind.retries.after(claim.attempt, claim.first_attempt_at)
+        status, error = (FAILED, f"{error}; {gave_up}") if gave_up else (status, error)
     claim.finished = True
     with contextlib.nullcontext(session) if session is not None else session_scope() as current:
         recorded = outbox.record(
@@ -157,7 +141,7 @@ def finish(
         if not recorded and session is not None:
             session.rollback()
     if not recorded:
-        logger.warning(
+        kind.logger.warning(
             "%s=%s attempt=%s outcome dropped: the claim lapsed (the sweep took it back) or the row is gone",
             kind.id_name,
             claim.row_id,
@@ -167,7 +151,7 @@ def finish(
     if kind.metric is not None:
         kind.metric(status)
     shown = {**claim.labels, **result.fields, "error": error}
-    (logger.info if status == kind.table.done else logger.warning)(
+    (kind.logger.info if status == kind.table.done else kind.logger.warning)(
         "%s=%s attempt=%s %s%s",
         kind.id_name,
         claim.row_id,
@@ -178,30 +162,21 @@ def finish(
     return dataclasses.replace(result, status=status, error=error)
 
 
-def sweep(kind: Kind, *, retries: Retries, lease_seconds: int = DISPATCH_LEASE) -> list[Any]:
-    """Rows to send a message for now: due ones, and those whose worker died
-    mid-attempt. Marked as sent for `lease_seconds`."""
+def sweep(kind: Kind, *, lease_seconds: int = DISPATCH_LEASE) -> list[Any]:
+    """Rows to send a message for now: due ones, and those whose worker died mid-attempt."""
     with session_scope() as session:
-        lost = outbox.release_lapsed(
-            session, table=kind.table, max_attempts=retries.max_attempts, max_age=retries.max_age
-        )
+        limits = {"max_attempts": kind.retries.max_attempts}
+        lost = outbox.release_lapsed(session, table=kind.table, max_age=kind.retries.max_age, **limits)
         due_now = outbox.dispatch(
-            session,
-            table=kind.table,
-            lease_seconds=lease_seconds,
-            max_attempts=retries.max_attempts,
-            limit=kind.limit,
+            session, table=kind.table, lease_seconds=lease_seconds, limit=kind.limit, **limits
         )
     if lost:
-        logger.warning("%s: %s lost their worker mid-attempt; retrying", kind.name, lost)
+        kind.logger.warning("%s: %s lost their worker mid-attempt; retrying", kind.name, lost)
     return due_now
 
 
 def due(kind: Kind, *, ids: list[Any] | None = None, match: dict[str, Any] | None = None) -> list[Any]:
-    """Those of `ids` (or the rows matching `match`) that are due with no fresh
-    message out for them, marked as sent for DISPATCH_LEASE."""
-    if ids is not None and not ids:
-        return []
+    """Those of `ids` (or the rows matching `match`) due with no fresh message out."""
     with session_scope() as session:
         return outbox.dispatch(
             session, table=kind.table, lease_seconds=DISPATCH_LEASE, ids=ids, match=match, limit=kind.limit
@@ -213,14 +188,8 @@ def _claim(kind: Kind, row_id: Any, hold_seconds: float) -> Claim | None:
         row = outbox.claim(session, table=kind.table, row_id=row_id, hold_seconds=hold_seconds)
         if row is None:
             return None
-        item = kind.load(session, row)
-        return Claim(
-            row_id=row.id,
-            attempt=row.attempts,
-            first_attempt_at=kind.table.first_attempt(row),
-            item=item,
-            labels=kind.labels(item),
-        )
+        item, first = kind.load(session, row), kind.table.first_attempt_at
+        return Claim(row.id, row.attempts, getattr(row, first) if first else None, item, kind.labels(item))
 
 
 def _short(text: str | None) -> str | None:

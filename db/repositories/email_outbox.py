@@ -1,8 +1,5 @@
-"""Email outbox rows: queued once per event, then moved by db.repositories.outbox.
-
-An email moves `pending → sending → sent | failed`, or back to `pending` for a
-retry.
-"""
+"""Email outbox rows: queued once per event, then moved `pending → sending → sent |
+failed` (or back to `pending` for a retry) by db.repositories.outbox."""
 
 from __future__ import annotations
 

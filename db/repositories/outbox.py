@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, false, func, or_, select, update
+from sqlalchemy import case, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 PENDING = "pending"  # to be tried again
@@ -29,58 +29,46 @@ class Table:
     says a message for it is out and still fresh; for a sending row it is the
     worker's hold."""
 
-    dispatch_lease = True  # the sweep marks the rows it hands out
+    lease_marks = True  # the sweep marks the rows it hands out
 
-    def __init__(
-        self, model: Any, *, done: str, done_at: str, lost: str, first_attempt_at: str | None = None
-    ):
+    def __init__(self, model: Any, *, done: str, done_at: str, lost: str, **columns: str):
         self.model, self.done, self.done_at, self.lost = model, done, done_at, lost
-        self.first_attempt_at = (
-            first_attempt_at  # when set, the claim stamps it and the max age counts from it
-        )
+        # first_attempt_at: stamped by the first claim, the max age counts from it;
+        # order_by: the order the sweep hands rows out in.
+        self.first_attempt_at = columns.get("first_attempt_at")
+        self.order_by = getattr(model, columns.get("order_by", "next_attempt_at"))
 
-    def claimable(self, now: Any) -> list[ColumnElement[bool]]:
+    def claimable(self, now: Any) -> list[Any]:
         return [self.model.status == PENDING, self.model.next_attempt_at <= now]
 
     def claimed(self, now: Any) -> dict[str, Any]:
-        values: dict[str, Any] = {"status": SENDING}
-        if self.first_attempt_at:
-            column = getattr(self.model, self.first_attempt_at)
-            values[self.first_attempt_at] = func.coalesce(column, now)
-        return values
+        if not self.first_attempt_at:
+            return {"status": SENDING}
+        return {
+            "status": SENDING,
+            self.first_attempt_at: func.coalesce(getattr(self.model, self.first_attempt_at), now),
+        }
 
-    def first_attempt(self, row: Any) -> dt.datetime | None:
-        return getattr(row, self.first_attempt_at) if self.first_attempt_at else None
-
-    def held(self) -> list[ColumnElement[bool]]:
+    def held(self) -> list[Any]:
         return [self.model.status == SENDING]
 
-    def recorded(
-        self, status: str, now: Any, retry_in: float | None, fields: dict[str, Any]
-    ) -> dict[str, Any]:
+    def recorded(self, status: str, now: Any, retry_in: float | None, **fields: Any) -> dict[str, Any]:
         """The columns an outcome sets; `fields` are the table's own (a webhook's status code)."""
-        if status not in (self.done, FAILED, PENDING):
-            raise ValueError(f"{status!r} is not an outcome of an attempt")
         if (status == PENDING) != (retry_in is not None):
             raise ValueError("retry_in is required for a retry, and only for one")
+        later = None if retry_in is None else now + dt.timedelta(seconds=retry_in)
         return {
             "status": status,
-            "next_attempt_at": None if retry_in is None else now + dt.timedelta(seconds=retry_in),
+            "next_attempt_at": later,
             self.done_at: now if status == self.done else None,
         }
 
-    def due(self, now: Any, lease_seconds: int) -> list[ColumnElement[bool]]:
-        return [
-            self.model.status == PENDING,
-            self.model.next_attempt_at <= now,
-            or_(self.model.locked_until.is_(None), self.model.locked_until < now),
-        ]
+    def unsent(self, now: Any, lease_seconds: int) -> list[Any]:
+        """No fresh message is out for the row."""
+        return [_unlocked(self.model, now)]
 
-    def due_order(self) -> Any:
-        return self.model.next_attempt_at
-
-    def lapsed(self, now: Any, spent: ColumnElement[bool]) -> dict[str, Any] | None:
-        """What a claim whose worker died becomes: due again, or failed once `spent`.
+    def lapsed(self, now: Any, spent: Any) -> dict[str, Any] | None:
+        """What a claim whose worker died becomes (due again, or failed once `spent`);
         None: a lapsed hold needs no release."""
         return {
             "status": case((spent, FAILED), else_=PENDING),
@@ -89,10 +77,8 @@ class Table:
             "last_error": self.lost,
         }
 
-    def log(
-        self, session: Session, rows: Sequence[Any], *, error: str | None, fields: dict[str, Any]
-    ) -> None:
-        """Keep a log line of each attempt in `rows` (id, attempts), for a table that keeps one."""
+    def log(self, session: Session, rows: Sequence[Any], error: str | None, **fields: Any) -> None:
+        """Keep a line per attempt in `rows` (id, attempt), for a table that keeps a log."""
 
 
 class ProcessedTable(Table):
@@ -100,39 +86,28 @@ class ProcessedTable(Table):
     `locked_until` alone, so a lapsed hold can be claimed again as it is; the
     message sent when a row arrives counts as fresh for the dispatch lease."""
 
-    dispatch_lease = False
+    lease_marks = False
 
     def __init__(self, model: Any, *, arrived_at: str, order_by: str):
-        super().__init__(model, done="processed", done_at="processed_at", lost="")
-        self.arrived_at, self.order_by = getattr(model, arrived_at), getattr(model, order_by)
+        super().__init__(model, done="processed", done_at="processed_at", lost="", order_by=order_by)
+        self.arrived_at = getattr(model, arrived_at)
 
-    def _free(self, now: Any) -> list[ColumnElement[bool]]:
-        model = self.model
-        return [model.processed_at.is_(None), or_(model.locked_until.is_(None), model.locked_until < now)]
-
-    def claimable(self, now: Any) -> list[ColumnElement[bool]]:
-        return self._free(now)
+    def claimable(self, now: Any) -> list[Any]:
+        return [self.model.processed_at.is_(None), _unlocked(self.model, now)]
 
     def claimed(self, now: Any) -> dict[str, Any]:
         return {}
 
-    def held(self) -> list[ColumnElement[bool]]:
+    def held(self) -> list[Any]:
         return [self.model.processed_at.is_(None)]
 
-    def recorded(
-        self, status: str, now: Any, retry_in: float | None, fields: dict[str, Any]
-    ) -> dict[str, Any]:
-        if status not in (self.done, FAILED, PENDING):
-            raise ValueError(f"{status!r} is not an outcome of an attempt")
+    def recorded(self, status: str, now: Any, retry_in: float | None, **fields: Any) -> dict[str, Any]:
         return {"processed_at": now} if status == self.done else {}
 
-    def due(self, now: Any, lease_seconds: int) -> list[ColumnElement[bool]]:
-        return [*self._free(now), self.arrived_at < now - dt.timedelta(seconds=lease_seconds)]
+    def unsent(self, now: Any, lease_seconds: int) -> list[Any]:
+        return [self.arrived_at < now - dt.timedelta(seconds=lease_seconds)]
 
-    def due_order(self) -> Any:
-        return self.order_by
-
-    def lapsed(self, now: Any, spent: ColumnElement[bool]) -> dict[str, Any] | None:
+    def lapsed(self, now: Any, spent: Any) -> dict[str, Any] | None:
         return None
 
 
@@ -166,8 +141,10 @@ def record(
 ) -> bool:
     """Move a claimed row on: done, failed, or pending again (in `retry_in` seconds
     where the table keeps a retry time). False: this claim is no longer current."""
+    if status not in (table.done, FAILED, PENDING):
+        raise ValueError(f"{status!r} is not an outcome of an attempt")
     model, now, fields = table.model, func.now(), fields or {}
-    values = table.recorded(status, now, retry_in, fields)
+    values = table.recorded(status, now, retry_in, **fields)
     result = session.execute(
         update(model)
         .where(model.id == row_id, model.attempts == attempt, *table.held())
@@ -175,18 +152,17 @@ def record(
     )
     if result.rowcount != 1:
         return False
-    table.log(session, [(row_id, attempt)], error=error, fields=fields)
+    table.log(session, [(row_id, attempt)], error, **fields)
     return True
 
 
 def release_lapsed(
     session: Session, *, table: Table, max_attempts: int | None = None, max_age: float | None = None
 ) -> int:
-    """Rows whose worker died mid-attempt (held past `locked_until`): due again, or
-    failed once they have used `max_attempts` or are past `max_age` seconds since
-    their first attempt."""
+    """Rows whose worker died mid-attempt (held past `locked_until`): due again, or failed
+    once they have used `max_attempts` or are `max_age` seconds past their first attempt."""
     model, now = table.model, func.now()
-    spent: ColumnElement[bool] = false()
+    spent: Any = false()
     if max_attempts is not None:
         spent = or_(spent, model.attempts >= max_attempts)
     if max_age is not None and table.first_attempt_at:
@@ -200,7 +176,7 @@ def release_lapsed(
         .values(**values)
         .returning(model.id, model.attempts)
     ).all()
-    table.log(session, rows, error=table.lost, fields={})
+    table.log(session, rows, table.lost)
     return len(rows)
 
 
@@ -214,15 +190,13 @@ def dispatch(
     match: dict[str, Any] | None = None,
     limit: int = 500,
 ) -> list[Any]:
-    """The due rows with no fresh message out for them (all, those in `ids`, or
-    those whose columns equal `match`), marked as having one for `lease_seconds`
-    where the table keeps that mark, so that a backed-up queue does not get one
-    more message per sweep."""
+    """Due rows with no fresh message out (all, those in `ids`, or those equal to `match`),
+    marked as having one for `lease_seconds`: a backed-up queue gets no more per sweep."""
     model, now = table.model, func.now()
     due = (
         select(model.id)
-        .where(*table.due(now, lease_seconds))
-        .order_by(table.due_order())
+        .where(*table.claimable(now), *table.unsent(now, lease_seconds))
+        .order_by(table.order_by)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
@@ -232,7 +206,7 @@ def dispatch(
         due = due.where(model.id.in_(list(ids)))
     for name, value in (match or {}).items():
         due = due.where(getattr(model, name) == value)
-    if not table.dispatch_lease:
+    if not table.lease_marks:
         return list(session.scalars(due))
     marked = session.scalars(
         update(model)
@@ -241,3 +215,7 @@ def dispatch(
         .returning(model.id)
     )
     return list(marked)
+
+
+def _unlocked(model: Any, now: Any) -> Any:
+    return or_(model.locked_until.is_(None), model.locked_until < now)

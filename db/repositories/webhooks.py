@@ -1,10 +1,6 @@
-"""Webhook delivery rows, their state transitions, and users' signing secrets.
-
-A delivery moves `pending → sending → delivered | failed`, or back to `pending`
-for a retry, by db.repositories.outbox.
-
-The rows themselves are inserted by the `jobs_record_webhook` trigger.
-"""
+"""Webhook delivery rows and users' signing secrets. The `jobs_record_webhook` trigger
+inserts the rows; db.repositories.outbox moves them `pending → sending → delivered |
+failed` (or back to `pending` for a retry)."""
 
 from __future__ import annotations
 
@@ -36,19 +32,15 @@ def for_job(session: Session, *, job_id: uuid.UUID) -> list[WebhookDelivery]:
 class _Deliveries(Table):
     """Webhook deliveries also keep the last status code, and a log row per attempt."""
 
-    def recorded(
-        self, status: str, now: Any, retry_in: float | None, fields: dict[str, Any]
-    ) -> dict[str, Any]:
-        return super().recorded(status, now, retry_in, fields) | {
+    def recorded(self, status: str, now: Any, retry_in: float | None, **fields: Any) -> dict[str, Any]:
+        return super().recorded(status, now, retry_in, **fields) | {
             "last_status_code": fields.get("status_code")
         }
 
     def lapsed(self, now: Any, spent: Any) -> dict[str, Any] | None:
         return super().lapsed(now, spent) | {"last_status_code": None}
 
-    def log(
-        self, session: Session, rows: Sequence[Any], *, error: str | None, fields: dict[str, Any]
-    ) -> None:
+    def log(self, session: Session, rows: Sequence[Any], error: str | None, **fields: Any) -> None:
         session.add_all(
             WebhookAttempt(
                 delivery_id=delivery_id,

@@ -37,11 +37,8 @@ logger = logging.getLogger(__name__)
 
 LEASE_SECONDS = 120  # a worker's hold on an event it is processing
 SYNC_LOCK_SECONDS = 60
-# The sweep gives up on an event after MAX_ATTEMPTS tries; it re-sends an event
-# still not processed SWEEP_AFTER_SECONDS after it came.
-MAX_ATTEMPTS = 10
-SWEEP_AFTER_SECONDS = 60
-RETRIES = loop.Retries(max_attempts=MAX_ATTEMPTS)
+MAX_ATTEMPTS = 10  # the sweep gives up on an event after this many tries
+SWEEP_AFTER_SECONDS = 60  # an event not processed this long after it came is re-sent
 
 PROCESSED = "processed"
 IGNORED = "ignored"  # a type we do not act on
@@ -58,10 +55,12 @@ class Outcome:
 AfterSync = Callable[[Session, User], list[uuid.UUID]]
 
 EVENT = loop.Kind(
+    logger=logger,
     name="stripe events",
     table=billing.EVENTS,
     id_name="stripe event_id",
     load=lambda session, event: (event.type, event.payload["data"]["object"]),
+    retries=loop.Retries(max_attempts=MAX_ATTEMPTS),
     labels=lambda item: {"type": item[0]},
     unexpected=PENDING,  # left for a retry
     limit=100,
@@ -72,30 +71,25 @@ def process(event_id: str, *, settings: Settings | None = None) -> Outcome:
     """Process one stored event, once. Raises what went wrong (the event stays
     unprocessed for a retry)."""
     settings = settings or get_settings()
-    result = loop.attempt(
-        EVENT,
-        event_id,
-        hold_seconds=LEASE_SECONDS,
-        retries=RETRIES,
-        transport=lambda claim: _handle(claim, settings),
-    )
+
+    def handle(claim: loop.Claim) -> loop.Result:
+        event_type, data = claim.item
+        return HANDLERS.get(event_type, _ignore)(claim, data, settings)
+
+    result = loop.attempt(EVENT, event_id, hold_seconds=LEASE_SECONDS, transport=handle)
     return result.detail if result is not None else Outcome(SKIPPED)
 
 
 def due_for_retry() -> list[str]:
     """Events still unprocessed a while after they came (a lost message, or a failure)."""
-    return loop.sweep(EVENT, retries=RETRIES, lease_seconds=SWEEP_AFTER_SECONDS)
-
-
-def _handle(claim: loop.Claim, settings: Settings) -> loop.Result:
-    event_type, data = claim.item
-    handler = HANDLERS.get(event_type)
-    if handler is None:
-        return _finish(claim, IGNORED)
-    return handler(claim, data, settings)
+    return loop.sweep(EVENT, lease_seconds=SWEEP_AFTER_SECONDS)
 
 
 # ---------------------------------------------------------------- handlers
+
+
+def _ignore(claim: loop.Claim, data: dict[str, Any], settings: Settings) -> loop.Result:
+    return _finish(claim, IGNORED)
 
 
 def _checkout_completed(claim: loop.Claim, checkout: dict[str, Any], settings: Settings) -> loop.Result:
@@ -136,7 +130,7 @@ def _invoice_payment_failed(claim: loop.Claim, invoice: dict[str, Any], settings
     with session_scope() as session:
         user = billing.user_by_customer(session, customer_id=invoice.get("customer") or "")
         email_ids = email_owner(session, user) if user is not None else []
-        return _finish_in(session, claim, PROCESSED, email_ids)
+        return _finish(claim, PROCESSED, session, email_ids)
 
 
 HANDLERS: dict[str, Callable[[loop.Claim, dict[str, Any], Settings], loop.Result]] = {
@@ -169,12 +163,12 @@ def _sync(
                     subscription_id,
                     state.customer_id,
                 )
-                return _finish_in(session, claim, IGNORED)
+                return _finish(claim, IGNORED, session)
             billing.save_subscription(session, user_id=user.id, state=state)
             plan = _plan_paid_for(session, user.id)
             if billing.set_plan(session, user_id=user.id, plan=plan):
                 logger.info("user_id=%s now on plan %s (stripe event_id=%s)", user.id, plan, claim.row_id)
-            return _finish_in(session, claim, PROCESSED, after(session, user) if after else [])
+            return _finish(claim, PROCESSED, session, after(session, user) if after else [])
 
 
 def _owner(session: Session, customer_id: str, metadata: Any) -> User | None:
@@ -196,17 +190,12 @@ def _plan_paid_for(session: Session, user_id: uuid.UUID) -> str:
     return max(paid, key=rank).name if paid else DEFAULT_PLAN
 
 
-def _finish(claim: loop.Claim, status: str) -> loop.Result:
-    with session_scope() as session:
-        return _finish_in(session, claim, status)
-
-
-def _finish_in(
-    session: Session, claim: loop.Claim, status: str, email_ids: list[uuid.UUID] | None = None
+def _finish(
+    claim: loop.Claim, status: str, session: Session | None = None, email_ids: list[uuid.UUID] | None = None
 ) -> loop.Result:
-    """Mark the event processed in the session's transaction; if another worker got
-    there first (its lease ran out on us), undo this one's changes."""
-    result = loop.finish(EVENT, claim, loop.Result(billing.EVENTS.done), retries=RETRIES, session=session)
-    if result.status is None:
-        return dataclasses.replace(result, detail=Outcome(SKIPPED))
-    return dataclasses.replace(result, detail=Outcome(status, email_ids or []))
+    """Mark the event processed, in `session`'s transaction if given: if another
+    worker got there first (its lease ran out on us), this one's changes are undone."""
+    result = loop.finish(EVENT, claim, loop.Result(billing.EVENTS.done), session=session)
+    return dataclasses.replace(
+        result, detail=Outcome(status, email_ids or []) if result.status else Outcome(SKIPPED)
+    )

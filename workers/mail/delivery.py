@@ -10,6 +10,7 @@ an at-least-once send can make.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from dataclasses import dataclass
 from email.headerregistry import Address
@@ -24,6 +25,8 @@ from settings import Settings, get_settings
 from workers import metrics
 from workers import outbox as loop
 from workers.mail import outbox, rendering, transport
+
+logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 # Doubling from 30 seconds, up to an hour apart.
@@ -46,12 +49,14 @@ class Outgoing:
 
 
 EMAIL = loop.Kind(
+    logger=logger,
     name="email",
     table=email_outbox.TABLE,
     id_name="outbox_id",
     load=lambda session, row: Outgoing(
         row.id, row.to_address, row.template, dict(row.context), row.created_at
     ),
+    retries=RETRIES,
     labels=lambda email: {"template": email.template},
     metric=metrics.email_delivery,
     unexpected=FAILED,
@@ -69,7 +74,6 @@ def send(
         EMAIL,
         outbox_id,
         hold_seconds=2 * via.timeout + HOLD_MARGIN,
-        retries=RETRIES,
         transport=lambda claim: _send(claim.item, settings, via),
     )
     return result.status if result else None
@@ -101,12 +105,12 @@ def build_message(outgoing: Outgoing, settings: Settings) -> EmailMessage:
 
 def sweep() -> list[uuid.UUID]:
     """Emails to send a message for now: due ones, and those whose worker died mid-attempt."""
-    return loop.sweep(EMAIL, retries=RETRIES)
+    return loop.sweep(EMAIL)
 
 
 def due_among(outbox_ids: list[uuid.UUID]) -> list[uuid.UUID]:
     """Those of `outbox_ids` that are due with no fresh message out for them."""
-    return loop.due(EMAIL, ids=outbox_ids)
+    return loop.due(EMAIL, ids=outbox_ids) if outbox_ids else []
 
 
 def due_for_job(job_id: uuid.UUID) -> list[uuid.UUID]:

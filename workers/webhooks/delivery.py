@@ -9,6 +9,8 @@ so receivers can fold the copies an at-least-once delivery can make.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import socket
 import uuid
 from dataclasses import dataclass
@@ -22,6 +24,8 @@ from settings import Settings, get_settings
 from workers import logs, metrics
 from workers import outbox as loop
 from workers.webhooks import guard, payload, signing, transport
+
+logger = logging.getLogger(__name__)
 
 # Seconds before the retry after attempt n, then the last one apart, each with jitter.
 RETRY_SCHEDULE = (10, 30, 120, 600, 1800, 3600, 7200, 14400, 28800)
@@ -54,17 +58,21 @@ def _load(session: Session, delivery: Any) -> Outgoing:
 
 
 WEBHOOK = loop.Kind(
+    logger=logger,
     name="webhooks",
     table=webhooks.TABLE,
     id_name="delivery_id",
     load=_load,
+    retries=loop.Retries(RETRY_SCHEDULE),  # and WEBHOOK_MAX_AGE from the settings: see _kind
     labels=lambda outgoing: {"job_id": outgoing.job_id},
     metric=metrics.webhook_delivery,
 )
 
 
-def retries(settings: Settings) -> loop.Retries:
-    return loop.Retries(schedule=RETRY_SCHEDULE, max_age=settings.webhook_max_age)
+def _kind(settings: Settings) -> loop.Kind:
+    return dataclasses.replace(
+        WEBHOOK, retries=loop.Retries(RETRY_SCHEDULE, max_age=settings.webhook_max_age)
+    )
 
 
 def deliver(
@@ -74,10 +82,9 @@ def deliver(
     or None when this call did not attempt it (not due, held, or finished)."""
     settings = settings or get_settings()
     result = loop.attempt(
-        WEBHOOK,
+        _kind(settings),
         delivery_id,
         hold_seconds=2 * settings.webhook_timeout + HOLD_MARGIN,
-        retries=retries(settings),
         transport=lambda claim: _post(claim.item, settings, resolve),
     )
     return result.status if result else None
@@ -113,7 +120,7 @@ def _post(outgoing: Outgoing, settings: Settings, resolve: guard.Resolve) -> loo
 def sweep(settings: Settings | None = None) -> list[uuid.UUID]:
     """Deliveries to send a message for now: due ones, and those whose worker died
     mid-attempt (their lost attempt is logged)."""
-    return loop.sweep(WEBHOOK, retries=retries(settings or get_settings()))
+    return loop.sweep(_kind(settings or get_settings()))
 
 
 def due_for_job(job_id: uuid.UUID) -> uuid.UUID | None:
