@@ -10,6 +10,7 @@ an at-least-once send can make.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import uuid
 from dataclasses import dataclass
@@ -70,18 +71,14 @@ def send(
     None when this call did not attempt it (not due, held, or finished)."""
     settings = settings or get_settings()
     via = via or transport.from_url(settings.mail_url)
-    result = loop.attempt(
-        EMAIL,
-        outbox_id,
-        hold_seconds=2 * via.timeout + HOLD_MARGIN,
-        transport=lambda claim: _send(claim.item, settings, via),
-    )
+    send_one = functools.partial(_send, settings=settings, via=via)
+    result = loop.attempt(EMAIL, outbox_id, hold_seconds=2 * via.timeout + HOLD_MARGIN, transport=send_one)
     return result.status if result else None
 
 
-def _send(email: Outgoing, settings: Settings, via: transport.Transport) -> loop.Result:
+def _send(claim: loop.Claim, *, settings: Settings, via: transport.Transport) -> loop.Result:
     try:
-        via.send(build_message(email, settings))
+        via.send(build_message(claim.item, settings))
     except (transport.PermanentError, rendering.UnknownTemplate, rendering.MissingVariable) as error:
         return loop.Result(FAILED, error=str(error))
     except transport.TransientError as error:

@@ -10,6 +10,7 @@ so receivers can fold the copies an at-least-once delivery can make.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import socket
 import uuid
@@ -81,16 +82,14 @@ def deliver(
     """Make one attempt if the delivery is due. Returns the status it is left in,
     or None when this call did not attempt it (not due, held, or finished)."""
     settings = settings or get_settings()
-    result = loop.attempt(
-        _kind(settings),
-        delivery_id,
-        hold_seconds=2 * settings.webhook_timeout + HOLD_MARGIN,
-        transport=lambda claim: _post(claim.item, settings, resolve),
-    )
+    hold = 2 * settings.webhook_timeout + HOLD_MARGIN
+    post = functools.partial(_post, settings=settings, resolve=resolve)
+    result = loop.attempt(_kind(settings), delivery_id, hold_seconds=hold, transport=post)
     return result.status if result else None
 
 
-def _post(outgoing: Outgoing, settings: Settings, resolve: guard.Resolve) -> loop.Result:
+def _post(claim: loop.Claim, *, settings: Settings, resolve: guard.Resolve) -> loop.Result:
+    outgoing = claim.item
     try:
         # Checked again now: the address the host resolves to may have changed since submit.
         target = guard.check(outgoing.url, settings, resolve=resolve)
