@@ -4,16 +4,11 @@ workers.billing.events."""
 
 from __future__ import annotations
 
-import logging
-
 from celery import Task, shared_task
 from celery.utils.time import get_exponential_backoff_interval
 
-from tasks import email
-from workers import locks
+from tasks import email, outbox
 from workers.billing import events, stripe_api
-
-logger = logging.getLogger(__name__)
 
 PROCESS = "conveyor.billing.process_event"
 RETRY_BACKOFF = 5  # seconds before the first retry, doubling up to RETRY_BACKOFF_MAX (with jitter)
@@ -39,27 +34,12 @@ def process_event(self: Task, event_id: str) -> str:
     return outcome.status
 
 
-@shared_task(name="conveyor.billing.sweep_events", ignore_result=True)
-def sweep_events() -> int | None:
-    return locks.run_exclusively("billing.sweep_events", _sweep, timeout=300)
-
-
-def _sweep() -> int:
-    ids = events.due_for_retry()
-    for event_id in ids:
-        send(event_id)
-    return len(ids)
-
-
-def send(event_id: str) -> None:
-    process_event.apply_async(args=[event_id])
+sweep_events = outbox.sweep_task(
+    "conveyor.billing.sweep_events", lock="billing.sweep_events", task=process_event, due=events.due_for_retry
+)
 
 
 def send_soon(event_id: str) -> None:
     """Process a just-stored event now rather than at the next sweep. Call after the
     event's row is committed."""
-    try:
-        send(event_id)
-    except Exception:
-        # Only a shortcut: the event is stored and the sweep sends it.
-        logger.warning("stripe event_id=%s enqueue failed; left for the sweep", event_id, exc_info=True)
+    outbox.enqueue_soon(process_event, lambda: [event_id], f"stripe event_id={event_id}")

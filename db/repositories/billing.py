@@ -7,12 +7,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, text, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from db.models.billing import ENTITLED, StripeEvent, Subscription
 from db.models.user import User
+from db.repositories.outbox import ProcessedTable
 
 
 def store_event(
@@ -28,65 +29,12 @@ def store_event(
     return stored is not None
 
 
+# Claimed, recorded and swept by db.repositories.outbox.
+EVENTS = ProcessedTable(StripeEvent, arrived_at="received_at", order_by="created")
+
+
 def get_event(session: Session, *, event_id: str) -> StripeEvent | None:
     return session.get(StripeEvent, event_id)
-
-
-def claim_event(session: Session, *, event_id: str, lease_seconds: int) -> StripeEvent | None:
-    """Take an unprocessed event for one worker for `lease_seconds`; None when it is
-    processed already or another worker holds it."""
-    return session.scalar(
-        update(StripeEvent)
-        .where(
-            StripeEvent.id == event_id,
-            StripeEvent.processed_at.is_(None),
-            or_(StripeEvent.locked_until.is_(None), StripeEvent.locked_until < func.now()),
-        )
-        .values(
-            locked_until=func.now() + dt.timedelta(seconds=lease_seconds),
-            attempts=StripeEvent.attempts + 1,
-        )
-        .returning(StripeEvent)
-        .execution_options(populate_existing=True)
-    )
-
-
-def mark_processed(session: Session, *, event_id: str) -> bool:
-    """Compare-and-set: only the first worker to finish the event counts."""
-    result = session.execute(
-        update(StripeEvent)
-        .where(StripeEvent.id == event_id, StripeEvent.processed_at.is_(None))
-        .values(processed_at=func.now(), locked_until=None, last_error=None)
-    )
-    return result.rowcount == 1
-
-
-def record_event_error(session: Session, *, event_id: str, error: str) -> None:
-    """Let the event go for a later try (the sweep's), noting why this one failed."""
-    session.execute(
-        update(StripeEvent)
-        .where(StripeEvent.id == event_id, StripeEvent.processed_at.is_(None))
-        .values(locked_until=None, last_error=error[:500])
-    )
-
-
-def unprocessed_event_ids(
-    session: Session, *, older_than_seconds: int, max_attempts: int, limit: int = 100
-) -> list[str]:
-    cutoff = func.now() - text("make_interval(secs => :age)").bindparams(age=older_than_seconds)
-    return list(
-        session.scalars(
-            select(StripeEvent.id)
-            .where(
-                StripeEvent.processed_at.is_(None),
-                StripeEvent.received_at < cutoff,
-                StripeEvent.attempts < max_attempts,
-                or_(StripeEvent.locked_until.is_(None), StripeEvent.locked_until < func.now()),
-            )
-            .order_by(StripeEvent.created)
-            .limit(limit)
-        )
-    )
 
 
 # ---------------------------------------------------------------- customers

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from db.models import Job, WebhookAttempt, WebhookDelivery
 from db.models.job import CANCELED, EXPIRED, FAILED, QUEUED, SUCCEEDED
 from db.models.webhook import DELIVERED, PENDING, SENDING
-from db.repositories import jobs, webhooks
+from db.repositories import jobs, outbox, webhooks
 from db.session import session_scope
 from tests import rows
 from workers import maintenance
@@ -154,7 +154,7 @@ def pending_delivery() -> uuid.UUID:
 
 def claim(delivery_id, hold=30):
     with session_scope() as session:
-        return webhooks.claim(session, delivery_id=delivery_id, hold_seconds=hold)
+        return outbox.claim(session, table=webhooks.TABLE, row_id=delivery_id, hold_seconds=hold)
 
 
 def test_a_delivery_is_claimed_once_and_the_claim_is_its_attempt_number():
@@ -173,13 +173,13 @@ def test_an_outcome_from_a_claim_that_lapsed_is_dropped():
             .where(WebhookDelivery.id == delivery_id)
             .values(locked_until=text("now() - interval '1 s'"))
         )
-        assert webhooks.release_lapsed(session, max_age=86400) == 1
+        assert outbox.release_lapsed(session, table=webhooks.TABLE, max_age=86400) == 1
     assert claim(delivery_id).attempts == 2
     with session_scope() as session:
-        assert webhooks.record_attempt(session, delivery_id=delivery_id, attempt=2, status=DELIVERED)
+        assert outbox.record(session, table=webhooks.TABLE, row_id=delivery_id, attempt=2, status=DELIVERED)
         # The stalled worker comes back with attempt 1's outcome: refused.
-        assert not webhooks.record_attempt(
-            session, delivery_id=delivery_id, attempt=1, status=PENDING, retry_in=10
+        assert not outbox.record(
+            session, table=webhooks.TABLE, row_id=delivery_id, attempt=1, status=PENDING, retry_in=10
         )
     with session_scope() as session:
         delivery = webhooks.get(session, delivery_id=delivery_id)

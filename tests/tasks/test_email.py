@@ -14,6 +14,7 @@ from db.models import EmailOutbox, Job
 from db.models.email import FAILED, PENDING, SENDING, SENT
 from db.models.job import CANCELED, EXPIRED, SUCCEEDED
 from db.repositories import email_outbox, jobs, users
+from db.repositories import outbox as outbox_rows
 from db.session import session_scope
 from tasks import email as email_tasks
 from tests import rows
@@ -106,7 +107,10 @@ def test_the_sweep_and_the_task_run_twice_in_a_row_send_one_email(smtp, mail_set
 def test_a_dead_workers_email_is_taken_back_by_the_sweep_and_sent_once(smtp, mail_settings):
     outbox_id = queued_email()
     with session_scope() as session:  # a worker claims it, then dies before sending
-        assert email_outbox.claim(session, outbox_id=outbox_id, hold_seconds=60).status == SENDING
+        assert (
+            outbox_rows.claim(session, table=email_outbox.TABLE, row_id=outbox_id, hold_seconds=60).status
+            == SENDING
+        )
     assert email_tasks.sweep() == 0  # still held
     lapse_hold(outbox_id)
 
@@ -119,7 +123,9 @@ def test_a_dead_workers_email_is_taken_back_by_the_sweep_and_sent_once(smtp, mai
 
     # The dead worker's late outcome (attempt 1) is refused: the claim moved on.
     with session_scope() as session:
-        assert not email_outbox.record(session, outbox_id=outbox_id, attempt=1, status=FAILED, error="late")
+        assert not outbox_rows.record(
+            session, table=email_outbox.TABLE, row_id=outbox_id, attempt=1, status=FAILED, error="late"
+        )
     assert row(outbox_id).status == SENT
 
 
@@ -129,7 +135,7 @@ def test_a_dead_workers_email_that_used_every_attempt_is_failed(mail_settings):
         session.execute(
             update(EmailOutbox).where(EmailOutbox.id == outbox_id).values(attempts=delivery.MAX_ATTEMPTS - 1)
         )
-        email_outbox.claim(session, outbox_id=outbox_id, hold_seconds=60)
+        outbox_rows.claim(session, table=email_outbox.TABLE, row_id=outbox_id, hold_seconds=60)
     lapse_hold(outbox_id)
     assert delivery.sweep() == []
     assert row(outbox_id).status == FAILED

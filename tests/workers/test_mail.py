@@ -350,9 +350,9 @@ def test_an_email_that_keeps_failing_is_given_up_after_the_last_attempt(smtp, ma
 
 
 def test_the_backoff_doubles_up_to_an_hour():
-    assert 24 <= delivery.retry_delay(1) <= 36
-    assert 48 <= delivery.retry_delay(2) <= 72
-    assert 2880 <= delivery.retry_delay(12) <= 4320
+    assert 24 <= delivery.RETRIES.delay(1) <= 36
+    assert 48 <= delivery.RETRIES.delay(2) <= 72
+    assert 2880 <= delivery.RETRIES.delay(12) <= 4320
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text, update
 
 from db.models import WebhookDelivery
 from db.models.job import FAILED, SUCCEEDED
-from db.repositories import jobs, users, webhooks
+from db.repositories import jobs, outbox, users, webhooks
 from db.session import session_scope
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.helpers import API, register, submit
@@ -163,7 +163,7 @@ def test_the_delivery_gives_up_after_the_max_age(receiver, settings):
 def test_a_delivery_whose_worker_died_is_picked_up_again_by_the_sweep(receiver):
     _, delivery_id = finished_job(receiver.url())
     with session_scope() as session:  # a worker claimed it, then died before recording anything
-        assert webhooks.claim(session, delivery_id=delivery_id, hold_seconds=30)
+        assert outbox.claim(session, table=webhooks.TABLE, row_id=delivery_id, hold_seconds=30)
     assert delivery.sweep() == []  # still held
     with session_scope() as session:
         session.execute(
@@ -181,7 +181,7 @@ def test_a_delivery_whose_worker_died_is_picked_up_again_by_the_sweep(receiver):
 def test_a_worker_that_died_past_the_max_age_leaves_it_failed(receiver, settings):
     _, delivery_id = finished_job(receiver.url())
     with session_scope() as session:
-        webhooks.claim(session, delivery_id=delivery_id, hold_seconds=30)
+        outbox.claim(session, table=webhooks.TABLE, row_id=delivery_id, hold_seconds=30)
         session.execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.id == delivery_id)

@@ -13,6 +13,7 @@ take turns (a Redis lock), so a slow read cannot overwrite a newer one.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
@@ -24,8 +25,10 @@ from sqlalchemy.orm import Session
 from db.models import User
 from db.redis_client import get_redis, key
 from db.repositories import billing
+from db.repositories.outbox import PENDING
 from db.session import session_scope
 from settings import Settings, get_settings
+from workers import outbox as loop
 from workers.billing import stripe_api
 from workers.mail import outbox
 from workers.plans import DEFAULT_PLAN, get_plan, rank
@@ -51,57 +54,63 @@ class Outcome:
 # Extra work in the transaction that saves a subscription; returns queued email ids.
 AfterSync = Callable[[Session, User], list[uuid.UUID]]
 
+EVENT = loop.Kind(
+    logger=logger,
+    name="stripe events",
+    table=billing.EVENTS,
+    id_name="stripe event_id",
+    load=lambda session, event: (event.type, event.payload["data"]["object"]),
+    retries=loop.Retries(max_attempts=MAX_ATTEMPTS),
+    labels=lambda item: {"type": item[0]},
+    unexpected=PENDING,  # left for a retry
+    limit=100,
+)
+
 
 def process(event_id: str, *, settings: Settings | None = None) -> Outcome:
     """Process one stored event, once. Raises what went wrong (the event stays
     unprocessed for a retry)."""
     settings = settings or get_settings()
-    with session_scope() as session:
-        event = billing.claim_event(session, event_id=event_id, lease_seconds=LEASE_SECONDS)
-        if event is None:
-            return Outcome(SKIPPED)
-        kind, data = event.type, event.payload["data"]["object"]
-    handler = HANDLERS.get(kind)
-    try:
-        if handler is None:
-            return _finish(event_id, IGNORED)
-        return handler(event_id, data, settings)
-    except Exception as error:
-        with session_scope() as session:
-            billing.record_event_error(session, event_id=event_id, error=f"{type(error).__name__}: {error}")
-        raise
+
+    def handle(claim: loop.Claim) -> loop.Result:
+        event_type, data = claim.item
+        return HANDLERS.get(event_type, _ignore)(claim, data, settings)
+
+    result = loop.attempt(EVENT, event_id, hold_seconds=LEASE_SECONDS, transport=handle)
+    return result.detail if result is not None else Outcome(SKIPPED)
 
 
 def due_for_retry() -> list[str]:
     """Events still unprocessed a while after they came (a lost message, or a failure)."""
-    with session_scope() as session:
-        return billing.unprocessed_event_ids(
-            session, older_than_seconds=SWEEP_AFTER_SECONDS, max_attempts=MAX_ATTEMPTS
-        )
+    return loop.sweep(EVENT, lease_seconds=SWEEP_AFTER_SECONDS)
 
 
 # ---------------------------------------------------------------- handlers
 
 
-def _checkout_completed(event_id: str, checkout: dict[str, Any], settings: Settings) -> Outcome:
+def _ignore(claim: loop.Claim, data: dict[str, Any], settings: Settings) -> loop.Result:
+    return _finish(claim, IGNORED)
+
+
+def _checkout_completed(claim: loop.Claim, checkout: dict[str, Any], settings: Settings) -> loop.Result:
     subscription_id = checkout.get("subscription")
     if not subscription_id:  # a one-off payment: nothing changes a plan
-        return _finish(event_id, IGNORED)
-    return _sync(event_id, stripe_api.id_of(subscription_id), settings)
+        return _finish(claim, IGNORED)
+    return _sync(claim, stripe_api.id_of(subscription_id), settings)
 
 
-def _subscription_changed(event_id: str, subscription: dict[str, Any], settings: Settings) -> Outcome:
-    return _sync(event_id, subscription["id"], settings)
+def _subscription_changed(claim: loop.Claim, subscription: dict[str, Any], settings: Settings) -> loop.Result:
+    return _sync(claim, subscription["id"], settings)
 
 
-def _invoice_paid(event_id: str, invoice: dict[str, Any], settings: Settings) -> Outcome:
+def _invoice_paid(claim: loop.Claim, invoice: dict[str, Any], settings: Settings) -> loop.Result:
     subscription_id = stripe_api.invoice_subscription_id(invoice)
     if subscription_id is None:
-        return _finish(event_id, IGNORED)
-    return _sync(event_id, subscription_id, settings)
+        return _finish(claim, IGNORED)
+    return _sync(claim, subscription_id, settings)
 
 
-def _invoice_payment_failed(event_id: str, invoice: dict[str, Any], settings: Settings) -> Outcome:
+def _invoice_payment_failed(claim: loop.Claim, invoice: dict[str, Any], settings: Settings) -> loop.Result:
     def email_owner(session: Session, user: User) -> list[uuid.UUID]:
         link = settings.billing_portal_url or invoice.get("hosted_invoice_url") or settings.public_base_url
         amount = stripe_api.format_amount(invoice.get("amount_due") or 0, invoice.get("currency") or "usd")
@@ -110,24 +119,21 @@ def _invoice_payment_failed(event_id: str, invoice: dict[str, Any], settings: Se
             to=user.email,
             template="payment_failed",
             context={"name": user.name, "amount": amount, "portal_link": link},
-            dedupe_key=f"payment_failed:{event_id}",
+            dedupe_key=f"payment_failed:{claim.row_id}",
         )
         return [queued] if queued else []
 
     subscription_id = stripe_api.invoice_subscription_id(invoice)
     if subscription_id is not None:
         # Stripe has made the subscription past_due by now; the sync saves that.
-        return _sync(event_id, subscription_id, settings, after=email_owner)
+        return _sync(claim, subscription_id, settings, after=email_owner)
     with session_scope() as session:
         user = billing.user_by_customer(session, customer_id=invoice.get("customer") or "")
         email_ids = email_owner(session, user) if user is not None else []
-        if not billing.mark_processed(session, event_id=event_id):
-            session.rollback()
-            return Outcome(SKIPPED)
-    return Outcome(PROCESSED, email_ids)
+        return _finish(claim, PROCESSED, session, email_ids)
 
 
-HANDLERS: dict[str, Callable[[str, dict[str, Any], Settings], Outcome]] = {
+HANDLERS: dict[str, Callable[[loop.Claim, dict[str, Any], Settings], loop.Result]] = {
     "checkout.session.completed": _checkout_completed,
     "customer.subscription.created": _subscription_changed,
     "customer.subscription.updated": _subscription_changed,
@@ -141,8 +147,8 @@ HANDLERS: dict[str, Callable[[str, dict[str, Any], Settings], Outcome]] = {
 
 
 def _sync(
-    event_id: str, subscription_id: str, settings: Settings, *, after: AfterSync | None = None
-) -> Outcome:
+    claim: loop.Claim, subscription_id: str, settings: Settings, *, after: AfterSync | None = None
+) -> loop.Result:
     lock = get_redis().lock(
         key("billing", "subscription", subscription_id), timeout=SYNC_LOCK_SECONDS, blocking_timeout=30
     )
@@ -153,19 +159,16 @@ def _sync(
             if user is None:
                 logger.warning(
                     "stripe event_id=%s: subscription %s belongs to no user (customer %s); ignored",
-                    event_id,
+                    claim.row_id,
                     subscription_id,
                     state.customer_id,
                 )
-                return _finish_in(session, event_id, IGNORED)
+                return _finish(claim, IGNORED, session)
             billing.save_subscription(session, user_id=user.id, state=state)
             plan = _plan_paid_for(session, user.id)
             if billing.set_plan(session, user_id=user.id, plan=plan):
-                logger.info("user_id=%s now on plan %s (stripe event_id=%s)", user.id, plan, event_id)
-            email_ids = after(session, user) if after else []
-            outcome = _finish_in(session, event_id, PROCESSED)
-    outcome.email_ids = email_ids if outcome.status == PROCESSED else []
-    return outcome
+                logger.info("user_id=%s now on plan %s (stripe event_id=%s)", user.id, plan, claim.row_id)
+            return _finish(claim, PROCESSED, session, after(session, user) if after else [])
 
 
 def _owner(session: Session, customer_id: str, metadata: Any) -> User | None:
@@ -187,15 +190,12 @@ def _plan_paid_for(session: Session, user_id: uuid.UUID) -> str:
     return max(paid, key=rank).name if paid else DEFAULT_PLAN
 
 
-def _finish(event_id: str, status: str) -> Outcome:
-    with session_scope() as session:
-        return _finish_in(session, event_id, status)
-
-
-def _finish_in(session: Session, event_id: str, status: str) -> Outcome:
-    """Mark the event processed in the session's transaction; if another worker got
-    there first (its lease ran out on us), undo this one's changes."""
-    if billing.mark_processed(session, event_id=event_id):
-        return Outcome(status)
-    session.rollback()
-    return Outcome(SKIPPED)
+def _finish(
+    claim: loop.Claim, status: str, session: Session | None = None, email_ids: list[uuid.UUID] | None = None
+) -> loop.Result:
+    """Mark the event processed, in `session`'s transaction if given: if another
+    worker got there first (its lease ran out on us), this one's changes are undone."""
+    result = loop.finish(EVENT, claim, loop.Result(billing.EVENTS.done), session=session)
+    return dataclasses.replace(
+        result, detail=Outcome(status, email_ids or []) if result.status else Outcome(SKIPPED)
+    )

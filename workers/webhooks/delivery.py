@@ -1,56 +1,79 @@
-"""Deliver a finished job's webhook: claim it, sign, POST once, record the attempt.
+"""Deliver a finished job's webhook through the outbox loop (workers.outbox): check
+the URL again, sign, POST once.
 
-    pending ──claim──▶ sending ──2xx──────────────────────▶ delivered
-       ▲                  │────URL refused by the guard───▶ failed
-       │                  │────other answer, timeout, ────▶ failed (past WEBHOOK_MAX_AGE)
-       └──retry (backoff)─┘    connection error
-       └──sweep: the worker died (held past locked_until)
-
-Every move is a compare-and-set in db/repositories/webhooks.py, so a duplicate
-message or a second worker cannot send an attempt twice or overwrite an outcome.
-The session is closed while the request is out.
+A 2xx delivers it; a URL the guard refuses fails it at once; any other answer, a
+timeout or a connection error is retried on RETRY_SCHEDULE until WEBHOOK_MAX_AGE
+has passed since the first attempt. Every attempt carries the same `webhook-id`,
+so receivers can fold the copies an at-least-once delivery can make.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
+import functools
 import logging
-import random
 import socket
 import uuid
 from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from db.models.webhook import DELIVERED, FAILED, PENDING
 from db.repositories import jobs, webhooks
-from db.session import session_scope
 from settings import Settings, get_settings
 from workers import logs, metrics
+from workers import outbox as loop
 from workers.webhooks import guard, payload, signing, transport
 
 logger = logging.getLogger(__name__)
 
-# Seconds before the retry after attempt n (then 8 h apart), each ±20 %, until
-# WEBHOOK_MAX_AGE has passed since the first attempt.
+# Seconds before the retry after attempt n, then the last one apart, each with jitter.
 RETRY_SCHEDULE = (10, 30, 120, 600, 1800, 3600, 7200, 14400, 28800)
-JITTER = 0.2
-# A due delivery gets at most one message this often, however backed up the queue is.
-DISPATCH_LEASE = 60
 # Beyond the request's own time limit, for the DNS lookup and a second address.
 HOLD_MARGIN = 10
-MAX_ERROR = 500
 
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One attempt, copied out of the session before it is closed."""
+    """One delivery, copied out of the session before it is closed."""
 
     delivery_id: uuid.UUID
     job_id: uuid.UUID
-    attempt: int
     url: str
     body: str
     secret: str
-    first_attempt_at: dt.datetime
+
+
+def _load(session: Session, delivery: Any) -> Outgoing:
+    job = jobs.get(session, job_id=delivery.job_id)
+    # This attempt's log lines belong to the job, and to the request that submitted it.
+    logs.bind(job_id=delivery.job_id, request_id=job.request_id if job is not None else None)
+    return Outgoing(
+        delivery_id=delivery.id,
+        job_id=delivery.job_id,
+        url=delivery.url,
+        body=payload.body(event=delivery.event, occurred_at=delivery.created_at, job=job),
+        secret=webhooks.secret_of(session, user_id=delivery.user_id, new_secret=signing.new_secret()),
+    )
+
+
+WEBHOOK = loop.Kind(
+    logger=logger,
+    name="webhooks",
+    table=webhooks.TABLE,
+    id_name="delivery_id",
+    load=_load,
+    retries=loop.Retries(RETRY_SCHEDULE),  # and WEBHOOK_MAX_AGE from the settings: see _kind
+    labels=lambda outgoing: {"job_id": outgoing.job_id},
+    metric=metrics.webhook_delivery,
+)
+
+
+def _kind(settings: Settings) -> loop.Kind:
+    return dataclasses.replace(
+        WEBHOOK, retries=loop.Retries(RETRY_SCHEDULE, max_age=settings.webhook_max_age)
+    )
 
 
 def deliver(
@@ -59,18 +82,21 @@ def deliver(
     """Make one attempt if the delivery is due. Returns the status it is left in,
     or None when this call did not attempt it (not due, held, or finished)."""
     settings = settings or get_settings()
-    outgoing = _claim(delivery_id, settings)
-    if outgoing is None:
-        logger.info("delivery_id=%s not attempted: not due, held by another worker, or finished", delivery_id)
-        return None
+    hold = 2 * settings.webhook_timeout + HOLD_MARGIN
+    post = functools.partial(_post, settings=settings, resolve=resolve)
+    result = loop.attempt(_kind(settings), delivery_id, hold_seconds=hold, transport=post)
+    return result.status if result else None
+
+
+def _post(claim: loop.Claim, *, settings: Settings, resolve: guard.Resolve) -> loop.Result:
+    outgoing = claim.item
     try:
         # Checked again now: the address the host resolves to may have changed since submit.
         target = guard.check(outgoing.url, settings, resolve=resolve)
     except guard.Unresolvable as problem:
-        return _record(outgoing, settings, error=str(problem), retry=True)
+        return loop.Result(PENDING, error=str(problem))
     except guard.UnsafeUrl as problem:
-        return _record(outgoing, settings, error=f"Refused: {problem}.", retry=False)
-
+        return loop.Result(FAILED, error=f"Refused: {problem}.")
     headers = signing.signed_headers(
         outgoing.secret, message_id=str(outgoing.delivery_id), body=outgoing.body
     )
@@ -78,122 +104,25 @@ def deliver(
         target, body=outgoing.body.encode(), headers=headers, timeout=settings.webhook_timeout
     )
     code = response.status_code
+    fields = {"status_code": code, "duration_ms": response.duration_ms}
     if code is not None and 200 <= code < 300:
-        return _record(outgoing, settings, status_code=code, duration_ms=response.duration_ms, delivered=True)
+        return loop.Result(DELIVERED, fields=fields)
     if code is None:
         error = response.error
     elif 300 <= code < 400:
         error = f"HTTP {code}: redirects are not followed (Location: {response.location or '-'})"
     else:
         error = f"HTTP {code}"
-    return _record(
-        outgoing, settings, status_code=code, error=error, duration_ms=response.duration_ms, retry=True
-    )
+    return loop.Result(PENDING, error=error, fields=fields)
 
 
 def sweep(settings: Settings | None = None) -> list[uuid.UUID]:
     """Deliveries to send a message for now: due ones, and those whose worker died
-    mid-attempt (their lost attempt is logged). Marked as sent for DISPATCH_LEASE."""
-    settings = settings or get_settings()
-    with session_scope() as session:
-        lost = webhooks.release_lapsed(session, max_age=settings.webhook_max_age)
-        due = webhooks.mark_sent(session, lease_seconds=DISPATCH_LEASE)
-    if lost:
-        logger.warning("webhooks: %s deliveries lost their worker mid-attempt; retrying", lost)
-    return due
+    mid-attempt (their lost attempt is logged)."""
+    return loop.sweep(_kind(settings or get_settings()))
 
 
 def due_for_job(job_id: uuid.UUID) -> uuid.UUID | None:
     """The finished job's delivery, if it is due and no message is out for it yet."""
-    with session_scope() as session:
-        ids = webhooks.mark_sent(session, lease_seconds=DISPATCH_LEASE, job_id=job_id)
+    ids = loop.due(WEBHOOK, match={"job_id": job_id})
     return ids[0] if ids else None
-
-
-def retry_delay(attempt: int) -> float:
-    """Seconds to wait after failed attempt `attempt` (1-based), with jitter."""
-    base = RETRY_SCHEDULE[min(attempt, len(RETRY_SCHEDULE)) - 1]
-    return base * random.uniform(1 - JITTER, 1 + JITTER)  # noqa: S311 - jitter, not a secret
-
-
-def _claim(delivery_id: uuid.UUID, settings: Settings) -> Outgoing | None:
-    with session_scope() as session:
-        delivery = webhooks.claim(
-            session, delivery_id=delivery_id, hold_seconds=2 * settings.webhook_timeout + HOLD_MARGIN
-        )
-        if delivery is None:
-            return None
-        job = jobs.get(session, job_id=delivery.job_id)
-        # This attempt's log lines belong to the job, and to the request that submitted it.
-        logs.bind(job_id=delivery.job_id, request_id=job.request_id if job is not None else None)
-        secret = webhooks.secret_of(session, user_id=delivery.user_id, new_secret=signing.new_secret())
-        return Outgoing(
-            delivery_id=delivery.id,
-            job_id=delivery.job_id,
-            attempt=delivery.attempts,
-            url=delivery.url,
-            body=payload.body(event=delivery.event, occurred_at=delivery.created_at, job=job),
-            secret=secret,
-            first_attempt_at=delivery.first_attempt_at,
-        )
-
-
-def _record(
-    outgoing: Outgoing,
-    settings: Settings,
-    *,
-    status_code: int | None = None,
-    error: str | None = None,
-    duration_ms: int | None = None,
-    delivered: bool = False,
-    retry: bool = False,
-) -> str | None:
-    retry_in = None
-    if delivered:
-        status = DELIVERED
-    elif retry:
-        retry_in = retry_delay(outgoing.attempt)
-        deadline = outgoing.first_attempt_at + dt.timedelta(seconds=settings.webhook_max_age)
-        if dt.datetime.now(dt.UTC) + dt.timedelta(seconds=retry_in) > deadline:
-            status, retry_in = FAILED, None
-            error = f"{error}; giving up after {outgoing.attempt} attempts over {settings.webhook_max_age} s"
-        else:
-            status = PENDING
-    else:
-        status = FAILED
-    with session_scope() as session:
-        recorded = webhooks.record_attempt(
-            session,
-            delivery_id=outgoing.delivery_id,
-            attempt=outgoing.attempt,
-            status=status,
-            status_code=status_code,
-            error=_short(error),
-            duration_ms=duration_ms,
-            retry_in=retry_in,
-        )
-    if not recorded:
-        logger.warning(
-            "delivery_id=%s attempt=%s outcome dropped: its hold lapsed and the sweep took it back",
-            outgoing.delivery_id,
-            outgoing.attempt,
-        )
-        return None
-    metrics.webhook_delivery(status)
-    log = logger.info if status == DELIVERED else logger.warning
-    log(
-        "delivery_id=%s job_id=%s attempt=%s %s code=%s error=%s",
-        outgoing.delivery_id,
-        outgoing.job_id,
-        outgoing.attempt,
-        status,
-        status_code,
-        error,
-    )
-    return status
-
-
-def _short(text: str | None) -> str | None:
-    if text is None or len(text) <= MAX_ERROR:
-        return text
-    return text[: MAX_ERROR - 1] + "…"
