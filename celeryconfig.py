@@ -61,12 +61,13 @@ task_routes = {
 }
 imports = (
     "tasks.generation",
-    "tasks.maintenance",
+    "tasks.job_recovery",
     "tasks.webhooks",
     "tasks.email",
     "tasks.accounts",
     "tasks.exports",
-    "tasks.housekeeping",
+    "tasks.cleanup",
+    "tasks.daily_report",
     "tasks.usage",
     "tasks.billing",
 )
@@ -80,7 +81,9 @@ task_send_sent_event = False
 
 beat_schedule = {
     # Scheduled tasks hold a Redis lock each (workers.locks): a tick that finds a run
-    # still going is skipped.
+    # still going is skipped. Task names are as registered, which deployed beats and
+    # queued messages use: `conveyor.maintenance.*` live in tasks/job_recovery.py,
+    # `conveyor.housekeeping.*` in tasks/cleanup.py and tasks/daily_report.py.
     "purge-expired-results": {
         "task": "conveyor.housekeeping.purge_expired_results",
         "schedule": _settings.cleanup_interval,

@@ -298,7 +298,8 @@ class JobSettings:
     broker_restore_interval: int = setting(
         "BROKER_RESTORE_INTERVAL", 10, parse=whole, doc="seconds between sweeps for dead workers' messages"
     )
-    sse_heartbeat_seconds: float = setting(
+    # The variable keeps its first name: deployments set it.
+    sse_keepalive_seconds: float = setting(
         "SSE_HEARTBEAT_SECONDS", 15.0, parse=number, doc="seconds between keep-alives on an idle stream"
     )
     # A job's urls.stream (api/services/stream_tokens.py).
@@ -323,6 +324,7 @@ class JobSettings:
         check=ensure(lambda count: count >= 1, _OPEN_STREAMS),
         doc="event streams and long-polls one API key may have open at once",
     )
+    # The beat's job recovery (tasks/job_recovery.py); the name is the variable's.
     maintenance_interval: float = setting(
         "MAINTENANCE_INTERVAL", 15.0, parse=number, doc="seconds between the beat's re-send and reaper runs"
     )

@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from api.extensions import api
     from api.http import init_http
     from api.input_gate import init_gate
-    from api.ratelimits import init_limits
+    from api.request_limits import init_limits
     from db.session import init_engine, remove_session
     from workers.celery_app import app as celery_app  # the app tasks are sent through
 

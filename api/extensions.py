@@ -20,7 +20,7 @@ PER_REQUEST_CONFIG = ("RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION", "RATELIMIT_H
 class RouteLimiter(Limiter):
     """Flask-Limiter with every limit on its route.
 
-    Conveyor's limits are all decorators on their views (api.ratelimits): no default,
+    Conveyor's limits are all decorators on their views (api.request_limits): no default,
     application or blueprint-wide limits, no X-RateLimit headers, no `deduct_when`.
     Flask-Limiter still hooks every request: a before_request pass that resolves its
     rules, which finds nothing here, and an after_request and a teardown hook for the
@@ -48,5 +48,5 @@ class RouteLimiter(Limiter):
 
 api = ConveyorApi()
 jwt = RememberingJWTManager()
-# Storage (Redis) and strategy are configured in api.ratelimits.init_limits.
+# Storage (Redis) and strategy are configured in api.request_limits.init_limits.
 limiter = RouteLimiter(key_func=get_remote_address)

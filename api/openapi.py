@@ -1,7 +1,7 @@
 """What the OpenAPI spec says each operation accepts and answers, derived in one place
 from what the operation does rather than written out on every view.
 
-The decorators that decide who may call (api.auth) and how often (api.ratelimits) mark
+The decorators that decide who may call (api.auth) and how often (api.request_limits) mark
 the view they wrap with `documented`; `OperationResponses`, an apispec plugin, reads the
 marks and the operation's own shape when flask-smorest registers the view, and adds:
 

@@ -1,7 +1,7 @@
 """The Redis connection shared by the API (token blocklist, cancel flags) and the workers.
 
 Nothing holds one of its connections while it waits for something to happen (event
-streams and long-polls have their own reader: api/services/event_hub.py), so a
+streams and long-polls have their own reader: api/services/stream_hub.py), so a
 connection is only ever borrowed for a command. When every connection is out at once
 (a burst of requests in a gevent worker), a request waits for one to come back rather
 than failing, up to the same time it would wait on Redis itself.

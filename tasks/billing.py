@@ -1,6 +1,6 @@
 """Stripe event tasks on the `default` queue: process one stored event (by id), and
 the beat's sweep that re-sends events left unprocessed. The logic lives in
-workers.billing.events."""
+workers.billing.stripe_events."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from celery import Task, shared_task
 from celery.utils.time import get_exponential_backoff_interval
 
 from tasks import email, outbox
-from workers.billing import events, stripe_api
+from workers.billing import stripe_api, stripe_events
 
 PROCESS = "conveyor.billing.process_event"
 RETRY_BACKOFF = 5  # seconds before the first retry, doubling up to RETRY_BACKOFF_MAX (with jitter)
@@ -17,10 +17,10 @@ MAX_RETRIES = 5
 
 
 @shared_task(name=PROCESS, bind=True, acks_late=True, ignore_result=True, max_retries=MAX_RETRIES)
-def process_event(self: Task, event_id: str) -> str:
+def process_stripe_event(self: Task, event_id: str) -> str:
     # A duplicate message is harmless: processing starts with a compare-and-set claim.
     try:
-        outcome = events.process(event_id)
+        outcome = stripe_events.process(event_id)
     except Exception as error:
         # Celery's autoretry_for would need Stripe's error classes, and so the SDK, in
         # every worker that loads this module; the check imports nothing.
@@ -34,12 +34,15 @@ def process_event(self: Task, event_id: str) -> str:
     return outcome.status
 
 
-sweep_events = outbox.sweep_task(
-    "conveyor.billing.sweep_events", lock="billing.sweep_events", task=process_event, due=events.due_for_retry
+sweep_stripe_events = outbox.sweep_task(
+    "conveyor.billing.sweep_events",
+    lock="billing.sweep_events",
+    task=process_stripe_event,
+    due=stripe_events.due_for_retry,
 )
 
 
 def send_soon(event_id: str) -> None:
     """Process a just-stored event now rather than at the next sweep. Call after the
     event's row is committed."""
-    outbox.enqueue_soon(process_event, lambda: [event_id], f"stripe event_id={event_id}")
+    outbox.enqueue_soon(process_stripe_event, lambda: [event_id], f"stripe event_id={event_id}")

@@ -1,6 +1,6 @@
 """Export tasks on the `exports` queue: build one export (by id), and the beat's
 sweep that re-sends exports whose message was lost. The logic lives in
-workers.exports.build."""
+workers.exports.build and workers.exports.recovery."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from celery import shared_task
 
 from settings import get_settings
 from tasks import email
-from workers import housekeeping, locks
+from workers import locks
 from workers.exports import build as exports
+from workers.exports import recovery
 
 BUILD = "conveyor.exports.build"
 
@@ -30,7 +31,7 @@ def build(export_id: str) -> str | None:
 @shared_task(name="conveyor.exports.resend", ignore_result=True)
 def resend() -> int | None:
     return locks.run_exclusively(
-        "exports.resend", lambda: housekeeping.resend_exports(get_settings(), dispatch), timeout=300
+        "exports.resend", lambda: recovery.resend_lost(get_settings(), dispatch), timeout=300
     )
 
 

@@ -9,7 +9,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from settings import get_settings
 from tasks import email, webhooks
-from workers import pipeline, scheduling
+from workers import admission, pipeline
 
 RUN = "conveyor.generation.run"
 
@@ -38,7 +38,7 @@ def run_generation(job_id: str) -> str | None:
     if finished.notify_email:
         email.send_for_job(uuid.UUID(job_id))
     if finished.owner_waiting is not None:  # the owner's next job may start
-        scheduling.admit(finished.owner_waiting, send=dispatch)
+        admission.admit(finished.owner_waiting, send=dispatch)
     return finished.status
 
 

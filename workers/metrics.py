@@ -52,7 +52,7 @@ JOBS_FINISHED = Counter(
 )
 JOBS_REAPED = Counter(
     "conveyor_jobs_reaped_total",
-    "Jobs the beat's housekeeping moved: requeued or worker_lost (lapsed lease), expired (deadline).",
+    "Jobs the beat's job recovery moved: requeued or worker_lost (lapsed lease), expired (deadline).",
     ["outcome"],
 )
 JOB_DURATION = Histogram(

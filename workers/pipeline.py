@@ -18,8 +18,8 @@ from db.repositories import conversations, jobs
 from db.repositories import usage as usage_repo
 from db.session import session_scope, standalone
 from settings import Settings, get_settings
-from workers import events, logs, metering, metrics, outputs, scheduling
-from workers.heartbeat import Heartbeat, LeaseLost
+from workers import admission, job_stream, logs, metering, metrics, outputs
+from workers.lease import Lease, LeaseLost
 from workers.provider_text import storable
 from workers.providers import get_provider
 from workers.providers.base import (
@@ -120,8 +120,8 @@ def run_job(
     tally = Tally()
     expected_chars = work.tool.max_output_tokens * CHARS_PER_TOKEN
     redis = get_redis()
-    events.publish(redis, job_id, events.STATUS, {"status": RUNNING, "attempt": work.attempt})
-    deltas = events.DeltaBatcher(redis, job_id)
+    job_stream.publish(redis, job_id, job_stream.STATUS, {"status": RUNNING, "attempt": work.attempt})
+    deltas = job_stream.DeltaBatcher(redis, job_id)
 
     def end(status: str, **outcome: Any) -> Finished | None:
         # The streamed text still held goes out with the `done` event, in one round trip.
@@ -131,12 +131,10 @@ def run_job(
         # Inside the try: the first call in a process imports the SDK, which can be slow
         # enough for the soft time limit to land there.
         provider = provider or get_provider(settings)
-        with Heartbeat(
-            job_id, lease_seconds=settings.job_lease_seconds, expected_chars=expected_chars
-        ) as beat:
+        with Lease(job_id, lease_seconds=settings.job_lease_seconds, expected_chars=expected_chars) as lease:
 
             def on_delta(text: str) -> None:
-                beat.on_delta(text)
+                lease.on_delta(text)
                 deltas.add(storable(text))
 
             output = generate(work, provider, tally, on_delta=on_delta)
@@ -330,8 +328,10 @@ def _announce(
     )
     error = {"code": code, "message": message} if code else None
     # The client waiting on the job first; what follows is bookkeeping and the next job.
-    last = [(events.DELTA, {"text": unsent})] if unsent else []
-    events.publish_all(get_redis(), work.job_id, [*last, (events.DONE, {"status": status, "error": error})])
+    last = [(job_stream.DELTA, {"text": unsent})] if unsent else []
+    job_stream.publish_all(
+        get_redis(), work.job_id, [*last, (job_stream.DONE, {"status": status, "error": error})]
+    )
     tokens = f"{tally.input_tokens}/{tally.output_tokens}"
     logger.info("job_id=%s %s code=%s tokens=%s", work.job_id, status, code, tokens)
 
@@ -374,7 +374,7 @@ def _owner_waiting(job_id: uuid.UUID) -> uuid.UUID | None:
     owner's waiting jobs instead."""
     try:
         with standalone() as connection:
-            return scheduling.owner_to_admit(connection, job_id=job_id)
+            return admission.owner_to_admit(connection, job_id=job_id)
     except OperationalError:
         logger.warning("job_id=%s could not look for the owner's waiting jobs", job_id, exc_info=True)
         return None

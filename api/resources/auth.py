@@ -10,7 +10,7 @@ from api.auth import (
 )
 from api.input_gate import Blueprint
 from api.openapi import TOKEN_ONLY, documented
-from api.ratelimits import forgot_password_limits, login_limits, register_limits
+from api.request_limits import forgot_password_limits, login_limits, register_limits
 from api.schemas.auth import (
     EmailVerifiedSchema,
     ForgotPasswordSchema,

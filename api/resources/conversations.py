@@ -5,7 +5,7 @@ from flask import url_for
 from api.auth import current_settings, get_current_user, login_required
 from api.input_gate import Blueprint
 from api.openapi import documented
-from api.ratelimits import plan_limits
+from api.request_limits import plan_limits
 from api.schemas.conversations import (
     ConversationCreateSchema,
     ConversationDetailSchema,

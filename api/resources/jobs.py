@@ -16,7 +16,7 @@ from api.auth import (
 )
 from api.input_gate import Blueprint
 from api.openapi import documented
-from api.ratelimits import plan_limits
+from api.request_limits import plan_limits
 from api.schemas.jobs import (
     IdempotencyHeaderSchema,
     JobCreateSchema,
@@ -125,7 +125,7 @@ def stream_events(args, job_id: uuid.UUID):
     body = live.event_stream(
         job_id,
         last_event_id=last_event_id,
-        heartbeat=current_settings().sse_heartbeat_seconds,
+        keepalive=current_settings().sse_keepalive_seconds,
         credential=credential_check(),
         slot=slot,
     )

@@ -16,7 +16,7 @@ blp = Blueprint("stripe_webhooks", __name__, description="Events from Stripe.")
 def receive():
     """Stripe's events, signed (`Stripe-Signature`); stored, then processed by a task."""
     # The signature covers the exact bytes Stripe sent: read them raw, never re-serialised.
-    billing.receive_event(
+    billing.receive_stripe_event(
         db_session(),
         settings=current_settings(),
         payload=request.get_data(cache=False),

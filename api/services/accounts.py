@@ -50,7 +50,7 @@ def register(session: Session, *, email: str, password: str, name: str, settings
 
     An address that has an account already is a 409 (the contract answers tokens at
     registration, so there is no answer that looks the same); the registration limits
-    (api/ratelimits.py) are what bound asking address after address."""
+    (api/request_limits.py) are what bound asking address after address."""
     password_policy.check(password, email=email, name=name)
     if users.get_by_email(session, email=email) is not None:
         raise Conflict("An account with this email already exists; log in instead.")

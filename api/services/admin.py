@@ -26,7 +26,7 @@ from db.redis_client import get_redis
 from db.repositories import audit, jobs, users
 from settings import Settings
 from tasks import generation
-from workers import logs, metrics, queues, scheduling
+from workers import admission, logs, metrics, queues
 from workers.plans import get_plan, queue_for
 from workers.tools import get_tool
 
@@ -126,7 +126,7 @@ def retry(session: Session, *, admin: User, job_id: uuid.UUID, settings: Setting
         raise Conflict("This job was just retried by someone else; see GET /admin/jobs?user=….") from None
     # Like any submit, except that a broker outage does not withdraw it: it stays queued
     # and the beat sends it when the broker is back.
-    admitted = scheduling.admit(new.user_id, send=generation.dispatch)
+    admitted = admission.admit(new.user_id, send=generation.dispatch)
     if new.id in admitted.failed:
         logger.warning("job_id=%s retry of %s left queued: the broker refused it", new.id, old.id)
     metrics.job_submitted(tool=new.tool, queue=new.queue)

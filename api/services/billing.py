@@ -134,7 +134,9 @@ def invoices(session: Session, *, user: User, settings: Settings, limit: int = 2
     return _call_stripe(stripe_api.list_invoices, settings, customer_id=customer_id, limit=limit)
 
 
-def receive_event(session: Session, *, settings: Settings, payload: bytes, signature: str | None) -> bool:
+def receive_stripe_event(
+    session: Session, *, settings: Settings, payload: bytes, signature: str | None
+) -> bool:
     """Verify a Stripe webhook on its raw body and keep the event for a task to
     process. Returns False for an event already received (Stripe re-sends)."""
     if not settings.stripe_webhook_secret:
@@ -146,9 +148,9 @@ def receive_event(session: Session, *, settings: Settings, payload: bytes, signa
     except ValueError:
         raise BadRequest("The body is not a Stripe event.") from None
     event = json.loads(payload)
-    if not _is_event(event):
+    if not _is_stripe_event(event):
         raise BadRequest("The body is not a Stripe event.")
-    stored = billing.store_event(
+    stored = billing.store_stripe_event(
         session,
         event_id=event["id"],
         type=event["type"],
@@ -163,7 +165,7 @@ def receive_event(session: Session, *, settings: Settings, payload: bytes, signa
     return stored
 
 
-def _is_event(event: Any) -> bool:
+def _is_stripe_event(event: Any) -> bool:
     return (
         isinstance(event, dict)
         and isinstance(event.get("id"), str)

@@ -23,12 +23,12 @@ from db.models import Job, User
 from db.models.job import CANCELED, QUEUED, RUNNING
 from db.redis_client import get_redis
 from db.repositories import jobs, users
-from db.repositories.admission import Slots
+from db.repositories.submit_checks import Slots
 from db.repositories.users import Caller
 from settings import Settings
 from tasks import email as email_tasks
 from tasks import generation
-from workers import cancellation, events, logs, metrics, pricing, scheduling
+from workers import admission, cancellation, job_stream, logs, metrics, pricing
 from workers.plans import Plan, get_plan, queue_for
 from workers.tools import all_tools, get_tool
 from workers.tools.base import Tool
@@ -167,7 +167,7 @@ def _send(session: Session, job: Any) -> None:
 def _admit_waiting(session: Session, job: Any) -> Any:
     """The owner has free slots and older jobs waiting: admit the oldest (perhaps this
     one). The job as it is now."""
-    admitted = scheduling.admit(job.user_id, send=generation.dispatch)
+    admitted = admission.admit(job.user_id, send=generation.dispatch)
     if job.id in admitted.failed:
         _withdraw(session, job)
     return jobs.get(session, job_id=job.id) if job.id in admitted.sent else job
@@ -233,8 +233,8 @@ def cancel_job(session: Session, job: Job) -> Job:
         session.commit()
         metrics.job_finished(tool=job.tool, status=CANCELED, code="canceled")
         error = {"code": "canceled", "message": "Canceled before it started."}
-        events.publish(get_redis(), job.id, events.DONE, {"status": CANCELED, "error": error})
-        scheduling.admit(job.user_id, send=generation.dispatch)  # it may have held a slot
+        job_stream.publish(get_redis(), job.id, job_stream.DONE, {"status": CANCELED, "error": error})
+        admission.admit(job.user_id, send=generation.dispatch)  # it may have held a slot
         webhooks.send_now(job.id)
         email_tasks.send_for_job(job.id)
     elif job.status in (QUEUED, RUNNING) and jobs.request_cancel(session, job_id=job.id):

@@ -1,7 +1,7 @@
 """Following a job as it runs: long-poll and server-sent events.
 
-Both follow the job's event stream (workers/events.py) through this process's one
-reader (event_hub.py) to wake up at once, and read the jobs row to decide: an event
+Both follow the job's event stream (workers/job_stream.py) through this process's one
+reader (stream_hub.py) to wake up at once, and read the jobs row to decide: an event
 lost with a Redis restart delays a client by at most a poll interval, never strands
 it. Each holds a slot in its user's count of open streams (stream_slots.py) while it
 runs; an event stream also ends when the credential it was opened with stops working.
@@ -20,13 +20,13 @@ from redis.exceptions import RedisError
 
 from api.services import jobs as job_service
 from api.services.errors import Invalid
-from api.services.event_hub import Follower, get_hub
+from api.services.stream_hub import Follower, get_hub
 from api.services.stream_slots import StreamSlot
 from db.models.job import TERMINAL
 from db.redis_client import get_redis
 from db.repositories import jobs
 from db.session import session_scope, standalone
-from workers import events
+from workers import job_stream
 
 EVENT_ID = re.compile(r"\d+(-\d+)?")
 MAX_WAIT_SECONDS = 30
@@ -68,7 +68,7 @@ def wait_for_change(
             if remaining <= 0:
                 break
             batch = follower.wait(min(remaining, ROW_CHECK_SECONDS))
-            if until_finished and batch and all(event.type != events.DONE for event in batch):
+            if until_finished and batch and all(event.type != job_stream.DONE for event in batch):
                 now = time.monotonic()
                 if now - read_at < ROW_CHECK_SECONDS and now < deadline:
                     continue  # it has not finished: no need to look at the row yet
@@ -100,22 +100,22 @@ def ended_at(job_id: uuid.UUID, event_id: str | None) -> bool:
     if event_id is None:
         return False
     try:
-        event = events.get(get_redis(), job_id, event_id)
+        event = job_stream.get(get_redis(), job_id, event_id)
     except RedisError:
         return False
-    return event is not None and event.type == events.DONE
+    return event is not None and event.type == job_stream.DONE
 
 
 def event_stream(
     job_id: uuid.UUID,
     *,
     last_event_id: str | None,
-    heartbeat: float,
+    keepalive: float,
     credential: CredentialCheck,
     slot: StreamSlot,
 ) -> Iterator[str]:
     """The SSE body: events after `last_event_id` (all of them when None), a comment
-    every `heartbeat` seconds of silence, and the end at the job's terminal event.
+    every `keepalive` seconds of silence, and the end at the job's terminal event.
     Every ROW_CHECK_SECONDS it asks `credential` whether the stream may go on (and
     renews `slot`'s lease); when not, it ends with an `error` event saying why (401).
     Ownership is checked, and `slot` taken and released, by the caller."""
@@ -125,13 +125,13 @@ def event_stream(
     hub = get_hub()
     follower = hub.follow(job_id, after=last_event_id or "0")
     try:
-        yield from _follow(job_id, follower, heartbeat=heartbeat, credential=credential, slot=slot)
+        yield from _follow(job_id, follower, keepalive=keepalive, credential=credential, slot=slot)
     finally:  # the client went away, or the stream ended
         hub.unfollow(follower)
 
 
 def _follow(
-    job_id: uuid.UUID, follower: Follower, *, heartbeat: float, credential: CredentialCheck, slot: StreamSlot
+    job_id: uuid.UUID, follower: Follower, *, keepalive: float, credential: CredentialCheck, slot: StreamSlot
 ) -> Iterator[str]:
     quiet_since = checked_at = time.monotonic()
     while True:
@@ -145,23 +145,23 @@ def _follow(
             slot.renew()
         for event in batch:
             yield _sse(event.type, event.data, event_id=event.id)
-            if event.type == events.DONE:
+            if event.type == job_stream.DONE:
                 return
         if batch:
             quiet_since = time.monotonic()
             continue
         finished = _terminal_state(job_id)
         if finished is not None:  # ended without an event we could read (reaper, Redis restart)
-            yield _sse(events.DONE, finished)
+            yield _sse(job_stream.DONE, finished)
             return
-        if time.monotonic() - quiet_since >= heartbeat:
+        if time.monotonic() - quiet_since >= keepalive:
             quiet_since = time.monotonic()
             yield ": keep-alive\n\n"
 
 
 def _last_event_id(redis, job_id: uuid.UUID) -> str:
     try:
-        return events.last_id(redis, job_id)
+        return job_stream.last_id(redis, job_id)
     except RedisError:
         return "0"
 

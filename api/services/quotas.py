@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from api.services.errors import Forbidden, PaymentRequired, TooManyRequests
 from db.models import User
-from db.repositories import admission, usage
-from db.repositories.admission import Slots
+from db.repositories import submit_checks, usage
+from db.repositories.submit_checks import Slots
 from db.repositories.users import Caller
 from settings import Settings
 from workers import metering
@@ -40,7 +40,7 @@ def reserve(
     profile = {"name": user.name, **(user.profile or {})}
     estimate = metering.estimate_job_tokens(tool, input, profile)
     allowed = allowance(plan, email_verified=user.email_verified)
-    checked = admission.check(
+    checked = submit_checks.check(
         session,
         user_id=user.id,
         jobs_limit=allowed.jobs_per_day,

@@ -20,7 +20,7 @@ class RefreshToken(Base):
     __table_args__ = (
         Index("ix_refresh_tokens_family_id", "family_id"),
         Index("ix_refresh_tokens_user_id", "user_id"),
-        Index("ix_refresh_tokens_expires_at", "expires_at"),  # the beat's purge (workers/housekeeping.py)
+        Index("ix_refresh_tokens_expires_at", "expires_at"),  # the beat's purge (workers/cleanup.py)
     )
 
     jti: Mapped[uuid.UUID] = mapped_column(primary_key=True)

@@ -41,7 +41,7 @@ class Job(TimestampMixin, Base):
         CheckConstraint("progress BETWEEN 0 AND 100", name="progress"),
         UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_idempotency_key"),
         Index("ix_jobs_user_created", "user_id", text("created_at DESC"), text("id DESC")),
-        # The maintenance tasks scan only jobs that are still moving.
+        # The job-recovery tasks (tasks/job_recovery.py) scan only jobs that are still moving.
         Index(
             "ix_jobs_active", "status", "created_at", postgresql_where=text("status IN ('queued', 'running')")
         ),

@@ -16,7 +16,7 @@ from db.models.user import User
 from db.repositories.outbox import ProcessedTable
 
 
-def store_event(
+def store_stripe_event(
     session: Session, *, event_id: str, type: str, created: dt.datetime, payload: dict[str, Any]
 ) -> bool:
     """Keep an event Stripe sent; False when it was already here (a re-delivery)."""
@@ -30,10 +30,10 @@ def store_event(
 
 
 # Claimed, recorded and swept by db.repositories.outbox.
-EVENTS = ProcessedTable(StripeEvent, arrived_at="received_at", order_by="created")
+STRIPE_EVENTS = ProcessedTable(StripeEvent, arrived_at="received_at", order_by="created")
 
 
-def get_event(session: Session, *, event_id: str) -> StripeEvent | None:
+def get_stripe_event(session: Session, *, event_id: str) -> StripeEvent | None:
     return session.get(StripeEvent, event_id)
 
 

@@ -16,7 +16,7 @@ from db.models import StripeEvent, User
 from db.session import session_scope
 from tests.fakes.stripe_server import sign
 from tests.helpers import API, register
-from workers.billing import events
+from workers.billing import stripe_events
 
 URLS = {
     "success_url": "https://app.example.com/paid?session={CHECKOUT_SESSION_ID}",
@@ -225,7 +225,7 @@ def test_checkout_with_a_live_subscription_is_409(billing_client, account, fake_
     )
     with session_scope() as session:
         event_id = session.scalar(select(StripeEvent.id))
-    assert events.process(event_id, settings=stripe_settings).status == "processed"
+    assert stripe_events.process(event_id, settings=stripe_settings).status == "processed"
 
     response = billing_client.post(
         f"{API}/billing/checkout-session", json={"plan": "business", **URLS}, headers=headers
@@ -273,7 +273,7 @@ def test_subscription_and_invoices(billing_client, account, fake_stripe, stripe_
             "customer.subscription.created", fake_stripe.subscriptions["sub_9"], event_id="evt_sub9"
         ),
     )
-    events.process("evt_sub9", settings=stripe_settings)
+    stripe_events.process("evt_sub9", settings=stripe_settings)
     fake_stripe.add_invoice(customer=customer, subscription="sub_9", amount=2000, status="paid")
     fake_stripe.add_invoice(customer="cus_someone_else", subscription=None, amount=999, status="paid")
     fake_stripe.add_invoice(customer=customer, subscription="sub_9", amount=2000, status="open")

@@ -19,7 +19,8 @@ from db.repositories import jobs
 from db.session import session_scope
 from tests.api.test_admin import fail, make_admin
 from tests.helpers import API, register, submit
-from workers import events, job_links
+from workers import job_links
+from workers import job_stream as events
 
 BASE = "https://conveyor.example.test/behind-a-proxy"
 ORIGIN = "https://app.example.test"

@@ -141,7 +141,7 @@ def test_the_etag_follows_every_change_of_a_running_job(client, headers, setting
     assert running.status_code == 200 and running.get_json()["status"] == "running"
     assert running.headers["Retry-After"] == "1"
 
-    with session_scope() as session:  # the worker's heartbeat reports progress
+    with session_scope() as session:  # the job's lease renewal reports progress
         jobs.renew_lease(session, job_id=uuid.UUID(job_id), lease_seconds=60, progress=40)
     moved = client.get(f"{API}/jobs/{job_id}", headers={**headers, "If-None-Match": running.headers["ETag"]})
     assert moved.status_code == 200 and moved.get_json()["progress"] == 40

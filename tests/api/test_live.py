@@ -1,4 +1,4 @@
-"""Live endpoints with no worker running: heartbeats, ends without events, bad input."""
+"""Live endpoints with no worker running: keep-alives, ends without events, bad input."""
 
 import threading
 import time
@@ -12,7 +12,7 @@ from db.redis_client import get_redis
 from db.repositories import jobs
 from db.session import get_engine, session_scope
 from tests.helpers import API, register, submit
-from workers import events
+from workers import job_stream
 
 
 @pytest.fixture
@@ -20,12 +20,12 @@ def headers(client):
     return register(client)[0]
 
 
-def test_an_idle_stream_sends_heartbeats(app, headers, settings):
+def test_an_idle_stream_sends_keepalives(app, headers, settings):
     import dataclasses
 
     from api import create_app
 
-    quick = create_app(dataclasses.replace(settings, sse_heartbeat_seconds=0.1)).test_client()
+    quick = create_app(dataclasses.replace(settings, sse_keepalive_seconds=0.1)).test_client()
     job_id = submit(quick, headers).get_json()["id"]
     response = quick.get(f"{API}/jobs/{job_id}/events", headers=headers, buffered=False)
     chunks = iter(response.response)
@@ -148,14 +148,16 @@ def _run(job_id: str) -> None:
     """As a worker takes a job: the row, then its event."""
     with session_scope() as session:
         assert jobs.start(session, job_id=uuid.UUID(job_id), lease_seconds=60, max_attempts=3) is not None
-    events.publish(get_redis(), uuid.UUID(job_id), events.STATUS, {"status": "running", "attempt": 1})
+    job_stream.publish(get_redis(), uuid.UUID(job_id), job_stream.STATUS, {"status": "running", "attempt": 1})
 
 
 def _succeed(job_id: str, *, event: bool = True) -> None:
     with session_scope() as session:
         assert jobs.finish(session, job_id=uuid.UUID(job_id), status="succeeded", output={"text": "Queues."})
     if event:
-        events.publish(get_redis(), uuid.UUID(job_id), events.DONE, {"status": "succeeded", "error": None})
+        job_stream.publish(
+            get_redis(), uuid.UUID(job_id), job_stream.DONE, {"status": "succeeded", "error": None}
+        )
 
 
 def _long_poll(client, url: str, headers: dict) -> tuple[threading.Thread, list]:
@@ -172,7 +174,7 @@ def test_long_poll_until_finished_answers_with_the_result_not_at_the_start(clien
     job_id = submit(client, headers).get_json()["id"]
     waiting, answers = _long_poll(client, f"{API}/jobs/{job_id}?wait=20&until=finished", headers)
     _run(job_id)
-    events.publish(get_redis(), uuid.UUID(job_id), events.DELTA, {"text": "Queues."})
+    job_stream.publish(get_redis(), uuid.UUID(job_id), job_stream.DELTA, {"text": "Queues."})
     time.sleep(live.ROW_CHECK_SECONDS + 0.5)  # past a look at the row, too
     assert answers == []  # running, and streaming text: not finished
     _succeed(job_id)
@@ -202,7 +204,7 @@ def test_long_poll_until_finished_sees_an_end_whose_event_was_lost(client, heade
     _succeed(job_id, event=False)
     finished_at = time.monotonic()
     for _ in range(8):  # text still arriving every 0.4 s, then done never sent
-        events.publish(get_redis(), uuid.UUID(job_id), events.DELTA, {"text": "…"})
+        job_stream.publish(get_redis(), uuid.UUID(job_id), job_stream.DELTA, {"text": "…"})
         time.sleep(0.4)
     waiting.join(timeout=10)
     ((response, answered_at),) = answers

@@ -9,7 +9,7 @@ from db.models.job import CANCELED, EXPIRED, FAILED, QUEUED, RUNNING, SUCCEEDED
 from db.repositories import jobs
 from db.session import session_scope
 from tests import rows
-from workers import maintenance
+from workers import job_recovery
 
 
 def status_of(job_id):
@@ -92,14 +92,14 @@ def test_the_reaper_requeues_a_lapsed_job_and_fails_it_when_out_of_attempts(sett
     start(job_id)
     lapse_lease(job_id)
 
-    assert maintenance.reap_lapsed_leases(settings, lambda job_id, **kw: sent.append(job_id)) == (1, 0)
+    assert job_recovery.reap_lapsed_leases(settings, lambda job_id, **kw: sent.append(job_id)) == (1, 0)
     assert status_of(job_id).status == QUEUED and sent == [job_id]
-    assert maintenance.reap_lapsed_leases(settings, lambda job_id, **kw: sent.append(job_id)) == (0, 0)
+    assert job_recovery.reap_lapsed_leases(settings, lambda job_id, **kw: sent.append(job_id)) == (0, 0)
 
     for _ in range(settings.job_max_attempts):
         start(job_id)
         lapse_lease(job_id)
-    maintenance.reap_lapsed_leases(settings, lambda job_id, **kw: None)
+    job_recovery.reap_lapsed_leases(settings, lambda job_id, **kw: None)
     job = status_of(job_id)
     assert job.status == FAILED and job.error_code == "worker_lost"
 
@@ -111,5 +111,5 @@ def test_expire_overdue_only_touches_queued_jobs_past_their_deadline():
         session.execute(
             update(Job).where(Job.id == overdue).values(expires_at=text("now() - interval '1 minute'"))
         )
-    assert maintenance.expire_overdue() == 1
+    assert job_recovery.expire_overdue() == 1
     assert status_of(overdue).status == EXPIRED and status_of(fresh).status == QUEUED

@@ -15,7 +15,7 @@ from db.models.webhook import DELIVERED, PENDING, SENDING
 from db.repositories import jobs, outbox, webhooks
 from db.session import session_scope
 from tests import rows
-from workers import maintenance
+from workers import job_recovery
 
 HOOK = "https://hooks.example.com/conveyor"
 
@@ -84,7 +84,7 @@ def test_a_job_canceled_while_queued_records_job_canceled():
 
 def test_an_expired_job_records_job_expired():
     job_id = make_job(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
-    assert maintenance.expire_overdue() >= 1
+    assert job_recovery.expire_overdue() >= 1
     [delivery] = deliveries(job_id)
     assert delivery.event == "job.expired"
 
@@ -97,7 +97,7 @@ def test_a_job_failed_by_the_reaper_records_job_failed(settings):
             update(Job).where(Job.id == job_id).values(lease_until=text("now() - interval '1 s'"))
         )
     one_attempt = dataclasses.replace(settings, job_max_attempts=1)
-    assert maintenance.reap_lapsed_leases(one_attempt, send=lambda *a, **k: None) == (0, 1)
+    assert job_recovery.reap_lapsed_leases(one_attempt, send=lambda *a, **k: None) == (0, 1)
     [delivery] = deliveries(job_id)
     assert delivery.event == "job.failed"
 

@@ -211,7 +211,7 @@ class Flower:
 
 
 def test_flower_needs_its_password_shows_every_queue_and_remembers_tasks(tmp_path):
-    from tasks import maintenance
+    from tasks import job_recovery
 
     auth = "ops:a-long-flower-password"
     worker = celery_worker(dict(os.environ), tmp_path / "worker.log")  # consumes every queue
@@ -227,12 +227,12 @@ def test_flower_needs_its_password_shows_every_queue_and_remembers_tasks(tmp_pat
         # Flower's HTTP server answers before its event receiver runs: a task that runs in
         # between is seen half (its end, not its name). Send one until Flower sees it.
         wait_until(
-            lambda: seen(maintenance.expire_overdue.apply_async().id),
+            lambda: seen(job_recovery.expire_overdue.apply_async().id),
             30,
             interval=0.5,
             message="Flower's events",
         )
-        task_id = maintenance.expire_overdue.apply_async().id
+        task_id = job_recovery.expire_overdue.apply_async().id
 
         def queue_names() -> set[str]:
             status, body = flower.get("/api/queues/length", auth=auth)

@@ -178,7 +178,7 @@ def test_a_job_whose_message_was_lost_is_resent_by_the_beat_task(client, headers
 
     from db.repositories import jobs, users
     from db.session import session_scope
-    from tasks.maintenance import resend_queued
+    from tasks.job_recovery import resend_queued
 
     me = client.get(f"{API}/users/me", headers=headers).get_json()
     with session_scope() as session:

@@ -49,7 +49,7 @@ def test_open_event_streams_do_not_tie_up_the_web_worker(start_stack):
 
     status, _, me = call("GET", f"{base}/users/me", token=token)
     assert status == 200 and me["email"] == "walk@example.com"
-    for _, response in streams[:5]:  # the streams are alive: each gets its heartbeat
+    for _, response in streams[:5]:  # the streams are alive: each gets its keep-alive
         assert response.readline() == b"retry: 2000\n"
         assert response.readline() == b"\n"
         assert response.readline() == b": keep-alive\n"

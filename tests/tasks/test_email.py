@@ -19,7 +19,7 @@ from db.session import session_scope
 from tasks import email as email_tasks
 from tests import rows
 from tests.fakes.smtp_server import SmtpServer
-from workers import maintenance
+from workers import job_recovery
 from workers.mail import delivery, outbox
 
 
@@ -204,7 +204,7 @@ def test_a_job_canceled_while_queued_queues_one_email():
 
 def test_an_expired_job_queues_one_email():
     job_id = make_job(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
-    assert maintenance.expire_overdue() >= 1
+    assert job_recovery.expire_overdue() >= 1
     [email] = emails_for(job_id)
     assert email.context["status"] == EXPIRED
 
@@ -217,7 +217,7 @@ def test_a_job_failed_by_the_reaper_queues_one_email_with_the_error(settings):
             update(Job).where(Job.id == job_id).values(lease_until=text("now() - interval '1 s'"))
         )
     one_attempt = dataclasses.replace(settings, job_max_attempts=1)
-    assert maintenance.reap_lapsed_leases(one_attempt, send=lambda *a, **k: None) == (0, 1)
+    assert job_recovery.reap_lapsed_leases(one_attempt, send=lambda *a, **k: None) == (0, 1)
     [email] = emails_for(job_id)
     assert email.context["status"] == "failed" and email.context["error_code"] == "worker_lost"
     assert "stopped 1 times" in email.context["error_message"]

@@ -6,8 +6,8 @@ import uuid
 from db.models.job import SUCCEEDED
 from db.repositories import jobs
 from db.session import session_scope
-from tests.workers.test_scheduling import Broker, make_jobs, make_user
-from workers import pipeline, scheduling
+from tests.workers.test_admission import Broker, make_jobs, make_user
+from workers import admission, pipeline
 
 
 def _finish(job_id) -> uuid.UUID | None:
@@ -23,41 +23,41 @@ def test_nothing_is_sent_when_the_owner_has_nothing_waiting():
     mine = make_jobs(owner, 2)
     theirs = make_jobs(other, 3)
     broker = Broker()
-    assert scheduling.admit(owner, broker).sent == mine
-    assert scheduling.admit(other, broker).sent == theirs[:2]  # the third waits
+    assert admission.admit(owner, broker).sent == mine
+    assert admission.admit(other, broker).sent == theirs[:2]  # the third waits
 
     assert _finish(mine[0]) is None  # another user's waiting job stays put
     assert _finish(theirs[0]) == other
-    assert scheduling.admit(other, broker).sent == [theirs[2]]
+    assert admission.admit(other, broker).sent == [theirs[2]]
 
 
 def test_a_job_submitted_while_the_slot_was_taken_is_sent_when_it_frees():
     owner = make_user("free")
     first = make_jobs(owner, 2)
     broker = Broker()
-    scheduling.admit(owner, broker)
+    admission.admit(owner, broker)
     late = make_jobs(owner, 1)  # waits: both slots are taken
-    assert scheduling.admit(owner, broker).sent == []
+    assert admission.admit(owner, broker).sent == []
 
     assert _finish(first[1]) == owner
-    assert scheduling.admit(owner, broker).sent == late
-    assert scheduling.admit(owner, broker).sent == []  # a second admission finds nothing more
+    assert admission.admit(owner, broker).sent == late
+    assert admission.admit(owner, broker).sent == []  # a second admission finds nothing more
 
 
 def test_an_unknown_job_names_no_owner():
     with session_scope() as session:
-        assert scheduling.owner_to_admit(session, job_id=uuid.uuid4()) is None
+        assert admission.owner_to_admit(session, job_id=uuid.uuid4()) is None
 
 
 def test_a_finished_run_names_its_owner_only_when_they_have_a_job_waiting(settings, fake_openai):
     owner = make_user("free")
     first = make_jobs(owner, 2)
     broker = Broker()
-    scheduling.admit(owner, broker)  # both slots taken
+    admission.admit(owner, broker)  # both slots taken
     finished = pipeline.run_job(first[0], settings=settings)
     assert finished.status == SUCCEEDED and finished.owner_waiting is None  # nothing waits
 
     late = make_jobs(owner, 1)  # waits for a slot
     finished = pipeline.run_job(first[1], settings=settings)
     assert finished.status == SUCCEEDED and finished.owner_waiting == owner
-    assert scheduling.admit(finished.owner_waiting, broker).sent == late
+    assert admission.admit(finished.owner_waiting, broker).sent == late

@@ -1,5 +1,5 @@
 """Interrupting a provider call's reads, on real sockets: from another thread (the
-heartbeat monitor under the prefork pool) and from another greenlet (under gevent)."""
+lease monitor under the prefork pool) and from another greenlet (under gevent)."""
 
 from __future__ import annotations
 

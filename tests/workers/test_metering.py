@@ -13,10 +13,10 @@ from sqlalchemy import func, select, text, update
 from db.models import DailyJobCount, Job, UsageCounter, UsageDaily, UsageLedger
 from db.models.job import QUEUED, SUCCEEDED
 from db.redis_client import get_redis
-from db.repositories import admission, jobs, usage
+from db.repositories import jobs, submit_checks, usage
 from db.session import session_scope
 from tests import rows
-from workers import cancellation, maintenance, metering, pipeline
+from workers import cancellation, job_recovery, metering, pipeline
 from workers.tools import get_tool
 
 ESTIMATE = 2_500
@@ -31,7 +31,7 @@ def submit(
 ) -> uuid.UUID:
     """What POST /jobs does to the counters: count, reserve, insert, in one transaction."""
     with session_scope() as session:
-        checked = admission.check(
+        checked = submit_checks.check(
             session, user_id=user_id, jobs_limit=100, estimate=estimate, token_limit=1_000_000
         )
         assert checked.jobs_today and checked.quota
@@ -162,7 +162,7 @@ def test_cancel_expiry_and_the_reaper_release_reservations(settings):
         session.execute(
             update(Job).where(Job.id == expired).values(expires_at=func.now() - dt.timedelta(seconds=1))
         )
-    assert maintenance.expire_overdue() == 1
+    assert job_recovery.expire_overdue() == 1
     assert counter(user_id) == (0, ESTIMATE)
 
     with session_scope() as session:
@@ -193,7 +193,7 @@ def count_and_reserve(
     user_id: uuid.UUID, *, estimate: int = 1, jobs_limit: int = 100, token_limit: int = 1000
 ):
     with session_scope() as session:
-        checked = admission.check(
+        checked = submit_checks.check(
             session, user_id=user_id, jobs_limit=jobs_limit, estimate=estimate, token_limit=token_limit
         )
         return checked.jobs_today, checked.quota

@@ -14,7 +14,7 @@ from db.repositories import jobs
 from db.session import session_scope
 from tests import rows
 from tests.fakes.services import wait_until
-from workers import events, metrics, pipeline, scheduling
+from workers import admission, job_stream, metrics, pipeline
 from workers.providers.base import Completion
 
 
@@ -64,12 +64,12 @@ def test_the_waiting_client_is_told_before_the_worker_looks_for_the_owners_next_
     told = []
 
     def owner_to_admit(session, *, job_id):
-        told.extend(event.type for event in events.read(get_redis(), job_id))
+        told.extend(event.type for event in job_stream.read(get_redis(), job_id))
         return None
 
-    monkeypatch.setattr(scheduling, "owner_to_admit", owner_to_admit)
+    monkeypatch.setattr(admission, "owner_to_admit", owner_to_admit)
     assert pipeline.run_job(job_id, settings=settings).status == "succeeded"
-    assert told[-1] == events.DONE
+    assert told[-1] == job_stream.DONE
 
 
 def test_a_finished_job_is_counted_before_its_done_event_goes_out(settings, fake_openai, monkeypatch):
@@ -79,16 +79,16 @@ def test_a_finished_job_is_counted_before_its_done_event_goes_out(settings, fake
     labels = {"tool": "text", "status": "succeeded", "code": ""}
     before = metrics.registry().get_sample_value("conveyor_jobs_finished_total", labels) or 0.0
     counted_when_told = []
-    publish_all = events.publish_all
+    publish_all = job_stream.publish_all
 
     def told(redis, job_id, items):
-        if any(type == events.DONE for type, _ in items):
+        if any(type == job_stream.DONE for type, _ in items):
             counted_when_told.append(
                 metrics.registry().get_sample_value("conveyor_jobs_finished_total", labels)
             )
         return publish_all(redis, job_id, items)
 
-    monkeypatch.setattr(events, "publish_all", told)
+    monkeypatch.setattr(job_stream, "publish_all", told)
     assert pipeline.run_job(job_id, settings=settings).status == "succeeded"
     assert counted_when_told == [before + 1]
 
@@ -112,11 +112,16 @@ def test_every_streamed_piece_reaches_the_stream_in_order_before_done(settings):
     job_id = make_job()
     provider = Streaming(["Once ", "upon ", "a ", "time"])
     assert pipeline.run_job(job_id, settings=settings, provider=provider).status == "succeeded"
-    told = [(event.type, event.data) for event in events.read(get_redis(), job_id)]
-    assert [type for type, _ in told] == [events.STATUS, events.DELTA, events.DELTA, events.DONE]
-    assert "".join(data["text"] for type, data in told if type == events.DELTA) == "Once upon a time"
+    told = [(event.type, event.data) for event in job_stream.read(get_redis(), job_id)]
+    assert [type for type, _ in told] == [
+        job_stream.STATUS,
+        job_stream.DELTA,
+        job_stream.DELTA,
+        job_stream.DONE,
+    ]
+    assert "".join(data["text"] for type, data in told if type == job_stream.DELTA) == "Once upon a time"
     assert told[-1][1] == {"status": "succeeded", "error": None}
-    assert 0 < get_redis().ttl(events.stream_key(job_id)) <= events.TTL_SECONDS
+    assert 0 < get_redis().ttl(job_stream.stream_key(job_id)) <= job_stream.TTL_SECONDS
 
 
 def test_the_soft_time_limit_ends_the_job_timeout(settings):
@@ -209,7 +214,9 @@ def test_a_cancel_between_pieces_keeps_the_text_streamed_so_far(settings, fake_o
 
     def streamed() -> str:
         return "".join(
-            event.data["text"] for event in events.read(get_redis(), job_id) if event.type == events.DELTA
+            event.data["text"]
+            for event in job_stream.read(get_redis(), job_id)
+            if event.type == job_stream.DELTA
         )
 
     first = wait_until(streamed, 10, interval=0.02, message="the first piece")

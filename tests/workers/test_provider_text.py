@@ -7,7 +7,7 @@ from db.redis_client import get_redis
 from db.repositories import jobs
 from db.session import session_scope
 from tests import rows
-from workers import events, pipeline
+from workers import job_stream, pipeline
 from workers.provider_text import storable
 from workers.providers.schema_sample import sample_instance
 from workers.tools import get_tool
@@ -39,7 +39,7 @@ def test_a_text_reply_with_nul_and_a_lone_surrogate_is_stored_by_the_rule(settin
     assert pipeline.run_job(job_id, settings=settings).status == "succeeded"
     assert _load(job_id).output == {"text": "one two \ufffd three 😀"}
     streamed = "".join(
-        event.data["text"] for event in events.read(get_redis(), job_id) if event.type == events.DELTA
+        event.data["text"] for event in job_stream.read(get_redis(), job_id) if event.type == job_stream.DELTA
     )
     assert streamed == "one two \ufffd three 😀"
 

@@ -1,7 +1,7 @@
 """Stopping a provider call that is blocked on the network, from another thread or greenlet.
 
 A canceled job's call may be waiting for response headers or its next token for as
-long as the provider takes. Its heartbeat monitor (another thread, or another greenlet
+long as the provider takes. Its lease monitor (another thread, or another greenlet
 under gevent) calls `Interrupt.interrupt()`, which shuts down the socket the call is
 reading: a blocked read wakes up in either case (with EOF in a thread, with an error
 under gevent), and the read then raises `Interrupted`. The streams of pooling.py read

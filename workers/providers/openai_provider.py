@@ -30,6 +30,7 @@ from tenacity.wait import wait_base, wait_random_exponential
 
 from settings import Settings
 from workers import metrics
+from workers.provider_limits import LocalRateLimited, RateLimiter, request_tokens
 from workers.providers.base import (
     CONTENT_FILTERED,
     INVALID_REQUEST,
@@ -45,7 +46,6 @@ from workers.providers.base import (
 )
 from workers.providers.interrupts import Interrupted
 from workers.providers.pooling import PoolingTransport
-from workers.ratelimit import LocalRateLimited, RateLimiter, request_tokens
 
 logger = logging.getLogger(__name__)
 

@@ -73,7 +73,7 @@ def create(
     dispatched: bool = False,
 ) -> Any:
     """Insert a job. `dispatched`: it is admitted at once (its message is sent right
-    after the commit), as scheduling.claim_waiting would mark it.
+    after the commit), as admission (workers/admission.py) would mark it.
 
     One INSERT ... RETURNING in SQL (db/raw.py: every submit runs it). Returns the new
     row as a read-only named tuple of the job's columns, not an ORM `Job` (building

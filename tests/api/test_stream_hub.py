@@ -4,10 +4,10 @@ read in progress; a Redis restart is survived."""
 
 import uuid
 
-from api.services.event_hub import BLOCK_MS, EventHub
+from api.services.stream_hub import BLOCK_MS, StreamHub
 from db.redis_client import get_redis
 from tests.fakes.services import RedisServer
-from workers import events
+from workers import job_stream
 
 # Well under the reader's own wait: a follower served within it was woken, not timed out.
 SOON = BLOCK_MS / 1000 / 4
@@ -15,12 +15,13 @@ SOON = BLOCK_MS / 1000 / 4
 
 def publish(redis, job_id, count: int, start: int = 0) -> list[str]:
     return [
-        events.publish(redis, job_id, events.DELTA, {"text": f"t{n}"}) for n in range(start, start + count)
+        job_stream.publish(redis, job_id, job_stream.DELTA, {"text": f"t{n}"})
+        for n in range(start, start + count)
     ]
 
 
-def take(follower, count: int) -> list[events.Event]:
-    got: list[events.Event] = []
+def take(follower, count: int) -> list[job_stream.Event]:
+    got: list[job_stream.Event] = []
     for _ in range(count):
         got += follower.wait(SOON)
         if len(got) >= count:
@@ -29,7 +30,7 @@ def take(follower, count: int) -> list[events.Event]:
 
 
 def test_followers_each_get_the_events_after_their_own_position(settings):
-    hub, redis, job_id = EventHub(settings.redis_url), get_redis(), uuid.uuid4()
+    hub, redis, job_id = StreamHub(settings.redis_url), get_redis(), uuid.uuid4()
     ids = publish(redis, job_id, 6)
     from_start = hub.follow(job_id, after="0")
     from_middle = hub.follow(job_id, after=ids[2])
@@ -44,7 +45,7 @@ def test_followers_each_get_the_events_after_their_own_position(settings):
 
 
 def test_a_new_follower_does_not_wait_for_the_read_in_progress(settings):
-    hub, redis = EventHub(settings.redis_url), get_redis()
+    hub, redis = StreamHub(settings.redis_url), get_redis()
     quiet, busy = uuid.uuid4(), uuid.uuid4()
     waiting = hub.follow(quiet, after="0")
     assert waiting.wait(0.2) == []  # the reader now blocks on the quiet job
@@ -61,7 +62,7 @@ def test_a_new_follower_does_not_wait_for_the_read_in_progress(settings):
 def test_the_reader_reads_on_after_a_redis_restart(tmp_path):
     server = RedisServer(tmp_path).start()
     try:
-        hub, job_id = EventHub(server.url), uuid.uuid4()
+        hub, job_id = StreamHub(server.url), uuid.uuid4()
         follower = hub.follow(job_id, after="0")
         assert follower.wait(0.2) == []
         server.restart()

@@ -24,7 +24,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from db.redis_client import get_redis, key
-from workers import events
+from workers import job_stream
 
 logger = logging.getLogger(__name__)
 
@@ -43,14 +43,14 @@ def order(event_id: str) -> tuple[int, int]:
 class Follower:
     """One request following one job: the events after `after`, as the hub reads them."""
 
-    def __init__(self, hub: EventHub, job_id: str, after: str) -> None:
+    def __init__(self, hub: StreamHub, job_id: str, after: str) -> None:
         self.hub = hub
         self.job_id = job_id
         self.after = after  # the newest event handed to this follower (under the hub's lock)
-        self.pending: list[events.Event] = []
+        self.pending: list[job_stream.Event] = []
         self.arrived = threading.Condition(hub.lock)
 
-    def wait(self, seconds: float) -> list[events.Event]:
+    def wait(self, seconds: float) -> list[job_stream.Event]:
         """The events not taken yet, waiting up to `seconds` for one; none if nothing
         came or Redis could not be read."""
         with self.hub.lock:
@@ -65,7 +65,7 @@ class Follower:
         return len(self.pending) < BUFFER_LIMIT
 
 
-class EventHub:
+class StreamHub:
     def __init__(self, url: str) -> None:
         self.url = url
         self.lock = threading.Lock()
@@ -93,7 +93,7 @@ class EventHub:
         with self.lock:
             self.followers.setdefault(follower.job_id, set()).add(follower)
             if self.reader is None or not self.reader.is_alive():
-                self.reader = threading.Thread(target=self.run, name="event-hub", daemon=True)
+                self.reader = threading.Thread(target=self.run, name="stream-hub", daemon=True)
                 self.reader.start()
             self.someone_follows.notify()
         self.wake()
@@ -154,7 +154,7 @@ class EventHub:
             for job_id, following in self.followers.items():
                 open_to_more = [follower.after for follower in following if follower.has_room()]
                 if open_to_more:
-                    positions[events.stream_key(job_id)] = min(open_to_more, key=order)
+                    positions[job_stream.stream_key(job_id)] = min(open_to_more, key=order)
             positions[self.wake_key] = self.wake_after
             return positions
 
@@ -167,9 +167,9 @@ class EventHub:
                 if stream == self.wake_key:
                     self.wake_after = entries[-1][0]
                     continue
-                read = [events.decode(event_id, fields) for event_id, fields in entries]
+                read = [job_stream.decode(event_id, fields) for event_id, fields in entries]
                 start = order(positions[stream])
-                for follower in self.followers.get(events.job_id_of(stream), ()):
+                for follower in self.followers.get(job_stream.job_id_of(stream), ()):
                     if order(follower.after) < start:
                         continue
                     for event in read:
@@ -180,11 +180,11 @@ class EventHub:
                         follower.arrived.notify_all()
 
 
-_hubs: dict[tuple[int, str], EventHub] = {}
+_hubs: dict[tuple[int, str], StreamHub] = {}
 _hubs_lock = threading.Lock()
 
 
-def get_hub(url: str | None = None) -> EventHub:
+def get_hub(url: str | None = None) -> StreamHub:
     """This process's hub (a forked process makes its own: threads do not survive a fork)."""
     if url is None:
         from settings import get_settings
@@ -193,5 +193,5 @@ def get_hub(url: str | None = None) -> EventHub:
     with _hubs_lock:
         hub = _hubs.get((os.getpid(), url))
         if hub is None:
-            hub = _hubs[(os.getpid(), url)] = EventHub(url)
+            hub = _hubs[(os.getpid(), url)] = StreamHub(url)
         return hub

@@ -1,4 +1,5 @@
-"""Housekeeping the beat runs: nothing accepted is lost, nothing runs forever."""
+"""Jobs that stopped moving, found by the beat: waiting jobs whose turn came, messages
+lost with the broker, leases of dead workers, and jobs past their deadline."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import uuid
 from db.repositories import jobs
 from db.session import session_scope
 from settings import Settings
-from workers import metrics, scheduling
-from workers.scheduling import Send
+from workers import admission, metrics
+from workers.admission import Send
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ def resend_queued(settings: Settings, send: Send) -> int:
     broker was down, or a job finished without a worker to admit the next), and
     re-send jobs whose message was probably lost with a broker restart. A duplicate
     message is harmless: starting a job is a compare-and-set."""
-    admitted = scheduling.admit_all_waiting(send)
+    admitted = admission.admit_all_waiting(send)
     with session_scope() as session:
         lost = jobs.ids_lost_in_broker(session, sent_before=settings.requeue_stale_after)
     return admitted + _send_all(lost, send)

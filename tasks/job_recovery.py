@@ -1,6 +1,10 @@
-"""Beat tasks that keep jobs moving; the logic lives in workers.maintenance. Each
-runs under its own Redis lock (workers.locks): a run that finds it held is skipped,
-so two beats or a slow run never overlap. A skipped run returns None."""
+"""Beat tasks that recover jobs that stopped moving; the logic lives in
+workers.job_recovery. Each runs under its own Redis lock (workers.locks): a run that
+finds it held is skipped, so two beats or a slow run never overlap. A skipped run
+returns None.
+
+The registered task names and lock names keep their first module's name
+(`conveyor.maintenance.*`): deployed beats and queued messages use them."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from celery import shared_task
 
 from settings import get_settings
 from tasks.generation import dispatch
-from workers import locks, maintenance
+from workers import job_recovery, locks
 
 # Longer than a run can take, short enough that a killed run blocks few ticks.
 LOCK_TIMEOUT = 300
@@ -18,7 +22,7 @@ LOCK_TIMEOUT = 300
 def resend_queued() -> int | None:
     return locks.run_exclusively(
         "maintenance.resend_queued",
-        lambda: maintenance.resend_queued(get_settings(), dispatch),
+        lambda: job_recovery.resend_queued(get_settings(), dispatch),
         timeout=LOCK_TIMEOUT,
     )
 
@@ -27,7 +31,7 @@ def resend_queued() -> int | None:
 def reap_leases() -> tuple[int, int] | None:
     return locks.run_exclusively(
         "maintenance.reap_leases",
-        lambda: maintenance.reap_lapsed_leases(get_settings(), dispatch),
+        lambda: job_recovery.reap_lapsed_leases(get_settings(), dispatch),
         timeout=LOCK_TIMEOUT,
     )
 
@@ -35,5 +39,5 @@ def reap_leases() -> tuple[int, int] | None:
 @shared_task(name="conveyor.maintenance.expire_overdue", ignore_result=True)
 def expire_overdue() -> int | None:
     return locks.run_exclusively(
-        "maintenance.expire_overdue", maintenance.expire_overdue, timeout=LOCK_TIMEOUT
+        "maintenance.expire_overdue", job_recovery.expire_overdue, timeout=LOCK_TIMEOUT
     )

@@ -1,14 +1,16 @@
-"""Beat tasks that keep stored data in bounds and report to the admins. Each runs
-under its own Redis lock (workers.locks), so two beats never run one side by side.
-The logic lives in workers.housekeeping."""
+"""Beat tasks that keep stored data in bounds. Each runs under its own Redis lock
+(workers.locks), so two beats never run one side by side. The logic lives in
+workers.cleanup.
+
+The registered task names and lock names keep their first module's name
+(`conveyor.housekeeping.*`): deployed beats and queued messages use them."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
 from settings import get_settings
-from tasks import email
-from workers import housekeeping, locks
+from workers import cleanup, locks
 
 CLEANUP_LOCK_TIMEOUT = 30 * 60
 
@@ -17,7 +19,7 @@ CLEANUP_LOCK_TIMEOUT = 30 * 60
 def purge_expired_results() -> int | None:
     purged = locks.run_exclusively(
         "housekeeping.purge_expired_results",
-        lambda: housekeeping.purge_expired_results(get_settings()),
+        lambda: cleanup.purge_expired_results(get_settings()),
         timeout=CLEANUP_LOCK_TIMEOUT,
     )
     return None if purged is None else purged.outputs + purged.exports
@@ -27,7 +29,7 @@ def purge_expired_results() -> int | None:
 def purge_unverified_accounts() -> int | None:
     purged = locks.run_exclusively(
         "housekeeping.purge_unverified_accounts",
-        lambda: housekeeping.purge_unverified_accounts(get_settings()),
+        lambda: cleanup.purge_unverified_accounts(get_settings()),
         timeout=CLEANUP_LOCK_TIMEOUT,
     )
     return None if purged is None else purged.accounts
@@ -37,16 +39,7 @@ def purge_unverified_accounts() -> int | None:
 def purge_expired_refresh_tokens() -> int | None:
     purged = locks.run_exclusively(
         "housekeeping.purge_expired_refresh_tokens",
-        lambda: housekeeping.purge_expired_refresh_tokens(get_settings()),
+        lambda: cleanup.purge_expired_refresh_tokens(get_settings()),
         timeout=CLEANUP_LOCK_TIMEOUT,
     )
     return None if purged is None else purged.refresh_tokens
-
-
-@shared_task(name="conveyor.housekeeping.daily_report", ignore_result=True)
-def daily_report() -> int | None:
-    queued = locks.run_exclusively("housekeeping.daily_report", housekeeping.send_daily_report, timeout=600)
-    if queued is None:
-        return None
-    email.send_soon(queued)
-    return len(queued)

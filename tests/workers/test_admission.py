@@ -12,7 +12,7 @@ from db.models.job import SUCCEEDED
 from db.repositories import jobs
 from db.session import session_scope
 from tests import rows
-from workers import maintenance, scheduling
+from workers import admission, job_recovery
 
 
 def make_user(plan: str = "free") -> uuid.UUID:
@@ -40,13 +40,13 @@ def test_a_free_user_has_two_jobs_in_flight_and_the_rest_wait_in_order():
     user = make_user("free")
     ids = make_jobs(user, 5)
     broker = Broker()
-    assert scheduling.admit(user, broker).sent == ids[:2]
-    assert scheduling.admit(user, broker).sent == []  # still full
+    assert admission.admit(user, broker).sent == ids[:2]
+    assert admission.admit(user, broker).sent == []  # still full
 
     with session_scope() as session:
         jobs.start(session, job_id=ids[0], lease_seconds=30, max_attempts=3)
         jobs.finish(session, job_id=ids[0], status=SUCCEEDED, output={"text": "ok"})
-    assert scheduling.admit(user, broker).sent == [ids[2]]
+    assert admission.admit(user, broker).sent == [ids[2]]
     assert [job_id for job_id, _ in broker.sent] == ids[:3]
 
 
@@ -54,7 +54,7 @@ def test_paid_plans_have_more_slots():
     user = make_user("pro")
     ids = make_jobs(user, 7, queue="ai_priority")
     broker = Broker()
-    assert scheduling.admit(user, broker).sent == ids[:5]
+    assert admission.admit(user, broker).sent == ids[:5]
     assert {queue for _, queue in broker.sent} == {"ai_priority"}
 
 
@@ -62,7 +62,7 @@ def test_concurrent_admissions_never_exceed_the_limit():
     user = make_user("free")
     make_jobs(user, 10)
     broker = Broker()
-    threads = [threading.Thread(target=scheduling.admit, args=(user, broker)) for _ in range(12)]
+    threads = [threading.Thread(target=admission.admit, args=(user, broker)) for _ in range(12)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -75,19 +75,19 @@ def test_one_users_backlog_does_not_hold_back_another_user():
     make_jobs(heavy, 50)
     light_ids = make_jobs(light, 1)
     broker = Broker()
-    scheduling.admit(heavy, broker)
-    scheduling.admit(light, broker)
+    admission.admit(heavy, broker)
+    admission.admit(light, broker)
     assert [job_id for job_id, _ in broker.sent][2:] == light_ids  # third in the broker, not 51st
 
 
 def test_a_refused_send_puts_the_jobs_back_to_wait():
     user = make_user()
     ids = make_jobs(user, 2)
-    admitted = scheduling.admit(user, Broker(fail=True))
+    admitted = admission.admit(user, Broker(fail=True))
     assert admitted.sent == [] and admitted.failed == ids
     with session_scope() as session:
         assert jobs.count_in_flight(session, user_id=user) == 0
-    assert scheduling.admit(user, Broker()).sent == ids  # the next try sends them
+    assert admission.admit(user, Broker()).sent == ids  # the next try sends them
 
 
 def test_the_beat_admits_waiting_jobs_and_resends_lost_messages(settings):
@@ -98,6 +98,6 @@ def test_the_beat_admits_waiting_jobs_and_resends_lost_messages(settings):
         old = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.requeue_stale_after + 5)
         session.execute(update(Job).where(Job.id == sent_long_ago).values(dispatched_at=old))
     broker = Broker()
-    assert maintenance.resend_queued(settings, broker) == 3
+    assert job_recovery.resend_queued(settings, broker) == 3
     assert sorted(job_id for job_id, _ in broker.sent) == sorted([*waiting[:2], sent_long_ago])
-    assert maintenance.resend_queued(settings, Broker()) == 0  # nothing twice
+    assert job_recovery.resend_queued(settings, Broker()) == 0  # nothing twice

@@ -1,4 +1,5 @@
-"""The beat's clean-ups and the admins' daily report.
+"""The beat's clean-ups: stored data past its retention, accounts never verified,
+expired refresh tokens.
 
 Every clean-up deletes the stored objects first and the rows after, each row with
 a compare-and-set: if the store fails, the row still names its object and the
@@ -11,16 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from db.repositories import exports, refresh_tokens, reports, retention
+from db.repositories import refresh_tokens, retention
 from db.session import session_scope
 from settings import Settings
-from workers.exports.build import stale_after
-from workers.mail import outbox
 from workers.plans import DEFAULT_PLAN, PLANS, get_plan
 from workers.storage import Storage, StorageError, get_storage, user_prefix
 
@@ -28,7 +24,6 @@ logger = logging.getLogger(__name__)
 
 BATCH = 200
 TOKEN_BATCH = 1000  # rows only, no stored objects: one DELETE per batch
-EXPORT_RESEND_AFTER = 300  # seconds an export may sit queued before its message counts as lost
 DEFAULT_RETENTION_DAYS = 30
 
 
@@ -149,65 +144,3 @@ def _delete(storage: Storage, key: str) -> bool:
         logger.warning("stored object %s not deleted; retried next run", key, exc_info=True)
         return False
     return True
-
-
-# ---------------------------------------------------------------- exports whose message was lost
-
-
-def resend_exports(settings: Settings, send: Callable[[uuid.UUID], None]) -> int:
-    with session_scope() as session:
-        ids = exports.ids_to_resend(session, quiet_for=EXPORT_RESEND_AFTER, stale_after=stale_after(settings))
-    sent = 0
-    for export_id in ids:
-        try:
-            send(export_id)
-        except Exception:
-            logger.warning("export_id=%s re-send failed", export_id, exc_info=True)
-            break
-        with session_scope() as session:
-            exports.touch(session, export_id=export_id)
-        sent += 1
-    if sent:
-        logger.info("re-sent %s exports", sent)
-    return sent
-
-
-# ---------------------------------------------------------------- the daily report
-
-
-def build_report(session, *, day: dt.date) -> dict[str, Any]:
-    """Jobs created on `day` (UTC): by tool and status, failures by code, tokens,
-    cost, and queue latency (submit to start) p50/p95."""
-    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-    window = {"start": start, "end": start + dt.timedelta(days=1)}
-    by_tool = reports.jobs_by_tool_and_status(session, **window)
-    tokens_in, tokens_out, cost = reports.usage_totals(session, **window)
-    p50, p95 = reports.queue_latency(session, **window)
-    return {
-        "date": day.isoformat(),
-        "jobs_total": sum(sum(statuses.values()) for statuses in by_tool.values()),
-        "jobs_by_tool": by_tool,
-        "failures_by_code": reports.failures_by_code(session, **window),
-        "tokens": {"input": tokens_in, "output": tokens_out},
-        "cost_micros": cost,
-        "queue_latency_seconds": {"p50": p50, "p95": p95},
-    }
-
-
-def send_daily_report(*, day: dt.date | None = None) -> list[uuid.UUID]:
-    """Queue yesterday's report (UTC) to every admin; returns the emails queued.
-    The dedupe key `daily_report:<date>:<admin id>` makes a second run queue none."""
-    day = day or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-    with session_scope() as session:
-        report = build_report(session, day=day)
-        queued = [
-            outbox.enqueue(
-                session,
-                to=admin.email,
-                template="daily_report",
-                context={"report": report},
-                dedupe_key=f"daily_report:{day.isoformat()}:{admin.id}",
-            )
-            for admin in reports.admins(session)
-        ]
-    return [email_id for email_id in queued if email_id is not None]

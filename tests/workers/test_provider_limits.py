@@ -17,9 +17,9 @@ import pytest
 from redis import Redis
 
 from settings import ConfigError, RateLimit, Settings
+from workers.provider_limits import LocalRateLimited, RateLimiter, request_tokens
 from workers.providers.base import INVALID_REQUEST, RATE_LIMITED, CompletionRequest, ProviderError
 from workers.providers.openai_provider import OpenAIProvider
-from workers.ratelimit import LocalRateLimited, RateLimiter, request_tokens
 
 SLACK = 0.05  # seconds: clocks read in different places may disagree by this much
 

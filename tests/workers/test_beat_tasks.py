@@ -15,14 +15,15 @@ from db.redis_client import get_redis
 from db.repositories import exports, refresh_tokens, retention
 from db.session import session_scope
 from tasks import accounts as account_tasks
+from tasks import cleanup as cleanup_tasks
+from tasks import daily_report as daily_report_tasks
 from tasks import email as email_tasks
 from tasks import exports as export_tasks
-from tasks import housekeeping as housekeeping_tasks
-from tasks import maintenance as maintenance_tasks
+from tasks import job_recovery as job_recovery_tasks
 from tasks import usage as usage_tasks
 from tasks import webhooks as webhook_tasks
 from tests.rows import age, finished_job, make_user
-from workers import housekeeping, locks
+from workers import cleanup, daily_report, locks
 from workers.storage import ObjectNotFound, export_key, get_storage, job_output_key
 
 
@@ -73,7 +74,7 @@ def test_results_past_their_plans_retention_are_removed_rows_and_objects(setting
     old_export, old_export_key = built_export(free, fresh_inline, settings, days_old=8)
     new_export, new_export_key = built_export(free, fresh_inline, settings, days_old=1)
 
-    purged = housekeeping_tasks.purge_expired_results()
+    purged = cleanup_tasks.purge_expired_results()
     assert purged == 3  # two outputs and one export
 
     assert job(old_inline).output is None
@@ -85,7 +86,7 @@ def test_results_past_their_plans_retention_are_removed_rows_and_objects(setting
         assert session.get(Export, old_export) is None
         assert session.get(Export, new_export) is not None and exists(settings, new_export_key)
 
-    assert housekeeping_tasks.purge_expired_results() == 0  # the second run finds nothing
+    assert cleanup_tasks.purge_expired_results() == 0  # the second run finds nothing
 
 
 def test_unverified_accounts_older_than_a_week_are_removed_with_their_data(settings):
@@ -100,13 +101,13 @@ def test_unverified_accounts_older_than_a_week_are_removed_with_their_data(setti
     for kept in (verified, admin, paying):
         age("users", kept, days=30, columns=("created_at",))
 
-    assert housekeeping_tasks.purge_unverified_accounts() == 1
+    assert cleanup_tasks.purge_unverified_accounts() == 1
     with session_scope() as session:
         assert session.get(User, stale) is None and session.get(Job, stale_job) is None
         assert all(session.get(User, kept) is not None for kept in (recent, verified, admin, paying))
     assert not exists(settings, stale_key)
 
-    assert housekeeping_tasks.purge_unverified_accounts() == 0
+    assert cleanup_tasks.purge_unverified_accounts() == 0
 
 
 def test_an_account_verified_after_it_was_listed_is_kept(settings):
@@ -152,16 +153,16 @@ def test_refresh_tokens_expired_beyond_the_retention_are_removed_in_batches(sett
         batches.append(delete_batch(session, **kwargs))
         return batches[-1]
 
-    monkeypatch.setattr(housekeeping, "TOKEN_BATCH", 2)
-    monkeypatch.setattr(housekeeping.refresh_tokens, "delete_expired", delete_expired)
-    with caplog.at_level(logging.INFO, logger="workers.housekeeping"):
-        assert housekeeping_tasks.purge_expired_refresh_tokens() == 5
+    monkeypatch.setattr(cleanup, "TOKEN_BATCH", 2)
+    monkeypatch.setattr(cleanup.refresh_tokens, "delete_expired", delete_expired)
+    with caplog.at_level(logging.INFO, logger="workers.cleanup"):
+        assert cleanup_tasks.purge_expired_refresh_tokens() == 5
 
     assert batches == [2, 2, 1]  # a transaction per batch, not one for the whole backlog
     assert "removed 5 refresh tokens expired more than 7 days ago" in caplog.text
     assert token_rows() == {recently_expired, live, used_live}
     assert not token_rows() & long_expired
-    assert housekeeping_tasks.purge_expired_refresh_tokens() == 0
+    assert cleanup_tasks.purge_expired_refresh_tokens() == 0
 
 
 def test_a_refresh_token_still_valid_is_never_removed_whatever_the_cutoff(settings):
@@ -171,7 +172,7 @@ def test_a_refresh_token_still_valid_is_never_removed_whatever_the_cutoff(settin
     no_grace = dataclasses.replace(settings, refresh_token_retention_days=0)
     # A clock a week fast puts the cutoff past the live token's expiry; the database's is used too.
     fast = dt.datetime.now(dt.UTC) + dt.timedelta(days=7)
-    assert housekeeping.purge_expired_refresh_tokens(no_grace, now=fast).refresh_tokens == 1
+    assert cleanup.purge_expired_refresh_tokens(no_grace, now=fast).refresh_tokens == 1
     assert token_rows() == {live} and expired not in token_rows()
 
 
@@ -209,8 +210,8 @@ def test_the_daily_report_goes_to_each_admin_once(settings):
     admins = [make_user(role="admin", email=f"admin{n}@example.com") for n in range(2)]
     make_user(role="user")
 
-    assert housekeeping_tasks.daily_report() == 2
-    assert housekeeping_tasks.daily_report() == 0  # the same day's report is never sent twice
+    assert daily_report_tasks.daily_report() == 2
+    assert daily_report_tasks.daily_report() == 0  # the same day's report is never sent twice
 
     day = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).date().isoformat()
     with session_scope() as session:
@@ -228,7 +229,7 @@ def test_the_daily_report_goes_to_each_admin_once(settings):
 
 def test_a_day_without_jobs_still_reports(settings):
     make_user(role="admin")
-    assert len(housekeeping.send_daily_report(day=dt.date(2020, 1, 1))) == 1
+    assert len(daily_report.send_daily_report(day=dt.date(2020, 1, 1))) == 1
     with session_scope() as session:
         report = session.scalars(select(EmailOutbox)).one().context["report"]
     assert report["jobs_by_tool"] == {} and report["queue_latency_seconds"] == {"p50": None, "p95": None}
@@ -250,14 +251,14 @@ def test_a_lost_export_message_is_sent_again_once(settings, monkeypatch):
 @pytest.mark.parametrize(
     "task,lock",
     [
-        (housekeeping_tasks.purge_expired_results, "housekeeping.purge_expired_results"),
-        (housekeeping_tasks.purge_unverified_accounts, "housekeeping.purge_unverified_accounts"),
-        (housekeeping_tasks.purge_expired_refresh_tokens, "housekeeping.purge_expired_refresh_tokens"),
-        (housekeeping_tasks.daily_report, "housekeeping.daily_report"),
+        (cleanup_tasks.purge_expired_results, "housekeeping.purge_expired_results"),
+        (cleanup_tasks.purge_unverified_accounts, "housekeeping.purge_unverified_accounts"),
+        (cleanup_tasks.purge_expired_refresh_tokens, "housekeeping.purge_expired_refresh_tokens"),
+        (daily_report_tasks.daily_report, "housekeeping.daily_report"),
         (export_tasks.resend, "exports.resend"),
-        (maintenance_tasks.resend_queued, "maintenance.resend_queued"),
-        (maintenance_tasks.reap_leases, "maintenance.reap_leases"),
-        (maintenance_tasks.expire_overdue, "maintenance.expire_overdue"),
+        (job_recovery_tasks.resend_queued, "maintenance.resend_queued"),
+        (job_recovery_tasks.reap_leases, "maintenance.reap_leases"),
+        (job_recovery_tasks.expire_overdue, "maintenance.expire_overdue"),
         (webhook_tasks.sweep, "webhooks.sweep"),
         (email_tasks.sweep, "email.sweep"),
         (account_tasks.sweep_deleted, "accounts.sweep_deleted"),
@@ -278,7 +279,7 @@ def test_a_run_that_finds_the_lock_held_is_skipped(task, lock, settings):
     assert task() is not None  # free again: it runs
 
 
-def test_the_maintenance_tasks_do_nothing_twice(settings):
+def test_the_job_recovery_tasks_do_nothing_twice(settings):
     user_id = make_user()
     with session_scope() as session:
         session.execute(
@@ -288,9 +289,9 @@ def test_the_maintenance_tasks_do_nothing_twice(settings):
             ),
             {"id": uuid.uuid4(), "user": user_id},
         )
-    assert maintenance_tasks.expire_overdue() == 1
-    assert maintenance_tasks.expire_overdue() == 0
-    assert maintenance_tasks.reap_leases() == (0, 0)
+    assert job_recovery_tasks.expire_overdue() == 1
+    assert job_recovery_tasks.expire_overdue() == 0
+    assert job_recovery_tasks.reap_leases() == (0, 0)
 
 
 def test_the_lock_helper_runs_work_and_frees_the_lock():

@@ -1,6 +1,6 @@
 """Keeps running jobs' leases alive and notices cancel requests: one monitor per process.
 
-A job holds a `Heartbeat` while its provider call runs. One background thread per
+A job holds a `Lease` while its provider call runs. One background thread per
 worker process (a greenlet under the gevent pool) looks after every job the process
 holds: twice a second it reads all their cancel flags in one Redis MGET, and it
 renews the leases that are due in one transaction. A process holding 500 calls costs
@@ -23,7 +23,7 @@ from contextvars import Token
 from db.redis_client import get_redis
 from db.repositories import jobs
 from db.session import session_scope
-from workers import cancellation, events
+from workers import cancellation, job_stream
 from workers.providers import interrupts
 from workers.providers.base import Canceled, Completion
 
@@ -36,7 +36,7 @@ class LeaseLost(Exception):
     """The job is no longer ours (reaped or finished elsewhere); stop without writing."""
 
 
-class Heartbeat:
+class Lease:
     """One running job, as the process's monitor sees it. Use as a context manager
     around the provider call."""
 
@@ -52,7 +52,7 @@ class Heartbeat:
         self.interrupt = interrupts.Interrupt()  # the provider call's, made current on entry
         self._token: Token[interrupts.Interrupt | None] | None = None
 
-    def __enter__(self) -> Heartbeat:
+    def __enter__(self) -> Lease:
         self.renew_at = time.monotonic() + self.renew_every
         self._token = interrupts.current.set(self.interrupt)
         _monitor().add(self)
@@ -97,71 +97,71 @@ class Monitor:
     def __init__(self, poll_seconds: float = CANCEL_POLL_SECONDS) -> None:
         self.poll_seconds = poll_seconds
         self.pid = os.getpid()
-        self._beats: set[Heartbeat] = set()
+        self._leases: set[Lease] = set()
         self._lock = threading.Lock()
         self._busy = threading.Event()  # set while at least one job is held
         self._thread: threading.Thread | None = None
 
-    def add(self, beat: Heartbeat) -> None:
+    def add(self, lease: Lease) -> None:
         with self._lock:
-            self._beats.add(beat)
+            self._leases.add(lease)
             self._busy.set()
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="job-heartbeats", daemon=True)
+                self._thread = threading.Thread(target=self._run, name="job-leases", daemon=True)
                 self._thread.start()
 
-    def discard(self, beat: Heartbeat) -> None:
+    def discard(self, lease: Lease) -> None:
         with self._lock:
-            self._beats.discard(beat)
-            if not self._beats:
+            self._leases.discard(lease)
+            if not self._leases:
                 self._busy.clear()
 
-    def held(self) -> list[Heartbeat]:
+    def held(self) -> list[Lease]:
         with self._lock:
-            return list(self._beats)
+            return list(self._leases)
 
     def _run(self) -> None:
         while True:
             self._busy.wait()
             time.sleep(self.poll_seconds)
-            beats = self.held()
-            if beats:
-                self.tick(beats, time.monotonic())
+            leases = self.held()
+            if leases:
+                self.tick(leases, time.monotonic())
 
-    def tick(self, beats: list[Heartbeat], now: float) -> None:
+    def tick(self, leases: list[Lease], now: float) -> None:
         """One round: every job's cancel flag, then the leases that are due. A failure
         of either is logged and tried again next round; neither stops the other."""
         try:
-            flags = cancellation.are_requested(get_redis(), [beat.job_id for beat in beats])
-            for beat, requested in zip(beats, flags, strict=True):
+            flags = cancellation.are_requested(get_redis(), [lease.job_id for lease in leases])
+            for lease, requested in zip(leases, flags, strict=True):
                 if requested:
-                    beat.cancel()
+                    lease.cancel()
         except Exception:
-            logger.warning("heartbeat: could not read %d jobs' cancel flags", len(beats), exc_info=True)
-        due = [beat for beat in beats if now >= beat.renew_at and not beat.lease_lost]
+            logger.warning("heartbeat: could not read %d jobs' cancel flags", len(leases), exc_info=True)
+        due = [lease for lease in leases if now >= lease.renew_at and not lease.lease_lost]
         if due:
             try:
                 self._renew(due, now)
             except Exception:
                 logger.warning("heartbeat: could not renew %d jobs' leases", len(due), exc_info=True)
 
-    def _renew(self, due: list[Heartbeat], now: float) -> None:
+    def _renew(self, due: list[Lease], now: float) -> None:
         with session_scope() as session:
             states = [
                 jobs.renew_lease(
-                    session, job_id=beat.job_id, lease_seconds=beat.lease_seconds, progress=beat.progress
+                    session, job_id=lease.job_id, lease_seconds=lease.lease_seconds, progress=lease.progress
                 )
-                for beat in due
+                for lease in due
             ]
         redis = get_redis()
-        for beat, state in zip(due, states, strict=True):
+        for lease, state in zip(due, states, strict=True):
             if state is None:  # reaped or finished elsewhere
-                beat.lose_lease()
+                lease.lose_lease()
                 continue
-            beat.renew_at = now + beat.renew_every
+            lease.renew_at = now + lease.renew_every
             if state.cancel_requested:
-                beat.cancel()
-            events.publish(redis, beat.job_id, events.PROGRESS, {"progress": beat.progress})
+                lease.cancel()
+            job_stream.publish(redis, lease.job_id, job_stream.PROGRESS, {"progress": lease.progress})
 
 
 _current: Monitor | None = None

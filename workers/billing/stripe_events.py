@@ -35,7 +35,7 @@ from workers.plans import DEFAULT_PLAN, get_plan, rank
 
 logger = logging.getLogger(__name__)
 
-LEASE_SECONDS = 120  # a worker's hold on an event it is processing
+HOLD_SECONDS = 120  # a worker's hold on an event it is processing
 SYNC_LOCK_SECONDS = 60
 MAX_ATTEMPTS = 10  # the sweep gives up on an event after this many tries
 SWEEP_AFTER_SECONDS = 60  # an event not processed this long after it came is re-sent
@@ -57,7 +57,7 @@ AfterSync = Callable[[Session, User], list[uuid.UUID]]
 EVENT = loop.Kind(
     logger=logger,
     name="stripe events",
-    table=billing.EVENTS,
+    table=billing.STRIPE_EVENTS,
     id_name="stripe event_id",
     load=lambda session, event: (event.type, event.payload["data"]["object"]),
     retries=loop.Retries(max_attempts=MAX_ATTEMPTS),
@@ -76,7 +76,7 @@ def process(event_id: str, *, settings: Settings | None = None) -> Outcome:
         event_type, data = claim.item
         return HANDLERS.get(event_type, _ignore)(claim, data, settings)
 
-    result = loop.attempt(EVENT, event_id, hold_seconds=LEASE_SECONDS, transport=handle)
+    result = loop.attempt(EVENT, event_id, hold_seconds=HOLD_SECONDS, transport=handle)
     return result.detail if result is not None else Outcome(SKIPPED)
 
 
@@ -195,7 +195,7 @@ def _finish(
 ) -> loop.Result:
     """Mark the event processed, in `session`'s transaction if given: if another
     worker got there first (its lease ran out on us), this one's changes are undone."""
-    result = loop.finish(EVENT, claim, loop.Result(billing.EVENTS.done), session=session)
+    result = loop.finish(EVENT, claim, loop.Result(billing.STRIPE_EVENTS.done), session=session)
     return dataclasses.replace(
         result, detail=Outcome(status, email_ids or []) if result.status else Outcome(SKIPPED)
     )
