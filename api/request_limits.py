@@ -154,7 +154,7 @@ def account_export_limits(view: Callable) -> Callable:
     )(documented(statuses={429})(view))
 
 
-def plan_limits(view: Callable) -> Callable:
+def plan_request_limits(view: Callable) -> Callable:
     """The caller's plan's request rate (`Plan.request_rate`), counted per user, by
     flask-limiter's strategy on its storage (the moving window in Redis), checked here
     rather than through `limiter.limit`: that decorator resolves its rules again on

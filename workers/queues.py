@@ -4,7 +4,7 @@
   priority step, as kombu's Redis transport keeps them): LLEN, no worker asked.
 - Presence: each worker writes a heartbeat to Redis every few seconds naming the
   queues it consumes (`Heartbeat`, started by the worker's consumer), as a key
-  that expires after three missed beats. `/ready` and `GET /admin/queues` read
+  that expires after three missed heartbeats. `/ready` and `GET /admin/queues` read
   them in one round trip, rather than asking every worker over the broker
   (`inspect().active_queues()` waits a whole timeout for workers that never answer).
 """
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 # kombu's Redis transport keeps a queue's messages of priority p > 0 in `<queue>\x06\x16<p>`.
 PRIORITY_STEPS = (0, 3, 6, 9)
 PRIORITY_SEPARATOR = "\x06\x16"
-MISSED_BEATS = 3  # a worker silent for this many intervals is gone
+MISSED_HEARTBEATS = 3  # a worker silent for this many intervals is gone
 WORKERS_SET = key("workers")
 
 
@@ -47,17 +47,17 @@ def _worker_key(hostname: str) -> str:
     return key("worker", hostname)
 
 
-def beat(redis: Redis, *, hostname: str, queues: Iterable[str], interval: float) -> None:
-    """Say this worker is alive and consuming `queues`, for the next MISSED_BEATS intervals."""
+def write_heartbeat(redis: Redis, *, hostname: str, queues: Iterable[str], interval: float) -> None:
+    """Say this worker is alive and consuming `queues`, for the next MISSED_HEARTBEATS intervals."""
     note = json.dumps({"queues": sorted(queues), "pid": os.getpid(), "at": time.time()})
     pipe = redis.pipeline(transaction=False)
-    pipe.set(_worker_key(hostname), note, px=int(interval * MISSED_BEATS * 1000))
+    pipe.set(_worker_key(hostname), note, px=int(interval * MISSED_HEARTBEATS * 1000))
     pipe.sadd(WORKERS_SET, hostname)
     pipe.execute()
 
 
 def leave(redis: Redis, *, hostname: str) -> None:
-    """A worker shutting down cleanly is gone at once, not three beats later."""
+    """A worker shutting down cleanly is gone at once, not three heartbeats later."""
     pipe = redis.pipeline(transaction=False)
     pipe.delete(_worker_key(hostname))
     pipe.srem(WORKERS_SET, hostname)
@@ -73,7 +73,7 @@ def workers_by_queue(redis: Redis, queues: Iterable[str]) -> dict[str, list[str]
     notes = redis.mget([_worker_key(hostname) for hostname in hostnames])
     gone = []
     for hostname, note in zip(hostnames, notes, strict=True):
-        if note is None:  # its key expired: it stopped beating
+        if note is None:  # its key expired: its heartbeats stopped
             gone.append(hostname)
             continue
         for name in json.loads(note)["queues"]:
@@ -85,7 +85,7 @@ def workers_by_queue(redis: Redis, queues: Iterable[str]) -> dict[str, list[str]
 
 
 class Heartbeat:
-    """A daemon thread that calls `beat` every `interval` seconds until stopped.
+    """A daemon thread that calls `write_heartbeat` every `interval` seconds until stopped.
 
     It has a Redis client of its own: a prefork worker forks its pool while this
     thread runs, and a child must not inherit a connection pool mid-use."""
@@ -119,7 +119,9 @@ class Heartbeat:
         failing = False
         while True:
             try:
-                beat(self.redis, hostname=self.hostname, queues=self.queues(), interval=self.interval)
+                write_heartbeat(
+                    self.redis, hostname=self.hostname, queues=self.queues(), interval=self.interval
+                )
                 if failing:
                     logger.info("worker heartbeat: Redis answers again")
                 failing = False

@@ -5,7 +5,7 @@ from flask import url_for
 from api.auth import current_settings, get_current_user, login_required
 from api.input_gate import Blueprint
 from api.openapi import documented
-from api.request_limits import plan_limits
+from api.request_limits import plan_request_limits
 from api.schemas.conversations import (
     ConversationCreateSchema,
     ConversationDetailSchema,
@@ -60,7 +60,7 @@ def delete(conversation_id: uuid.UUID):
 @blp.route("/<uuid:conversation_id>/messages", methods=["POST"])
 @documented(statuses={402, 409, 429})
 @login_required
-@plan_limits
+@plan_request_limits
 @blp.arguments(ConversationMessageCreateSchema())
 @blp.response(202, JobSchema)
 def send_message(data, conversation_id: uuid.UUID):

@@ -5,7 +5,7 @@ from flask import url_for
 from api.auth import current_settings, get_current_user, jwt_login_required, login_required
 from api.input_gate import Blueprint
 from api.openapi import documented
-from api.request_limits import account_export_limits, plan_limits
+from api.request_limits import account_export_limits, plan_request_limits
 from api.schemas.exports import ExportCreateSchema, ExportSchema
 from api.services import exports
 from db.session import db_session
@@ -18,7 +18,7 @@ blp = Blueprint(
 @blp.route("/jobs/<uuid:job_id>/exports", methods=["POST"])
 @documented(statuses={409})
 @login_required
-@plan_limits
+@plan_request_limits
 @blp.arguments(ExportCreateSchema())
 @blp.response(202, ExportSchema)
 def export_job(data, job_id: uuid.UUID):

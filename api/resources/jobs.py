@@ -16,7 +16,7 @@ from api.auth import (
 )
 from api.input_gate import Blueprint
 from api.openapi import documented
-from api.request_limits import plan_limits
+from api.request_limits import plan_request_limits
 from api.schemas.jobs import (
     IdempotencyHeaderSchema,
     JobCreateSchema,
@@ -36,7 +36,7 @@ blp = Blueprint("jobs", __name__, description="Submit AI jobs and follow them to
 @blp.route("", methods=["POST"])
 @documented(statuses={402, 429})
 @login_required
-@plan_limits
+@plan_request_limits
 @blp.arguments(JobCreateSchema())
 @blp.arguments(IdempotencyHeaderSchema(), location="headers", as_kwargs=True)
 @blp.response(202, JobSchema)

@@ -207,7 +207,7 @@ def test_queue_stats_show_depth_workers_and_jobs_by_status(client, admin, alice)
     submit(client, alice[0])
     failed = submit(client, alice[0]).get_json()["id"]
     fail(failed)
-    queues.beat(get_redis(), hostname="ai@box", queues=["ai_priority", "ai"], interval=5)
+    queues.write_heartbeat(get_redis(), hostname="ai@box", queues=["ai_priority", "ai"], interval=5)
 
     stats = client.get(f"{ADMIN}/queues", headers=admin).get_json()
     after = {q["name"]: q for q in stats["queues"]}

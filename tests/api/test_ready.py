@@ -31,12 +31,12 @@ def test_ready_is_503_and_names_the_queues_nobody_consumes(client):
 
 def test_ready_counts_only_the_queues_live_workers_consume(client):
     redis = get_redis()
-    queues.beat(redis, hostname="ai@box", queues=["ai_priority", "ai"], interval=5)
-    queues.beat(redis, hostname="default@box", queues=["default", "email"], interval=5)
+    queues.write_heartbeat(redis, hostname="ai@box", queues=["ai_priority", "ai"], interval=5)
+    queues.write_heartbeat(redis, hostname="default@box", queues=["default", "email"], interval=5)
     checks = client.get(f"{API}/ready").get_json()["checks"]
     assert checks["workers"] == "unavailable: no live worker consumes exports"
 
-    queues.beat(redis, hostname="exports@box", queues=["exports"], interval=5)
+    queues.write_heartbeat(redis, hostname="exports@box", queues=["exports"], interval=5)
     response = client.get(f"{API}/ready")
     assert response.status_code == 200
     assert response.get_json() == {
@@ -51,7 +51,9 @@ def test_ready_counts_only_the_queues_live_workers_consume(client):
 def test_a_worker_that_stops_beating_is_gone_after_its_missed_beats(client):
     redis = get_redis()
     for name in ALL_QUEUES:
-        queues.beat(redis, hostname=f"{name}@box", queues=[name], interval=0.1)  # expires after 0.3 s
+        queues.write_heartbeat(
+            redis, hostname=f"{name}@box", queues=[name], interval=0.1
+        )  # expires after 0.3 s
     assert client.get(f"{API}/ready").status_code == 200
     time.sleep(0.5)
     assert (

@@ -34,7 +34,7 @@ def workers_seen():
     """/ready wants a live worker on every queue; these stacks run none (the flooder's
     job must stay queued), so their heartbeats are left as a worker would."""
     for name in ALL_QUEUES:
-        queues.beat(get_redis(), hostname=f"flood-{name}@box", queues=[name], interval=120)
+        queues.write_heartbeat(get_redis(), hostname=f"flood-{name}@box", queues=[name], interval=120)
     yield
     for name in ALL_QUEUES:
         queues.leave(get_redis(), hostname=f"flood-{name}@box")
