@@ -22,17 +22,21 @@ def make_user(
     name: str = "Ada",
     email: str | None = None,
     deleted_ago: float | None = None,
+    password_hash: str = "x",
+    **fields: Any,
 ) -> uuid.UUID:
-    """A user; `deleted_ago`: seconds since they closed their account."""
+    """A user; `deleted_ago`: seconds since they closed their account; `fields` are set on
+    the row as-is."""
     with session_scope() as session:
         user = users.create(
             session,
             email=email or f"{uuid.uuid4().hex[:10]}@example.com",
-            password_hash="x",
+            password_hash=password_hash,
             name=name,
             plan=plan,
             role=role,
             email_verified_at=dt.datetime.now(dt.UTC) if verified else None,
+            **fields,
         )
         if deleted_ago is not None:
             user.deleted_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=deleted_ago)
@@ -79,8 +83,16 @@ def queued_job(
         return job.id
 
 
+def running_job(user_id: uuid.UUID | None = None, **queued: Any) -> uuid.UUID:
+    """A job a worker has taken (its first attempt, under a lease); `queued` as `queued_job`."""
+    job_id = queued_job(user_id, **queued)
+    with session_scope() as session:
+        jobs.start(session, job_id=job_id, lease_seconds=60, max_attempts=3)
+    return job_id
+
+
 def finished_job(
-    user_id: uuid.UUID,
+    user_id: uuid.UUID | None = None,
     *,
     tool: str = "text",
     input: dict[str, Any] | None = None,
@@ -90,21 +102,12 @@ def finished_job(
     error_code: str | None = None,
     tokens: tuple[int, int] = (10, 5),
     cost_micros: int = 3,
+    webhook_url: str | None = None,
 ) -> uuid.UUID:
-    """A job taken through the real transitions to a terminal status."""
+    """A job taken through the real transitions to a terminal status (for a new user unless
+    one is given)."""
+    job_id = running_job(user_id, tool=tool, input=input or {"prompt": "hello"}, webhook_url=webhook_url)
     with session_scope() as session:
-        job = jobs.create(
-            session,
-            user_id=user_id,
-            tool=tool,
-            input=input or {"prompt": "hello"},
-            model="gpt-4o-mini",
-            queue="ai",
-            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-        )
-        job_id = job.id
-    with session_scope() as session:
-        jobs.start(session, job_id=job_id, lease_seconds=60, max_attempts=3)
         jobs.finish(
             session,
             job_id=job_id,
