@@ -13,12 +13,13 @@ from typing import Any
 from db.models.job import TERMINAL
 
 API = "/api/v1"
+PASSWORD = "correct horse battery"  # what `register` signs up with unless told
 
 
 def register(
     client,
     email: str | None = None,
-    password: str = "correct horse battery",
+    password: str = PASSWORD,
     name: str = "Ada",
     verified: bool = True,
 ):
@@ -40,6 +41,25 @@ def mark_verified(user_id: str, email: str) -> None:
 
     with session_scope() as session:
         users.mark_email_verified(session, user_id=uuid.UUID(user_id), email=email)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def login(client, email: str, password: str = PASSWORD):
+    return client.post(f"{API}/auth/login", json={"email": email, "password": password})
+
+
+def refresh(client, refresh_token: str):
+    return client.post(f"{API}/auth/refresh", headers=bearer(refresh_token))
+
+
+def assert_error(response, status: int, fragment: str) -> None:
+    """The response is an error of `status` in the one error shape, `fragment` in its message."""
+    body = response.get_json()
+    assert response.status_code == status, body
+    assert body["code"] == status and body["status"] and fragment in body["message"], body
 
 
 def queued_tasks(name: str, queue: str = "default") -> list[list[Any]]:

@@ -1,5 +1,6 @@
 import pytest
 
+from tests import rows
 from tests.helpers import API, register
 
 
@@ -236,12 +237,9 @@ def test_only_the_start_of_a_very_long_password_is_scored(client):
 
 def test_an_account_with_an_old_weak_password_still_logs_in(client):
     from api.services import passwords
-    from db.repositories import users
-    from db.session import session_scope
 
-    with session_scope() as session:
-        users.create(
-            session, email="old@example.com", password_hash=passwords.hash_password("password"), name="Old"
-        )
+    rows.make_user(
+        email="old@example.com", name="Old", verified=False, password_hash=passwords.hash_password("password")
+    )
     response = client.post(f"{API}/auth/login", json={"email": "old@example.com", "password": "password"})
     assert response.status_code == 200

@@ -3,7 +3,6 @@ quota (402, never exceeded by concurrent submits), its jobs a day (429) and its
 request rate (429). No worker runs: jobs stay queued."""
 
 import dataclasses
-import datetime as dt
 import threading
 import uuid
 
@@ -12,6 +11,7 @@ from sqlalchemy import select, update
 
 from db.models import DailyJobCount, EmailOutbox, Job, UsageCounter, User
 from db.session import session_scope
+from tests import rows
 from tests.helpers import API, register, submit
 from workers import metering, pipeline, plans
 from workers.tools import get_tool
@@ -36,9 +36,7 @@ def set_plan(user_id: uuid.UUID, plan: str) -> None:
 
 
 def set_used(user_id: uuid.UUID, tokens: int) -> None:
-    period = dt.datetime.now(dt.UTC).date().replace(day=1)
-    with session_scope() as session:
-        session.merge(UsageCounter(user_id=user_id, period=period, tokens_used=tokens, tokens_reserved=0))
+    rows.usage_counter(user_id, tokens_used=tokens)
 
 
 def counter(user_id: uuid.UUID) -> tuple[int, int]:
@@ -142,10 +140,7 @@ def test_twenty_concurrent_submits_at_the_edge_never_go_over(app, account):
 
 def test_more_jobs_than_the_plan_allows_a_day_is_429(client, account):
     headers, user_id = account
-    with session_scope() as session:
-        session.add(
-            DailyJobCount(user_id=user_id, day=dt.datetime.now(dt.UTC).date(), jobs=FREE.jobs_per_day)
-        )
+    rows.daily_job_count(user_id, count=FREE.jobs_per_day)
     response = submit(client, headers)
     assert response.status_code == 429
     body = response.get_json()

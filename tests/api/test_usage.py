@@ -6,8 +6,7 @@ import uuid
 
 import pytest
 
-from db.models import UsageLedger
-from db.session import session_scope
+from tests import rows
 from tests.helpers import API, register
 from workers import plans
 
@@ -33,22 +32,19 @@ def add_call(
     index=0,
 ):
     at = dt.datetime.combine(day, dt.time(23, 59), tzinfo=dt.UTC)
-    with session_scope() as session:
-        session.add(
-            UsageLedger(
-                job_id=job_id or uuid.uuid4(),
-                attempt=1,
-                call_index=index,
-                user_id=user_id,
-                tool=tool,
-                model=model,
-                input_tokens=tokens[0],
-                output_tokens=tokens[1],
-                cost_micros=cost,
-                billed=billed,
-                created_at=at,
-            )
+    rows.add_usage(
+        rows.usage_row(
+            user_id,
+            job_id=job_id,
+            call_index=index,
+            tool=tool,
+            model=model,
+            tokens=tokens,
+            cost_micros=cost,
+            billed=billed,
+            at=at,
         )
+    )
 
 
 @pytest.fixture

@@ -2,14 +2,14 @@
 job_finished email over real SMTP (aiosmtpd), as the owner would receive it."""
 
 import dataclasses
-import datetime as dt
 import uuid
 
 import pytest
 
-from db.repositories import email_outbox, jobs
+from db.repositories import email_outbox
 from db.session import session_scope
 from tasks import email as email_tasks
+from tests import rows
 from tests.fakes.services import wait_until
 from tests.fakes.smtp_server import SmtpServer
 from tests.helpers import API, register, submit, wait_for
@@ -89,17 +89,7 @@ def test_a_failed_job_says_why(client, account, smtp):
 def test_a_job_canceled_while_queued_sends_one_email(client, account, smtp):
     headers, user = account
     # A job waiting its turn (its owner's slots are full), so the worker has not taken it.
-    with session_scope() as session:
-        job_id = jobs.create(
-            session,
-            user_id=uuid.UUID(user["id"]),
-            tool="text",
-            input={"prompt": "never mind"},
-            model="gpt-4o-mini",
-            queue="ai",
-            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-            notify_email=True,
-        ).id
+    job_id = rows.queued_job(uuid.UUID(user["id"]), input={"prompt": "never mind"}, notify_email=True)
     response = client.post(f"{API}/jobs/{job_id}/cancel", headers=headers)
     assert response.status_code == 202 and response.get_json()["status"] == "canceled"
     assert (

@@ -2,21 +2,7 @@
 
 It answers `POST /v1/chat/completions` (plain and SSE streaming) and
 `GET /v1/models` closely enough for the real openai SDK to parse, and misbehaves
-on request. Markers in the newest user message that has any (usually the prompt;
-a JSON repair turn inherits them) choose the behaviour, so tests that
-share one server cannot disturb each other:
-
-    [[fail:429]]  [[fail:quota]]  [[fail:500]]  [[fail:503]]  [[fail:400]]  [[fail:401]]
-    [[fail:content_filter]]  [[hang]]  [[slow:0.2]]  [[malformed]]  [[wrong-shape]]  [[invalid-json]]
-    [[reply:exact text]]  [[finish:length]]  [[finish:content_filter]]
-    [[reply-json:"text as a JSON string literal, escapes such as \\u0000 decoded"]]
-    [[cut]]  (stream the first words of the reply, then drop the connection)
-    [[linger:2]]  (send `data: [DONE]`, then hold the body open 2 s before its last chunk)
-    [[close-after]]  (answer in full, then close the kept-alive connection unannounced,
-                      as a server does with an idle one)
-
-A trailing count, as in `[[fail:500:2]]` or `[[hang:1]]`, limits the marker to the
-first N requests carrying that exact message; later ones get the normal reply.
+on request: markers in the prompt choose how (tests/fakes/openai_script.py).
 
 Plain HTTP by default. Given a server-side `ssl.SSLContext` it speaks HTTPS, as
 api.openai.com does, and `base_url` names `localhost` (when bound to 127.0.0.1), which
@@ -30,77 +16,27 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import re
 import select
 import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count
 from typing import Any
 
-from workers.providers.schema_sample import sample_instance
+from tests.fakes.openai_script import (
+    ERRORS,
+    Behaviour,
+    Script,
+    last_user_content,
+    marker_content,
+    pieces,
+    reply_text,
+    token_usage,
+)
 
 HANG_LIMIT = 60.0  # a hung request gives up after this even if nobody stops the server
-WORDS_PER_CHUNK = 3
-MARKER = re.compile(r"\[\[(.*?)\]\]", re.DOTALL)
-# Kinds whose arguments are fixed, so that one more integer argument is a count.
-ARITY = {
-    "fail": 1,
-    "hang": 0,
-    "cut": 0,
-    "malformed": 0,
-    "wrong-shape": 0,
-    "invalid-json": 0,
-    "slow": 1,
-    "finish": 1,
-    "linger": 1,
-    "close-after": 0,
-}
-
-ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
-    "429": (429, {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}),
-    "quota": (
-        429,
-        {
-            "message": "You exceeded your current quota",
-            "type": "insufficient_quota",
-            "code": "insufficient_quota",
-        },
-    ),
-    "400": (400, {"message": "Invalid request (fake server)", "type": "invalid_request_error", "code": None}),
-    "content_filter": (
-        400,
-        {
-            "message": "The response was filtered: the prompt triggered the content management policy.",
-            "type": None,
-            "param": "prompt",
-            "code": "content_filter",
-        },
-    ),
-    "500": (
-        500,
-        {"message": "The server had an error while processing your request.", "type": "server_error"},
-    ),
-    "503": (503, {"message": "The engine is currently overloaded.", "type": "server_error"}),
-}
-
-
-@dataclass
-class Behaviour:
-    fail: str | None = None
-    hang: bool = False
-    cut: bool = False
-    malformed: bool = False
-    wrong_shape: bool = False  # JSON, but not a chat.completion.chunk
-    invalid_json: bool = False
-    slow: float = 0.0
-    reply: str | None = None
-    finish: str = "stop"
-    linger: float = 0.0  # seconds between `[DONE]` and the body's last chunk
-    close_after: bool = False
 
 
 class FakeOpenAI:
@@ -116,7 +52,7 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.connections = 0  # TCP connections accepted: how well clients keep theirs
         self._lock = threading.Lock()
-        self._counters: dict[tuple[str, str], int] = {}
+        self.script = Script()  # what each request's markers ask for
         self._stopping = threading.Event()
         self._ids = count(1)
         self._server: ThreadingHTTPServer | None = None
@@ -159,8 +95,8 @@ class FakeOpenAI:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
-            self._counters.clear()
             self.connections = 0
+        self.script.reset()
 
     def __enter__(self) -> FakeOpenAI:
         return self.start()
@@ -181,51 +117,6 @@ class FakeOpenAI:
     def _next_id(self) -> str:
         with self._lock:
             return f"chatcmpl-fake{next(self._ids)}"
-
-    def _behaviour(self, content: str) -> Behaviour:
-        behaviour = Behaviour()
-        for match in MARKER.finditer(content):
-            marker = match.group(1)
-            kind, _, rest = marker.partition(":")
-            if kind == "reply":
-                behaviour.reply = rest
-                continue
-            if kind == "reply-json":  # the reply as a JSON string literal: escapes allowed
-                behaviour.reply = json.loads(rest)
-                continue
-            if kind not in ARITY:
-                continue
-            args = rest.split(":") if rest else []
-            limit = args[ARITY[kind]] if len(args) > ARITY[kind] else ""
-            if limit.isdigit() and not self._still_active(marker, content, int(limit)):
-                continue
-            if kind == "fail":
-                behaviour.fail = args[0] if args else "500"
-            elif kind == "hang":
-                behaviour.hang = True
-            elif kind == "cut":
-                behaviour.cut = True
-            elif kind == "malformed":
-                behaviour.malformed = True
-            elif kind == "wrong-shape":
-                behaviour.wrong_shape = True
-            elif kind == "invalid-json":
-                behaviour.invalid_json = True
-            elif kind == "slow":
-                behaviour.slow = _seconds(args[0] if args else "")
-            elif kind == "finish" and args:
-                behaviour.finish = args[0]
-            elif kind == "linger":
-                behaviour.linger = _seconds(args[0] if args else "")
-            elif kind == "close-after":
-                behaviour.close_after = True
-        return behaviour
-
-    def _still_active(self, marker: str, content: str, limit: int) -> bool:
-        with self._lock:
-            seen = self._counters.get((marker, content), 0) + 1
-            self._counters[(marker, content)] = seen
-        return seen <= limit
 
 
 class _TLSServer(ThreadingHTTPServer):
@@ -293,16 +184,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _complete(self, body: dict[str, Any]) -> None:
         messages = body.get("messages") or []
-        content = _last_user_content(messages)
-        behaviour = self.fake._behaviour(_marker_content(messages))
+        content = last_user_content(messages)
+        behaviour = self.fake.script.behaviour(marker_content(messages))
         if behaviour.fail is not None:
             self._fail(behaviour.fail)
             return
         if behaviour.hang:
             self._hang()
             return
-        text = _reply_text(body, content, behaviour)
-        usage = _usage(messages, text)
+        text = reply_text(body, content, behaviour)
+        usage = token_usage(messages, text)
         if body.get("stream"):
             self._stream(body, text, usage, behaviour)
         else:
@@ -389,7 +280,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._pause(behaviour.slow)
             self._write_event(envelope | {"choices": [{"index": 0, "delta": "not an object"}]})
         else:
-            for piece in _pieces(text):
+            for piece in pieces(text):
                 self._pause(behaviour.slow)
                 self._write_event(chunk({"content": piece}))
                 if behaviour.cut:
@@ -438,66 +329,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
         self.wfile.flush()
-
-
-def _last_user_content(messages: list[dict[str, Any]]) -> str:
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            return _text_of(message.get("content"))
-    return ""
-
-
-def _marker_content(messages: list[dict[str, Any]]) -> str:
-    """The newest user message that carries a marker, so that a follow-up turn
-    (a JSON repair request, say) behaves as the prompt that started it asked."""
-    for message in reversed(messages):
-        text = _text_of(message.get("content"))
-        if message.get("role") == "user" and "[[" in text:
-            return text
-    return _last_user_content(messages)
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return ""
-
-
-def _reply_text(body: dict[str, Any], content: str, behaviour: Behaviour) -> str:
-    if behaviour.reply is not None:
-        return behaviour.reply
-    response_format = body.get("response_format") or {}
-    if response_format.get("type") == "json_schema":
-        if behaviour.invalid_json:
-            return json.dumps({"unexpected": True})
-        schema = (response_format.get("json_schema") or {}).get("schema") or {}
-        return json.dumps(sample_instance(schema))
-    return "Echo: " + content
-
-
-def _seconds(raw: str) -> float:
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        return 1.0
-
-
-def estimate_tokens(text: str) -> int:
-    return max(1, len(text) // 4)
-
-
-def _usage(messages: list[dict[str, Any]], text: str) -> dict[str, int]:
-    prompt = estimate_tokens("".join(_text_of(message.get("content")) for message in messages))
-    completion = estimate_tokens(text)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-
-
-def _pieces(text: str) -> list[str]:
-    """Split text into chunks of a few words that join back to exactly `text`."""
-    words = re.findall(r"\S+\s*|\s+", text)
-    return ["".join(words[i : i + WORDS_PER_CHUNK]) for i in range(0, len(words), WORDS_PER_CHUNK)]
 
 
 def main() -> None:

@@ -13,16 +13,17 @@ import datetime as dt
 import hmac
 import logging
 import os
+import threading
 import uuid
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import boto3
 from botocore.auth import S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from werkzeug.serving import make_server
+from botocore.utils import percent_encode_sequence
+from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from settings import Settings
 
@@ -33,15 +34,6 @@ CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": ACCESS_KEY,
     "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
     "AWS_DEFAULT_REGION": REGION,
-}
-_QUERY_AUTH = {
-    "X-Amz-Algorithm",
-    "X-Amz-Credential",
-    "X-Amz-Date",
-    "X-Amz-Expires",
-    "X-Amz-SignedHeaders",
-    "X-Amz-Signature",
-    "X-Amz-Security-Token",
 }
 
 
@@ -75,33 +67,28 @@ class PresignedUrlCheck:
             return "Request has expired"
         host = environ["HTTP_HOST"]
         raw = urlsplit(environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ["PATH_INFO"])
-        unsigned = [(key, value) for key, value in parse_qsl(raw.query, keep_blank_values=True)]
-        unsigned = [(key, value) for key, value in unsigned if key not in _QUERY_AUTH]
-        url = f"http://{host}{raw.path}" + (f"?{urlencode(unsigned)}" if unsigned else "")
+        # SigV4 signs every query parameter but the signature itself, the X-Amz-* ones
+        # included, encoded as AWS encodes them (percent_encode_sequence).
+        signed = [
+            pair for pair in parse_qsl(raw.query, keep_blank_values=True) if pair[0] != "X-Amz-Signature"
+        ]
+        url = f"http://{host}{raw.path}?{percent_encode_sequence(signed)}"
         request = AWSRequest(method=environ["REQUEST_METHOD"], url=url, headers={"host": host})
         request.context["timestamp"] = query["X-Amz-Date"]
         auth = S3SigV4QueryAuth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", REGION, expires=expires)
-        auth._modify_request_before_signing(request)
         expected = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
         if not hmac.compare_digest(expected, query["X-Amz-Signature"]):
             return "The request signature we calculated does not match the signature you provided"
         return None
 
 
-class _Server(ThreadedMotoServer):
-    def _server_entry(self) -> None:
-        app = PresignedUrlCheck(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(
-            self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
-        )
-        self._server_ready_event.set()
-        self._server.serve_forever()
-
-
 class S3Server:
+    """moto's WSGI app, behind PresignedUrlCheck, served by werkzeug from a daemon thread."""
+
     def __init__(self, port: int) -> None:
         self.port = port
-        self.server = _Server(ip_address="127.0.0.1", port=port, verbose=False)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -111,11 +98,23 @@ class S3Server:
         # The storage code signs with the standard AWS variables, as in production.
         os.environ.update(CREDENTIALS)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-        self.server.start()
+        app = PresignedUrlCheck(DomainDispatcherApplication(create_backend_app))
+        # Bound here, so requests are accepted (and queued) from the moment start returns.
+        self._server = make_server(
+            "127.0.0.1", self.port, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-s3", daemon=True)
+        self._thread.start()
         return self
 
     def stop(self) -> None:
-        self.server.stop()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
     def client(self):
         return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=REGION)

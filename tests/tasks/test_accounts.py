@@ -3,17 +3,13 @@ real worker deleting the account after DELETE /users/me."""
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 import uuid
 
-from sqlalchemy import update
-
 import celeryconfig
-from db.models import Job, User
+from db.models import User
 from db.models.job import RUNNING
 from db.redis_client import get_redis
-from db.repositories import jobs
 from db.session import session_scope
 from tasks import accounts as account_tasks
 from tests import rows
@@ -55,19 +51,7 @@ def test_the_sweep_resends_only_deletions_that_have_waited_too_long():
 
 def test_deleting_stops_the_users_running_jobs():
     user_id = make_user(deleted_ago=0)
-    with session_scope() as session:
-        job = jobs.create(
-            session,
-            user_id=user_id,
-            tool="text",
-            input={"prompt": "hi"},
-            model="gpt-4o-mini",
-            queue="ai",
-            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-        )
-        session.flush()
-        session.execute(update(Job).where(Job.id == job.id).values(status=RUNNING))
-        job_id = job.id
+    job_id = rows.queued_job(user_id, status=RUNNING)
     assert accounts.delete_user(user_id) is True
     assert cancellation.is_requested(get_redis(), job_id)
 

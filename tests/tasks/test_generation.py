@@ -1,31 +1,19 @@
 """The generation task's own duties: what happens at the hard time limit."""
 
-import datetime as dt
 import uuid
 
 from billiard.einfo import ExceptionInfo
 from celery.exceptions import TimeLimitExceeded
 
-from db.repositories import jobs, users
+from db.repositories import jobs
 from db.session import session_scope
 from tasks.generation import run_generation
+from tests import rows
 from workers import metrics
 
 
 def running_job() -> uuid.UUID:
-    with session_scope() as session:
-        user = users.create(session, email=f"{uuid.uuid4().hex}@x.io", password_hash="x", name="T")
-        job = jobs.create(
-            session,
-            user_id=user.id,
-            tool="text",
-            input={"prompt": "x"},
-            model="gpt-4o-mini",
-            queue="ai",
-            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-        )
-        jobs.start(session, job_id=job.id, lease_seconds=60, max_attempts=3)
-        return job.id
+    return rows.running_job(input={"prompt": "x"})
 
 
 def stop_at_hard_limit(job_id: uuid.UUID, limit: int) -> None:

@@ -1,31 +1,18 @@
 """The webhook tasks send their messages to the default queue, once per due delivery."""
 
-import datetime as dt
 import uuid
 
 import celeryconfig
-from db.models.job import SUCCEEDED
-from db.repositories import jobs, users, webhooks
+from db.repositories import webhooks
 from db.session import session_scope
 from tasks import webhooks as webhook_tasks
+from tests import rows
 
 
 def finished_job() -> tuple[uuid.UUID, uuid.UUID]:
+    job_id = rows.finished_job(input={"prompt": "hi"}, webhook_url="http://127.0.0.1:9/hook")
     with session_scope() as session:
-        user = users.create(session, email=f"{uuid.uuid4().hex}@example.com", password_hash="x", name="T")
-        job = jobs.create(
-            session,
-            user_id=user.id,
-            tool="text",
-            input={"prompt": "hi"},
-            model="gpt-4o-mini",
-            queue="ai",
-            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-            webhook_url="http://127.0.0.1:9/hook",
-        )
-        jobs.start(session, job_id=job.id, lease_seconds=30, max_attempts=3)
-        jobs.finish(session, job_id=job.id, status=SUCCEEDED)
-        return job.id, webhooks.for_job(session, job_id=job.id)[0].id
+        return job_id, webhooks.for_job(session, job_id=job_id)[0].id
 
 
 def messages_for(delivery_id) -> dict[str, int]:

@@ -10,7 +10,7 @@ import uuid
 
 from sqlalchemy import func, select, text, update
 
-from db.models import DailyJobCount, Job, UsageCounter, UsageDaily, UsageLedger
+from db.models import DailyJobCount, Job, UsageDaily, UsageLedger
 from db.models.job import QUEUED, SUCCEEDED
 from db.redis_client import get_redis
 from db.repositories import jobs, submit_checks, usage
@@ -294,7 +294,7 @@ def test_estimates_cover_the_prompt_and_the_output_cap():
 def add_ledger_rows(rng: random.Random, user_ids: list[uuid.UUID], count: int, days: list[dt.date]) -> None:
     tools = ["text", "roadmap", "brand", "tutor"]
     models = ["gpt-4o-mini", "gpt-4o", "gpt-4.1-nano"]
-    rows = []
+    calls = []
     for _ in range(count):
         job_id = uuid.uuid4()
         day = rng.choice(days)
@@ -303,23 +303,20 @@ def add_ledger_rows(rng: random.Random, user_ids: list[uuid.UUID], count: int, d
         for index in range(rng.choice((1, 1, 2))):
             model = rng.choice(models)
             tokens_in, tokens_out = rng.randrange(1, 5000), rng.randrange(0, 3000)
-            rows.append(
-                {
-                    "job_id": job_id,
-                    "attempt": 1,
-                    "call_index": index,
-                    "user_id": rng.choice(user_ids),
-                    "tool": tool,
-                    "model": model,
-                    "input_tokens": tokens_in,
-                    "output_tokens": tokens_out,
-                    "cost_micros": rng.randrange(0, 50_000),
-                    "billed": billed,
-                    "created_at": at,
-                }
+            calls.append(
+                rows.usage_row(
+                    rng.choice(user_ids),
+                    job_id=job_id,
+                    call_index=index,
+                    tool=tool,
+                    model=model,
+                    tokens=(tokens_in, tokens_out),
+                    cost_micros=rng.randrange(0, 50_000),
+                    billed=billed,
+                    at=at,
+                )
             )
-    with session_scope() as session:
-        session.execute(UsageLedger.__table__.insert(), rows)
+    rows.add_usage(*calls)
 
 
 ROLLUP_MATCHES_LEDGER = text(
@@ -390,8 +387,5 @@ def test_the_rollup_task_folds_new_rows(settings, fake_openai):
 
 def test_counters_are_per_month():
     user_id = make_user()
-    with session_scope() as session:
-        session.add(
-            UsageCounter(user_id=user_id, period=dt.date(2020, 1, 1), tokens_used=999, tokens_reserved=5)
-        )
+    rows.usage_counter(user_id, period=dt.date(2020, 1, 1), tokens_used=999, tokens_reserved=5)
     assert counter(user_id) == (0, 0)  # last month's use does not count this month

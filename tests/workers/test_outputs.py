@@ -1,7 +1,6 @@
 """Outputs over OUTPUT_INLINE_MAX_BYTES go to storage; the job gives a presigned output_url."""
 
 import dataclasses
-import datetime as dt
 import json
 import urllib.request
 
@@ -10,22 +9,14 @@ import pytest
 from api import create_app
 from db.repositories import jobs
 from db.session import session_scope
+from tests import rows
 from tests.conftest import _free_port
 from tests.helpers import API, register
 from workers import pipeline
 
 
 def queued_job(user_id, prompt: str):
-    with session_scope() as session:
-        return jobs.create(
-            session,
-            user_id=user_id,
-            tool="text",
-            input={"prompt": prompt},
-            model="gpt-4o-mini",
-            queue="ai",
-            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-        ).id
+    return rows.queued_job(user_id, input={"prompt": prompt})
 
 
 def load(job_id):

@@ -13,9 +13,10 @@ from celery import current_app
 from sqlalchemy import select, update
 
 from db.models import EmailOutbox, StripeEvent, Subscription, User
-from db.repositories import billing, users
+from db.repositories import billing
 from db.session import session_scope
 from tasks.billing import process_stripe_event, sweep_stripe_events
+from tests import rows
 from workers.billing import stripe_events
 
 PRO, BUSINESS = "price_pro_test", "price_business_test"
@@ -24,12 +25,8 @@ PRO, BUSINESS = "price_pro_test", "price_business_test"
 @pytest.fixture
 def customer(stripe_settings):
     """A user who has been through checkout: they have a Stripe customer."""
-    with session_scope() as session:
-        user = users.create(
-            session, email=f"{uuid.uuid4().hex[:8]}@example.com", password_hash="x", name="Ada"
-        )
-        user.stripe_customer_id = f"cus_{uuid.uuid4().hex[:10]}"
-        return user.id, user.stripe_customer_id
+    customer_id = f"cus_{uuid.uuid4().hex[:10]}"
+    return rows.make_user(verified=False, stripe_customer_id=customer_id), customer_id
 
 
 def store(
@@ -157,8 +154,7 @@ def test_the_portal_link_setting_is_used_in_the_email(fake_stripe, stripe_settin
 def test_a_subscription_is_found_by_the_checkout_metadata_when_the_customer_is_new(
     fake_stripe, stripe_settings
 ):
-    with session_scope() as session:
-        user_id = users.create(session, email="meta@example.com", password_hash="x", name="Bo").id
+    user_id = rows.make_user(email="meta@example.com", name="Bo", verified=False)
     sub = fake_stripe.put_subscription(
         "sub_m", customer="cus_new", status="active", price=BUSINESS, metadata={"user_id": str(user_id)}
     )

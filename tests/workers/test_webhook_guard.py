@@ -11,7 +11,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from workers.webhooks import guard, signing
-from workers.webhooks.delivery import RETRY_SCHEDULE, retry_delay
+from workers.webhooks.delivery import RETRY_SCHEDULE, WEBHOOK
 
 PUBLIC = "93.184.216.34"
 PUBLIC_SERVER = "65.54.227.120"  # a Teredo server's address
@@ -229,6 +229,6 @@ def test_the_signed_headers_verify_with_the_secret_and_only_with_it():
 
 def test_the_retry_schedule_backs_off_with_jitter_and_is_capped():
     for attempt, base in enumerate(RETRY_SCHEDULE, start=1):
-        assert base * 0.8 <= retry_delay(attempt) <= base * 1.2
-    assert retry_delay(50) <= RETRY_SCHEDULE[-1] * 1.2
-    assert len({retry_delay(3) for _ in range(20)}) > 1
+        assert base * 0.8 <= WEBHOOK.retries.delay(attempt) <= base * 1.2
+    assert WEBHOOK.retries.delay(50) <= RETRY_SCHEDULE[-1] * 1.2
+    assert len({WEBHOOK.retries.delay(3) for _ in range(20)}) > 1

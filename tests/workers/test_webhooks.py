@@ -13,6 +13,7 @@ from db.models import WebhookDelivery
 from db.models.job import FAILED, SUCCEEDED
 from db.repositories import jobs, outbox, users, webhooks
 from db.session import session_scope
+from tests import rows
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.helpers import API, register, submit
 from workers.webhooks import delivery
@@ -32,24 +33,11 @@ def fresh_receiver(receiver):
 
 def finished_job(url: str, status: str = SUCCEEDED) -> tuple[uuid.UUID, uuid.UUID]:
     """A job that just ended `status` with a webhook; returns (job id, delivery id)."""
+    output = {"text": "hello"} if status == SUCCEEDED else None
+    job_id = rows.finished_job(input={"prompt": "hi"}, status=status, output=output, webhook_url=url)
     with session_scope() as session:
-        user = users.create(session, email=f"{uuid.uuid4().hex}@example.com", password_hash="x", name="T")
-        job = jobs.create(
-            session,
-            user_id=user.id,
-            tool="text",
-            input={"prompt": "hi"},
-            model="gpt-4o-mini",
-            queue="ai",
-            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-            webhook_url=url,
-        )
-        jobs.start(session, job_id=job.id, lease_seconds=30, max_attempts=3)
-        jobs.finish(
-            session, job_id=job.id, status=status, output={"text": "hello"} if status == SUCCEEDED else None
-        )
-        [row] = webhooks.for_job(session, job_id=job.id)
-        return job.id, row.id
+        [row] = webhooks.for_job(session, job_id=job_id)
+        return job_id, row.id
 
 
 def load(delivery_id) -> WebhookDelivery:
