@@ -175,6 +175,16 @@ def s3_server():
 
 
 @pytest.fixture(scope="session")
+def smtp():
+    """A real SMTP server (aiosmtpd) for the tests' mail; each user resets it first."""
+    from tests.fakes.smtp_server import SmtpServer
+
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def fake_stripe():
     """The local Stripe stand-in (tests/fakes/stripe_server.py) the SDK reaches over HTTP."""
     from tests.fakes.stripe_server import FakeStripe

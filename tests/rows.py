@@ -184,3 +184,11 @@ def age(table: str, row_id: uuid.UUID, *, days: float, columns: tuple[str, ...])
             text(f"UPDATE {table} SET {sets} WHERE id = :id"),  # noqa: S608 - names from the tests
             {"seconds": days * 86400, "id": row_id},
         )
+
+
+def lapse_lease(job_id: uuid.UUID) -> None:
+    """End a running job's lease, as if its worker had died a moment ago."""
+    with session_scope() as session:
+        session.execute(
+            text("UPDATE jobs SET lease_until = now() - interval '1 s' WHERE id = :id"), {"id": job_id}
+        )

@@ -65,10 +65,8 @@ def test_a_job_without_a_webhook_url_records_nothing():
 def test_moves_between_active_states_record_nothing():
     job_id = make_job()
     start(job_id)
+    rows.lapse_lease(job_id)
     with session_scope() as session:
-        session.execute(
-            update(Job).where(Job.id == job_id).values(lease_until=text("now() - interval '1 s'"))
-        )
         assert jobs.requeue_lost(session, job_id=job_id)
     start(job_id)
     assert deliveries(job_id) == []
@@ -92,10 +90,7 @@ def test_an_expired_job_records_job_expired():
 def test_a_job_failed_by_the_reaper_records_job_failed(settings):
     job_id = make_job()
     start(job_id, max_attempts=1)
-    with session_scope() as session:
-        session.execute(
-            update(Job).where(Job.id == job_id).values(lease_until=text("now() - interval '1 s'"))
-        )
+    rows.lapse_lease(job_id)
     one_attempt = dataclasses.replace(settings, job_max_attempts=1)
     assert job_recovery.reap_lapsed_leases(one_attempt, send=lambda *a, **k: None) == (0, 1)
     [delivery] = deliveries(job_id)

@@ -11,18 +11,10 @@ from db.session import session_scope
 from tasks import email as email_tasks
 from tests import rows
 from tests.fakes.services import wait_until
-from tests.fakes.smtp_server import SmtpServer
 from tests.helpers import API, register, submit, wait_for
 from workers.mail import delivery, outbox
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def smtp():
-    server = SmtpServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

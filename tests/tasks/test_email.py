@@ -18,16 +18,8 @@ from db.repositories import outbox as outbox_rows
 from db.session import session_scope
 from tasks import email as email_tasks
 from tests import rows
-from tests.fakes.smtp_server import SmtpServer
 from workers import job_recovery
 from workers.mail import delivery, outbox
-
-
-@pytest.fixture(scope="module")
-def smtp():
-    server = SmtpServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -212,10 +204,7 @@ def test_an_expired_job_queues_one_email():
 def test_a_job_failed_by_the_reaper_queues_one_email_with_the_error(settings):
     job_id = make_job()
     start(job_id, max_attempts=1)
-    with session_scope() as session:
-        session.execute(
-            update(Job).where(Job.id == job_id).values(lease_until=text("now() - interval '1 s'"))
-        )
+    rows.lapse_lease(job_id)
     one_attempt = dataclasses.replace(settings, job_max_attempts=1)
     assert job_recovery.reap_lapsed_leases(one_attempt, send=lambda *a, **k: None) == (0, 1)
     [email] = emails_for(job_id)
@@ -226,10 +215,8 @@ def test_a_job_failed_by_the_reaper_queues_one_email_with_the_error(settings):
 def test_moving_between_active_states_queues_nothing_and_a_finished_job_is_emailed_once():
     job_id = make_job()
     start(job_id)
+    rows.lapse_lease(job_id)
     with session_scope() as session:
-        session.execute(
-            update(Job).where(Job.id == job_id).values(lease_until=text("now() - interval '1 s'"))
-        )
         assert jobs.requeue_lost(session, job_id=job_id)
     start(job_id)
     assert emails_for(job_id) == []

@@ -4,15 +4,6 @@ import dataclasses
 
 import pytest
 
-from tests.fakes.smtp_server import SmtpServer
-
-
-@pytest.fixture(scope="module")
-def smtp():
-    server = SmtpServer().start()
-    yield server
-    server.stop()
-
 
 @pytest.fixture
 def mail_settings(settings, smtp):
