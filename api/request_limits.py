@@ -102,56 +102,50 @@ def _user() -> str:
     return f"user:{current_user_id()}"
 
 
-def login_limits(view: Callable) -> Callable:
-    """LOGIN_RATE_LIMIT_PER_ACCOUNT per email tried, LOGIN_RATE_LIMIT_PER_IP per address."""
-    view = limiter.limit(
-        lambda: current_settings().login_rate_limit_per_account,
-        key_func=_email_in_body,
-        error_message="Too many login attempts for this account.",
-    )(view)
-    return limiter.limit(
-        lambda: current_settings().login_rate_limit_per_ip,
-        key_func=_ip,
-        error_message="Too many login attempts from your address.",
-    )(documented(statuses={429})(view))
+def _limited(*limits: tuple[str, Callable[[], str], str]) -> Callable[[Callable], Callable]:
+    """A decorator checking each (setting, key, message) limit, the first one innermost;
+    the setting is read per request (tests build apps with their own settings)."""
+
+    def decorate(view: Callable) -> Callable:
+        view = documented(statuses={429})(view)
+        for setting, key_func, message in limits:
+            view = limiter.limit(
+                lambda setting=setting: getattr(current_settings(), setting),
+                key_func=key_func,
+                error_message=message,
+            )(view)
+        return view
+
+    return decorate
 
 
-def forgot_password_limits(view: Callable) -> Callable:
-    """FORGOT_PASSWORD_RATE_LIMIT per email, LOGIN_RATE_LIMIT_PER_IP per address."""
-    view = limiter.limit(
-        lambda: current_settings().forgot_password_rate_limit,
-        key_func=_email_in_body,
-        error_message="Too many password reset requests for this account.",
-    )(view)
-    return limiter.limit(
-        lambda: current_settings().login_rate_limit_per_ip,
-        key_func=_ip,
-        error_message="Too many password reset requests from your address.",
-    )(documented(statuses={429})(view))
+# LOGIN_RATE_LIMIT_PER_ACCOUNT per email tried, LOGIN_RATE_LIMIT_PER_IP per address.
+login_limits = _limited(
+    ("login_rate_limit_per_account", _email_in_body, "Too many login attempts for this account."),
+    ("login_rate_limit_per_ip", _ip, "Too many login attempts from your address."),
+)
 
+# FORGOT_PASSWORD_RATE_LIMIT per email, LOGIN_RATE_LIMIT_PER_IP per address.
+forgot_password_limits = _limited(
+    ("forgot_password_rate_limit", _email_in_body, "Too many password reset requests for this account."),
+    ("login_rate_limit_per_ip", _ip, "Too many password reset requests from your address."),
+)
 
-def register_limits(view: Callable) -> Callable:
-    """REGISTER_RATE_LIMIT_PER_IP per address, REGISTER_RATE_LIMIT_PER_NETWORK per network."""
-    view = limiter.limit(
-        lambda: current_settings().register_rate_limit_per_network,
-        key_func=_network,
-        error_message="Too many accounts were registered from your network.",
-    )(view)
-    return limiter.limit(
-        lambda: current_settings().register_rate_limit_per_ip,
-        key_func=_ip,
-        error_message="Too many accounts were registered from your address.",
-    )(documented(statuses={429})(view))
+# REGISTER_RATE_LIMIT_PER_IP per address, REGISTER_RATE_LIMIT_PER_NETWORK per network.
+register_limits = _limited(
+    ("register_rate_limit_per_network", _network, "Too many accounts were registered from your network."),
+    ("register_rate_limit_per_ip", _ip, "Too many accounts were registered from your address."),
+)
 
-
-def account_export_limits(view: Callable) -> Callable:
-    """ACCOUNT_EXPORT_RATE_LIMIT per user (each export builds a zip and sends an email).
-    Put it below the login decorator: the count is the caller's."""
-    return limiter.limit(
-        lambda: current_settings().account_export_rate_limit,
-        key_func=_user,
-        error_message="You have asked for your data export too often; the last one's link is in your email.",
-    )(documented(statuses={429})(view))
+# Each export builds a zip and sends an email. Put it below the login decorator: the
+# count is the caller's.
+account_export_limits = _limited(
+    (
+        "account_export_rate_limit",
+        _user,
+        "You have asked for your data export too often; the last one's link is in your email.",
+    ),
+)
 
 
 def plan_request_limits(view: Callable) -> Callable:
