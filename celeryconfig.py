@@ -109,6 +109,14 @@ beat_schedule = {
         "task": "conveyor.maintenance.reap_leases",
         "schedule": _settings.maintenance_interval,
     },
+    # Scheduled jobs are held in Postgres until their run_at (workers/scheduled_jobs.py),
+    # so this tick is what starts them on time. Ticks that waited long in the queue (the
+    # worker was down) are dropped rather than run in a heap: any one does the work.
+    "queue-scheduled-jobs": {
+        "task": "conveyor.maintenance.queue_scheduled",
+        "schedule": 1.0,
+        "options": {"expires": 10.0},
+    },
     "expire-overdue-jobs": {"task": "conveyor.maintenance.expire_overdue", "schedule": 60.0},
     "send-due-webhooks": {"task": "conveyor.webhooks.sweep", "schedule": 10.0},
     "send-due-emails": {"task": "conveyor.email.sweep", "schedule": 30.0},

@@ -12,10 +12,12 @@ from celery import shared_task
 
 from settings import get_settings
 from tasks.generation import dispatch
-from workers import job_recovery, locks
+from workers import job_recovery, locks, scheduled_jobs
 
 # Longer than a run can take, short enough that a killed run blocks few ticks.
 LOCK_TIMEOUT = 300
+# The due-job pickup ticks every second: a killed run must not block it for long.
+DUE_LOCK_TIMEOUT = 30
 
 
 @shared_task(name="conveyor.maintenance.resend_queued", ignore_result=True)
@@ -40,4 +42,12 @@ def reap_leases() -> tuple[int, int] | None:
 def expire_overdue() -> int | None:
     return locks.run_exclusively(
         "maintenance.expire_overdue", job_recovery.expire_overdue, timeout=LOCK_TIMEOUT
+    )
+
+
+@shared_task(name="conveyor.maintenance.queue_scheduled", ignore_result=True)
+def queue_scheduled() -> int | None:
+    """Scheduled jobs whose `run_at` came: queued and admitted (workers.scheduled_jobs)."""
+    return locks.run_exclusively(
+        "maintenance.queue_scheduled", lambda: scheduled_jobs.queue_due(dispatch), timeout=DUE_LOCK_TIMEOUT
     )

@@ -25,6 +25,7 @@ class Plan:
     models: tuple[str, ...] | None = None  # None: every model the deployment offers
     retention_days: int = 30  # finished jobs' results are kept this long
     request_rate: str = "60/minute"  # job submissions per user (a flask-limiter limit string)
+    scheduled_limit: int = 10  # jobs of one user waiting for their run_at at once
 
 
 PLANS: dict[str, Plan] = {
@@ -38,6 +39,7 @@ PLANS: dict[str, Plan] = {
         models=("gpt-4o-mini", "gpt-4.1-nano", "gpt-4.1-mini"),
         retention_days=7,
         request_rate="60/minute",
+        scheduled_limit=10,
     ),
     "pro": Plan(
         "pro",
@@ -48,6 +50,7 @@ PLANS: dict[str, Plan] = {
         jobs_per_day=2_000,
         retention_days=30,
         request_rate="300/minute",
+        scheduled_limit=100,
     ),
     "business": Plan(
         "business",
@@ -58,6 +61,7 @@ PLANS: dict[str, Plan] = {
         jobs_per_day=20_000,
         retention_days=365,
         request_rate="1200/minute",
+        scheduled_limit=1000,
     ),
 }
 DEFAULT_PLAN = "free"

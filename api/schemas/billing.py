@@ -14,6 +14,7 @@ class PlanSchema(Schema):
     monthly_tokens = fields.Integer(metadata={"description": "Input + output tokens a calendar month (UTC)."})
     jobs_per_day = fields.Integer(metadata={"description": "Jobs submitted a UTC day."})
     running_limit = fields.Integer(metadata={"description": "Jobs running at once; more wait their turn."})
+    scheduled_limit = fields.Integer(metadata={"description": "Jobs waiting for their run_at at once."})
     priority = fields.Boolean(metadata={"description": "AI jobs go to the priority queue."})
     tools = fields.List(fields.String())
     models = fields.List(fields.String())

@@ -4,6 +4,7 @@ from webargs.fields import DelimitedList
 from api import API_PREFIX
 from api.auth import current_settings
 from api.services import files
+from api.services.scheduling import MAX_DELAY_SECONDS
 from db.models.job import STATUSES
 from workers import job_links
 
@@ -23,6 +24,26 @@ class JobCreateSchema(Schema):
     webhook_url = fields.Url(schemes={"https", "http"}, validate=validate.Length(max=2048))
     notify_email = fields.Boolean(
         load_default=False, metadata={"description": "Email the account's address when the job finishes."}
+    )
+    run_at = fields.AwareDateTime(
+        error_messages={
+            "invalid": "run_at is an ISO 8601 date and time, e.g. 2030-01-31T09:00:00Z.",
+            "invalid_awareness": "run_at needs a timezone, e.g. 2030-01-31T09:00:00Z or +02:00.",
+        },
+        metadata={
+            "description": "Run the job at this time (with a timezone; at most 30 days ahead): "
+            "it is `scheduled` until then. Not with delay_seconds.",
+            "example": "2030-01-31T09:00:00Z",
+        },
+    )
+    delay_seconds = fields.Integer(
+        strict=True,
+        validate=validate.Range(
+            min=1,
+            max=MAX_DELAY_SECONDS,
+            error=f"delay_seconds is a number of seconds from 1 to {MAX_DELAY_SECONDS} (30 days).",
+        ),
+        metadata={"description": "Run the job this many seconds from now: it is `scheduled` until then."},
     )
 
 
@@ -98,6 +119,12 @@ class JobSchema(Schema):
     started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)
     expires_at = fields.DateTime(metadata={"description": "A job not started by then ends `expired`."})
+    run_at = fields.DateTime(
+        allow_none=True,
+        metadata={
+            "description": "When a scheduled job is due (it is `scheduled` until then); null if it was not."
+        },
+    )
     urls = fields.Method("_urls", metadata=URLS_DOC)
 
     def _urls(self, job):

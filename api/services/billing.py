@@ -39,6 +39,7 @@ def plans(settings: Settings) -> list[dict[str, Any]]:
             "monthly_tokens": plan.monthly_tokens,
             "jobs_per_day": plan.jobs_per_day,
             "running_limit": plan.running_limit,
+            "scheduled_limit": plan.scheduled_limit,
             "priority": plan.priority,
             "tools": tools_for(plan),
             "models": models_for(plan, allowed_models(settings), settings),

@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.services import quotas, webhooks
+from api.services import quotas, scheduling, webhooks
 from api.services.errors import OUTAGE_RETRY_AFTER, AccountClosed, Conflict, Invalid, NotFound, Unavailable
 from db import raw
 from db.models import Job, User
-from db.models.job import CANCELED, QUEUED, RUNNING
+from db.models.job import CANCELED, QUEUED, RUNNING, SCHEDULED
 from db.redis_client import get_redis
 from db.repositories import jobs, users
 from db.repositories.submit_checks import Slots
@@ -53,25 +53,36 @@ def submit(
     webhook_url: str | None = None,
     notify_email: bool = False,
     idempotency_key: str | None = None,
+    run_at: dt.datetime | None = None,
+    delay_seconds: int | None = None,
     on_create: Callable[[Session, Any], object] | None = None,
 ) -> Submitted:
     """Validate, store and enqueue a job. The row is committed before the message
     is sent; if the broker refuses it, the job is withdrawn and the caller gets 503.
-    `on_create` adds rows that belong with the new job to its transaction (a
-    conversation's message), before the job can be sent."""
+    `run_at` or `delay_seconds`: it is stored `scheduled` and sent when due
+    (workers/scheduled_jobs.py). `on_create` adds rows that belong with the new job
+    to its transaction (a conversation's message), before the job can be sent."""
     definition = _valid_tool(settings, tool=tool, input=input, webhook_url=webhook_url)
     model = _valid_model(settings, model or definition.default_model or settings.default_model)
-    # notify_email joins the hash only when set, so keys used before it existed still match.
-    extra = {"notify_email": True} if notify_email else {}
+    scheduling.check_one_of(run_at=run_at, delay_seconds=delay_seconds)
+    # Optional fields join the hash only when set, so keys used before they existed still match.
+    extra: dict[str, Any] = {"notify_email": True} if notify_email else {}
+    if run_at is not None:
+        extra["run_at"] = run_at.isoformat()
+    if delay_seconds is not None:
+        extra["delay_seconds"] = delay_seconds
     request_hash = _request_hash(tool=tool, input=input, model=model, webhook_url=webhook_url, **extra)
     if idempotency_key is not None:
         earlier = jobs.get_by_idempotency_key(session, user_id=user.id, key=idempotency_key)
         if earlier is not None:
             return Submitted(_same_request(earlier, request_hash), created=False)
 
+    # After the replay: a retried request's run_at may have passed since its first try.
+    due = scheduling.when(run_at=run_at, delay_seconds=delay_seconds)
     plan = get_plan(user.plan)
     quotas.check_access(plan, tool=tool, model=model, settings=settings)
     row = dict(tool=tool, input=input, model=model, webhook_url=webhook_url, notify_email=notify_email)
+    row.update(run_at=due)
     row.update(idempotency_key=idempotency_key, request_hash=request_hash)
     try:
         job, admitted, slots = _store(session, user, plan, definition, settings, row, on_create=on_create)
@@ -85,7 +96,7 @@ def submit(
 
     if admitted:
         _send(session, job)
-    elif slots.waiting and slots.in_flight < plan.running_limit:
+    elif due is None and slots.waiting and slots.in_flight < plan.running_limit:
         job = _admit_waiting(session, job)  # older jobs wait for the free slots: they go first
     metrics.job_submitted(tool=tool, queue=job.queue)
     return Submitted(job, created=True)
@@ -133,16 +144,20 @@ def _store(
     """Commit the new job: (the job, whether it is admitted at once, the user's slots).
 
     One transaction: the user's lock (one admission at a time), the day's count and the
-    token hold, the admission decision and the row, then the message."""
+    token hold, the admission decision and the row, then the message. A scheduled job
+    (`run_at`) is never admitted here, and its start deadline counts from `run_at`."""
     users.lock(session, user_id=user.id)
+    if row["run_at"] is not None:
+        scheduling.check_limit(session, user_id=user.id, plan=plan)
     reserved, slots = quotas.reserve(session, user=user, plan=plan, tool=definition, input=row["input"])
-    admitted = slots.waiting == 0 and slots.in_flight < plan.running_limit
+    admitted = row["run_at"] is None and slots.waiting == 0 and slots.in_flight < plan.running_limit
+    start_from = row["run_at"] or dt.datetime.now(dt.UTC)
     job = jobs.create(
         session,
         user_id=user.id,
         queue=queue_for(plan, definition.queue),
         priority=1 if plan.priority else 0,
-        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.job_start_deadline),
+        expires_at=start_from + dt.timedelta(seconds=settings.job_start_deadline),
         reserved_tokens=reserved,
         request_id=logs.current_request_id(),
         dispatched=admitted,
@@ -222,14 +237,14 @@ def list_page(
 
 
 def cancel(session: Session, *, user: User, job_id: uuid.UUID) -> Job:
-    """A queued job is canceled at once; a running one is told to stop and ends
-    `canceled` when its worker sees the flag."""
+    """A queued or scheduled job is canceled at once (its quota hold is given back); a
+    running one is told to stop and ends `canceled` when its worker sees the flag."""
     return cancel_job(session, get(session, user_id=user.id, job_id=job_id))
 
 
 def cancel_job(session: Session, job: Job) -> Job:
     """The cancel rules, for whoever may cancel this job (its owner, an admin)."""
-    if job.status == QUEUED and jobs.cancel_queued(session, job_id=job.id):
+    if job.status in (SCHEDULED, QUEUED) and jobs.cancel_queued(session, job_id=job.id):
         session.commit()
         metrics.job_finished(tool=job.tool, status=CANCELED, code="canceled")
         error = {"code": "canceled", "message": "Canceled before it started."}
@@ -242,13 +257,16 @@ def cancel_job(session: Session, job: Job) -> Job:
         session.commit()
         cancellation.request(get_redis(), job.id)
     session.refresh(job)
-    if job.status not in (QUEUED, RUNNING, CANCELED):
+    if job.status not in (SCHEDULED, QUEUED, RUNNING, CANCELED):
         raise Conflict(f"The job already {job.status}; there is nothing to cancel.")
     return job
 
 
 def retry_after_hint(job: Job) -> int | None:
     """Seconds a poller should wait before asking again; None once it is finished."""
+    if job.status == SCHEDULED:  # until it is due, within reason
+        until_due = (job.run_at - dt.datetime.now(dt.UTC)).total_seconds()
+        return min(max(int(until_due), 1), 60)
     if job.status == QUEUED:
         return 2
     if job.status == RUNNING:

@@ -19,13 +19,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, TimestampMixin
 
+SCHEDULED = "scheduled"  # `run_at` is in the future; workers/scheduled_jobs.py queues it when due
 QUEUED = "queued"
 RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELED = "canceled"
 EXPIRED = "expired"
-STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED, EXPIRED)
+STATUSES = (SCHEDULED, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED, EXPIRED)
 ACTIVE = (QUEUED, RUNNING)
 TERMINAL = (SUCCEEDED, FAILED, CANCELED, EXPIRED)
 
@@ -47,6 +48,8 @@ class Job(TimestampMixin, Base):
         ),
         # Admission counts a user's jobs in flight and waiting on every submit.
         Index("ix_jobs_user_active", "user_id", postgresql_where=text("status IN ('queued', 'running')")),
+        # The due-job pickup (workers/scheduled_jobs.py) looks for due rows every second.
+        Index("ix_jobs_scheduled", "run_at", postgresql_where=text("status = 'scheduled'")),
         # The retention sweep scans only finished jobs that still hold an output.
         Index(
             "ix_jobs_retention",
@@ -82,6 +85,7 @@ class Job(TimestampMixin, Base):
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
     expires_at: Mapped[dt.datetime]  # not started by then: `expired`
+    run_at: Mapped[dt.datetime | None]  # a scheduled job is queued at this time
     lease_until: Mapped[dt.datetime | None]  # a running job's worker holds it until then
     dispatched_at: Mapped[dt.datetime | None]  # when its message last went to the broker
     cancel_requested_at: Mapped[dt.datetime | None]

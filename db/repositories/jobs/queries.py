@@ -20,6 +20,7 @@ from db.models.job import (
     ACTIVE,
     QUEUED,
     RUNNING,
+    SCHEDULED,
     Job,
 )
 from db.models.user import User
@@ -149,6 +150,13 @@ def ids_lost_in_broker(session: Session, *, sent_before: int, limit: int = 500) 
         .limit(limit)
     )
     return list(session.scalars(query))
+
+
+def count_scheduled(session: Session, *, user_id: uuid.UUID) -> int:
+    """The user's jobs waiting for their `run_at` (a plan caps how many they hold)."""
+    return session.scalar(
+        select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.status == SCHEDULED)
+    )
 
 
 def count_active(session: Session, *, user_id: uuid.UUID) -> int:

@@ -33,6 +33,7 @@ from db.models.job import (
     FAILED,
     QUEUED,
     RUNNING,
+    SCHEDULED,
     SUCCEEDED,
     Job,
 )
@@ -71,9 +72,11 @@ def create(
     request_id: str | None = None,
     retry_of: uuid.UUID | None = None,
     dispatched: bool = False,
+    run_at: dt.datetime | None = None,
 ) -> Any:
     """Insert a job. `dispatched`: it is admitted at once (its message is sent right
-    after the commit), as admission (workers/admission.py) would mark it.
+    after the commit), as admission (workers/admission.py) would mark it. `run_at`: it
+    is `scheduled` until then (queue_due queues it), never sent before.
 
     One INSERT ... RETURNING in SQL (db/raw.py: every submit runs it). Returns the new
     row as a read-only named tuple of the job's columns, not an ORM `Job` (building
@@ -95,6 +98,8 @@ def create(
         "request_id": request_id,
         "retry_of": retry_of,
         "dispatched": dispatched,
+        "status": QUEUED if run_at is None else SCHEDULED,
+        "run_at": run_at,
     }
     return raw.fetch_one(session, _CREATE, params, named=True)
 
@@ -102,6 +107,7 @@ def create(
 _CREATE_FIELDS = (
     "id", "user_id", "tool", "input", "model", "queue", "priority", "expires_at", "idempotency_key",
     "request_hash", "webhook_url", "notify_email", "reserved_tokens", "request_id", "retry_of",
+    "status", "run_at",
 )  # fmt: skip
 
 
@@ -239,14 +245,33 @@ def _finish_and_record_statement(columns: tuple[str, ...]) -> raw.Prepared:
 
 
 def cancel_queued(session: Session, *, job_id: uuid.UUID) -> bool:
+    """Cancel a job that has not started: queued, or scheduled for later."""
     return finish(
         session,
         job_id=job_id,
         status=CANCELED,
         error_code="canceled",
         error_message="Canceled before it started.",
-        from_statuses=(QUEUED,),
+        from_statuses=(SCHEDULED, QUEUED),
     )
+
+
+# Oldest due first; SKIP LOCKED: a second pickup running at the same moment (a deploy's
+# overlap) takes other rows instead of waiting, and the status test makes each move once.
+_QUEUE_DUE = raw.Prepared("""
+UPDATE jobs SET status = 'queued', updated_at = now()
+WHERE id IN (
+    SELECT id FROM jobs WHERE status = 'scheduled' AND run_at <= now()
+    ORDER BY run_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+) AND status = 'scheduled'
+RETURNING id, user_id
+""")
+
+
+def queue_due(session: raw.Executor, *, limit: int = 500) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Scheduled jobs whose `run_at` has come: scheduled → queued, waiting for admission
+    like a job just submitted. Returns (job id, owner) of each job moved."""
+    return [(row[0], row[1]) for row in raw.fetch_all(session, _QUEUE_DUE, {"limit": limit})]
 
 
 def request_cancel(session: Session, *, job_id: uuid.UUID) -> bool:
