@@ -129,7 +129,7 @@ def register_and_submit(base: str, prompt: str, email: str = "walk@example.com")
 def poll(base: str, token: str, job: dict, timeout: float = 30) -> dict:
     """Poll over HTTP until the job is finished."""
     deadline = time.monotonic() + timeout
-    while job["status"] in ("queued", "running"):
+    while job["status"] in ("scheduled", "queued", "running"):
         assert time.monotonic() < deadline, job
         time.sleep(0.1)
         status, _, job = call("GET", f"{base}/jobs/{job['id']}", token=token)
