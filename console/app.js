@@ -52,13 +52,21 @@ async function showTool() {
 }
 
 async function run() {
-  const job = await conveyor.submit($("#tool").value, readFields($("#tool-fields")));
+  const runAt = $("#run-at").value; // local time, sent with its offset
+  const options = runAt ? { run_at: new Date(runAt).toISOString() } : {};
+  const job = await conveyor.submit($("#tool").value, readFields($("#tool-fields")), options);
   const abort = new AbortController();
   running = { job, abort };
   $("#cancel").disabled = false;
   $("#job-output").textContent = "";
   $("#job-error").textContent = "";
   $("#job-status").textContent = job.status;
+  if (job.status === "scheduled") {
+    // Nothing to follow until it is due: it stays cancelable here and is listed below.
+    $("#job-status").textContent = `scheduled for ${new Date(job.run_at).toLocaleString()}`;
+    await loadHistory();
+    return;
+  }
   try {
     for await (const event of conveyor.stream(job, { signal: abort.signal })) {
       if (event.type === "delta") $("#job-output").textContent += event.data.text;
@@ -82,6 +90,7 @@ async function cancel() {
   if (!running) return;
   const job = await conveyor.cancel(running.job);
   $("#job-status").textContent = job.cancel_requested && job.status === "running" ? "canceling" : job.status;
+  if (job.status === "canceled") await Promise.all([loadHistory(), loadUsage()]); // a scheduled one has no stream to end
 }
 
 async function loadHistory() {

@@ -138,3 +138,23 @@ def job_status(stack, session, job_id: str) -> str:
 
 def jobs_of(stack, session) -> list[dict]:
     return call("GET", f"{stack.api}/jobs", token=session["access_token"])[2]["items"]
+
+
+def test_a_job_run_at_a_later_time_is_scheduled_and_can_be_canceled(page, stack):
+    sign_up(page, stack)
+    page.get_by_label("Run at", exact=True).fill("2099-01-01T09:00")  # too far ahead: refused
+    run(page, "text", prompt="Tomorrow's news.")
+    expect(page.get_by_role("alert")).to_contain_text("30 days")
+
+    tomorrow = page.evaluate(
+        "() => { const d = new Date(Date.now() + 86400000); d.setMinutes(d.getMinutes() - d.getTimezoneOffset());"
+        " return d.toISOString().slice(0, 16); }"
+    )
+    page.get_by_label("Run at", exact=True).fill(tomorrow)
+    page.get_by_role("button", name="Run", exact=True).click()
+
+    expect(page.locator("#job-status")).to_contain_text("scheduled for")
+    expect(page.locator("#history tbody tr").first).to_contain_text("scheduled")
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    expect(page.locator("#job-status")).to_have_text("canceled")
+    expect(page.locator("#history tbody tr").first).to_contain_text("canceled")
