@@ -183,7 +183,7 @@ export class Conveyor {
   }
 
   /**
-   * Cancel a job: at once if queued, within seconds if running.
+   * Cancel a job: at once if queued or scheduled, within seconds if running.
    * @param {{id: string}} job
    * @returns {Promise<object>} the job
    */

@@ -248,7 +248,9 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
             return None
         profile = {"name": job.owner_name, **(job.owner_profile or {})} if job.owner_name is not None else {}
         logs.bind(request_id=job.request_id)  # the submit's, whichever message brought the job here
-        waited = (job.started_at - job.created_at).total_seconds()
+        waited = (
+            job.started_at - (job.run_at or job.created_at)
+        ).total_seconds()  # a scheduled job's from run_at
         metrics.job_started(tool=job.tool, queue=job.queue, attempt=job.attempt, waited=waited)
         logger.info("job_id=%s started tool=%s attempt=%s", job_id, job.tool, job.attempt)
         return Work(

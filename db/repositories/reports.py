@@ -61,8 +61,9 @@ def usage_totals(session: Session, *, start: dt.datetime, end: dt.datetime) -> t
 def queue_latency(
     session: Session, *, start: dt.datetime, end: dt.datetime
 ) -> tuple[float | None, float | None]:
-    """p50 and p95 seconds from submit to start (started_at - created_at)."""
-    seconds = extract("epoch", Job.started_at - Job.created_at)
+    """p50 and p95 seconds from submit to start (started_at - created_at), or for a
+    scheduled job from its run_at: the wait it asked for is not the queue's."""
+    seconds = extract("epoch", Job.started_at - func.coalesce(Job.run_at, Job.created_at))
     row = session.execute(
         select(
             func.percentile_cont(0.5).within_group(seconds),

@@ -214,6 +214,7 @@ def test_queue_stats_show_depth_workers_and_jobs_by_status(client, admin, alice)
     assert after["ai"]["depth"] == before["ai"]["depth"] + 2  # both were sent; nobody consumes
     assert after["ai"]["workers"] == ["ai@box"] and after["default"]["workers"] == []
     assert stats["jobs"] == {
+        "scheduled": 0,
         "queued": 1,
         "running": 0,
         "succeeded": 0,
