@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from tests.api.test_admin import ADMIN, make_admin
 from tests.helpers import API, assert_error, queued_tasks, register, submit
 from workers import plans
 
@@ -119,3 +120,23 @@ def test_an_idempotent_retry_of_a_scheduled_submit_replays_it(client, headers):
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.get_json()["id"] == first.get_json()["id"]
     assert other.status_code == 422
+
+
+def test_a_canceled_scheduled_job_has_its_webhook_as_any_job(client, headers):
+    job_id = submit(client, headers, delay_seconds=600, webhook_url="http://127.0.0.1:9/hook").get_json()[
+        "id"
+    ]
+
+    client.post(f"{API}/jobs/{job_id}/cancel", headers=headers)
+
+    [item] = client.get(f"{API}/jobs/{job_id}/webhook-deliveries", headers=headers).get_json()["items"]
+    assert item["event"] == "job.canceled"
+
+
+def test_an_admin_sees_and_cancels_scheduled_jobs(client, headers):
+    job_id = submit(client, headers, delay_seconds=600).get_json()["id"]
+    admin = make_admin(client)
+
+    listed = client.get(f"{ADMIN}/jobs?status=scheduled", headers=admin).get_json()["items"]
+    assert job_id in [job["id"] for job in listed]
+    assert client.post(f"{ADMIN}/jobs/{job_id}/cancel", headers=admin).get_json()["status"] == "canceled"

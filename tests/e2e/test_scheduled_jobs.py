@@ -53,7 +53,7 @@ def provider_calls(fake_openai, prompt: str) -> int:
 def assert_ran_once_when_due(job: dict, fake_openai, prompt: str) -> None:
     assert job["status"] == "succeeded", job
     assert job["output"] == {"text": f"Echo: {prompt}"}
-    assert job["started_at"] >= job["run_at"]
+    assert dt.datetime.fromisoformat(job["started_at"]) >= dt.datetime.fromisoformat(job["run_at"])
     assert job["attempt"] == 1 and provider_calls(fake_openai, prompt) == 1
 
 
