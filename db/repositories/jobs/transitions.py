@@ -71,6 +71,8 @@ def create(
     request_id: str | None = None,
     retry_of: uuid.UUID | None = None,
     dispatched: bool = False,
+    batch_id: uuid.UUID | None = None,
+    batch_index: int | None = None,
 ) -> Any:
     """Insert a job. `dispatched`: it is admitted at once (its message is sent right
     after the commit), as admission (workers/admission.py) would mark it.
@@ -95,6 +97,8 @@ def create(
         "request_id": request_id,
         "retry_of": retry_of,
         "dispatched": dispatched,
+        "batch_id": batch_id,
+        "batch_index": batch_index,
     }
     return raw.fetch_one(session, _CREATE, params, named=True)
 
@@ -102,6 +106,7 @@ def create(
 _CREATE_FIELDS = (
     "id", "user_id", "tool", "input", "model", "queue", "priority", "expires_at", "idempotency_key",
     "request_hash", "webhook_url", "notify_email", "reserved_tokens", "request_id", "retry_of",
+    "batch_id", "batch_index",
 )  # fmt: skip
 
 
