@@ -59,29 +59,28 @@ def submit(
     is sent; if the broker refuses it, the job is withdrawn and the caller gets 503.
     `on_create` adds rows that belong with the new job to its transaction (a
     conversation's message), before the job can be sent."""
-    definition = _valid_tool(settings, tool=tool, input=input, webhook_url=webhook_url)
-    model = _valid_model(settings, model or definition.default_model or settings.default_model)
-    # notify_email joins the hash only when set, so keys used before it existed still match.
-    extra = {"notify_email": True} if notify_email else {}
-    request_hash = _request_hash(tool=tool, input=input, model=model, webhook_url=webhook_url, **extra)
+    checked = check_request(
+        settings, tool=tool, input=input, model=model, webhook_url=webhook_url, notify_email=notify_email
+    )
     if idempotency_key is not None:
         earlier = jobs.get_by_idempotency_key(session, user_id=user.id, key=idempotency_key)
         if earlier is not None:
-            return Submitted(_same_request(earlier, request_hash), created=False)
+            return Submitted(_same_request(earlier, checked.request_hash), created=False)
 
     plan = get_plan(user.plan)
-    quotas.check_access(plan, tool=tool, model=model, settings=settings)
-    row = dict(tool=tool, input=input, model=model, webhook_url=webhook_url, notify_email=notify_email)
-    row.update(idempotency_key=idempotency_key, request_hash=request_hash)
+    quotas.check_access(plan, tool=tool, model=checked.row["model"], settings=settings)
+    row = {**checked.row, "idempotency_key": idempotency_key}
     try:
-        job, admitted, slots = _store(session, user, plan, definition, settings, row, on_create=on_create)
+        job, admitted, slots = _store(
+            session, user, plan, checked.definition, settings, row, on_create=on_create
+        )
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won the insert.
         session.rollback()
         earlier = jobs.get_by_idempotency_key(session, user_id=user.id, key=idempotency_key or "")
         if earlier is None:
             raise
-        return Submitted(_same_request(earlier, request_hash), created=False)
+        return Submitted(_same_request(earlier, checked.request_hash), created=False)
 
     if admitted:
         _send(session, job)
@@ -89,6 +88,38 @@ def submit(
         job = _admit_waiting(session, job)  # older jobs wait for the free slots: they go first
     metrics.job_submitted(tool=tool, queue=job.queue)
     return Submitted(job, created=True)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A job request whose tool, input, model and webhook URL are valid."""
+
+    definition: Tool
+    row: dict[str, Any]  # the job's own columns: tool, input, model, webhook_url, notify_email, request_hash
+
+    @property
+    def request_hash(self) -> str:
+        return self.row["request_hash"]
+
+
+def check_request(
+    settings: Settings,
+    *,
+    tool: str,
+    input: dict[str, Any],
+    model: str | None = None,
+    webhook_url: str | None = None,
+    notify_email: bool = False,
+) -> Checked:
+    """The request's checks that need no database: 422 for an unknown tool or model, an
+    input that does not suit the tool, or a webhook URL a worker must not call."""
+    definition = _valid_tool(settings, tool=tool, input=input, webhook_url=webhook_url)
+    model = _valid_model(settings, model or definition.default_model or settings.default_model)
+    # notify_email joins the hash only when set, so keys used before it existed still match.
+    extra = {"notify_email": True} if notify_email else {}
+    request_hash = _request_hash(tool=tool, input=input, model=model, webhook_url=webhook_url, **extra)
+    row = dict(tool=tool, input=input, model=model, webhook_url=webhook_url, notify_email=notify_email)
+    return Checked(definition, {**row, "request_hash": request_hash})
 
 
 def _valid_tool(settings: Settings, *, tool: str, input: dict[str, Any], webhook_url: str | None) -> Tool:
@@ -137,7 +168,35 @@ def _store(
     users.lock(session, user_id=user.id)
     reserved, slots = quotas.reserve(session, user=user, plan=plan, tool=definition, input=row["input"])
     admitted = slots.waiting == 0 and slots.in_flight < plan.running_limit
-    job = jobs.create(
+    job = insert(
+        session,
+        user=user,
+        plan=plan,
+        definition=definition,
+        settings=settings,
+        row=row,
+        reserved=reserved,
+        dispatched=admitted,
+    )
+    if on_create is not None:
+        on_create(session, job)
+    session.commit()
+    return job, admitted, slots
+
+
+def insert(
+    session: Session,
+    *,
+    user: User | Caller,
+    plan: Plan,
+    definition: Tool,
+    settings: Settings,
+    row: dict[str, Any],
+    reserved: int,
+    dispatched: bool = False,
+) -> Any:
+    """Insert the job in the caller's transaction, its tokens `reserved` (quotas.reserve)."""
+    return jobs.create(
         session,
         user_id=user.id,
         queue=queue_for(plan, definition.queue),
@@ -145,13 +204,9 @@ def _store(
         expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.job_start_deadline),
         reserved_tokens=reserved,
         request_id=logs.current_request_id(),
-        dispatched=admitted,
+        dispatched=dispatched,
         **row,
     )
-    if on_create is not None:
-        on_create(session, job)
-    session.commit()
-    return job, admitted, slots
 
 
 def _send(session: Session, job: Any) -> None:

@@ -22,7 +22,7 @@ TERMINAL = "('succeeded', 'failed', 'canceled', 'expired')"
 # batch made with no job. The batch row is locked first, so of two jobs ending at once
 # the second to take the lock sees the first one's outcome: one of them finishes the
 # batch, and its webhook is recorded once.
-FINISH_FUNCTION = f"""
+FINISH_FUNCTION = """
 CREATE FUNCTION batch_finish_if_done(finished_batch uuid) RETURNS boolean AS $$
 DECLARE
     hook text;
@@ -31,7 +31,7 @@ BEGIN
     PERFORM 1 FROM batches WHERE id = finished_batch FOR UPDATE;
     UPDATE batches SET finished_at = now()
     WHERE id = finished_batch AND finished_at IS NULL
-      AND NOT EXISTS (SELECT 1 FROM jobs WHERE batch_id = finished_batch AND status NOT IN {TERMINAL})
+      AND NOT EXISTS (SELECT 1 FROM jobs WHERE batch_id = finished_batch AND status NOT IN ('succeeded', 'failed', 'canceled', 'expired'))
     RETURNING webhook_url, user_id INTO hook, owner;
     IF NOT FOUND THEN
         RETURN false;
