@@ -132,6 +132,7 @@ def submit(
     if made:
         admission.admit(user.id, send=generation.dispatch)
     else:
+        session.refresh(batch)  # finished_at, set by the database
         webhook_tasks.deliver_for_batch(batch.id)
     return Submitted(_view(session, batch), _ordered(answers), True)
 

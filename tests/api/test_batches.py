@@ -52,7 +52,9 @@ def test_items_past_the_days_jobs_get_their_own_429(client, headers, monkeypatch
 
 
 def test_a_batch_counts_as_one_request_against_the_plans_rate(client, headers, monkeypatch):
-    monkeypatch.setitem(plans.PLANS, "free", dataclasses.replace(plans.PLANS["free"], request_rate="2/minute"))
+    monkeypatch.setitem(
+        plans.PLANS, "free", dataclasses.replace(plans.PLANS["free"], request_rate="2/minute")
+    )
     assert post_batch(client, headers, [text_job(f"n{n}") for n in range(5)]).status_code == 202
     assert post_batch(client, headers, [text_job("again")]).status_code == 202
     assert post_batch(client, headers, [text_job("third")]).status_code == 429
@@ -73,6 +75,20 @@ def test_the_jobs_come_a_page_at_a_time_in_item_order(client, headers):
 
 
 def test_a_repeated_key_within_a_batch_is_refused_for_the_later_item(client, headers):
-    body = post_batch(client, headers, [text_job("a", idempotency_key="k"), text_job("b", idempotency_key="k")])
+    body = post_batch(
+        client, headers, [text_job("a", idempotency_key="k"), text_job("b", idempotency_key="k")]
+    )
     items = body.get_json()["items"]
     assert "job" in items[0] and items[1]["error"]["code"] == 422
+
+
+def test_a_batch_whose_every_item_fails_is_finished_with_no_job(client, headers):
+    body = post_batch(client, headers, [{"tool": "no-such-tool", "input": {}}, "not an object"]).get_json()
+    assert [item["error"]["code"] for item in body["items"]] == [422, 422]
+    assert body["batch"]["total"] == 0 and body["batch"]["status"] == "finished"
+
+
+def test_an_unsafe_batch_webhook_url_refuses_the_whole_request(client, headers):
+    response = post_batch(client, headers, [text_job("x")], webhook_url="http://169.254.169.254/latest")
+    assert response.status_code == 422 and "webhook_url" in response.get_json()["message"]
+    assert client.get(f"{API}/jobs", headers=headers).get_json()["items"] == []
