@@ -100,7 +100,9 @@ def _register_blueprints(api) -> None:
     api.register_blueprint(usage.blp, url_prefix=f"{API_PREFIX}/usage")
     api.register_blueprint(stripe_webhooks.blp, url_prefix=API_PREFIX)
 
-    from api.resources import conversations, exports, files
+    from api.resources import batches, conversations, exports, files
+
+    api.register_blueprint(batches.blp, url_prefix=API_PREFIX)
 
     api.register_blueprint(conversations.blp, url_prefix=f"{API_PREFIX}/conversations")
     api.register_blueprint(exports.blp, url_prefix=API_PREFIX)

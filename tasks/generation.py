@@ -37,6 +37,8 @@ def run_generation(job_id: str) -> str | None:
         webhooks.deliver_for_job(uuid.UUID(job_id))
     if finished.notify_email:
         email.send_for_job(uuid.UUID(job_id))
+    if finished.batch_id is not None:
+        webhooks.deliver_for_batch(finished.batch_id)
     if finished.owner_waiting is not None:  # the owner's next job may start
         admission.admit(finished.owner_waiting, send=dispatch)
     return finished.status

@@ -31,3 +31,9 @@ def deliver_for_job(job_id: uuid.UUID) -> None:
 def _due_for_job(job_id: uuid.UUID) -> list[uuid.UUID]:
     delivery_id = delivery.due_for_job(job_id)
     return [delivery_id] if delivery_id is not None else []
+
+
+def deliver_for_batch(batch_id: uuid.UUID) -> None:
+    """Send a just-finished batch's `batch.finished` webhook now rather than at the next
+    sweep. Call after the commit that ended one of its jobs (the batch may not be finished)."""
+    outbox.enqueue_soon(deliver, lambda: delivery.due_for_batch(batch_id), f"batch_id={batch_id} webhook")

@@ -56,6 +56,7 @@ class Work:
     settings: Settings
     webhook: bool = False  # the job has a webhook_url
     notify_email: bool = False
+    batch_id: uuid.UUID | None = None  # the batch it was submitted in (POST /jobs/batch)
     started: float = field(default_factory=time.monotonic)  # for the duration metric
 
 
@@ -68,6 +69,7 @@ class Finished:
     webhook: bool
     notify_email: bool
     owner_waiting: uuid.UUID | None = None  # the owner has jobs waiting for this job's slot
+    batch_id: uuid.UUID | None = None  # its batch may have finished with it
 
 
 @dataclass
@@ -256,6 +258,7 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
         return Work(
             webhook=job.webhook_url is not None,
             notify_email=job.notify_email,
+            batch_id=job.batch_id,
             job_id=job.id,
             tool=tool,
             input=dict(job.input),
@@ -306,6 +309,7 @@ def _finish(
         webhook=work.webhook,
         notify_email=work.notify_email,
         owner_waiting=_owner_waiting(work.job_id),
+        batch_id=work.batch_id,
     )
 
 

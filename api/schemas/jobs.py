@@ -115,6 +115,9 @@ class JobSchema(Schema):
     retry_of = fields.UUID(
         allow_none=True, metadata={"description": "The failed job an admin retried to make this one."}
     )
+    batch_id = fields.UUID(
+        allow_none=True, metadata={"description": "The batch it was submitted in (POST /jobs/batch)."}
+    )
     created_at = fields.DateTime()
     started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)

@@ -62,6 +62,72 @@ def submit(
     `run_at` or `delay_seconds`: it is stored `scheduled` and sent when due
     (workers/scheduled_jobs.py). `on_create` adds rows that belong with the new job
     to its transaction (a conversation's message), before the job can be sent."""
+    checked = check_request(
+        settings,
+        tool=tool,
+        input=input,
+        model=model,
+        webhook_url=webhook_url,
+        notify_email=notify_email,
+        run_at=run_at,
+        delay_seconds=delay_seconds,
+    )
+    if idempotency_key is not None:
+        earlier = jobs.get_by_idempotency_key(session, user_id=user.id, key=idempotency_key)
+        if earlier is not None:
+            return Submitted(_same_request(earlier, checked.request_hash), created=False)
+
+    # After the replay: a retried request's run_at may have passed since its first try.
+    due = scheduling.when(run_at=run_at, delay_seconds=delay_seconds)
+    plan = get_plan(user.plan)
+    quotas.check_access(plan, tool=tool, model=checked.row["model"], settings=settings)
+    row = {**checked.row, "run_at": due, "idempotency_key": idempotency_key}
+    try:
+        job, admitted, slots = _store(
+            session, user, plan, checked.definition, settings, row, on_create=on_create
+        )
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key won the insert.
+        session.rollback()
+        earlier = jobs.get_by_idempotency_key(session, user_id=user.id, key=idempotency_key or "")
+        if earlier is None:
+            raise
+        return Submitted(_same_request(earlier, checked.request_hash), created=False)
+
+    if admitted:
+        _send(session, job)
+    elif due is None and slots.waiting and slots.in_flight < plan.running_limit:
+        job = _admit_waiting(session, job)  # older jobs wait for the free slots: they go first
+    metrics.job_submitted(tool=tool, queue=job.queue)
+    return Submitted(job, created=True)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A job request whose tool, input, model and webhook URL are valid."""
+
+    definition: Tool
+    row: dict[str, Any]  # the job's own columns: tool, input, model, webhook_url, notify_email, request_hash
+
+    @property
+    def request_hash(self) -> str:
+        return self.row["request_hash"]
+
+
+def check_request(
+    settings: Settings,
+    *,
+    tool: str,
+    input: dict[str, Any],
+    model: str | None = None,
+    webhook_url: str | None = None,
+    notify_email: bool = False,
+    run_at: dt.datetime | None = None,
+    delay_seconds: int | None = None,
+) -> Checked:
+    """The request's checks that need no database: 422 for an unknown tool or model, an
+    input that does not suit the tool, a webhook URL a worker must not call, or both
+    `run_at` and `delay_seconds`."""
     definition = _valid_tool(settings, tool=tool, input=input, webhook_url=webhook_url)
     model = _valid_model(settings, model or definition.default_model or settings.default_model)
     scheduling.check_one_of(run_at=run_at, delay_seconds=delay_seconds)
@@ -72,34 +138,8 @@ def submit(
     if delay_seconds is not None:
         extra["delay_seconds"] = delay_seconds
     request_hash = _request_hash(tool=tool, input=input, model=model, webhook_url=webhook_url, **extra)
-    if idempotency_key is not None:
-        earlier = jobs.get_by_idempotency_key(session, user_id=user.id, key=idempotency_key)
-        if earlier is not None:
-            return Submitted(_same_request(earlier, request_hash), created=False)
-
-    # After the replay: a retried request's run_at may have passed since its first try.
-    due = scheduling.when(run_at=run_at, delay_seconds=delay_seconds)
-    plan = get_plan(user.plan)
-    quotas.check_access(plan, tool=tool, model=model, settings=settings)
     row = dict(tool=tool, input=input, model=model, webhook_url=webhook_url, notify_email=notify_email)
-    row.update(run_at=due)
-    row.update(idempotency_key=idempotency_key, request_hash=request_hash)
-    try:
-        job, admitted, slots = _store(session, user, plan, definition, settings, row, on_create=on_create)
-    except IntegrityError:
-        # A concurrent request with the same Idempotency-Key won the insert.
-        session.rollback()
-        earlier = jobs.get_by_idempotency_key(session, user_id=user.id, key=idempotency_key or "")
-        if earlier is None:
-            raise
-        return Submitted(_same_request(earlier, request_hash), created=False)
-
-    if admitted:
-        _send(session, job)
-    elif due is None and slots.waiting and slots.in_flight < plan.running_limit:
-        job = _admit_waiting(session, job)  # older jobs wait for the free slots: they go first
-    metrics.job_submitted(tool=tool, queue=job.queue)
-    return Submitted(job, created=True)
+    return Checked(definition, {**row, "request_hash": request_hash})
 
 
 def _valid_tool(settings: Settings, *, tool: str, input: dict[str, Any], webhook_url: str | None) -> Tool:
@@ -151,8 +191,37 @@ def _store(
         scheduling.check_limit(session, user_id=user.id, plan=plan)
     reserved, slots = quotas.reserve(session, user=user, plan=plan, tool=definition, input=row["input"])
     admitted = row["run_at"] is None and slots.waiting == 0 and slots.in_flight < plan.running_limit
-    start_from = row["run_at"] or dt.datetime.now(dt.UTC)
-    job = jobs.create(
+    job = insert(
+        session,
+        user=user,
+        plan=plan,
+        definition=definition,
+        settings=settings,
+        row=row,
+        reserved=reserved,
+        dispatched=admitted,
+    )
+    if on_create is not None:
+        on_create(session, job)
+    session.commit()
+    return job, admitted, slots
+
+
+def insert(
+    session: Session,
+    *,
+    user: User | Caller,
+    plan: Plan,
+    definition: Tool,
+    settings: Settings,
+    row: dict[str, Any],
+    reserved: int,
+    dispatched: bool = False,
+) -> Any:
+    """Insert the job in the caller's transaction, its tokens `reserved` (quotas.reserve).
+    A scheduled job's (`run_at`) start deadline counts from `run_at`."""
+    start_from = row.get("run_at") or dt.datetime.now(dt.UTC)
+    return jobs.create(
         session,
         user_id=user.id,
         queue=queue_for(plan, definition.queue),
@@ -160,13 +229,9 @@ def _store(
         expires_at=start_from + dt.timedelta(seconds=settings.job_start_deadline),
         reserved_tokens=reserved,
         request_id=logs.current_request_id(),
-        dispatched=admitted,
+        dispatched=dispatched,
         **row,
     )
-    if on_create is not None:
-        on_create(session, job)
-    session.commit()
-    return job, admitted, slots
 
 
 def _send(session: Session, job: Any) -> None:

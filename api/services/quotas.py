@@ -5,6 +5,7 @@ verified (workers.plans.allowance), and the refusal then says how to verify."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -30,13 +31,21 @@ def check_access(plan: Plan, *, tool: str, model: str, settings: Settings) -> No
 
 
 def reserve(
-    session: Session, *, user: User | Caller, plan: Plan, tool: Tool, input: dict[str, Any]
+    session: Session,
+    *,
+    user: User | Caller,
+    plan: Plan,
+    tool: Tool,
+    input: dict[str, Any],
+    undo: Callable[[], object] | None = None,
 ) -> tuple[int, Slots]:
     """Count the job against today's jobs, hold its estimated tokens against the
     month's quota and count the user's slots, in the caller's transaction (the one
     that locked the user and inserts the job), in one statement. Returns the tokens
     held and the slots. On refusal the caller's transaction is rolled back (the day's
-    limit is reported first when both are reached)."""
+    limit is reported first when both are reached); `undo` rolls back less (a batch's
+    savepoint for one item)."""
+    undo = undo or session.rollback
     profile = {"name": user.name, **(user.profile or {})}
     estimate = metering.estimate_job_tokens(tool, input, profile)
     allowed = allowance(plan, email_verified=user.email_verified)
@@ -49,7 +58,7 @@ def reserve(
     )
     if checked.jobs_today is None:
         jobs_today = usage.jobs_today(session, user_id=user.id)
-        session.rollback()
+        undo()
         raise TooManyRequests(
             _refusal(
                 plan,
@@ -62,7 +71,7 @@ def reserve(
         )
     if checked.quota is None:
         quota = usage.get_quota(session, user_id=user.id, limit=allowed.monthly_tokens)
-        session.rollback()
+        undo()
         raise PaymentRequired(
             _refusal(
                 plan,

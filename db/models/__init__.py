@@ -2,6 +2,7 @@
 
 from db.models.account import ApiKey, RefreshToken
 from db.models.audit import AuditEntry
+from db.models.batch import Batch
 from db.models.billing import StripeEvent, Subscription
 from db.models.conversation import Conversation, ConversationMessage
 from db.models.email import EmailOutbox
@@ -14,6 +15,7 @@ from db.models.webhook import WebhookAttempt, WebhookDelivery
 __all__ = [
     "ApiKey",
     "AuditEntry",
+    "Batch",
     "Conversation",
     "ConversationMessage",
     "DailyJobCount",

@@ -50,6 +50,8 @@ class Job(TimestampMixin, Base):
         Index("ix_jobs_user_active", "user_id", postgresql_where=text("status IN ('queued', 'running')")),
         # The due-job pickup (workers/scheduled_jobs.py) looks for due rows every second.
         Index("ix_jobs_scheduled", "run_at", postgresql_where=text("status = 'scheduled'")),
+        # A batch's jobs, in the order they were submitted (GET /batches/<id>).
+        Index("ix_jobs_batch", "batch_id", "batch_index", postgresql_where=text("batch_id IS NOT NULL")),
         # The retention sweep scans only finished jobs that still hold an output.
         Index(
             "ix_jobs_retention",
@@ -96,6 +98,9 @@ class Job(TimestampMixin, Base):
     retry_of: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="SET NULL"), unique=True
     )
+    # The batch it was submitted in (POST /jobs/batch), and its place in the request.
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id", ondelete="SET NULL"))
+    batch_index: Mapped[int | None]
     # Postgres's row version: it changes with every committed UPDATE of the row, so it is
     # what the job's ETag is made of (api/resources/jobs.py). Read-only; not a real column.
     xmin: Mapped[str] = mapped_column(String, system=True, server_default=FetchedValue())

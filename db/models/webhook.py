@@ -30,6 +30,8 @@ class WebhookDelivery(TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint(f"status IN ({_status_list})", name="status"),
         UniqueConstraint("job_id", name="uq_webhook_deliveries_job_id"),  # one terminal event per job
+        UniqueConstraint("batch_id", name="uq_webhook_deliveries_batch_id"),  # one batch.finished
+        CheckConstraint("(job_id IS NULL) <> (batch_id IS NULL)", name="job_or_batch"),
         # The sweep scans only deliveries that are still moving.
         Index(
             "ix_webhook_deliveries_open",
@@ -40,9 +42,11 @@ class WebhookDelivery(TimestampMixin, Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    # A batch's `batch.finished` (migration 0012) instead of a job's event.
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    event: Mapped[str] = mapped_column(String(64))  # job.succeeded, job.failed, …
+    event: Mapped[str] = mapped_column(String(64))  # job.succeeded, job.failed, …, batch.finished
     url: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=PENDING, server_default=PENDING)
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")  # also the claim's fencing token
@@ -59,7 +63,7 @@ class WebhookDelivery(TimestampMixin, Base):
     )
 
     def __repr__(self) -> str:
-        return f"<WebhookDelivery {self.id} job={self.job_id} {self.status}>"
+        return f"<WebhookDelivery {self.id} job={self.job_id} batch={self.batch_id} {self.status}>"
 
 
 class WebhookAttempt(Base):

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db.models.webhook import DELIVERED, FAILED, PENDING
-from db.repositories import jobs, webhooks
+from db.repositories import batches, jobs, webhooks
 from settings import Settings, get_settings
 from workers import logs, metrics
 from workers import outbox as loop
@@ -39,13 +39,15 @@ class Outgoing:
     """One delivery, copied out of the session before it is closed."""
 
     delivery_id: uuid.UUID
-    job_id: uuid.UUID
+    job_id: uuid.UUID | None  # None for a batch's `batch.finished`
     url: str
     body: str
     secret: str
 
 
 def _load(session: Session, delivery: Any) -> Outgoing:
+    if delivery.batch_id is not None:
+        return _load_batch(session, delivery)
     job = jobs.get(session, job_id=delivery.job_id)
     # This attempt's log lines belong to the job, and to the request that submitted it.
     logs.bind(job_id=delivery.job_id, request_id=job.request_id if job is not None else None)
@@ -54,6 +56,20 @@ def _load(session: Session, delivery: Any) -> Outgoing:
         job_id=delivery.job_id,
         url=delivery.url,
         body=payload.body(event=delivery.event, occurred_at=delivery.created_at, job=job),
+        secret=webhooks.secret_of(session, user_id=delivery.user_id, new_secret=signing.new_secret()),
+    )
+
+
+def _load_batch(session: Session, delivery: Any) -> Outgoing:
+    batch = batches.get(session, batch_id=delivery.batch_id)
+    counts = batches.counts(session, batch_ids=[delivery.batch_id])[delivery.batch_id]
+    return Outgoing(
+        delivery_id=delivery.id,
+        job_id=None,
+        url=delivery.url,
+        body=payload.batch_body(
+            event=delivery.event, occurred_at=delivery.created_at, batch=batch, counts=counts
+        ),
         secret=webhooks.secret_of(session, user_id=delivery.user_id, new_secret=signing.new_secret()),
     )
 
@@ -126,3 +142,8 @@ def due_for_job(job_id: uuid.UUID) -> uuid.UUID | None:
     """The finished job's delivery, if it is due and no message is out for it yet."""
     ids = loop.due(WEBHOOK, match={"job_id": job_id})
     return ids[0] if ids else None
+
+
+def due_for_batch(batch_id: uuid.UUID) -> list[uuid.UUID]:
+    """The finished batch's delivery, if it is due and no message is out for it yet."""
+    return loop.due(WEBHOOK, match={"batch_id": batch_id})

@@ -1,4 +1,5 @@
-"""The webhook body: `{"type": "job.<status>", "timestamp": …, "data": <the job>}`.
+"""The webhook body: `{"type": "job.<status>", "timestamp": …, "data": <the job>}`, or
+for a batch `{"type": "batch.finished", …, "data": <the batch>}`.
 
 `data` is the job exactly as `GET /api/v1/jobs/<id>` shows it (api/schemas/jobs.py
 JobSchema). Workers cannot import the API, so the same fields are built here and
@@ -11,7 +12,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from db.models import Job
+from db.models import Batch, Job
 from settings import Settings, get_settings
 from workers import job_links
 
@@ -22,6 +23,25 @@ def body(*, event: str, occurred_at: dt.datetime, job: Job, settings: Settings |
     data = job_data(job, settings=settings or get_settings(), now=occurred_at.timestamp())
     document = {"type": event, "timestamp": occurred_at.isoformat(), "data": data}
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+def batch_body(*, event: str, occurred_at: dt.datetime, batch: Batch, counts: dict[str, int]) -> str:
+    """A batch's `batch.finished`: `data` is the batch as `GET /api/v1/batches/<id>` shows
+    it, without its page of jobs."""
+    document = {"type": event, "timestamp": occurred_at.isoformat(), "data": batch_data(batch, counts)}
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+def batch_data(batch: Batch, counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "id": str(batch.id),
+        "status": "finished" if batch.finished_at is not None else "active",
+        "total": sum(counts.values()),
+        "counts": counts,
+        "webhook_url": batch.webhook_url,
+        "created_at": _iso(batch.created_at),
+        "finished_at": _iso(batch.finished_at),
+    }
 
 
 def job_data(job: Job, *, settings: Settings, now: float | None = None) -> dict[str, Any]:
@@ -44,6 +64,7 @@ def job_data(job: Job, *, settings: Settings, now: float | None = None) -> dict[
         "cancel_requested": job.cancel_requested_at is not None,
         "notify_email": job.notify_email,
         "retry_of": None if job.retry_of is None else str(job.retry_of),
+        "batch_id": None if job.batch_id is None else str(job.batch_id),
         "created_at": _iso(job.created_at),
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),

@@ -5,6 +5,7 @@ Callers use one name, `jobs.<function>`, whichever half it lives in.
 
 from db.repositories.jobs.queries import (
     JOB_COLUMNS,
+    by_idempotency_keys,
     count_active,
     count_by_status,
     count_in_flight,
@@ -48,6 +49,7 @@ __all__ = [
     "WORKER_LOST",
     "LeaseState",
     "Usage",
+    "by_idempotency_keys",
     "cancel_queued",
     "claim_waiting",
     "count_active",

@@ -63,6 +63,14 @@ def get_by_idempotency_key(session: Session, *, user_id: uuid.UUID, key: str) ->
     return session.scalar(select(Job).where(Job.user_id == user_id, Job.idempotency_key == key))
 
 
+def by_idempotency_keys(session: Session, *, user_id: uuid.UUID, keys: Sequence[str]) -> dict[str, Job]:
+    """The user's jobs made with any of `keys`, by key (a batch's replays, in one query)."""
+    if not keys:
+        return {}
+    query = select(Job).where(Job.user_id == user_id, Job.idempotency_key.in_(list(keys)))
+    return {job.idempotency_key: job for job in session.scalars(query)}
+
+
 def list_for_user(
     session: Session,
     *,

@@ -73,6 +73,8 @@ def create(
     retry_of: uuid.UUID | None = None,
     dispatched: bool = False,
     run_at: dt.datetime | None = None,
+    batch_id: uuid.UUID | None = None,
+    batch_index: int | None = None,
 ) -> Any:
     """Insert a job. `dispatched`: it is admitted at once (its message is sent right
     after the commit), as admission (workers/admission.py) would mark it. `run_at`: it
@@ -100,6 +102,8 @@ def create(
         "dispatched": dispatched,
         "status": QUEUED if run_at is None else SCHEDULED,
         "run_at": run_at,
+        "batch_id": batch_id,
+        "batch_index": batch_index,
     }
     return raw.fetch_one(session, _CREATE, params, named=True)
 
@@ -107,7 +111,7 @@ def create(
 _CREATE_FIELDS = (
     "id", "user_id", "tool", "input", "model", "queue", "priority", "expires_at", "idempotency_key",
     "request_hash", "webhook_url", "notify_email", "reserved_tokens", "request_id", "retry_of",
-    "status", "run_at",
+    "status", "run_at", "batch_id", "batch_index",
 )  # fmt: skip
 
 
