@@ -159,9 +159,7 @@ def _follow(
         if batch:
             quiet_since = time.monotonic()
             continue
-        if watch.active:  # it was queued a moment ago: not finished
-            continue
-        finished = _terminal_state(job_id)
+        finished = None if watch.active else _terminal_state(job_id)  # queued a moment ago: not finished
         if finished is not None:  # ended without an event we could read (reaper, Redis restart)
             yield _sse(job_stream.DONE, finished)
             return
