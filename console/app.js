@@ -58,9 +58,10 @@ async function run() {
   $("#cancel").disabled = false;
   $("#job-output").textContent = "";
   $("#job-error").textContent = "";
-  $("#job-status").textContent = job.status;
+  $("#job-status").textContent = queuedLabel(job.queue) || job.status;
   try {
     for await (const event of conveyor.stream(job, { signal: abort.signal })) {
+      if (event.type === "queue") $("#job-status").textContent = queuedLabel(event.data);
       if (event.type === "delta") $("#job-output").textContent += event.data.text;
       if (event.type === "status") $("#job-status").textContent = event.data.status;
       if (event.type === "done") $("#job-status").textContent = event.data.status;
@@ -76,6 +77,13 @@ async function run() {
     $("#cancel").disabled = true;
     await Promise.all([loadHistory(), loadUsage()]);
   }
+}
+
+/** The status line of a queued job: its place in the queue and, when known, about how long. */
+function queuedLabel(place) {
+  if (!place) return "";
+  const eta = place.eta_seconds === null ? "" : `, about ${place.eta_seconds} s`;
+  return `queued: position ${place.position}${eta}`;
 }
 
 async function cancel() {

@@ -105,7 +105,7 @@ def get_one(args, job_id: uuid.UUID):
     "account with 401: GET the job again for a fresh `urls.stream`.",
     responses={
         200: {
-            "description": "Server-sent events: status, progress, delta, done.",
+            "description": "Server-sent events: queue (while it waits), status, progress, delta, done.",
             "content": {"text/event-stream": {}},
         },
         204: {"description": "Resumed from the `done` event: nothing more will come."},
