@@ -60,7 +60,7 @@ async function run() {
   $("#cancel").disabled = false;
   $("#job-output").textContent = "";
   $("#job-error").textContent = "";
-  $("#job-status").textContent = job.status;
+  $("#job-status").textContent = queuedLabel(job.queue) || job.status;
   if (job.status === "scheduled") {
     // Nothing to follow until it is due: it stays cancelable here and is listed below.
     $("#job-status").textContent = `scheduled for ${new Date(job.run_at).toLocaleString()}`;
@@ -69,6 +69,7 @@ async function run() {
   }
   try {
     for await (const event of conveyor.stream(job, { signal: abort.signal })) {
+      if (event.type === "queue") $("#job-status").textContent = queuedLabel(event.data);
       if (event.type === "delta") $("#job-output").textContent += event.data.text;
       if (event.type === "status") $("#job-status").textContent = event.data.status;
       if (event.type === "done") $("#job-status").textContent = event.data.status;
@@ -84,6 +85,13 @@ async function run() {
     $("#cancel").disabled = true;
     await Promise.all([loadHistory(), loadUsage()]);
   }
+}
+
+/** The status line of a queued job: its place in the queue and, when known, about how long. */
+function queuedLabel(place) {
+  if (!place) return "";
+  const eta = place.eta_seconds === null ? "" : `, about ${place.eta_seconds} s`;
+  return `queued: position ${place.position}${eta}`;
 }
 
 async function cancel() {

@@ -13,7 +13,7 @@
 
 const API = "/api/v1";
 const FINISHED = new Set(["succeeded", "failed", "canceled", "expired"]);
-const STREAM_EVENTS = ["status", "delta", "progress", "done"];
+const STREAM_EVENTS = ["queue", "status", "delta", "progress", "done"];
 
 /** An answer of the API that is not a success, in its error shape. */
 export class ConveyorError extends Error {
@@ -124,8 +124,9 @@ export class Conveyor {
   }
 
   /**
-   * Follow a job live: yields `{type, id, data}` for each `status`, `delta` ({text}),
-   * `progress` and `done` ({status, error}) event, and ends after `done`. It opens
+   * Follow a job live: yields `{type, id, data}` for each `queue` ({position, ahead,
+   * eta_seconds}, while it waits), `status`, `delta` ({text}), `progress` and `done`
+   * ({status, error}) event, and ends after `done`. It opens
    * `job.urls.stream` in a plain EventSource (a signed URL for this one job: no header),
    * which reconnects by itself after a dropped connection and resumes after the last
    * event it saw (Last-Event-ID), so nothing is lost or repeated.

@@ -7,9 +7,10 @@ import uuid
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
+from db.redis_client import get_redis
 from settings import get_settings
 from tasks import email, webhooks
-from workers import admission, pipeline
+from workers import admission, pipeline, queue_position
 
 RUN = "conveyor.generation.run"
 
@@ -51,5 +52,7 @@ def dispatch(job_id: uuid.UUID, *, queue: str) -> None:
     anonymous exchange, straight onto the queue's list, which needs no binding; by
     default it would also check, on every send, that the queue was declared on this
     connection (kombu's maybe_declare binds a copy of the queue each time, work every
-    submit would repeat for nothing). Workers declare the queues they consume."""
+    submit would repeat for nothing). Workers declare the queues they consume.
+    Each send takes the queue's next number: the job's place in it (workers/queue_position.py)."""
+    queue_position.sent(get_redis(), job_id, queue=queue)
     run_generation.apply_async(args=[str(job_id)], task_id=str(job_id), queue=queue, declare=[])

@@ -136,6 +136,7 @@ class Presence(bootsteps.StartStopStep):
             hostname=consumer.hostname,
             queues=lambda: _consumed(consumer),
             interval=settings.worker_heartbeat_interval,
+            concurrency=consumer.controller.concurrency or 1,  # the processes it runs jobs in
         ).start()
 
     def stop(self, consumer) -> None:

@@ -18,7 +18,7 @@ from db.repositories import conversations, jobs
 from db.repositories import usage as usage_repo
 from db.session import session_scope, standalone
 from settings import Settings, get_settings
-from workers import admission, job_stream, logs, metering, metrics, outputs
+from workers import admission, job_stream, logs, metering, metrics, outputs, queue_position
 from workers.lease import Lease, LeaseLost
 from workers.provider_text import storable
 from workers.providers import get_provider
@@ -254,6 +254,7 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
             job.started_at - (job.run_at or job.created_at)
         ).total_seconds()  # a scheduled job's from run_at
         metrics.job_started(tool=job.tool, queue=job.queue, attempt=job.attempt, waited=waited)
+        queue_position.started(get_redis(), job_id, queue=job.queue)  # the jobs behind it move up
         logger.info("job_id=%s started tool=%s attempt=%s", job_id, job.tool, job.attempt)
         return Work(
             webhook=job.webhook_url is not None,
@@ -329,9 +330,8 @@ def _announce(
     """Count the outcome that stands, then tell the stream's readers and the log."""
     # Counted as soon as it stands: a process killed after the commit is not left
     # uncounted for the length of a Redis round trip, or an outage's timeout.
-    metrics.job_finished(
-        tool=work.tool.name, status=status, code=code, duration=time.monotonic() - work.started
-    )
+    ran = time.monotonic() - work.started
+    metrics.job_finished(tool=work.tool.name, status=status, code=code, duration=ran)
     error = {"code": code, "message": message} if code else None
     # The client waiting on the job first; what follows is bookkeeping and the next job.
     last = [(job_stream.DELTA, {"text": unsent})] if unsent else []
@@ -340,6 +340,8 @@ def _announce(
     )
     tokens = f"{tally.input_tokens}/{tally.output_tokens}"
     logger.info("job_id=%s %s code=%s tokens=%s", work.job_id, status, code, tokens)
+    if status == SUCCEEDED:  # what the jobs waiting for this tool and model can expect
+        queue_position.ran(get_redis(), tool=work.tool.name, model=work.model, seconds=ran)
 
 
 @retry(

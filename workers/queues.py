@@ -47,9 +47,14 @@ def _worker_key(hostname: str) -> str:
     return key("worker", hostname)
 
 
-def write_heartbeat(redis: Redis, *, hostname: str, queues: Iterable[str], interval: float) -> None:
-    """Say this worker is alive and consuming `queues`, for the next MISSED_HEARTBEATS intervals."""
-    note = json.dumps({"queues": sorted(queues), "pid": os.getpid(), "at": time.time()})
+def write_heartbeat(
+    redis: Redis, *, hostname: str, queues: Iterable[str], interval: float, concurrency: int = 1
+) -> None:
+    """Say this worker is alive and consuming `queues` with `concurrency` processes, for
+    the next MISSED_HEARTBEATS intervals."""
+    note = json.dumps(
+        {"queues": sorted(queues), "concurrency": concurrency, "pid": os.getpid(), "at": time.time()}
+    )
     pipe = redis.pipeline(transaction=False)
     pipe.set(_worker_key(hostname), note, px=int(interval * MISSED_HEARTBEATS * 1000))
     pipe.sadd(WORKERS_SET, hostname)
@@ -67,21 +72,33 @@ def leave(redis: Redis, *, hostname: str) -> None:
 def workers_by_queue(redis: Redis, queues: Iterable[str]) -> dict[str, list[str]]:
     """The live workers (hostnames) consuming each queue; a queue nobody consumes maps to []."""
     found: dict[str, list[str]] = {name: [] for name in queues}
+    for hostname, note in _live_notes(redis):
+        for name in note["queues"]:
+            if name in found:
+                found[name].append(hostname)
+    return found
+
+
+def capacity(redis: Redis, queue: str) -> int:
+    """How many jobs of `queue` the live workers can run at once (0: nobody consumes it)."""
+    return sum(note.get("concurrency", 1) for _, note in _live_notes(redis) if queue in note["queues"])
+
+
+def _live_notes(redis: Redis) -> list[tuple[str, dict]]:
+    """Each live worker's hostname and heartbeat note; forgets the workers gone silent."""
     hostnames = sorted(redis.smembers(WORKERS_SET))
     if not hostnames:
-        return found
+        return []
     notes = redis.mget([_worker_key(hostname) for hostname in hostnames])
-    gone = []
+    live, gone = [], []
     for hostname, note in zip(hostnames, notes, strict=True):
         if note is None:  # its key expired: its heartbeats stopped
             gone.append(hostname)
-            continue
-        for name in json.loads(note)["queues"]:
-            if name in found:
-                found[name].append(hostname)
+        else:
+            live.append((hostname, json.loads(note)))
     if gone:
         redis.srem(WORKERS_SET, *gone)
-    return found
+    return live
 
 
 class Heartbeat:
@@ -91,7 +108,13 @@ class Heartbeat:
     thread runs, and a child must not inherit a connection pool mid-use."""
 
     def __init__(
-        self, redis_url: str, *, hostname: str, queues: Callable[[], Iterable[str]], interval: float
+        self,
+        redis_url: str,
+        *,
+        hostname: str,
+        queues: Callable[[], Iterable[str]],
+        interval: float,
+        concurrency: int = 1,
     ) -> None:
         self.redis = Redis.from_url(
             redis_url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2
@@ -99,6 +122,7 @@ class Heartbeat:
         self.hostname = hostname
         self.queues = queues
         self.interval = interval
+        self.concurrency = concurrency
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="conveyor-heartbeat", daemon=True)
 
@@ -120,7 +144,11 @@ class Heartbeat:
         while True:
             try:
                 write_heartbeat(
-                    self.redis, hostname=self.hostname, queues=self.queues(), interval=self.interval
+                    self.redis,
+                    hostname=self.hostname,
+                    queues=self.queues(),
+                    interval=self.interval,
+                    concurrency=self.concurrency,
                 )
                 if failing:
                     logger.info("worker heartbeat: Redis answers again")

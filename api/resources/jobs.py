@@ -91,6 +91,7 @@ def get_one(args, job_id: uuid.UUID):
     else:  # one statement: a pooled connection, no Session
         with standalone() as connection:
             job = jobs.read(connection, user_id=current_user_id(), job_id=job_id)
+    job = jobs.placed(job)  # a queued job's place is part of its ETag and its body
     blp.set_etag(etag_data(job))  # a 304 here, before the job is serialised
     wait = jobs.retry_after_hint(job)
     return job, 200, ({"Retry-After": str(wait)} if wait else {})
@@ -104,7 +105,7 @@ def get_one(args, job_id: uuid.UUID):
     "account with 401: GET the job again for a fresh `urls.stream`.",
     responses={
         200: {
-            "description": "Server-sent events: status, progress, delta, done.",
+            "description": "Server-sent events: queue (while it waits), status, progress, delta, done.",
             "content": {"text/event-stream": {}},
         },
         204: {"description": "Resumed from the `done` event: nothing more will come."},
@@ -149,10 +150,14 @@ def etag_data(job) -> object:
     expiry of its stream URL, which stays the same for a step of time (a client holding
     a 304 holds a stream URL that still works). A job whose output is in storage
     carries a fresh download link on each GET: its ETag is made of the whole
-    representation."""
+    representation. A queued job's place in its queue moves without the row changing:
+    it is part of the ETag, so a poll sees the job move up, and a long-poll answers
+    when it does."""
     if job.output_key is not None:
         return JobSchema().dump(job)
-    return [str(job.id), job.xmin, job_links.expiry(job, settings=current_settings())]
+    data = [str(job.id), job.xmin, job_links.expiry(job, settings=current_settings())]
+    place = jobs.queue_place(job)
+    return data if place is None else [*data, place]
 
 
 def etag_of(job) -> str:

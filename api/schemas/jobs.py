@@ -4,6 +4,7 @@ from webargs.fields import DelimitedList
 from api import API_PREFIX
 from api.auth import current_settings
 from api.services import files
+from api.services import jobs as job_service
 from api.services.scheduling import MAX_DELAY_SECONDS
 from db.models.job import STATUSES
 from workers import job_links
@@ -88,6 +89,24 @@ URLS_DOC = {
 }
 
 
+QUEUE_DOC = {
+    "type": "object",
+    "nullable": True,
+    "description": "While the job is queued: its place in its queue. `ahead`: the jobs that "
+    "will start before it (those sent to its queue before it and not started yet, those of "
+    "a queue drained first, and, for a job held for its owner's running limit, the owner's "
+    "older held jobs); `position` = `ahead` + 1 (1: next to start). `eta_seconds`: about how "
+    "long until it starts, from the recent run times of its tool and model and the live "
+    "workers' capacity, or null when unknown. Null once the job runs, once it has finished, "
+    "and when the queue's counters cannot be read. An estimate: see docs/api.md.",
+    "properties": {
+        "position": {"type": "integer", "minimum": 1},
+        "ahead": {"type": "integer", "minimum": 0},
+        "eta_seconds": {"type": "integer", "minimum": 0, "nullable": True},
+    },
+}
+
+
 class JobSchema(Schema):
     # Where `urls.get` and `urls.cancel` point (the admin API's own routes for admins).
     manage_path = f"{API_PREFIX}/jobs/"
@@ -129,6 +148,10 @@ class JobSchema(Schema):
         },
     )
     urls = fields.Method("_urls", metadata=URLS_DOC)
+    queue = fields.Method("_queue", allow_none=True, metadata=QUEUE_DOC)
+
+    def _queue(self, job):
+        return job_service.queue_place(job)
 
     def _urls(self, job):
         return job_links.urls(job, settings=current_settings(), manage_path=self.manage_path)

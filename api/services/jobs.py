@@ -25,10 +25,11 @@ from db.redis_client import get_redis
 from db.repositories import jobs, users
 from db.repositories.submit_checks import Slots
 from db.repositories.users import Caller
+from db.session import standalone
 from settings import Settings
 from tasks import email as email_tasks
 from tasks import generation
-from workers import admission, cancellation, job_stream, logs, metrics, pricing
+from workers import admission, cancellation, job_stream, logs, metrics, pricing, queue_position
 from workers.plans import Plan, get_plan, queue_for
 from workers.tools import all_tools, get_tool
 from workers.tools.base import Tool
@@ -325,6 +326,44 @@ def cancel_job(session: Session, job: Job) -> Job:
     if job.status not in (SCHEDULED, QUEUED, RUNNING, CANCELED):
         raise Conflict(f"The job already {job.status}; there is nothing to cancel.")
     return job
+
+
+class Placed:
+    """A job row with its place in the queue worked out once, for both its ETag and its
+    body (each would otherwise ask Redis); every other attribute is the row's."""
+
+    def __init__(self, row: Any, place: dict[str, int | None] | None) -> None:
+        self._row = row
+        self.queue_place = place
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, name)
+
+
+def placed(job: Any) -> Any:
+    """The job, with its place worked out when it is queued (else as it is)."""
+    return Placed(job, queue_place(job)) if job.status == QUEUED else job
+
+
+def queue_place(job: Any) -> dict[str, int | None] | None:
+    """`{position, ahead, eta_seconds}` for a queued job (workers/queue_position.py);
+    None once it runs, or when Redis cannot say. A few Redis reads in one round trip,
+    and for a job held for its owner's running limit a count of the owner's older held
+    jobs: never a scan of the queue."""
+    if isinstance(job, Placed):
+        return job.queue_place
+    if job.status != QUEUED:
+        return None
+    held_ahead = None
+    if job.dispatched_at is None:
+        with standalone() as connection:
+            held_ahead = jobs.count_held_before(
+                connection, user_id=job.user_id, created_at=job.created_at, job_id=job.id
+            )
+    place = queue_position.place(
+        get_redis(), job_id=job.id, queue=job.queue, tool=job.tool, model=job.model, held_ahead=held_ahead
+    )
+    return place.as_dict() if place is not None else None
 
 
 def retry_after_hint(job: Job) -> int | None:

@@ -22,7 +22,7 @@ from api.services import jobs as job_service
 from api.services.errors import Invalid
 from api.services.stream_hub import Follower, get_hub
 from api.services.stream_slots import StreamSlot
-from db.models.job import TERMINAL
+from db.models.job import QUEUED, TERMINAL
 from db.redis_client import get_redis
 from db.repositories import jobs
 from db.session import session_scope, standalone
@@ -31,6 +31,8 @@ from workers import job_stream
 EVENT_ID = re.compile(r"\d+(-\d+)?")
 MAX_WAIT_SECONDS = 30
 ROW_CHECK_SECONDS = 2.0
+QUEUE_EVENT_SECONDS = 1.0  # a queued job's stream looks at its place this often
+QUEUE_EVENT = "queue"
 RECONNECT_MS = 2000
 
 # Asked as a stream runs: why the credential it was opened with no longer works, or None
@@ -134,8 +136,9 @@ def _follow(
     job_id: uuid.UUID, follower: Follower, *, keepalive: float, credential: CredentialCheck, slot: StreamSlot
 ) -> Iterator[str]:
     quiet_since = checked_at = time.monotonic()
+    watch = _QueueWatch(job_id)
     while True:
-        batch = follower.wait(ROW_CHECK_SECONDS)
+        batch = follower.wait(QUEUE_EVENT_SECONDS if watch.active else ROW_CHECK_SECONDS)
         if time.monotonic() - checked_at >= ROW_CHECK_SECONDS:
             checked_at = time.monotonic()
             lapsed = credential()
@@ -144,19 +147,53 @@ def _follow(
                 return
             slot.renew()
         for event in batch:
+            if event.type == job_stream.STATUS:  # it runs: it has no place in the queue
+                watch.active = False
             yield _sse(event.type, event.data, event_id=event.id)
             if event.type == job_stream.DONE:
                 return
+        place = watch.changed()
+        if place is not None:  # a snapshot with no id: nothing to resume from
+            yield _sse(QUEUE_EVENT, place)
+            quiet_since = time.monotonic()
         if batch:
             quiet_since = time.monotonic()
             continue
-        finished = _terminal_state(job_id)
+        finished = None if watch.active else _terminal_state(job_id)  # queued a moment ago: not finished
         if finished is not None:  # ended without an event we could read (reaper, Redis restart)
             yield _sse(job_stream.DONE, finished)
             return
         if time.monotonic() - quiet_since >= keepalive:
             quiet_since = time.monotonic()
             yield ": keep-alive\n\n"
+
+
+class _QueueWatch:
+    """A queued job's place for its stream's `queue` events: looked at every
+    QUEUE_EVENT_SECONDS, sent when it changed, until the job is no longer queued."""
+
+    def __init__(self, job_id: uuid.UUID) -> None:
+        self.job_id = job_id
+        self.active = True
+        self.last: dict | None = None
+        self.looked_at = -QUEUE_EVENT_SECONDS
+
+    def changed(self) -> dict | None:
+        """The job's place, if it is queued and its place is not the one last sent."""
+        if not self.active or time.monotonic() - self.looked_at < QUEUE_EVENT_SECONDS:
+            return None
+        self.looked_at = time.monotonic()
+        with session_scope() as session:
+            job = jobs.get(session, job_id=self.job_id)
+            queued = job is not None and job.status == QUEUED
+            place = job_service.queue_place(job) if queued else None
+        if not queued:
+            self.active = False
+            return None
+        if place is None or place == self.last:
+            return None
+        self.last = place
+        return place
 
 
 def _last_event_id(redis, job_id: uuid.UUID) -> str:

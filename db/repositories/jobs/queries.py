@@ -133,6 +133,23 @@ def owner_if_waiting(session: raw.Executor, *, job_id: uuid.UUID) -> uuid.UUID |
     return row[0] if row is not None else None
 
 
+_HELD_BEFORE = raw.Prepared("""
+SELECT count(*) FROM jobs
+WHERE user_id = %(user_id)s AND status = 'queued' AND dispatched_at IS NULL AND expires_at > now()
+  AND (created_at, id) < (%(created_at)s, %(job_id)s)
+""")
+
+
+def count_held_before(
+    session: raw.Executor, *, user_id: uuid.UUID, created_at: dt.datetime, job_id: uuid.UUID
+) -> int:
+    """The owner's jobs held for their running limit that admission sends before this
+    one (claim_waiting's order). Among the owner's active jobs only (ix_jobs_user_active),
+    never the whole queue: a held job's poll asks."""
+    params = {"user_id": user_id, "created_at": created_at, "job_id": job_id}
+    return raw.fetch_one(session, _HELD_BEFORE, params)[0]
+
+
 def users_with_waiting(session: Session, *, limit: int = 1000) -> list[uuid.UUID]:
     query = (
         select(Job.user_id)
