@@ -26,7 +26,7 @@ from api.schemas.jobs import (
     JobPageSchema,
     JobSchema,
 )
-from api.services import jobs, live, stream_slots
+from api.services import job_removal, jobs, live, stream_slots
 from db.session import db_session, standalone
 from workers import job_links
 
@@ -94,6 +94,15 @@ def get_one(args, job_id: uuid.UUID):
     blp.set_etag(etag_data(job))  # a 304 here, before the job is serialised
     wait = jobs.retry_after_hint(job)
     return job, 200, ({"Retry-After": str(wait)} if wait else {})
+
+
+@blp.route("/<uuid:job_id>", methods=["DELETE"])
+@documented(statuses={409})
+@login_required
+@blp.response(204)
+def delete(job_id: uuid.UUID):
+    """Delete a finished job: its output, stored files, exports and events (usage stays billed)."""
+    job_removal.delete(db_session(), user_id=current_user_id(), job_id=job_id, settings=current_settings())
 
 
 @blp.route("/<uuid:job_id>/events", methods=["GET"])

@@ -3,6 +3,7 @@
 from db.models.account import ApiKey, RefreshToken
 from db.models.audit import AuditEntry
 from db.models.billing import StripeEvent, Subscription
+from db.models.bulk_operation import BulkOperation
 from db.models.conversation import Conversation, ConversationMessage
 from db.models.email import EmailOutbox
 from db.models.export import Export
@@ -14,6 +15,7 @@ from db.models.webhook import WebhookAttempt, WebhookDelivery
 __all__ = [
     "ApiKey",
     "AuditEntry",
+    "BulkOperation",
     "Conversation",
     "ConversationMessage",
     "DailyJobCount",
