@@ -4,8 +4,10 @@ from webargs.fields import DelimitedList
 from api import API_PREFIX
 from api.auth import current_settings
 from api.services import files
-from db.models.job import STATUSES
+from db.models.job import RATINGS, STATUSES
 from workers import job_links
+
+FEEDBACK_COMMENT_MAX = 2000
 
 
 class JobCreateSchema(Schema):
@@ -35,6 +37,25 @@ class IdempotencyHeaderSchema(Schema):
         validate=validate.Length(min=1, max=255),
         metadata={"description": "Retry-safe submit: the same key and body return the same job."},
     )
+
+
+class FeedbackSchema(Schema):
+    rating = fields.String(required=True, validate=validate.OneOf(RATINGS), metadata={"enum": list(RATINGS)})
+    comment = fields.String(
+        allow_none=True,
+        validate=validate.Length(
+            max=FEEDBACK_COMMENT_MAX, error=f"At most {FEEDBACK_COMMENT_MAX} characters."
+        ),
+        metadata={"description": "Optional: what was good or wrong."},
+    )
+    updated_at = fields.DateTime(dump_only=True)
+
+
+def _feedback(job) -> dict | None:
+    if job.feedback_rating is None:
+        return None
+    shown = {"rating": job.feedback_rating, "comment": job.feedback_comment, "updated_at": job.feedback_at}
+    return FeedbackSchema().dump(shown)
 
 
 class JobErrorSchema(Schema):
@@ -99,6 +120,13 @@ class JobSchema(Schema):
     finished_at = fields.DateTime(allow_none=True)
     expires_at = fields.DateTime(metadata={"description": "A job not started by then ends `expired`."})
     urls = fields.Method("_urls", metadata=URLS_DOC)
+    feedback = fields.Function(
+        _feedback,
+        allow_none=True,
+        metadata={
+            "description": "The owner's `{rating, comment, updated_at}`, or null (PUT /jobs/<id>/feedback)."
+        },
+    )
 
     def _urls(self, job):
         return job_links.urls(job, settings=current_settings(), manage_path=self.manage_path)

@@ -138,3 +138,18 @@ def job_status(stack, session, job_id: str) -> str:
 
 def jobs_of(stack, session) -> list[dict]:
     return call("GET", f"{stack.api}/jobs", token=session["access_token"])[2]["items"]
+
+
+def test_a_finished_job_is_rated_then_deleted_from_the_history(page, stack):
+    sign_up(page, stack)
+    run(page, "text", prompt="[[reply:rate me]]")
+    expect(page.locator("#job-status")).to_have_text("succeeded")
+    history = page.locator("#history tbody tr")
+    expect(history).to_have_count(1)
+
+    history.first.get_by_role("button", name="Rate up").click()
+    expect(history.first.get_by_role("button", name="Rate up")).to_have_attribute("aria-pressed", "true")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    history.first.get_by_role("button", name="Delete").click()
+    expect(history).to_have_count(0)
