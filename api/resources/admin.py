@@ -13,7 +13,8 @@ from api.schemas.admin import (
     AuditPageSchema,
     QueueStatsSchema,
 )
-from api.services import admin
+from api.schemas.stats import StatsArgsSchema, StatsSchema
+from api.services import admin, stats
 from db.session import db_session
 
 blp = Blueprint("admin", __name__, description="Operators: every user's jobs, queues, the audit log.")
@@ -62,6 +63,15 @@ def cancel_job(job_id: uuid.UUID):
 def queue_stats():
     """Messages waiting and live workers per queue; jobs by status."""
     return admin.queue_stats(db_session(), settings=current_settings())
+
+
+@blp.route("/stats", methods=["GET"])
+@admin_required
+@blp.arguments(StatsArgsSchema(), location="query")
+@blp.response(200, StatsSchema)
+def job_stats(args):
+    """Jobs by status, tool and model; failures by code; wait and run time; cost per model."""
+    return stats.stats(db_session(), start=args["from_"], end=args["to"])
 
 
 @blp.route("/audit-log", methods=["GET"])

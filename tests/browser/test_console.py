@@ -131,6 +131,11 @@ def test_an_admin_retries_a_failed_job(page, stack):
         lambda: job_status(stack, session, retried["id"]) == "succeeded", 20, message="the retry to succeed"
     )
 
+    admin.get_by_role("button", name="Show stats").click()
+    expect(admin.get_by_role("table", name="Stats per tool")).to_contain_text("text")
+    expect(admin.locator("#stats-summary")).to_contain_text("failed")
+    expect(admin.get_by_role("list", name="Failures by code")).not_to_be_empty()
+
 
 def job_status(stack, session, job_id: str) -> str:
     return call("GET", f"{stack.api}/jobs/{job_id}", token=session["access_token"])[2]["status"]
