@@ -1,5 +1,5 @@
 // The admin part of the console: every user's jobs with filters, retry and cancel, the
-// queues, and the audit log. Shown only to accounts with the admin role.
+// queues, the audit log and the stats. Shown only to accounts with the admin role.
 import { $, button, el, guarded, row } from "./ui.js";
 
 const RETRYABLE = new Set(["failed", "canceled", "expired"]);
@@ -16,11 +16,12 @@ export function wireAdmin(client) {
   conveyor = client;
   $("#admin-filters").addEventListener("submit", guarded(() => loadJobs(false)));
   $("#admin-more").addEventListener("click", guarded(() => loadJobs(true)));
+  $("#stats-form").addEventListener("submit", guarded(loadStats));
 }
 
 /** Load every user's jobs, the queues and the audit log. */
 export async function loadAdmin() {
-  await Promise.all([loadJobs(false), loadQueues(), loadAudit()]);
+  await Promise.all([loadJobs(false), loadQueues(), loadAudit(), loadStats()]);
 }
 
 async function loadJobs(more) {
@@ -61,5 +62,31 @@ async function loadAudit() {
     ...items.map((entry) =>
       el("li", `${new Date(entry.at).toLocaleString()} ${entry.actor_email} ${entry.action} ${entry.target_type} ${entry.target_id}`),
     ),
+  );
+}
+
+const seconds = (p) => (p.p50 === null ? "–" : `${p.p50} s / ${p.p95} s`);
+const percent = (rate) => (rate === null ? "–" : `${(rate * 100).toFixed(1)}%`);
+
+// The last N days (GET /admin/stats): per tool, per model, and the failures by code.
+async function loadStats() {
+  const days = Number($("#stats-days").value);
+  const from = new Date(Date.now() - days * 86400 * 1000).toISOString();
+  const stats = await conveyor.request("GET", "/admin/stats", { query: { from } });
+  const { jobs, failures } = stats;
+  $("#stats-summary").textContent =
+    `${jobs.total} jobs; ${failures.failed} of ${failures.finished} finished failed (${percent(failures.rate)}).`;
+  $("#stats-tools tbody").replaceChildren(
+    ...stats.tools.map((tool) =>
+      row([tool.tool, tool.jobs, seconds(tool.queue_wait_seconds), seconds(tool.run_seconds), tool.feedback.up, tool.feedback.down]),
+    ),
+  );
+  $("#stats-models tbody").replaceChildren(
+    ...stats.models.map((model) =>
+      row([model.model, model.calls, model.input_tokens, model.output_tokens, `$${(model.cost_micros / 1e6).toFixed(4)}`]),
+    ),
+  );
+  $("#stats-failures").replaceChildren(
+    ...failures.by_code.map((code) => el("li", `${code.code}: ${code.jobs} (${percent(code.rate)})`)),
   );
 }

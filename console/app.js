@@ -106,12 +106,37 @@ async function loadHistory() {
   $("#history tbody").replaceChildren(
     ...page.items.map((job) => {
       const tokens = job.usage.input_tokens + job.usage.output_tokens;
-      return row([new Date(job.created_at).toLocaleString(), job.tool, job.status, tokens, job.id]);
+      return row([new Date(job.created_at).toLocaleString(), job.tool, job.status, tokens, job.id, jobActions(job)]);
     }),
   );
   history.cursors[history.index + 1] = page.next_cursor;
   $("#history-newer").disabled = history.index === 0;
   $("#history-older").disabled = !page.next_cursor;
+}
+
+const FINISHED = ["succeeded", "failed", "canceled", "expired"];
+
+// A finished job's thumbs up or down (the one in use is pressed) and its Delete.
+function jobActions(job) {
+  const cell = el("span");
+  if (!FINISHED.includes(job.status)) return cell;
+  for (const [rating, label] of [["up", "👍"], ["down", "👎"]]) {
+    const rate = button(label, async () => {
+      await conveyor.request("PUT", `/jobs/${job.id}/feedback`, { body: { rating } });
+      await loadHistory();
+    });
+    rate.setAttribute("aria-label", `Rate ${rating}`);
+    rate.setAttribute("aria-pressed", String(job.feedback?.rating === rating));
+    cell.append(rate, " ");
+  }
+  cell.append(
+    button("Delete", async () => {
+      if (!confirm("Delete this job and its output? Its usage stays counted.")) return;
+      await conveyor.request("DELETE", `/jobs/${job.id}`);
+      await loadHistory();
+    }),
+  );
+  return cell;
 }
 
 async function pageHistory(step) {

@@ -78,6 +78,17 @@ def publish_all(redis: Redis, job_id: uuid.UUID, items: list[tuple[str, dict[str
         return None
 
 
+def forget(redis: Redis, job_ids: list[uuid.UUID]) -> None:
+    """Remove jobs' streams (their results were deleted). A Redis failure is logged:
+    the streams expire on their own within TTL_SECONDS."""
+    if not job_ids:
+        return
+    try:
+        redis.delete(*(stream_key(job_id) for job_id in job_ids))
+    except RedisError:
+        logger.warning("events of %s deleted jobs not removed; they expire", len(job_ids), exc_info=True)
+
+
 def _fields(type: str, data: dict[str, Any]) -> dict[str, str]:
     return {"type": type, "data": json.dumps(data, separators=(",", ":"))}
 

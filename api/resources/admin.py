@@ -11,9 +11,13 @@ from api.schemas.admin import (
     AdminJobSchema,
     AuditListArgsSchema,
     AuditPageSchema,
+    BulkFilterSchema,
+    BulkOperationSchema,
+    PurgeSchema,
     QueueStatsSchema,
 )
-from api.services import admin
+from api.schemas.stats import StatsArgsSchema, StatsSchema
+from api.services import admin, bulk_admin, stats
 from db.session import db_session
 
 blp = Blueprint("admin", __name__, description="Operators: every user's jobs, queues, the audit log.")
@@ -27,6 +31,50 @@ def list_jobs(args):
     """Every user's jobs, newest first; filter by user (id or email), tool, status, time."""
     items, next_cursor = admin.list_jobs(db_session(), statuses=args.pop("status"), **args)
     return {"items": items, "next_cursor": next_cursor}
+
+
+@blp.route("/jobs/retry", methods=["POST"])
+@documented(statuses={409})
+@admin_required
+@blp.arguments(BulkFilterSchema())
+@blp.response(200, BulkOperationSchema)
+def bulk_retry(data):
+    """Retry every job the filter matches (the failed, canceled or expired ones); `dry_run` counts."""
+    return bulk_admin.run(
+        db_session(), admin=get_current_user(), action="retry", settings=current_settings(), **data
+    )
+
+
+@blp.route("/jobs/cancel", methods=["POST"])
+@documented(statuses={409})
+@admin_required
+@blp.arguments(BulkFilterSchema())
+@blp.response(200, BulkOperationSchema)
+def bulk_cancel(data):
+    """Cancel every job the filter matches (the queued or running ones); `dry_run` counts."""
+    return bulk_admin.run(
+        db_session(), admin=get_current_user(), action="cancel", settings=current_settings(), **data
+    )
+
+
+@blp.route("/jobs/purge", methods=["POST"])
+@documented(statuses={409})
+@admin_required
+@blp.arguments(PurgeSchema())
+@blp.response(200, BulkOperationSchema)
+def purge(data):
+    """Remove finished jobs that finished before a time, with their stored files and events."""
+    return bulk_admin.run(
+        db_session(), admin=get_current_user(), action="purge", settings=current_settings(), **data
+    )
+
+
+@blp.route("/operations/<uuid:operation_id>", methods=["GET"])
+@admin_required
+@blp.response(200, BulkOperationSchema)
+def get_operation(operation_id: uuid.UUID):
+    """A bulk operation: its filter and counts."""
+    return bulk_admin.get(db_session(), operation_id=operation_id)
 
 
 @blp.route("/jobs/<uuid:job_id>", methods=["GET"])
@@ -62,6 +110,15 @@ def cancel_job(job_id: uuid.UUID):
 def queue_stats():
     """Messages waiting and live workers per queue; jobs by status."""
     return admin.queue_stats(db_session(), settings=current_settings())
+
+
+@blp.route("/stats", methods=["GET"])
+@admin_required
+@blp.arguments(StatsArgsSchema(), location="query")
+@blp.response(200, StatsSchema)
+def job_stats(args):
+    """Jobs by status, tool and model; failures by code; wait and run time; cost per model."""
+    return stats.stats(db_session(), start=args["from_"], end=args["to"])
 
 
 @blp.route("/audit-log", methods=["GET"])

@@ -18,6 +18,7 @@ from api.input_gate import Blueprint
 from api.openapi import documented
 from api.request_limits import plan_request_limits
 from api.schemas.jobs import (
+    FeedbackSchema,
     IdempotencyHeaderSchema,
     JobCreateSchema,
     JobEventsArgsSchema,
@@ -26,7 +27,7 @@ from api.schemas.jobs import (
     JobPageSchema,
     JobSchema,
 )
-from api.services import jobs, live, stream_slots
+from api.services import job_feedback, job_removal, jobs, live, stream_slots
 from db.session import db_session, standalone
 from workers import job_links
 
@@ -95,6 +96,33 @@ def get_one(args, job_id: uuid.UUID):
     blp.set_etag(etag_data(job))  # a 304 here, before the job is serialised
     wait = jobs.retry_after_hint(job)
     return job, 200, ({"Retry-After": str(wait)} if wait else {})
+
+
+@blp.route("/<uuid:job_id>", methods=["DELETE"])
+@documented(statuses={409})
+@login_required
+@blp.response(204)
+def delete(job_id: uuid.UUID):
+    """Delete a finished job: its output, stored files, exports and events (usage stays billed)."""
+    job_removal.delete(db_session(), user_id=current_user_id(), job_id=job_id, settings=current_settings())
+
+
+@blp.route("/<uuid:job_id>/feedback", methods=["PUT"])
+@documented(statuses={409})
+@login_required
+@blp.arguments(FeedbackSchema())
+@blp.response(200, JobSchema)
+def put_feedback(data, job_id: uuid.UUID):
+    """Rate a finished job up or down, with an optional comment; a second PUT replaces it."""
+    return job_feedback.put(db_session(), user_id=current_user_id(), job_id=job_id, **data)
+
+
+@blp.route("/<uuid:job_id>/feedback", methods=["DELETE"])
+@login_required
+@blp.response(204)
+def delete_feedback(job_id: uuid.UUID):
+    """Withdraw your feedback on a job."""
+    job_feedback.delete(db_session(), user_id=current_user_id(), job_id=job_id)
 
 
 @blp.route("/<uuid:job_id>/events", methods=["GET"])

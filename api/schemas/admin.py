@@ -5,6 +5,7 @@ from webargs.fields import DelimitedList
 
 from api import API_PREFIX
 from api.schemas.jobs import JobSchema
+from api.schemas.times import UtcDateTime
 from db.models.job import STATUSES
 
 
@@ -82,3 +83,49 @@ class AuditListArgsSchema(Schema):
 class AuditPageSchema(Schema):
     items = fields.List(fields.Nested(AuditEntrySchema))
     next_cursor = fields.String(allow_none=True)
+
+
+class BulkFilterSchema(Schema):
+    """Which jobs a bulk retry or cancel acts on: the filters of GET /admin/jobs."""
+
+    user = fields.String(
+        validate=validate.Length(min=1, max=320), metadata={"description": "A user's id or email."}
+    )
+    status = fields.List(fields.String(validate=validate.OneOf(STATUSES)), validate=validate.Length(max=10))
+    tool = fields.String(validate=validate.Length(min=1, max=64))
+    error_code = fields.String(
+        validate=validate.Length(min=1, max=64), metadata={"example": "provider_error"}
+    )
+    created_from = UtcDateTime(metadata={"description": "Inclusive."})
+    created_to = UtcDateTime(metadata={"description": "Exclusive."})
+    dry_run = fields.Boolean(load_default=False, metadata={"description": "Only count the jobs that match."})
+    max = fields.Integer(
+        load_default=100,
+        validate=validate.Range(min=1, max=1000),
+        metadata={"description": "Refuse (409) when more jobs than this match."},
+    )
+
+
+class PurgeSchema(Schema):
+    before = UtcDateTime(
+        required=True,
+        metadata={"description": "Remove finished jobs that finished before this time."},
+    )
+    user = fields.String(validate=validate.Length(min=1, max=320))
+    tool = fields.String(validate=validate.Length(min=1, max=64))
+    dry_run = fields.Boolean(load_default=False)
+    max = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class BulkOperationSchema(Schema):
+    id = fields.UUID(allow_none=True, metadata={"description": "Null for a dry run."})
+    action = fields.String(metadata={"enum": ["retry", "cancel", "purge"]})
+    dry_run = fields.Boolean(load_default=False, dump_default=False)
+    status = fields.String(metadata={"enum": ["running", "succeeded", "failed"]})
+    filter = fields.Dict()
+    matched = fields.Integer(metadata={"description": "Jobs the filter matched."})
+    done = fields.Integer(metadata={"description": "Retried, canceled or purged."})
+    skipped = fields.Integer(metadata={"description": "Refused by the single-job rules when reached."})
+    actor_email = fields.String()
+    created_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)

@@ -6,8 +6,10 @@ from api.auth import current_settings
 from api.services import files
 from api.services import jobs as job_service
 from api.services.scheduling import MAX_DELAY_SECONDS
-from db.models.job import STATUSES
+from db.models.job import RATINGS, STATUSES
 from workers import job_links
+
+FEEDBACK_COMMENT_MAX = 2000
 
 
 class JobCreateSchema(Schema):
@@ -57,6 +59,25 @@ class IdempotencyHeaderSchema(Schema):
         validate=validate.Length(min=1, max=255),
         metadata={"description": "Retry-safe submit: the same key and body return the same job."},
     )
+
+
+class FeedbackSchema(Schema):
+    rating = fields.String(required=True, validate=validate.OneOf(RATINGS), metadata={"enum": list(RATINGS)})
+    comment = fields.String(
+        allow_none=True,
+        validate=validate.Length(
+            max=FEEDBACK_COMMENT_MAX, error=f"At most {FEEDBACK_COMMENT_MAX} characters."
+        ),
+        metadata={"description": "Optional: what was good or wrong."},
+    )
+    updated_at = fields.DateTime(dump_only=True)
+
+
+def _feedback(job) -> dict | None:
+    if job.feedback_rating is None:
+        return None
+    shown = {"rating": job.feedback_rating, "comment": job.feedback_comment, "updated_at": job.feedback_at}
+    return FeedbackSchema().dump(shown)
 
 
 class JobErrorSchema(Schema):
@@ -152,6 +173,14 @@ class JobSchema(Schema):
 
     def _queue(self, job):
         return job_service.queue_place(job)
+
+    feedback = fields.Function(
+        _feedback,
+        allow_none=True,
+        metadata={
+            "description": "The owner's `{rating, comment, updated_at}`, or null (PUT /jobs/<id>/feedback)."
+        },
+    )
 
     def _urls(self, job):
         return job_links.urls(job, settings=current_settings(), manage_path=self.manage_path)

@@ -53,7 +53,7 @@ def list_jobs(
     matches nothing, as any filter would."""
     user_id = None
     if user:
-        user_id = _user_id(session, user)
+        user_id = resolve_user(session, user)
         if user_id is None:
             return [], None
     if created_from is not None and created_to is not None and created_from >= created_to:
@@ -227,7 +227,7 @@ def _audit(session: Session, admin: User, action: str, job_id: uuid.UUID, detail
     )
 
 
-def _user_id(session: Session, user: str) -> uuid.UUID | None:
+def resolve_user(session: Session, user: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(user)
     except ValueError:

@@ -4,6 +4,7 @@ from db.models.account import ApiKey, RefreshToken
 from db.models.audit import AuditEntry
 from db.models.batch import Batch
 from db.models.billing import StripeEvent, Subscription
+from db.models.bulk_operation import BulkOperation
 from db.models.conversation import Conversation, ConversationMessage
 from db.models.email import EmailOutbox
 from db.models.export import Export
@@ -16,6 +17,7 @@ __all__ = [
     "ApiKey",
     "AuditEntry",
     "Batch",
+    "BulkOperation",
     "Conversation",
     "ConversationMessage",
     "DailyJobCount",

@@ -29,6 +29,7 @@ EXPIRED = "expired"
 STATUSES = (SCHEDULED, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED, EXPIRED)
 ACTIVE = (QUEUED, RUNNING)
 TERMINAL = (SUCCEEDED, FAILED, CANCELED, EXPIRED)
+RATINGS = ("up", "down")  # a job's feedback from its owner
 
 _status_list = ", ".join(f"'{status}'" for status in STATUSES)
 
@@ -40,6 +41,7 @@ class Job(TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint(f"status IN ({_status_list})", name="status"),
         CheckConstraint("progress BETWEEN 0 AND 100", name="progress"),
+        CheckConstraint("feedback_rating IN ('up', 'down')", name="feedback_rating"),
         UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_idempotency_key"),
         Index("ix_jobs_user_created", "user_id", text("created_at DESC"), text("id DESC")),
         # The job-recovery tasks (tasks/job_recovery.py) scan only jobs that are still moving.
@@ -101,6 +103,10 @@ class Job(TimestampMixin, Base):
     # The batch it was submitted in (POST /jobs/batch), and its place in the request.
     batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id", ondelete="SET NULL"))
     batch_index: Mapped[int | None]
+    # The owner's one feedback on the job (PUT /jobs/<id>/feedback), replaced when they change it.
+    feedback_rating: Mapped[str | None] = mapped_column(String(8))
+    feedback_comment: Mapped[str | None] = mapped_column(Text)
+    feedback_at: Mapped[dt.datetime | None]
     # Postgres's row version: it changes with every committed UPDATE of the row, so it is
     # what the job's ETag is made of (api/resources/jobs.py). Read-only; not a real column.
     xmin: Mapped[str] = mapped_column(String, system=True, server_default=FetchedValue())

@@ -46,6 +46,7 @@ class UsageLedger(Base):
     __table_args__ = (
         UniqueConstraint("job_id", "attempt", "call_index", name="uq_usage_ledger_job_attempt_call"),
         Index("ix_usage_ledger_user_created", "user_id", "created_at"),
+        Index("ix_usage_ledger_created", "created_at"),  # the admin stats read a time range
         Index("ix_usage_ledger_pending_rollup", "id", postgresql_where=text("NOT rolled_up")),
     )
 

@@ -42,6 +42,17 @@ def find_active(
     return session.scalar(query)
 
 
+def storage_keys_for_job(session: Session, *, job_id: uuid.UUID) -> list[str]:
+    """The stored files of a job's exports (deleting the job removes them)."""
+    query = select(Export.storage_key).where(Export.job_id == job_id, Export.storage_key.is_not(None))
+    return list(session.scalars(query))
+
+
+def building_for_job(session: Session, *, job_id: uuid.UUID) -> bool:
+    query = select(Export.id).where(Export.job_id == job_id, Export.status.in_(ACTIVE)).limit(1)
+    return session.scalar(query) is not None
+
+
 def start(session: Session, *, export_id: uuid.UUID, stale_after: int, max_attempts: int) -> Export | None:
     """Take the export for this delivery: queued → running, or take over a running
     one whose worker has been silent for `stale_after` seconds (it died). None when

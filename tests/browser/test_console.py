@@ -131,6 +131,11 @@ def test_an_admin_retries_a_failed_job(page, stack):
         lambda: job_status(stack, session, retried["id"]) == "succeeded", 20, message="the retry to succeed"
     )
 
+    admin.get_by_role("button", name="Show stats").click()
+    expect(admin.get_by_role("table", name="Stats per tool")).to_contain_text("text")
+    expect(admin.locator("#stats-summary")).to_contain_text("failed")
+    expect(admin.get_by_role("list", name="Failures by code")).not_to_be_empty()
+
 
 def job_status(stack, session, job_id: str) -> str:
     return call("GET", f"{stack.api}/jobs/{job_id}", token=session["access_token"])[2]["status"]
@@ -158,3 +163,18 @@ def test_a_job_run_at_a_later_time_is_scheduled_and_can_be_canceled(page, stack)
     page.get_by_role("button", name="Cancel", exact=True).click()
     expect(page.locator("#job-status")).to_have_text("canceled")
     expect(page.locator("#history tbody tr").first).to_contain_text("canceled")
+
+
+def test_a_finished_job_is_rated_then_deleted_from_the_history(page, stack):
+    sign_up(page, stack)
+    run(page, "text", prompt="[[reply:rate me]]")
+    expect(page.locator("#job-status")).to_have_text("succeeded")
+    history = page.locator("#history tbody tr")
+    expect(history).to_have_count(1)
+
+    history.first.get_by_role("button", name="Rate up").click()
+    expect(history.first.get_by_role("button", name="Rate up")).to_have_attribute("aria-pressed", "true")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    history.first.get_by_role("button", name="Delete").click()
+    expect(history).to_have_count(0)

@@ -69,8 +69,17 @@ def job_data(job: Job, *, settings: Settings, now: float | None = None) -> dict[
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
         "expires_at": _iso(job.expires_at),
+        "run_at": _iso(job.run_at),
         "urls": job_links.urls(job, settings=settings, now=now),
+        "queue": None,  # a finished job has no place in a queue
+        "feedback": _feedback(job),
     }
+
+
+def _feedback(job: Job) -> dict[str, Any] | None:
+    if job.feedback_rating is None:
+        return None
+    return {"rating": job.feedback_rating, "comment": job.feedback_comment, "updated_at": _iso(job.feedback_at)}
 
 
 def _iso(value: dt.datetime | None) -> str | None:

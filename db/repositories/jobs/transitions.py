@@ -27,6 +27,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from db import raw
+from db.models.export import ACTIVE as EXPORT_ACTIVE
+from db.models.export import Export
 from db.models.job import (
     CANCELED,
     EXPIRED,
@@ -35,6 +37,7 @@ from db.models.job import (
     RUNNING,
     SCHEDULED,
     SUCCEEDED,
+    TERMINAL,
     Job,
 )
 from db.repositories import usage as usage_repo
@@ -291,6 +294,18 @@ def request_cancel(session: Session, *, job_id: uuid.UUID) -> bool:
 def delete_unstarted(session: Session, *, job_id: uuid.UUID) -> bool:
     """Withdraw a job that was never sent (its submit failed); only while queued."""
     result = session.execute(delete(Job).where(Job.id == job_id, Job.status == QUEUED, Job.attempt == 0))
+    return result.rowcount == 1
+
+
+def delete_finished(session: Session, *, job_id: uuid.UUID) -> bool:
+    """Delete a finished job's row (its exports and webhook delivery go with it, by cascade;
+    the usage ledger keeps its rows, which name the job without a foreign key). Refused
+    while the job is not finished, or while an export of it is being built (its file
+    would be written after the objects were removed)."""
+    building = select(Export.id).where(Export.job_id == job_id, Export.status.in_(EXPORT_ACTIVE))
+    result = session.execute(
+        delete(Job).where(Job.id == job_id, Job.status.in_(TERMINAL), ~building.exists())
+    )
     return result.rowcount == 1
 
 
