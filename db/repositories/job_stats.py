@@ -29,7 +29,8 @@ GROUP BY 1 ORDER BY 2 DESC, 1
 # start to finish, for jobs that started. Seconds, continuous percentiles.
 _PER_TOOL = text("""
 SELECT tool, count(*) AS jobs,
-       percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - coalesce(run_at, created_at)))
+       percentile_cont(ARRAY[0.5, 0.95])
+           WITHIN GROUP (ORDER BY extract(epoch FROM started_at - coalesce(run_at, created_at)))
            FILTER (WHERE started_at IS NOT NULL) AS wait,
        percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))
            FILTER (WHERE started_at IS NOT NULL AND finished_at IS NOT NULL) AS run,

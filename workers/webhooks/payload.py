@@ -79,7 +79,8 @@ def job_data(job: Job, *, settings: Settings, now: float | None = None) -> dict[
 def _feedback(job: Job) -> dict[str, Any] | None:
     if job.feedback_rating is None:
         return None
-    return {"rating": job.feedback_rating, "comment": job.feedback_comment, "updated_at": _iso(job.feedback_at)}
+    updated_at = _iso(job.feedback_at)
+    return {"rating": job.feedback_rating, "comment": job.feedback_comment, "updated_at": updated_at}
 
 
 def _iso(value: dt.datetime | None) -> str | None:
