@@ -76,13 +76,15 @@ def test_another_users_streams_do_not_count(capped):
 
 
 def rest_of(response) -> list[dict]:
-    """The events that follow on an open stream, until it ends."""
+    """The events that follow on an open stream, until it ends (a queued job's place
+    in the queue, sent as it changes, left out)."""
     found = []
     for chunk in response.response:
         for block in chunk.decode().strip().split("\n\n"):
             if block.startswith(("event:", "id:")):
                 fields = dict(line.split(": ", 1) for line in block.splitlines())
-                found.append({"event": fields["event"], "data": json.loads(fields["data"])})
+                if fields["event"] != "queue":
+                    found.append({"event": fields["event"], "data": json.loads(fields["data"])})
     return found
 
 
