@@ -150,11 +150,13 @@ _capacity_cache: dict[str, tuple[float, int]] = {}
 
 
 def _capacity(redis: Redis, queue: str) -> int:
-    """Processes the live workers run for `queue`, read at most every CAPACITY_CACHE_SECONDS."""
+    """Processes the live workers run for `queue`, read at most every CAPACITY_CACHE_SECONDS
+    while there are some; none is not kept, so a worker that has just started counts at once."""
     now = time.monotonic()
     cached = _capacity_cache.get(queue)
     if cached is not None and now - cached[0] < CAPACITY_CACHE_SECONDS:
         return cached[1]
     total = queues.capacity(redis, queue)
-    _capacity_cache[queue] = (now, total)
+    if total:
+        _capacity_cache[queue] = (now, total)
     return total

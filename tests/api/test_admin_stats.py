@@ -70,6 +70,7 @@ def test_the_numbers_of_a_known_set_of_jobs(client, known_jobs):
 
     assert body["jobs"]["total"] == 5
     assert body["jobs"]["by_status"] == {
+        "scheduled": 0,
         "queued": 1,
         "running": 0,
         "succeeded": 2,

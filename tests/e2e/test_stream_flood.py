@@ -188,7 +188,8 @@ def test_streams_through_the_gevent_web_deliver_every_event_in_order_and_resume(
 
 
 def sse_events(base: str, job_id: str, token: str, last_event_id: str | None = None) -> list[dict]:
-    """Read an event stream over HTTP until the server ends it."""
+    """Read an event stream over HTTP until the server ends it: the job's events (a
+    queued job's place updates, which depend on when each reader looked, left out)."""
     import http.client
 
     address = urlsplit(base)
@@ -207,7 +208,7 @@ def sse_events(base: str, job_id: str, token: str, last_event_id: str | None = N
             continue
         fields = dict(part.split(": ", 1) for part in block if not part.startswith((":", "retry:")))
         block = []
-        if "event" in fields:
+        if "event" in fields and fields["event"] != "queue":
             found.append(
                 {"id": fields.get("id"), "event": fields["event"], "data": json.loads(fields["data"])}
             )
