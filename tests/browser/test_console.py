@@ -23,12 +23,23 @@ def sign_up(page, stack, email: str | None = None) -> str:
     return email
 
 
-def run(page, tool: str, **fields: str) -> None:
+def run(page, tool: str, *, refused: bool = False, **fields: str) -> None:
+    """Pick the tool, fill its fields, press Run; the run must start unless `refused`."""
     page.get_by_label("Tool", exact=True).select_option(tool)
     expect(page.locator(f'#tool-fields[data-tool="{tool}"]')).to_be_attached()  # its fields are in
     for name, value in fields.items():
         page.get_by_label(name, exact=True).fill(value)
     page.get_by_role("button", name="Run", exact=True).click()
+    # The run has started (a status), or the console said why not (its alert): fail with that.
+    page.wait_for_function(
+        "() => document.querySelector('#job-status').textContent !== 'none yet'"
+        " || !document.querySelector('#notice').hidden",
+        polling=100,  # not on animation frames, which a headless page may not get
+        timeout=30_000,
+    )
+    notice = page.locator("#notice")
+    if not refused:
+        assert notice.is_hidden(), f"the run did not start: {notice.text_content()}"
 
 
 def test_a_new_user_signs_up_runs_a_text_job_and_sees_the_streamed_text(page, stack):
@@ -148,7 +159,7 @@ def jobs_of(stack, session) -> list[dict]:
 def test_a_job_run_at_a_later_time_is_scheduled_and_can_be_canceled(page, stack):
     sign_up(page, stack)
     page.get_by_label("Run at", exact=True).fill("2099-01-01T09:00")  # too far ahead: refused
-    run(page, "text", prompt="Tomorrow's news.")
+    run(page, "text", refused=True, prompt="Tomorrow's news.")
     expect(page.get_by_role("alert")).to_contain_text("30 days")
 
     tomorrow = page.evaluate(
