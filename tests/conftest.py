@@ -175,6 +175,22 @@ def s3_server():
 
 
 @pytest.fixture(scope="session")
+def webhook_server():
+    from tests.fakes.webhook_receiver import WebhookReceiver
+
+    server = WebhookReceiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def receiver(webhook_server):
+    """A local webhook receiver (tests/fakes/webhook_receiver.py), empty for each test."""
+    webhook_server.reset()
+    return webhook_server
+
+
+@pytest.fixture(scope="session")
 def smtp():
     """A real SMTP server (aiosmtpd) for the tests' mail; each user resets it first."""
     from tests.fakes.smtp_server import SmtpServer

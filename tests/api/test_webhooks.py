@@ -8,7 +8,6 @@ from sqlalchemy import text, update
 
 from db.models import WebhookDelivery
 from db.session import session_scope
-from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.helpers import API, register, submit
 from workers.webhooks import delivery
 
@@ -16,13 +15,6 @@ from workers.webhooks import delivery
 @pytest.fixture
 def headers(client):
     return register(client)[0]
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    receiver = WebhookReceiver().start()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture

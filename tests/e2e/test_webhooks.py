@@ -6,17 +6,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from tasks import webhooks as webhook_tasks
-from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.helpers import API, register, submit, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    receiver = WebhookReceiver().start()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture

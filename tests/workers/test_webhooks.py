@@ -14,16 +14,8 @@ from db.models.job import FAILED, SUCCEEDED
 from db.repositories import jobs, outbox, users, webhooks
 from db.session import session_scope
 from tests import rows
-from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.helpers import API, register, submit
 from workers.webhooks import delivery
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    receiver = WebhookReceiver().start()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture(autouse=True)
