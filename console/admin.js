@@ -1,5 +1,5 @@
-// The admin part of the console: every user's jobs with filters, retry and cancel, the
-// queues, the audit log and the stats. Shown only to accounts with the admin role.
+// The admin part of the console: every user's jobs with filters, retry and cancel (one, or
+// all a filter matches), the queues, the audit log and the stats. Shown only to accounts with the admin role.
 import { $, button, el, guarded, row } from "./ui.js";
 
 const RETRYABLE = new Set(["failed", "canceled", "expired"]);
@@ -17,6 +17,7 @@ export function wireAdmin(client) {
   $("#admin-filters").addEventListener("submit", guarded(() => loadJobs(false)));
   $("#admin-more").addEventListener("click", guarded(() => loadJobs(true)));
   $("#stats-form").addEventListener("submit", guarded(loadStats));
+  $("#bulk-form").addEventListener("submit", guarded(bulk));
 }
 
 /** Load every user's jobs, the queues and the audit log. */
@@ -44,6 +45,24 @@ async function loadJobs(more) {
 
 async function act(job, action) {
   await conveyor.request("POST", `/admin/jobs/${job.id}/${action}`);
+  await loadAdmin();
+}
+
+// POST /admin/jobs/retry or /cancel with the form's filter: Count is its dry run. More
+// matches than the server's `max` is a 409, which `guarded` shows as the console's alert.
+async function bulk(event) {
+  const { status, tool } = Object.fromEntries(new FormData($("#bulk-form")));
+  const action = event.submitter?.value || "count";
+  const filter = { status: [status], ...(tool.trim() ? { tool: tool.trim() } : {}) };
+  $("#bulk-result").textContent = "";
+  if (action === "count") {
+    const { matched } = await conveyor.request("POST", "/admin/jobs/retry", { body: { ...filter, dry_run: true } });
+    $("#bulk-result").textContent = `${matched} ${matched === 1 ? "job matches" : "jobs match"}`;
+    return;
+  }
+  const done = await conveyor.request("POST", `/admin/jobs/${action}`, { body: { ...filter, dry_run: false } });
+  const verb = action === "retry" ? "Retried" : "Canceled";
+  $("#bulk-result").textContent = `${verb} ${done.done} of ${done.matched} matched (${done.skipped} skipped)`;
   await loadAdmin();
 }
 

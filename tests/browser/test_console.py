@@ -100,32 +100,9 @@ def test_an_api_key_is_shown_once_and_can_be_revoked(page, stack):
 
 def test_an_admin_retries_a_failed_job(page, stack):
     # Someone's job fails (the provider refuses it once), as the admin will find it.
-    status, _, session = call(
-        "POST",
-        f"{stack.api}/auth/register",
-        {"email": "someone@example.com", "password": PASSWORD, "name": "S"},
-    )
-    assert status == 201, session
-    prompt = f"[[fail:400:1]] retry me {uuid.uuid4().hex}"
-    failed = call(
-        "POST",
-        f"{stack.api}/jobs",
-        {"tool": "text", "input": {"prompt": prompt}},
-        token=session["access_token"],
-    )[2]
-    wait_until(lambda: job_status(stack, session, failed["id"]) == "failed", 20, message="the job to fail")
-
-    email = sign_up(page, stack)
-    subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "users", "set-role", email, "admin"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
-    page.get_by_role("button", name="Log out").click()
-    page.get_by_label("Email", exact=True).fill(email)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    session = register(stack)
+    failed = failed_job(stack, session)
+    sign_in_as_admin(page, stack)
 
     admin = page.get_by_role("region", name="Admin")
     admin.get_by_label("Status", exact=True).select_option("failed")
@@ -146,6 +123,71 @@ def test_an_admin_retries_a_failed_job(page, stack):
     expect(admin.get_by_role("table", name="Stats per tool")).to_contain_text("text")
     expect(admin.locator("#stats-summary")).to_contain_text("failed")
     expect(admin.get_by_role("list", name="Failures by code")).not_to_be_empty()
+
+
+def test_an_admin_counts_then_retries_every_failed_job(page, stack):
+    session = register(stack)
+    failed = {failed_job(stack, session)["id"] for _ in range(2)}
+    sign_in_as_admin(page, stack)
+
+    bulk = page.get_by_role("form", name="Bulk actions")
+    bulk.get_by_label("Bulk status").select_option("failed")
+    bulk.get_by_role("button", name="Count").click()
+    expect(page.get_by_label("Bulk result")).to_have_text("2 jobs match")
+
+    bulk.get_by_role("button", name="Retry all").click()
+    expect(page.get_by_label("Bulk result")).to_have_text("Retried 2 of 2 matched (0 skipped)")
+    retries = [job["id"] for job in jobs_of(stack, session) if job.get("retry_of") in failed]
+    assert len(retries) == 2
+    jobs = page.locator("#admin-jobs")
+    for retry in retries:
+        expect(jobs).to_contain_text(retry)
+    expect(page.locator("#audit")).to_contain_text("jobs.bulk_retry")
+    # The provider refused each prompt once only: both retries succeed, none left running.
+    wait_until(
+        lambda: {job_status(stack, session, retry) for retry in retries} == {"succeeded"},
+        20,
+        message="the retries to succeed",
+    )
+
+
+def register(stack) -> dict:
+    """Someone else's account, made through the API: its session."""
+    email = f"someone-{uuid.uuid4().hex[:8]}@example.com"
+    status, _, session = call(
+        "POST", f"{stack.api}/auth/register", {"email": email, "password": PASSWORD, "name": "S"}
+    )
+    assert status == 201, session
+    return session
+
+
+def failed_job(stack, session) -> dict:
+    """A job of `session`'s that failed: the fake provider refuses its prompt once."""
+    prompt = f"[[fail:400:1]] retry me {uuid.uuid4().hex}"
+    job = call(
+        "POST",
+        f"{stack.api}/jobs",
+        {"tool": "text", "input": {"prompt": prompt}},
+        token=session["access_token"],
+    )[2]
+    wait_until(lambda: job_status(stack, session, job["id"]) == "failed", 20, message="the job to fail")
+    return job
+
+
+def sign_in_as_admin(page, stack) -> None:
+    """Sign up in the console, be made an admin by the CLI, and log in again to be one."""
+    email = sign_up(page, stack)
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "users", "set-role", email, "admin"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_label("Email", exact=True).fill(email)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("region", name="Admin")).to_be_visible()
 
 
 def job_status(stack, session, job_id: str) -> str:
