@@ -44,9 +44,21 @@ class Stack:
     public: str  # PUBLIC_BASE_URL, the proxy in front of the web: what the browser opens
     proxy: TcpProxy
     other_origin: str  # a plain page server on another port, allowed by CORS_ORIGINS
+    log: Path  # the processes' output, access lines included
 
     def url(self, path: str) -> str:
         return self.public + path
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """A failing browser test shows the end of the stack's log: what the web answered."""
+    report = yield
+    stack = item.funcargs.get("stack") if report.when == "call" and report.failed else None
+    if isinstance(stack, Stack):
+        lines = stack.log.read_text(errors="replace").splitlines()
+        report.sections.append(("the stack's log, last lines", "\n".join(lines[-80:])))
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -103,14 +115,17 @@ def stack(tmp_path_factory, fake_openai, other_origin) -> Iterator[Stack]:
     web_port = free_port()
     proxy = TcpProxy(web_port)
     public = f"http://127.0.0.1:{proxy.port}"
+    workdir = tmp_path_factory.mktemp("stack")
+    log = workdir / f"stack-{web_port}.log"  # where launch_stack writes the processes' output
     api, stop = launch_stack(
-        tmp_path_factory.mktemp("stack"),
+        workdir,
         port=web_port,
         PUBLIC_BASE_URL=public,
         CORS_ORIGINS=other_origin,
+        LOG_LEVEL="INFO",  # the access lines, for a failing test's report
     )
     # Every queue has a live worker before the first test submits (the web alone is up sooner).
     wait_until(lambda: call("GET", f"{api}/ready")[0] == 200, 60, interval=0.5, message="/ready")
-    yield Stack(api=api, public=public, proxy=proxy, other_origin=other_origin)
+    yield Stack(api=api, public=public, proxy=proxy, other_origin=other_origin, log=log)
     stop()
     proxy.close()

@@ -35,7 +35,7 @@ def run(page, tool: str, *, refused: bool = False, **fields: str) -> None:
         "() => document.querySelector('#job-status').textContent !== 'none yet'"
         " || !document.querySelector('#notice').hidden",
         polling=100,  # not on animation frames, which a headless page may not get
-        timeout=30_000,
+        timeout=60_000,  # past the broker pool's wait, so that a stalled submit shows its error
     )
     notice = page.locator("#notice")
     if not refused:
