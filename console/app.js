@@ -46,6 +46,7 @@ async function showTool() {
   if (fieldset.dataset.tool === name) return; // keep what was typed
   const tool = await conveyor.request("GET", `/tools/${encodeURIComponent(name)}`, { auth: false });
   if ($("#tool").value !== name) return; // another tool was picked meanwhile
+  if (fieldset.dataset.tool === name) return; // shown meanwhile (a second pick): keep what was typed
   $("#tool-description").textContent = tool.description;
   renderFields(fieldset, tool.input_schema);
   fieldset.dataset.tool = name;
