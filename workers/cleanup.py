@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from db.repositories import refresh_tokens, retention
 from db.session import session_scope
@@ -51,34 +55,22 @@ def purge_expired_results(settings: Settings) -> Purged:
     days, default_days = retention_policy()
     storage = get_storage(settings)
     purged = Purged()
-    while True:
-        with session_scope() as session:
-            held = retention.outputs_past_retention(
-                session, retention_days=days, default_days=default_days, limit=BATCH
-            )
-        before = purged.outputs
-        for item in held:
-            if item.storage_key and not _delete(storage, item.storage_key):
-                continue
-            purged.objects += bool(item.storage_key)
-            with session_scope() as session:
-                purged.outputs += retention.clear_output(session, job_id=item.id) is not None
-        if len(held) < BATCH or purged.outputs == before:  # the rest waits for the store to answer
-            break
-    while True:
-        with session_scope() as session:
-            held = retention.exports_past_retention(
-                session, retention_days=days, default_days=default_days, limit=BATCH
-            )
-        before = purged.exports
-        for item in held:
-            if item.storage_key and not _delete(storage, item.storage_key):
-                continue
-            purged.objects += bool(item.storage_key)
-            with session_scope() as session:
-                purged.exports += retention.delete_export(session, export_id=item.id) is not None
-        if len(held) < BATCH or purged.exports == before:
-            break
+    purged.outputs, objects = _purge_held(
+        storage,
+        held=lambda session: retention.outputs_past_retention(
+            session, retention_days=days, default_days=default_days, limit=BATCH
+        ),
+        remove=lambda session, item: retention.clear_output(session, job_id=item.id),
+    )
+    purged.objects += objects
+    purged.exports, objects = _purge_held(
+        storage,
+        held=lambda session: retention.exports_past_retention(
+            session, retention_days=days, default_days=default_days, limit=BATCH
+        ),
+        remove=lambda session, item: retention.delete_export(session, export_id=item.id),
+    )
+    purged.objects += objects
     if purged:
         logger.info(
             "retention: %s outputs and %s exports removed (%s stored objects)",
@@ -87,6 +79,30 @@ def purge_expired_results(settings: Settings) -> Purged:
             purged.objects,
         )
     return purged
+
+
+def _purge_held(
+    storage: Storage,
+    *,
+    held: Callable[[Session], Sequence[Any]],
+    remove: Callable[[Session, Any], object],
+) -> tuple[int, int]:
+    """Each batch of `held` rows: its stored object deleted, then the row `remove`d (None:
+    another run did it). Returns (rows removed, objects deleted); stops when a batch
+    removes nothing, so the rest waits for the store to answer."""
+    rows = objects = 0
+    while True:
+        with session_scope() as session:
+            batch = held(session)
+        before = rows
+        for item in batch:
+            if item.storage_key and not _delete(storage, item.storage_key):
+                continue
+            objects += bool(item.storage_key)
+            with session_scope() as session:
+                rows += remove(session, item) is not None
+        if len(batch) < BATCH or rows == before:
+            return rows, objects
 
 
 def purge_unverified_accounts(settings: Settings, *, now: dt.datetime | None = None) -> Purged:
