@@ -117,7 +117,7 @@ class Settings(
     def check(self) -> None:
         """Refuse settings that would run badly; in production, refuse unsafe ones."""
         found = [problem for spec in fields(self) for problem in problems(spec, getattr(self, spec.name))]
-        for cross_check in (_job_limits, _billing_and_provider, _production_safety):
+        for cross_check in (_job_limits, _billing_and_provider, _model_catalogue, _production_safety):
             found.extend(cross_check(self))
         if found:
             unique = dict.fromkeys(found)  # settings checked together share one message
@@ -151,6 +151,16 @@ def _billing_and_provider(settings: Settings) -> Iterator[str]:
         )
     if settings.ai_provider == "openai" and not settings.openai_api_key:
         yield "AI_PROVIDER=openai needs OPENAI_API_KEY (use a dummy value for a local server)"
+
+
+def _model_catalogue(settings: Settings) -> Iterator[str]:
+    # The catalogue module lives with the workers that read it; imported here, late, so
+    # every process (web, workers, beat, Flower) refuses a broken file as it starts.
+    from workers import catalogue
+
+    yield from catalogue.check(
+        "MODEL_CATALOGUE_FILE", settings.model_catalogue_file, openai_in_use=settings.ai_provider == "openai"
+    )
 
 
 def _production_safety(settings: Settings) -> Iterator[str]:

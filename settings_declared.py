@@ -194,6 +194,46 @@ class ProviderSettings:
         check=at_least(1, " (second)"),
         doc="seconds rpm/tpm count over",
     )
+    model_catalogue_file: str = setting(
+        "MODEL_CATALOGUE_FILE",
+        str(Path(__file__).with_name("workers") / "model_catalogue.json"),
+        doc="the models offered: provider, prices per lane, plans, fallbacks (docs/spending.md)",
+    )
+    breaker_failures: int = setting(
+        "BREAKER_FAILURES",
+        5,
+        parse=whole,
+        check=at_least(1),
+        doc="failed calls to one model within breaker_window that make jobs skip it",
+    )
+    breaker_window: int = setting(
+        "BREAKER_WINDOW",
+        60,
+        parse=whole,
+        check=at_least(1, " (second)"),
+        doc="seconds those failures count over",
+    )
+    breaker_cooldown: int = setting(
+        "BREAKER_COOLDOWN",
+        30,
+        parse=whole,
+        check=at_least(1, " (second)"),
+        doc="seconds a failing model is skipped before one job tries it again",
+    )
+    flex_timeout: float = setting(
+        "FLEX_TIMEOUT",
+        900.0,
+        parse=number,
+        check=positive(),
+        doc="seconds a flex call may wait for each read (OpenAI asks for 15 minutes)",
+    )
+    flex_max_wait: float = setting(
+        "FLEX_MAX_WAIT",
+        300.0,
+        parse=number,
+        check=not_negative(),
+        doc="seconds a flex job waits out `resource unavailable` before running on the standard tier",
+    )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 from db.models.job import CANCELED, SUCCEEDED
 from db.repositories import usage
 from db.session import session_scope
-from workers import pricing
+from workers import catalogue
 from workers.providers.base import Completion, estimate_tokens
 from workers.tools.base import Tool
 
@@ -26,13 +26,17 @@ def estimate_job_tokens(tool: Tool, input: Mapping[str, Any], profile: Mapping[s
     return prompt + tool.max_output_tokens
 
 
-def ledger_calls(calls: Sequence[Completion], requested_model: str) -> list[usage.Call]:
-    """The ledger's view of an attempt's provider calls, each priced by the model that answered."""
+def ledger_calls(
+    calls: Sequence[Completion], requested_model: str, prices: catalogue.Catalogue
+) -> list[usage.Call]:
+    """The ledger's view of an attempt's provider calls, each priced by the model that
+    answered on the lane it ran on, and at that model's standard prices (what the lane saved)."""
     priced = []
     for call in calls:
         model = call.model or requested_model
-        cost = pricing.cost_micros(model, call.input_tokens, call.output_tokens)
-        priced.append(usage.Call(model, call.input_tokens, call.output_tokens, cost))
+        cost = prices.cost_micros(model, call.input_tokens, call.output_tokens, lane=call.lane)
+        standard = prices.cost_micros(model, call.input_tokens, call.output_tokens)
+        priced.append(usage.Call(model, call.input_tokens, call.output_tokens, cost, call.lane, standard))
     return priced
 
 

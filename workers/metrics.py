@@ -78,6 +78,22 @@ PROVIDER_ERRORS = Counter(
     "Failed provider requests (retried or not) by error code and HTTP status (empty: no HTTP answer).",
     ["provider", "code", "http_status"],
 )
+FALLBACKS = Counter(
+    "conveyor_fallbacks_total",
+    "Jobs that went on from one model to the next: because the call failed (its error code) "
+    "or its breaker was open (`breaker_open`).",
+    ["from_model", "to_model", "reason"],
+)
+BREAKER_CHANGES = Counter(
+    "conveyor_breaker_transitions_total",
+    "A model's circuit breaker opening (skipped by jobs) or closing (healthy again).",
+    ["provider", "model", "state"],
+)
+FLEX_FALLBACKS = Counter(
+    "conveyor_flex_standard_fallbacks_total",
+    "Flex jobs that ran on the standard tier after the provider had no flex capacity in time.",
+    ["model"],
+)
 TOKENS = Counter("conveyor_tokens_total", "Tokens the provider reported, by model.", ["model", "kind"])
 COST = Counter("conveyor_cost_dollars_total", "What those tokens cost at the price table.", ["model"])
 WEBHOOK_DELIVERIES = Counter(
@@ -131,6 +147,18 @@ def usage(*, model: str, input_tokens: int, output_tokens: int, cost_micros: int
         TOKENS.labels(model=model, kind="output").inc(output_tokens)
     if cost_micros:
         COST.labels(model=model).inc(cost_micros / MICROS)
+
+
+def fallback(*, from_model: str, to_model: str, reason: str) -> None:
+    FALLBACKS.labels(from_model=from_model, to_model=to_model, reason=reason).inc()
+
+
+def breaker_changed(*, provider: str, model: str, state: str) -> None:
+    BREAKER_CHANGES.labels(provider=provider, model=model, state=state).inc()
+
+
+def flex_ran_standard(*, model: str) -> None:
+    FLEX_FALLBACKS.labels(model=model).inc()
 
 
 @contextlib.contextmanager
@@ -208,6 +236,25 @@ class QueueCollector:
             listening.add_metric([name], len(workers[name]))
         yield waiting
         yield listening
+        yield from self._breakers()
+
+    def _breakers(self):
+        from workers import breaker  # it counts its transitions here: imported late
+
+        try:
+            tripped = breaker.tripped_models(self.redis)
+        except Exception as error:
+            logger.warning("metrics: breaker gauges skipped, Redis unavailable: %s", error)
+            return
+        state = GaugeMetricFamily(
+            "conveyor_breaker_open",
+            "Models whose circuit breaker is not closed: 1 by provider, model and state "
+            "(open: skipped; half_open: one job is trying it). Closed breakers are absent.",
+            labels=["provider", "model", "state"],
+        )
+        for provider, model, current in tripped:
+            state.add_metric([provider, model, current], 1)
+        yield state
 
 
 class _Collected:

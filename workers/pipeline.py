@@ -6,7 +6,7 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
@@ -18,8 +18,21 @@ from db.repositories import conversations, jobs
 from db.repositories import usage as usage_repo
 from db.session import session_scope, standalone
 from settings import Settings, get_settings
-from workers import admission, job_stream, logs, metering, metrics, outputs, queue_position
+from workers import (
+    admission,
+    catalogue,
+    fallbacks,
+    job_stream,
+    lanes,
+    logs,
+    metering,
+    metrics,
+    outputs,
+    queue_position,
+)
+from workers.breaker import Breaker
 from workers.lease import Lease, LeaseLost
+from workers.plans import Plan, get_plan
 from workers.provider_text import storable
 from workers.providers import get_provider
 from workers.providers.base import (
@@ -57,7 +70,15 @@ class Work:
     webhook: bool = False  # the job has a webhook_url
     notify_email: bool = False
     batch_id: uuid.UUID | None = None  # the batch it was submitted in (POST /jobs/batch)
+    plan: Plan = field(default_factory=lambda: get_plan(None))  # the owner's, for the models it may use
+    service_tier: str | None = None  # "flex": asked for the flex lane
     started: float = field(default_factory=time.monotonic)  # for the duration metric
+
+    @property
+    def deadline(self) -> float:
+        """The monotonic time by which a call must have started for the job to finish within
+        its soft time limit: a standard call's timeout before that limit."""
+        return self.started + self.settings.job_soft_time_limit - self.settings.openai_timeout
 
 
 @dataclass(frozen=True)
@@ -74,32 +95,44 @@ class Finished:
 
 @dataclass
 class Tally:
-    """Tokens used across every provider call of this run (a repair makes two)."""
+    """Tokens used across every provider call of this run (a repair makes two), and the
+    models tried (fallbacks)."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     model: str = ""
     text: str = ""
+    lane: str | None = None  # the lane of the call that answered
     calls: list[Completion] = field(default_factory=list)
+    attempts: fallbacks.Attempts = field(default_factory=fallbacks.Attempts)
 
     def add(self, completion: Completion) -> None:
         self.input_tokens += completion.input_tokens
         self.output_tokens += completion.output_tokens
         self.model = completion.model or self.model
         self.text = completion.text
+        self.lane = completion.lane if completion.model else self.lane
         self.calls.append(completion)
 
-    def usage(self, requested_model: str) -> jobs.Usage:
+    def usage(self, work: Work) -> jobs.Usage:
         # The sum of the calls' costs, so that the job and its ledger rows agree to the micro-dollar.
+        calls = metering.ledger_calls(self.calls, work.model, catalogue.get_catalogue(work.settings))
         return jobs.Usage(
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
-            cost_micros=sum(call.cost_micros for call in metering.ledger_calls(self.calls, requested_model)),
+            cost_micros=sum(call.cost_micros for call in calls),
         )
 
     def ledger(self, work: Work) -> usage_repo.Attempt:
-        calls = metering.ledger_calls(self.calls, work.model)
+        calls = metering.ledger_calls(self.calls, work.model, catalogue.get_catalogue(work.settings))
         return usage_repo.Attempt(work.job_id, work.attempt, work.user_id, work.tool.name, calls)
+
+    def how_it_ran(self) -> dict[str, Any]:
+        """The job's columns that say how it ran: lane, answering model, models tried."""
+        ran: dict[str, Any] = {"lane": self.lane}
+        if self.attempts.items:
+            ran |= {"attempts": self.attempts.items, "answered_by": self.attempts.answered_by}
+        return ran
 
 
 def run_job(
@@ -139,7 +172,15 @@ def run_job(
                 lease.on_delta(text)
                 deltas.add(storable(text))
 
-            output = generate(work, provider, tally, on_delta=on_delta)
+            def wait(seconds: float) -> None:
+                # A flex job waiting for room still notices a cancel (or a lost lease).
+                until = time.monotonic() + seconds
+                while (left := until - time.monotonic()) > 0:
+                    lease.check()
+                    time.sleep(min(left, 0.5))
+                lease.check()
+
+            output = generate(work, provider, tally, on_delta=on_delta, wait=wait)
     except LeaseLost:
         logger.warning("job_id=%s lease lost; another delivery owns the job now", job_id)
         deltas.flush()
@@ -161,10 +202,19 @@ def run_job(
     return end(SUCCEEDED, output=output)
 
 
-def generate(work: Work, provider: Provider, tally: Tally, *, on_delta=None) -> dict[str, Any]:
-    """Call the provider for one job and return its output. JSON output gets one
-    repair attempt when it does not validate."""
+def generate(
+    work: Work, provider: Provider, tally: Tally, *, on_delta=None, wait=time.sleep
+) -> dict[str, Any]:
+    """Call the provider for one job, going on to its fallback models while they fail,
+    and return its output. JSON output gets one repair attempt, from the model that
+    answered, when it does not validate."""
     tool = work.tool
+    settings = work.settings
+    give_up_at = min(work.deadline, time.monotonic() + settings.flex_max_wait)
+
+    def call(request: CompletionRequest) -> Completion:
+        return lanes.complete(provider, request, on_delta, give_up_at=give_up_at, wait=wait)
+
     request = CompletionRequest(
         model=work.model,
         messages=tool.build_messages(work.input, work.profile),
@@ -172,11 +222,20 @@ def generate(work: Work, provider: Provider, tally: Tally, *, on_delta=None) -> 
         temperature=tool.temperature,
         json_schema=tool.output_schema if tool.output == "json" else None,
         schema_name=tool.name,
+        service_tier=work.service_tier,
     )
-    completion = provider.complete(request, on_delta)
+    completion = fallbacks.complete(
+        request,
+        fallbacks.chain(work.model, tool=tool, plan=work.plan, settings=settings),
+        call,
+        breaker=Breaker.from_settings(get_redis(), settings),
+        models_of=catalogue.get_catalogue(settings),
+        attempts=tally.attempts,
+    )
     tally.add(completion)
     if tool.output == "text":
         return {"text": completion.text}
+    request = replace(request, model=tally.attempts.answered_by or work.model)
 
     parsed, problem = _parse_json(tool, completion.text)
     if problem is None:
@@ -196,8 +255,9 @@ def generate(work: Work, provider: Provider, tally: Tally, *, on_delta=None) -> 
         temperature=0.0,
         json_schema=request.json_schema,
         schema_name=request.schema_name,
+        service_tier=completion.lane if completion.lane == catalogue.FLEX else None,
     )
-    completion = provider.complete(repair, on_delta)
+    completion = call(repair)
     tally.add(completion)
     parsed, problem = _parse_json(tool, completion.text)
     if problem is None:
@@ -268,6 +328,8 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
             attempt=job.attempt,
             user_id=job.user_id,
             settings=settings,
+            plan=get_plan(job.owner_plan),
+            service_tier=job.service_tier if job.service_tier == catalogue.FLEX else None,
         )
 
 
@@ -297,8 +359,9 @@ def _finish(
         output_key=output_key,
         error_code=code,
         error_message=message,
-        usage=tally.usage(work.model),
+        usage=tally.usage(work),
         ledger=tally.ledger(work),
+        **tally.how_it_ran(),
     )
     _count_usage(work, tally)
     if not done:
@@ -315,7 +378,7 @@ def _finish(
 
 
 def _count_usage(work: Work, tally: Tally) -> None:
-    spent = tally.usage(work.model)  # paid for whether or not this delivery's outcome stands
+    spent = tally.usage(work)  # paid for whether or not this delivery's outcome stands
     metrics.usage(
         model=tally.model or work.model,
         input_tokens=spent.input_tokens,

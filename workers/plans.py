@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from settings import Settings
+from workers import catalogue
 from workers.tools import all_tools, get_tool
 
 
@@ -22,7 +23,11 @@ class Plan:
     title: str = ""
     monthly_tokens: int = 200_000  # input + output tokens per calendar month (UTC)
     jobs_per_day: int = 100  # jobs submitted per UTC day
-    models: tuple[str, ...] | None = None  # None: every model the deployment offers
+    # Models a job goes on to, in order, when its own fails (before the catalogue's own list).
+    fallbacks: tuple[str, ...] = ()
+    # The lane a job of a tool that is not interactive runs on unless it asks: None is
+    # standard, "flex" the cheaper, slower tier (workers/lanes.py).
+    background_service_tier: str | None = None
     retention_days: int = 30  # finished jobs' results are kept this long
     request_rate: str = "60/minute"  # job submissions per user (a flask-limiter limit string)
     scheduled_limit: int = 10  # jobs of one user waiting for their run_at at once
@@ -36,7 +41,6 @@ PLANS: dict[str, Plan] = {
         title="Free",
         monthly_tokens=200_000,
         jobs_per_day=100,
-        models=("gpt-4o-mini", "gpt-4.1-nano", "gpt-4.1-mini"),
         retention_days=7,
         request_rate="60/minute",
         scheduled_limit=10,
@@ -106,9 +110,11 @@ def tools_for(plan: Plan) -> list[str]:
 
 
 def allows_model(plan: Plan, model: str, settings: Settings) -> bool:
-    # The configured default may be a self-hosted model that no plan lists by name;
-    # the operator chose it for everyone.
-    return plan.models is None or model in plan.models or model == settings.default_model
+    """Whether the plan may use the model: the catalogue's `plans` for it (every plan when
+    it lists none). The configured default may be a self-hosted model the catalogue
+    leaves out; the operator chose it for everyone."""
+    listed = catalogue.get_catalogue(settings).model(model)
+    return listed.allows(plan.name) if listed is not None else model == settings.default_model
 
 
 def models_for(plan: Plan, offered: list[str], settings: Settings) -> list[str]:

@@ -8,6 +8,9 @@ from api.services import jobs as job_service
 from api.services.scheduling import MAX_DELAY_SECONDS
 from db.models.job import RATINGS, STATUSES
 from workers import job_links
+from workers.catalogue import FLEX, LANES, STANDARD
+
+SERVICE_TIERS = (STANDARD, FLEX)
 
 FEEDBACK_COMMENT_MAX = 2000
 
@@ -47,6 +50,15 @@ class JobCreateSchema(Schema):
             error=f"delay_seconds is a number of seconds from 1 to {MAX_DELAY_SECONDS} (30 days).",
         ),
         metadata={"description": "Run the job this many seconds from now: it is `scheduled` until then."},
+    )
+    service_tier = fields.String(
+        validate=validate.OneOf(SERVICE_TIERS, error="service_tier is `standard` or `flex`."),
+        metadata={
+            "description": "`flex`: a cheaper, slower lane, for models that have one; if the provider "
+            "has no room the job waits, then runs on the standard tier. Unset: the plan's "
+            "lane for tools that are not interactive, else standard (docs/spending.md).",
+            "enum": list(SERVICE_TIERS),
+        },
     )
 
 
@@ -89,6 +101,16 @@ class UsageSchema(Schema):
     input_tokens = fields.Integer()
     output_tokens = fields.Integer()
     cost_micros = fields.Integer(metadata={"description": "Cost in millionths of a US dollar."})
+    lane = fields.String(
+        metadata={"description": "How it was sold: standard, flex or batch.", "enum": list(LANES)}
+    )
+    cached = fields.Boolean(metadata={"description": "Answered from the response cache, at no cost."})
+
+
+class AttemptSchema(Schema):
+    model = fields.String()
+    outcome = fields.String(metadata={"enum": ["succeeded", "failed", "skipped"]})
+    error_code = fields.String(allow_none=True)
 
 
 _URL = {"type": "string", "format": "uri"}
@@ -150,6 +172,21 @@ class JobSchema(Schema):
     model = fields.String()
     attempt = fields.Integer()
     usage = fields.Method("_usage")
+    service_tier = fields.String(
+        allow_none=True, metadata={"description": "The lane it asked for, or its plan chose; null: standard."}
+    )
+    answered_by = fields.String(
+        allow_none=True,
+        metadata={"description": "The model that answered: `model`, or a fallback when that one failed."},
+    )
+    attempts = fields.List(
+        fields.Nested(AttemptSchema),
+        allow_none=True,
+        metadata={
+            "description": "The models the last run tried, in order: `succeeded`, `failed` (with "
+            "its error code) or `skipped` (`breaker_open`: it had been failing). Null before it ran."
+        },
+    )
     cancel_requested = fields.Function(lambda job: job.cancel_requested_at is not None)
     notify_email = fields.Boolean()
     retry_of = fields.UUID(
@@ -200,6 +237,8 @@ class JobSchema(Schema):
             "input_tokens": job.input_tokens,
             "output_tokens": job.output_tokens,
             "cost_micros": job.cost_micros,
+            "lane": job.lane or job.service_tier or STANDARD,
+            "cached": False,  # the response cache's hits set it
         }
 
 

@@ -22,8 +22,8 @@ from db.repositories import billing
 from settings import Settings
 from tasks import billing as billing_tasks
 from workers.billing import stripe_api
+from workers.catalogue import offered
 from workers.plans import ORDER, PLANS, get_plan, models_for, price_id, tools_for
-from workers.pricing import allowed_models
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def plans(settings: Settings) -> list[dict[str, Any]]:
             "scheduled_limit": plan.scheduled_limit,
             "priority": plan.priority,
             "tools": tools_for(plan),
-            "models": models_for(plan, allowed_models(settings), settings),
+            "models": models_for(plan, offered(settings), settings),
             "retention_days": plan.retention_days,
             "request_rate": plan.request_rate,
             "purchasable": settings.billing_configured and bool(price_id(plan, settings)),

@@ -29,7 +29,8 @@ from db.session import standalone
 from settings import Settings
 from tasks import email as email_tasks
 from tasks import generation
-from workers import admission, cancellation, job_stream, logs, metrics, pricing, queue_position
+from workers import admission, cancellation, catalogue, job_stream, logs, metrics, queue_position
+from workers.catalogue import offered
 from workers.plans import Plan, get_plan, queue_for
 from workers.tools import all_tools, get_tool
 from workers.tools.base import Tool
@@ -56,6 +57,7 @@ def submit(
     idempotency_key: str | None = None,
     run_at: dt.datetime | None = None,
     delay_seconds: int | None = None,
+    service_tier: str | None = None,
     on_create: Callable[[Session, Any], object] | None = None,
 ) -> Submitted:
     """Validate, store and enqueue a job. The row is committed before the message
@@ -72,6 +74,7 @@ def submit(
         notify_email=notify_email,
         run_at=run_at,
         delay_seconds=delay_seconds,
+        service_tier=service_tier,
     )
     if idempotency_key is not None:
         earlier = jobs.get_by_idempotency_key(session, user_id=user.id, key=idempotency_key)
@@ -125,21 +128,27 @@ def check_request(
     notify_email: bool = False,
     run_at: dt.datetime | None = None,
     delay_seconds: int | None = None,
+    service_tier: str | None = None,
 ) -> Checked:
     """The request's checks that need no database: 422 for an unknown tool or model, an
-    input that does not suit the tool, a webhook URL a worker must not call, or both
-    `run_at` and `delay_seconds`."""
+    input that does not suit the tool, a webhook URL a worker must not call, both
+    `run_at` and `delay_seconds`, or the flex lane for a model that has none."""
     definition = _valid_tool(settings, tool=tool, input=input, webhook_url=webhook_url)
     model = _valid_model(settings, model or definition.default_model or settings.default_model)
     scheduling.check_one_of(run_at=run_at, delay_seconds=delay_seconds)
+    _check_lane(settings, model=model, service_tier=service_tier)
     # Optional fields join the hash only when set, so keys used before they existed still match.
     extra: dict[str, Any] = {"notify_email": True} if notify_email else {}
     if run_at is not None:
         extra["run_at"] = run_at.isoformat()
     if delay_seconds is not None:
         extra["delay_seconds"] = delay_seconds
+    if service_tier is not None:
+        extra["service_tier"] = service_tier
     request_hash = _request_hash(tool=tool, input=input, model=model, webhook_url=webhook_url, **extra)
     row = dict(tool=tool, input=input, model=model, webhook_url=webhook_url, notify_email=notify_email)
+    if service_tier is not None:
+        row["service_tier"] = service_tier
     return Checked(definition, {**row, "request_hash": request_hash})
 
 
@@ -163,13 +172,38 @@ def _valid_tool(settings: Settings, *, tool: str, input: dict[str, Any], webhook
 
 
 def _valid_model(settings: Settings, model: str) -> str:
-    allowed = pricing.allowed_models(settings)
+    allowed = offered(settings)
     if model not in allowed:
         raise Invalid(
             "Unknown model.",
             errors={"json": {"model": [f"Unknown model {model!r}. Available: {', '.join(allowed)}."]}},
         )
     return model
+
+
+def _check_lane(settings: Settings, *, model: str, service_tier: str | None) -> None:
+    if service_tier != catalogue.FLEX:
+        return
+    listed = catalogue.get_catalogue(settings).model(model)
+    if listed is None or not listed.supports(catalogue.FLEX):
+        flex = [
+            name for name, entry in catalogue.get_catalogue(settings).models.items() if entry.supports("flex")
+        ]
+        offered = f"Models with a flex lane: {', '.join(flex)}." if flex else "No model here has one."
+        raise Invalid(
+            "The flex lane is not offered for this model.",
+            errors={"json": {"service_tier": [f"The model {model!r} has no flex lane. {offered}"]}},
+        )
+
+
+def lane_for(plan: Plan, definition: Tool, model: str, settings: Settings) -> str | None:
+    """The lane of a job that asked for none: the plan's background lane for a tool that is
+    not interactive, when the model has it; otherwise standard (None)."""
+    tier = plan.background_service_tier
+    if tier is None or definition.interactive:
+        return None
+    listed = catalogue.get_catalogue(settings).model(model)
+    return tier if listed is not None and listed.supports(tier) else None
 
 
 def _store(
@@ -222,6 +256,8 @@ def insert(
     """Insert the job in the caller's transaction, its tokens `reserved` (quotas.reserve).
     A scheduled job's (`run_at`) start deadline counts from `run_at`."""
     start_from = row.get("run_at") or dt.datetime.now(dt.UTC)
+    if row.get("service_tier") is None:
+        row = {**row, "service_tier": lane_for(plan, definition, row["model"], settings)}
     return jobs.create(
         session,
         user_id=user.id,

@@ -5,6 +5,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     CheckConstraint,
     FetchedValue,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, TimestampMixin
@@ -107,6 +109,13 @@ class Job(TimestampMixin, Base):
     feedback_rating: Mapped[str | None] = mapped_column(String(8))
     feedback_comment: Mapped[str | None] = mapped_column(Text)
     feedback_at: Mapped[dt.datetime | None]
+    # The lane asked for at submit (None: standard; "flex"), and how the job ran: the lane
+    # of its answering call, the model that answered, and each model tried, in order
+    # ({model, outcome, error_code}: workers/fallbacks.py).
+    service_tier: Mapped[str | None] = mapped_column(String(16))
+    lane: Mapped[str | None] = mapped_column(String(16))
+    answered_by: Mapped[str | None] = mapped_column(String(128))
+    attempts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
     # Postgres's row version: it changes with every committed UPDATE of the row, so it is
     # what the job's ETag is made of (api/resources/jobs.py). Read-only; not a real column.
     xmin: Mapped[str] = mapped_column(String, system=True, server_default=FetchedValue())

@@ -77,6 +77,8 @@ class Call:
     input_tokens: int
     output_tokens: int
     cost_micros: int
+    lane: str = "standard"
+    standard_cost_micros: int | None = None  # at standard prices; None: the same as cost_micros
 
 
 @dataclass(frozen=True)
@@ -99,15 +101,20 @@ class Attempt:
 # ends with it.
 CALLS_RECORDED = """
 INSERT INTO usage_ledger (
-    job_id, attempt, call_index, user_id, tool, model, input_tokens, output_tokens, cost_micros, billed
+    job_id, attempt, call_index, user_id, tool, model, input_tokens, output_tokens, cost_micros, billed,
+    lane, standard_cost_micros
 )
 SELECT %(job_id)s::uuid, %(ledger_attempt)s::integer, calls.position - 1, %(ledger_user_id)s::uuid,
        %(ledger_tool)s::text, calls.model, calls.input_tokens, calls.output_tokens, calls.cost_micros,
-       %(ledger_billable)s::boolean AND EXISTS (SELECT 1 FROM finished)
+       %(ledger_billable)s::boolean AND EXISTS (SELECT 1 FROM finished),
+       calls.lane, calls.standard_cost_micros
 FROM unnest(
     %(ledger_models)s::text[], %(ledger_input_tokens)s::bigint[],
-    %(ledger_output_tokens)s::bigint[], %(ledger_costs)s::bigint[]
-) WITH ORDINALITY AS calls (model, input_tokens, output_tokens, cost_micros, position)
+    %(ledger_output_tokens)s::bigint[], %(ledger_costs)s::bigint[],
+    %(ledger_lanes)s::text[], %(ledger_standard_costs)s::bigint[]
+) WITH ORDINALITY AS calls (
+    model, input_tokens, output_tokens, cost_micros, lane, standard_cost_micros, position
+)
 ON CONFLICT ON CONSTRAINT uq_usage_ledger_job_attempt_call DO NOTHING
 RETURNING id
 """
@@ -123,6 +130,11 @@ def attempt_params(attempt: Attempt, *, billable: bool) -> dict[str, object]:
         "ledger_input_tokens": [call.input_tokens for call in attempt.calls],
         "ledger_output_tokens": [call.output_tokens for call in attempt.calls],
         "ledger_costs": [call.cost_micros for call in attempt.calls],
+        "ledger_lanes": [call.lane for call in attempt.calls],
+        "ledger_standard_costs": [
+            call.cost_micros if call.standard_cost_micros is None else call.standard_cost_micros
+            for call in attempt.calls
+        ],
         "ledger_billable": billable,
     }
 

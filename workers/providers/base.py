@@ -23,6 +23,7 @@ class CompletionRequest:
     temperature: float = 0.7
     json_schema: dict[str, Any] | None = None  # set: the reply must be JSON of this schema
     schema_name: str = "output"
+    service_tier: str | None = None  # "flex": OpenAI's cheaper, slower tier (workers/lanes.py)
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Completion:
     input_tokens: int = 0
     output_tokens: int = 0
     finish_reason: str | None = None
+    lane: str = "standard"  # how the call is priced: standard, flex (workers/catalogue.py)
 
 
 @dataclass
@@ -43,6 +45,9 @@ class ProviderError(Exception):
     transient: bool = False
     retry_after: float | None = None  # seconds the provider asked us to wait
     partial: Completion | None = field(default=None)
+    # A flex call the provider had no room for (429 "resource unavailable"): not charged,
+    # and the job may wait for room or run on the standard tier instead (workers/lanes.py).
+    flex_unavailable: bool = False
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"

@@ -17,19 +17,20 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import openai
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_base, wait_random_exponential
 
 from settings import Settings
-from workers import metrics
+from workers import catalogue, metrics
 from workers.provider_limits import LocalRateLimited, RateLimiter, request_tokens
 from workers.providers.base import (
     CONTENT_FILTERED,
@@ -65,9 +66,23 @@ class OpenAIProvider:
     def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
         self._sleep = sleep  # tests pass a recorder to see the waits the retry policy chose
-        self.client = openai.OpenAI(
-            api_key=settings.openai_api_key,
-            base_url=settings.openai_base_url or None,
+        self.catalogue = catalogue.get_catalogue(settings)
+        # One client per endpoint (each its own connection pool): OPENAI_BASE_URL's, and
+        # each OpenAI-compatible server the catalogue names.
+        self.clients: dict[str, openai.OpenAI] = {
+            catalogue.OPENAI: self._client(settings.openai_base_url, settings.openai_api_key)
+        }
+        for endpoint in self.catalogue.endpoints.values():
+            self.clients[endpoint.name] = self._client(endpoint.base_url, endpoint.api_key)
+        self.client = self.clients[catalogue.OPENAI]
+        self.limiter = RateLimiter.from_settings(settings)  # None: no PROVIDER_RATE_LIMITS
+        self._retrying = retry_policy(settings, sleep=sleep)
+
+    def _client(self, base_url: str, api_key: str) -> openai.OpenAI:
+        settings = self.settings
+        return openai.OpenAI(
+            api_key=api_key,
+            base_url=base_url or None,
             # A provider that cannot be reached is found out in seconds, not a whole read's
             # wait: each attempt's connect is bounded on its own (the SDK's default is 5 s).
             timeout=openai.Timeout(
@@ -77,8 +92,6 @@ class OpenAIProvider:
             # Connections go back to the pool after a streamed answer (see pooling.py).
             http_client=openai.DefaultHttpxClient(transport=PoolingTransport()),
         )
-        self.limiter = RateLimiter.from_settings(settings)  # None: no PROVIDER_RATE_LIMITS
-        self._retrying = retry_policy(settings, sleep=sleep)
 
     def complete(self, request: CompletionRequest, on_delta: OnDelta | None = None) -> Completion:
         return self._retrying(self._attempt, request, on_delta)
@@ -114,20 +127,28 @@ class OpenAIProvider:
                 "type": "json_schema",
                 "json_schema": {"name": request.schema_name, "schema": request.json_schema, "strict": False},
             }
+        options: dict[str, Any] = dict(_BEARER_AUTH)
+        if request.service_tier is not None:
+            kwargs["service_tier"] = request.service_tier
+            # A flex call may queue at the provider: OpenAI asks for a longer timeout.
+            connect = min(self.settings.openai_connect_timeout, self.settings.flex_timeout)
+            options["timeout"] = openai.Timeout(self.settings.flex_timeout, connect=connect)
+        endpoint = self.catalogue.provider_of(request.model)
         try:
-            stream = self.client.post(
+            stream = self.clients[endpoint].post(
                 CHAT_COMPLETIONS,
                 body=kwargs,
                 cast_to=object,
                 stream=True,
                 stream_cls=openai.Stream[object],
-                options=_BEARER_AUTH,
+                options=cast(Any, options),
             )
         except openai.OpenAIError as err:
-            raise self._error(err) from err
+            raise self._error(err, request) from err
 
         # Close the HTTP response however we leave, so a cancel hangs up on the provider.
-        with stream, contextlib.closing(_text_deltas(stream, state, self._error)) as deltas:
+        to_error = functools.partial(self._error, request=request)
+        with stream, contextlib.closing(_text_deltas(stream, state, to_error)) as deltas:
             try:
                 for text in deltas:
                     state.parts.append(text)
@@ -153,8 +174,13 @@ class OpenAIProvider:
             raise ProviderError(CONTENT_FILTERED, "The AI model declined to answer this request")
         return state.completion()
 
-    def _error(self, err: Exception) -> ProviderError:
-        return map_error(err, secret=self.settings.openai_api_key)
+    def _error(self, err: Exception, request: CompletionRequest) -> ProviderError:
+        endpoint = self.catalogue.endpoint(request.model)
+        secret = endpoint.api_key if endpoint is not None else self.settings.openai_api_key
+        error = map_error(err, secret=secret)
+        if request.service_tier == catalogue.FLEX and _is_resource_unavailable(err):
+            error.flex_unavailable = True
+        return error
 
 
 @dataclass
@@ -181,6 +207,7 @@ class _StreamState:
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             finish_reason=self.finish_reason,
+            lane=self.request.service_tier or catalogue.STANDARD,
         )
 
 
@@ -268,6 +295,16 @@ def _map_status_error(err: openai.APIStatusError, secret: str) -> ProviderError:
     return ProviderError(PROVIDER_ERROR, f"The AI provider refused the request (HTTP {status})")
 
 
+def _is_resource_unavailable(err: Exception) -> bool:
+    """OpenAI's answer to a flex call it has no room for: 429 "Resource Unavailable"."""
+    if not isinstance(err, openai.APIStatusError) or err.status_code != 429:
+        return False
+    if err.code == "resource_unavailable":
+        return True
+    message = err.body.get("message") if isinstance(err.body, Mapping) else None
+    return isinstance(message, str) and "resource unavailable" in message.lower()
+
+
 def _is_content_policy(err: openai.APIError) -> bool:
     if err.code in ("content_filter", "content_policy_violation"):
         return True
@@ -329,6 +366,8 @@ class wait_retry_after(wait_base):  # lower case like tenacity's own waits
 def _is_retryable(error: BaseException) -> bool:
     if isinstance(error, LocalRateLimited):  # it already waited its fill; no attempt was made
         return False
+    if isinstance(error, ProviderError) and error.flex_unavailable:
+        return False  # the job's lane decides how long to wait for room (workers/lanes.py)
     return isinstance(error, ProviderError) and error.transient and error.partial is None
 
 

@@ -75,6 +75,10 @@ class Tool:
     queue: str = "ai"
     plans: tuple[str, ...] = ALL_PLANS
     conversation: bool = False  # input carries `history` turns before `message`
+    # Someone waits on the answer as it streams: a plan's background lane (flex) is only
+    # the default for tools that are not interactive.
+    interactive: bool = True
+    fallbacks: tuple[str, ...] = ()  # models a job goes on to, in order, when its own fails
 
     def __post_init__(self) -> None:
         Draft202012Validator.check_schema(self.input_schema)
@@ -122,6 +126,7 @@ class Tool:
             "output_schema": self.output_schema,
             "plans": list(self.plans),
             "conversation": self.conversation,
+            "interactive": self.interactive,
             "max_output_tokens": self.max_output_tokens,
         }
 

@@ -17,6 +17,7 @@ def _string_list(description: str, min_items: int = 0) -> dict[str, Any]:
 
 ROADMAP = Tool(
     name="roadmap",
+    interactive=False,  # a report read when done, not watched as it streams
     title="Roadmap builder",
     description="A phased, time-boxed plan with goals, milestones and concrete actions towards a goal.",
     input_schema={
@@ -125,6 +126,7 @@ ROADMAP = Tool(
 
 BRAND = Tool(
     name="brand",
+    interactive=False,  # a report read when done, not watched as it streams
     title="Brand creator",
     description="A personal or business brand: positioning, audience, voice, values, taglines and pitch.",
     input_schema={
@@ -226,6 +228,7 @@ BRAND = Tool(
 
 CONTENT = Tool(
     name="content",
+    interactive=False,  # a report read when done, not watched as it streams
     title="Content generator",
     description="Ready-to-post content for one platform: LinkedIn, Instagram, X, a blog and more.",
     input_schema={
@@ -323,6 +326,7 @@ CONTENT = Tool(
 
 DOCUMENT = Tool(
     name="document",
+    interactive=False,  # a report read when done, not watched as it streams
     title="Document generator",
     description="Professional documents from your details: resume, cover letter, business plan, bio.",
     input_schema={

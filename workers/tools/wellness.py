@@ -188,6 +188,7 @@ SLEEP_STORY = Tool(
 
 MOOD_INSIGHTS = Tool(
     name="mood_insights",
+    interactive=False,  # a report read when done, not watched as it streams
     title="Mood insights",
     description="Gentle insights from a mood log: patterns, suggestions, encouragement. Not medical advice.",
     input_schema={

@@ -78,6 +78,7 @@ def create(
     run_at: dt.datetime | None = None,
     batch_id: uuid.UUID | None = None,
     batch_index: int | None = None,
+    service_tier: str | None = None,
 ) -> Any:
     """Insert a job. `dispatched`: it is admitted at once (its message is sent right
     after the commit), as admission (workers/admission.py) would mark it. `run_at`: it
@@ -107,6 +108,7 @@ def create(
         "run_at": run_at,
         "batch_id": batch_id,
         "batch_index": batch_index,
+        "service_tier": service_tier,
     }
     return raw.fetch_one(session, _CREATE, params, named=True)
 
@@ -114,7 +116,7 @@ def create(
 _CREATE_FIELDS = (
     "id", "user_id", "tool", "input", "model", "queue", "priority", "expires_at", "idempotency_key",
     "request_hash", "webhook_url", "notify_email", "reserved_tokens", "request_id", "retry_of",
-    "status", "run_at", "batch_id", "batch_index",
+    "status", "run_at", "batch_id", "batch_index", "service_tier",
 )  # fmt: skip
 
 
@@ -141,7 +143,8 @@ WHERE id = %(job_id)s
     AND attempt < %(max_attempts)s AND expires_at > now()
 RETURNING {", ".join(JOB_COLUMNS)},
     (SELECT name FROM users WHERE users.id = jobs.user_id) AS owner_name,
-    (SELECT profile FROM users WHERE users.id = jobs.user_id) AS owner_profile
+    (SELECT profile FROM users WHERE users.id = jobs.user_id) AS owner_profile,
+    (SELECT plan FROM users WHERE users.id = jobs.user_id) AS owner_plan
 """)  # noqa: S608 - the model's names; every value is bound
 
 
@@ -195,11 +198,15 @@ def finish(
     from_statuses: Sequence[str] = (RUNNING,),
     ledger: usage_repo.Attempt | None = None,
     billable: bool = False,
+    lane: str | None = None,
+    answered_by: str | None = None,
+    attempts: list[dict[str, Any]] | None = None,
 ) -> bool:
     """Move a job to a terminal state, once. False: it was no longer in `from_statuses`.
     `ledger`: the attempt's provider calls, added to the usage ledger in the same
     statement (so both or neither are kept, with no transaction of the caller's needed),
-    billed if this call moved the job and `billable`."""
+    billed if this call moved the job and `billable`. `lane`, `answered_by`, `attempts`:
+    how the run went (workers/fallbacks.py), recorded when given."""
     if status not in (SUCCEEDED, FAILED, CANCELED, EXPIRED):
         raise ValueError(f"{status!r} is not a terminal status")
     values: dict[str, Any] = {"status": status, "error_code": error_code, "error_message": error_message}
@@ -215,8 +222,12 @@ def finish(
             output_tokens=usage.output_tokens,
             cost_micros=usage.cost_micros,
         )
-    if "output" in values:
-        values["output"] = Json(values["output"])
+    for name, value in (("lane", lane), ("answered_by", answered_by), ("attempts", attempts)):
+        if value is not None:
+            values[name] = value
+    for name in ("output", "attempts"):
+        if name in values:
+            values[name] = Json(values[name])
     params = {f"new_{name}": value for name, value in values.items()}
     params |= {"job_id": job_id, "from_statuses": list(from_statuses)}
     columns = tuple(sorted(values))
