@@ -44,6 +44,7 @@ PLANS: dict[str, Plan] = {
         retention_days=7,
         request_rate="60/minute",
         scheduled_limit=10,
+        background_service_tier="flex",  # when the model has a flex lane (workers/catalogue.py)
     ),
     "pro": Plan(
         "pro",

@@ -71,6 +71,15 @@ class ModelStatsSchema(Schema):
     billed_cost_micros = fields.Integer(metadata={"description": "The part billed to users."})
 
 
+class LaneStatsSchema(Schema):
+    lane = fields.String(metadata={"description": "standard, flex or batch."})
+    calls = fields.Integer()
+    jobs = fields.Integer()
+    cost_micros = fields.Integer(metadata={"description": "What the calls cost on their lane."})
+    standard_cost_micros = fields.Integer(metadata={"description": "The same calls at standard prices."})
+    saved_micros = fields.Integer(metadata={"description": "What the lane saved."})
+
+
 class FailureCodeSchema(Schema):
     code = fields.String()
     jobs = fields.Integer()
@@ -102,4 +111,8 @@ class StatsSchema(Schema):
     models = fields.List(
         fields.Nested(ModelStatsSchema),
         metadata={"description": "Provider calls made in the range (usage ledger)."},
+    )
+    lanes = fields.List(
+        fields.Nested(LaneStatsSchema),
+        metadata={"description": "The same calls by lane, with what the cheaper lanes saved."},
     )

@@ -40,10 +40,16 @@ class UsageTotalsSchema(Schema):
     output_tokens = fields.Integer()
     cost_micros = fields.Integer(metadata={"description": "Millionths of a US dollar."})
     jobs = fields.Integer()
+    standard_cost_micros = fields.Integer(
+        metadata={"description": "What the same calls cost at standard prices (no flex or batch lane)."}
+    )
+    saved_micros = fields.Integer(metadata={"description": "standard_cost_micros - cost_micros."})
 
 
 class UsageItemSchema(UsageTotalsSchema):
-    key = fields.String(metadata={"description": "The day (YYYY-MM-DD), tool or model."})
+    key = fields.String(
+        metadata={"description": "The day (YYYY-MM-DD), tool, model or lane (standard, flex, batch)."}
+    )
 
 
 class QuotaSchema(Schema):

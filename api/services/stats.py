@@ -46,6 +46,7 @@ def stats(session: Session, *, start: dt.datetime, end: dt.datetime) -> dict[str
             for row in job_stats.per_tool(session, start=start, end=end)
         ],
         "models": [row._asdict() for row in job_stats.per_model(session, start=start, end=end)],
+        "lanes": [row._asdict() for row in job_stats.per_lane(session, start=start, end=end)],
     }
 
 

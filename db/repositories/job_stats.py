@@ -49,6 +49,14 @@ FROM usage_ledger WHERE created_at >= :start AND created_at < :end
 GROUP BY model ORDER BY model
 """)
 
+_PER_LANE = text("""
+SELECT lane, count(*) AS calls, count(DISTINCT job_id) AS jobs,
+       sum(cost_micros) AS cost_micros, sum(standard_cost_micros) AS standard_cost_micros,
+       greatest(sum(standard_cost_micros) - sum(cost_micros), 0) AS saved_micros
+FROM usage_ledger WHERE created_at >= :start AND created_at < :end
+GROUP BY lane ORDER BY lane
+""")
+
 
 @dataclass(frozen=True)
 class Counts:
@@ -72,6 +80,11 @@ def failures(session: Session, *, start: dt.datetime, end: dt.datetime) -> list[
 def per_tool(session: Session, *, start: dt.datetime, end: dt.datetime) -> list:
     """Rows of (tool, jobs, wait [p50, p95] | None, run [p50, p95] | None, up, down)."""
     return list(session.execute(_PER_TOOL, {"start": start, "end": end}))
+
+
+def per_lane(session: Session, *, start: dt.datetime, end: dt.datetime) -> list:
+    """Rows of (lane, calls, jobs, cost_micros, standard_cost_micros, saved_micros)."""
+    return list(session.execute(_PER_LANE, {"start": start, "end": end}))
 
 
 def per_model(session: Session, *, start: dt.datetime, end: dt.datetime) -> list:

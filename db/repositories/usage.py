@@ -31,7 +31,7 @@ from db.models.usage import DailyJobCount, UsageCounter, UsageDaily, UsageLedger
 _utc_now = func.timezone("UTC", func.now())
 CURRENT_PERIOD = cast(func.date_trunc("month", _utc_now), Date)
 TODAY = cast(_utc_now, Date)
-GROUPS = ("day", "tool", "model")
+GROUPS = ("day", "tool", "model", "lane")
 
 
 @dataclass(frozen=True)
@@ -146,12 +146,18 @@ class UsageRow:
     output_tokens: int
     cost_micros: int
     jobs: int
+    standard_cost_micros: int = 0  # the same calls at standard prices
+
+    @property
+    def saved_micros(self) -> int:
+        """What the cheaper lanes saved against standard prices."""
+        return max(0, self.standard_cost_micros - self.cost_micros)
 
 
 def summarize(
     session: Session, *, user_id: uuid.UUID, start: dt.datetime, end: dt.datetime, group_by: str
 ) -> tuple[list[UsageRow], UsageRow]:
-    """The user's billed usage in [start, end), grouped by day (UTC), tool or model;
+    """The user's billed usage in [start, end), grouped by day (UTC), tool, model or lane;
     and the totals. Read from the ledger itself, so it is exact to the last call."""
     if group_by not in GROUPS:
         raise ValueError(f"group_by must be one of {GROUPS}")
@@ -159,12 +165,14 @@ def summarize(
         "day": func.to_char(func.timezone("UTC", UsageLedger.created_at), "YYYY-MM-DD"),
         "tool": UsageLedger.tool,
         "model": UsageLedger.model,
+        "lane": UsageLedger.lane,
     }[group_by]
     sums = (
         func.coalesce(func.sum(UsageLedger.input_tokens), 0),
         func.coalesce(func.sum(UsageLedger.output_tokens), 0),
         func.coalesce(func.sum(UsageLedger.cost_micros), 0),
         func.count(UsageLedger.job_id.distinct()),
+        func.coalesce(func.sum(UsageLedger.standard_cost_micros), 0),
     )
     where = (
         UsageLedger.user_id == user_id,
@@ -173,11 +181,11 @@ def summarize(
         UsageLedger.created_at < end,
     )
     items = [
-        UsageRow(row[0], int(row[1]), int(row[2]), int(row[3]), int(row[4]))
+        UsageRow(row[0], *(int(value) for value in row[1:]))
         for row in session.execute(select(key, *sums).where(*where).group_by(key).order_by(key))
     ]
     total = session.execute(select(*sums).where(*where)).one()
-    return items, UsageRow("total", int(total[0]), int(total[1]), int(total[2]), int(total[3]))
+    return items, UsageRow("total", *(int(value) for value in total))
 
 
 # ---------------------------------------------------------------- the roll-up

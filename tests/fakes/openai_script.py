@@ -12,6 +12,10 @@ disturb each other:
     [[linger:2]]  (send `data: [DONE]`, then hold the body open 2 s before its last chunk)
     [[close-after]]  (answer in full, then close the kept-alive connection unannounced,
                       as a server does with an idle one)
+    [[fail-model:gpt-4o-mini:500]]  (fail as [[fail:500]] only requests for that model:
+                                     the model is down, its fallbacks are not)
+    [[flex-busy]]  (a request with service_tier "flex" gets OpenAI's 429 "Resource
+                    Unavailable"; a standard one is answered)
 
 A trailing count, as in `[[fail:500:2]]` or `[[hang:1]]`, limits the marker to the
 first N requests carrying that exact message; later ones get the normal reply.
@@ -22,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from workers.providers.schema_sample import sample_instance
@@ -41,6 +45,8 @@ ARITY = {
     "finish": 1,
     "linger": 1,
     "close-after": 0,
+    "fail-model": 2,
+    "flex-busy": 0,
 }
 
 ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
@@ -68,6 +74,15 @@ ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
         {"message": "The server had an error while processing your request.", "type": "server_error"},
     ),
     "503": (503, {"message": "The engine is currently overloaded.", "type": "server_error"}),
+    # What OpenAI answers a flex request it has no capacity for (not charged).
+    "resource_unavailable": (
+        429,
+        {
+            "message": "Resource Unavailable: flex processing has no capacity for this request now.",
+            "type": "rate_limit_error",
+            "code": "resource_unavailable",
+        },
+    ),
 }
 
 
@@ -84,6 +99,19 @@ class Behaviour:
     finish: str = "stop"
     linger: float = 0.0  # seconds between `[DONE]` and the body's last chunk
     close_after: bool = False
+    fail_models: dict[str, str] = field(default_factory=dict)  # model -> the failure to answer with
+    flex_busy: bool = False
+
+    def failure_for(self, body: dict[str, Any]) -> str | None:
+        """The failure this request gets, if any: for every request, for its model, or
+        for its flex tier."""
+        if self.fail is not None:
+            return self.fail
+        if body.get("model") in self.fail_models:
+            return self.fail_models[body["model"]]
+        if self.flex_busy and body.get("service_tier") == "flex":
+            return "resource_unavailable"
+        return None
 
 
 class Script:
@@ -135,6 +163,10 @@ class Script:
                 behaviour.linger = seconds(args[0] if args else "")
             elif kind == "close-after":
                 behaviour.close_after = True
+            elif kind == "fail-model" and args:
+                behaviour.fail_models[args[0]] = args[1] if len(args) > 1 else "500"
+            elif kind == "flex-busy":
+                behaviour.flex_busy = True
         return behaviour
 
     def _still_active(self, marker: str, content: str, limit: int) -> bool:

@@ -186,8 +186,9 @@ class _Handler(BaseHTTPRequestHandler):
         messages = body.get("messages") or []
         content = last_user_content(messages)
         behaviour = self.fake.script.behaviour(marker_content(messages))
-        if behaviour.fail is not None:
-            self._fail(behaviour.fail)
+        failure = behaviour.failure_for(body)
+        if failure is not None:
+            self._fail(failure)
             return
         if behaviour.hang:
             self._hang()
