@@ -26,6 +26,18 @@ def estimate_job_tokens(tool: Tool, input: Mapping[str, Any], profile: Mapping[s
     return prompt + tool.max_output_tokens
 
 
+def job_usage(job: Any) -> dict[str, Any]:
+    """A job's `usage` as clients see it (the API's job and the webhook's `data`): its
+    tokens and cost, the lane it ran on, and whether the response cache answered it."""
+    return {
+        "input_tokens": job.input_tokens,
+        "output_tokens": job.output_tokens,
+        "cost_micros": job.cost_micros,
+        "lane": job.lane or job.service_tier or catalogue.STANDARD,
+        "cached": False,  # the response cache's hits set it
+    }
+
+
 def ledger_calls(
     calls: Sequence[Completion], requested_model: str, prices: catalogue.Catalogue
 ) -> list[usage.Call]:

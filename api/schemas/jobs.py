@@ -7,7 +7,7 @@ from api.services import files
 from api.services import jobs as job_service
 from api.services.scheduling import MAX_DELAY_SECONDS
 from db.models.job import RATINGS, STATUSES
-from workers import job_links
+from workers import job_links, metering
 from workers.catalogue import FLEX, LANES, STANDARD
 
 SERVICE_TIERS = (STANDARD, FLEX)
@@ -233,13 +233,7 @@ class JobSchema(Schema):
         return {"code": job.error_code, "message": job.error_message}
 
     def _usage(self, job):
-        return {
-            "input_tokens": job.input_tokens,
-            "output_tokens": job.output_tokens,
-            "cost_micros": job.cost_micros,
-            "lane": job.lane or job.service_tier or STANDARD,
-            "cached": False,  # the response cache's hits set it
-        }
+        return metering.job_usage(job)
 
 
 class JobListArgsSchema(Schema):

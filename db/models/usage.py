@@ -63,9 +63,10 @@ class UsageLedger(Base):
     cost_micros: Mapped[int] = mapped_column(BigInteger)
     billed: Mapped[bool]
     # How the call was sold (standard, flex, batch) and what it would have cost at standard
-    # prices: the difference is what the lane saved (GET /usage, /admin/stats).
+    # prices (NULL: its cost, a standard call's): the difference is what the lane saved
+    # (GET /usage, /admin/stats).
     lane: Mapped[str] = mapped_column(String(16), default="standard", server_default="standard")
-    standard_cost_micros: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    standard_cost_micros: Mapped[int | None] = mapped_column(BigInteger)
     rolled_up: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
 

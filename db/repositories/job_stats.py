@@ -51,8 +51,9 @@ GROUP BY model ORDER BY model
 
 _PER_LANE = text("""
 SELECT lane, count(*) AS calls, count(DISTINCT job_id) AS jobs,
-       sum(cost_micros) AS cost_micros, sum(standard_cost_micros) AS standard_cost_micros,
-       greatest(sum(standard_cost_micros) - sum(cost_micros), 0) AS saved_micros
+       sum(cost_micros) AS cost_micros,
+       sum(coalesce(standard_cost_micros, cost_micros)) AS standard_cost_micros,
+       greatest(sum(coalesce(standard_cost_micros, cost_micros)) - sum(cost_micros), 0) AS saved_micros
 FROM usage_ledger WHERE created_at >= :start AND created_at < :end
 GROUP BY lane ORDER BY lane
 """)

@@ -131,10 +131,7 @@ def attempt_params(attempt: Attempt, *, billable: bool) -> dict[str, object]:
         "ledger_output_tokens": [call.output_tokens for call in attempt.calls],
         "ledger_costs": [call.cost_micros for call in attempt.calls],
         "ledger_lanes": [call.lane for call in attempt.calls],
-        "ledger_standard_costs": [
-            call.cost_micros if call.standard_cost_micros is None else call.standard_cost_micros
-            for call in attempt.calls
-        ],
+        "ledger_standard_costs": [call.standard_cost_micros for call in attempt.calls],
         "ledger_billable": billable,
     }
 
@@ -172,7 +169,7 @@ def summarize(
         func.coalesce(func.sum(UsageLedger.output_tokens), 0),
         func.coalesce(func.sum(UsageLedger.cost_micros), 0),
         func.count(UsageLedger.job_id.distinct()),
-        func.coalesce(func.sum(UsageLedger.standard_cost_micros), 0),
+        func.coalesce(func.sum(func.coalesce(UsageLedger.standard_cost_micros, UsageLedger.cost_micros)), 0),
     )
     where = (
         UsageLedger.user_id == user_id,

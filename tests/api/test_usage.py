@@ -74,11 +74,42 @@ def test_grouped_by_day(client, workload):
     body = response.get_json()
     assert body["group_by"] == "day" and body["period"] == {"from": "2026-03-01", "to": "2026-03-03"}
     assert body["items"] == [
-        {"key": "2026-03-01", "input_tokens": 130, "output_tokens": 70, "cost_micros": 15, "jobs": 1},
-        {"key": "2026-03-02", "input_tokens": 1000, "output_tokens": 500, "cost_micros": 7500, "jobs": 1},
-        {"key": "2026-03-03", "input_tokens": 10, "output_tokens": 10, "cost_micros": 1, "jobs": 1},
+        {
+            "key": "2026-03-01",
+            "input_tokens": 130,
+            "output_tokens": 70,
+            "cost_micros": 15,
+            "jobs": 1,
+            "standard_cost_micros": 15,
+            "saved_micros": 0,
+        },
+        {
+            "key": "2026-03-02",
+            "input_tokens": 1000,
+            "output_tokens": 500,
+            "cost_micros": 7500,
+            "jobs": 1,
+            "standard_cost_micros": 7500,
+            "saved_micros": 0,
+        },
+        {
+            "key": "2026-03-03",
+            "input_tokens": 10,
+            "output_tokens": 10,
+            "cost_micros": 1,
+            "jobs": 1,
+            "standard_cost_micros": 1,
+            "saved_micros": 0,
+        },
     ]
-    assert body["totals"] == {"input_tokens": 1140, "output_tokens": 580, "cost_micros": 7516, "jobs": 3}
+    assert body["totals"] == {
+        "input_tokens": 1140,
+        "output_tokens": 580,
+        "cost_micros": 7516,
+        "jobs": 3,
+        "standard_cost_micros": 7516,
+        "saved_micros": 0,
+    }
     assert body["plan"] == "free"
 
 

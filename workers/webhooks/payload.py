@@ -14,7 +14,7 @@ from typing import Any
 
 from db.models import Batch, Job
 from settings import Settings, get_settings
-from workers import job_links
+from workers import job_links, metering
 
 
 def body(*, event: str, occurred_at: dt.datetime, job: Job, settings: Settings | None = None) -> str:
@@ -56,11 +56,7 @@ def job_data(job: Job, *, settings: Settings, now: float | None = None) -> dict[
         "progress": job.progress,
         "model": job.model,
         "attempt": job.attempt,
-        "usage": {
-            "input_tokens": job.input_tokens,
-            "output_tokens": job.output_tokens,
-            "cost_micros": job.cost_micros,
-        },
+        "usage": metering.job_usage(job),
         "cancel_requested": job.cancel_requested_at is not None,
         "notify_email": job.notify_email,
         "retry_of": None if job.retry_of is None else str(job.retry_of),
@@ -73,6 +69,9 @@ def job_data(job: Job, *, settings: Settings, now: float | None = None) -> dict[
         "urls": job_links.urls(job, settings=settings, now=now),
         "queue": None,  # a finished job has no place in a queue
         "feedback": _feedback(job),
+        "service_tier": job.service_tier,
+        "answered_by": job.answered_by,
+        "attempts": job.attempts,
     }
 
 

@@ -3,7 +3,7 @@
 A job records the lane it asked for (`service_tier`), the lane and model that answered,
 and each model it tried. Each ledger row records its call's lane and what the call would
 have cost at standard prices, so that usage can show what the cheaper lanes saved;
-rows from before are standard calls, whose standard cost is their cost.
+NULL (every row from before) is a standard call's: its cost.
 
 Revision ID: 0014
 Revises: 0013
@@ -37,10 +37,7 @@ def upgrade() -> None:
     op.add_column(
         "usage_ledger", sa.Column("lane", sa.String(length=16), server_default="standard", nullable=False)
     )
-    op.add_column(
-        "usage_ledger", sa.Column("standard_cost_micros", sa.BigInteger(), server_default="0", nullable=False)
-    )
-    op.execute("UPDATE usage_ledger SET standard_cost_micros = cost_micros")
+    op.add_column("usage_ledger", sa.Column("standard_cost_micros", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
