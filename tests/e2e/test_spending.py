@@ -80,11 +80,12 @@ def run(base: str, token: str, prompt: str, **fields) -> dict:
     return poll(base, token, job)
 
 
-def sent(fake, marker: str) -> list[tuple[str, str | None]]:
-    """(model, service_tier) of each request the fake server got for prompts with `marker`."""
+def sent(fake, marker: str, *, keys: bool = False) -> list[tuple]:
+    """(model, service_tier) of each request the fake server got for prompts with `marker`;
+    with `keys`, (model, the API key it came with)."""
     return [
-        (body["model"], body.get("service_tier"))
-        for body in list(fake.requests)
+        (body["model"], key if keys else body.get("service_tier"))
+        for body, key in zip(list(fake.requests), list(fake.api_keys), strict=False)
         if marker in json.dumps(body["messages"])
     ]
 
@@ -105,6 +106,11 @@ def test_a_job_falls_back_to_the_next_model_when_its_own_is_down(base, fake_open
     ]
     # The provider's retries on the first model, then one call to the fallback.
     assert sent(fake_openai, "fallback-1") == [("gpt-4o-mini", None)] * 3 + [("gpt-4.1-nano", None)]
+    # The fallback is served by the other endpoint, with that endpoint's key.
+    assert sent(fake_openai, "fallback-1", keys=True)[-2:] == [
+        ("gpt-4o-mini", "test-key"),
+        ("gpt-4.1-nano", "second-key"),
+    ]
     # Priced at the model that answered.
     assert job["usage"]["cost_micros"] == price(3, 4, job["usage"]) > 0
 

@@ -50,6 +50,7 @@ class FakeOpenAI:
         self.port = port
         self.ssl_context = ssl_context
         self.requests: list[dict[str, Any]] = []
+        self.api_keys: list[str] = []  # the bearer token of each of `requests`, in order
         self.connections = 0  # TCP connections accepted: how well clients keep theirs
         self._lock = threading.Lock()
         self.script = Script()  # what each request's markers ask for
@@ -95,6 +96,7 @@ class FakeOpenAI:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.api_keys.clear()
             self.connections = 0
         self.script.reset()
 
@@ -110,9 +112,10 @@ class FakeOpenAI:
         with self._lock:
             self.connections += 1
 
-    def _record(self, body: dict[str, Any]) -> None:
+    def _record(self, body: dict[str, Any], api_key: str = "") -> None:
         with self._lock:
             self.requests.append(body)
+            self.api_keys.append(api_key)
 
     def _next_id(self) -> str:
         with self._lock:
@@ -179,7 +182,7 @@ class _Handler(BaseHTTPRequestHandler):
                 400, {"message": "We could not parse the JSON body", "type": "invalid_request_error"}
             )
             return
-        self.fake._record(body)
+        self.fake._record(body, self.headers.get("Authorization", "").removeprefix("Bearer "))
         self._complete(body)
 
     def _complete(self, body: dict[str, Any]) -> None:
