@@ -1,8 +1,9 @@
 """A circuit breaker per (provider, model), in Redis so that every worker shares it.
 
-Closed: calls go through, and each failure that would make a job fall back is counted
-in a window of BREAKER_WINDOW seconds. BREAKER_FAILURES of them open it: for
-BREAKER_COOLDOWN seconds jobs skip the model and go straight to their next one. Then it
+Closed: calls go through (a job asks once per model it may skip: one EXISTS), and each
+failure that would make a job fall back is counted in a window of BREAKER_WINDOW seconds.
+BREAKER_FAILURES of them open it: for BREAKER_COOLDOWN seconds jobs skip the model and
+go straight to their next one. Then it
 is half-open: one job (the one that wins a SET NX) tries the model while the others keep
 skipping it; its success closes the breaker, its failure opens it for another cool-down.
 
@@ -41,18 +42,20 @@ class Breaker:
     def from_settings(cls, redis: Redis, settings: Settings) -> Breaker:
         return cls(redis, settings.breaker_failures, settings.breaker_window, settings.breaker_cooldown)
 
-    def allow(self, provider: str, model: str) -> bool:
-        """Whether a job may call the model now (closed, or this job won the half-open trial)."""
+    def admit(self, provider: str, model: str) -> str:
+        """Whether a job may call the model now: CLOSED (go), HALF_OPEN (go: this job won
+        the trial, and reports how it went) or OPEN (skip it). One round trip while closed."""
         try:
             if not self.redis.exists(_tripped(provider, model)):
-                return True
+                return CLOSED
             if self.redis.exists(_open(provider, model)):
-                return False
+                return OPEN
             # Cooled down: half-open, and one job at a time tries the model.
-            return bool(self.redis.set(_probe(provider, model), 1, nx=True, ex=PROBE_SECONDS))
+            won = self.redis.set(_probe(provider, model), 1, nx=True, ex=PROBE_SECONDS)
+            return HALF_OPEN if won else OPEN
         except RedisError:
             logger.warning("breaker: Redis unavailable; %s/%s treated as closed", provider, model)
-            return True
+            return CLOSED
 
     def failed(self, provider: str, model: str) -> None:
         try:
@@ -70,6 +73,8 @@ class Breaker:
             logger.warning("breaker: Redis unavailable; a failure of %s/%s not counted", provider, model)
 
     def succeeded(self, provider: str, model: str) -> None:
+        """The half-open trial answered: close the breaker. (A success while closed needs no
+        word: failures count in a window, and expire with it.)"""
         try:
             pipe = self.redis.pipeline()
             pipe.delete(_tripped(provider, model))

@@ -7,7 +7,8 @@ failed with a provider error (5xx, no connection, credentials), a rate limit tha
 outlasted the provider's retries, or a timeout; never for a request the provider refused
 as invalid (400) or under its content policy, and never once the answer had started
 streaming to the client. A model whose breaker is open (workers/breaker.py) is skipped,
-except the last of the chain, which is always tried. Each model tried is recorded as
+except the last of the chain, which is always tried (so a job with no fallbacks never
+waits on the breaker). Each model tried is recorded as
 an attempt `{model, outcome, error_code}` on the job.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 from settings import Settings
 from workers import catalogue, metrics
-from workers.breaker import Breaker
+from workers.breaker import CLOSED, HALF_OPEN, OPEN, Breaker
 from workers.plans import Plan, allows_model
 from workers.providers.base import (
     PROVIDER_ERROR,
@@ -77,7 +78,8 @@ def complete(
     for index, model in enumerate(models):
         last = index == len(models) - 1
         provider = models_of.provider_of(model)
-        if not last and not breaker.allow(provider, model):
+        state = CLOSED if last else breaker.admit(provider, model)
+        if state == OPEN:
             attempts.add(model, SKIPPED, BREAKER_OPEN)
             metrics.fallback(from_model=model, to_model=models[index + 1], reason=BREAKER_OPEN)
             continue
@@ -93,7 +95,8 @@ def complete(
                 raise
             metrics.fallback(from_model=model, to_model=models[index + 1], reason=error.code)
             continue
-        breaker.succeeded(provider, model)
+        if state == HALF_OPEN:
+            breaker.succeeded(provider, model)
         attempts.add(model, SUCCEEDED)
         return completion
     raise AssertionError("unreachable: the last model is always called")

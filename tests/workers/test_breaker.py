@@ -15,28 +15,24 @@ def breaker(**overrides: int) -> Breaker:
 def test_failures_in_the_window_open_it_and_a_success_closes_it():
     first, second = breaker(), breaker()  # two workers, one Redis
     first.failed("openai", "m")
-    assert first.allow("openai", "m") and first.state("openai", "m") == CLOSED
+    assert first.admit("openai", "m") == CLOSED
     second.failed("openai", "m")
-    assert (
-        first.state("openai", "m") == OPEN
-        and not first.allow("openai", "m")
-        and not second.allow("openai", "m")
-    )
+    assert first.admit("openai", "m") == OPEN and second.admit("openai", "m") == OPEN
     assert tripped_models(get_redis()) == [("openai", "m", OPEN)]
-    assert breaker().allow("openai", "other")  # per model
+    assert breaker().admit("openai", "other") == CLOSED  # per model
 
     wait_until(lambda: first.state("openai", "m") == HALF_OPEN, timeout=5)
-    assert first.allow("openai", "m")  # this caller tries it...
-    assert not second.allow("openai", "m")  # ...and nobody else meanwhile
+    assert first.admit("openai", "m") == HALF_OPEN  # this caller tries it...
+    assert second.admit("openai", "m") == OPEN  # ...and nobody else meanwhile
     first.succeeded("openai", "m")
-    assert second.state("openai", "m") == CLOSED and second.allow("openai", "m")
+    assert second.admit("openai", "m") == CLOSED
     assert tripped_models(get_redis()) == []
 
 
 def test_a_failed_trial_opens_it_again_and_old_failures_expire():
     trial = breaker(failures=1)
     trial.failed("openai", "m")
-    wait_until(lambda: trial.allow("openai", "m"), timeout=5)
+    wait_until(lambda: trial.admit("openai", "m") == HALF_OPEN, timeout=5)
     trial.failed("openai", "m")
     assert trial.state("openai", "m") == OPEN
 
