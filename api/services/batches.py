@@ -150,9 +150,8 @@ def _checked(
                 errors={"json": {"idempotency_key": ["Used by an earlier item of this batch."]}},
             )
         keys_seen.add(key)
-    fields = {
-        name: item[name] for name in ("tool", "input", "model", "webhook_url", "notify_email") if name in item
-    }
+    names = ("tool", "input", "model", "webhook_url", "notify_email", "service_tier")
+    fields = {name: item[name] for name in names if name in item}
     return job_rules.check_request(settings, **fields), key
 
 

@@ -92,3 +92,16 @@ def test_an_unsafe_batch_webhook_url_refuses_the_whole_request(client, headers):
     response = post_batch(client, headers, [text_job("x")], webhook_url="http://169.254.169.254/latest")
     assert response.status_code == 422 and "webhook_url" in response.get_json()["message"]
     assert client.get(f"{API}/jobs", headers=headers).get_json()["items"] == []
+
+
+def test_an_items_service_tier_is_honoured_not_ignored(client, headers):
+    # The shipped catalogue sells no model on flex: asking for it is the item's own 422.
+    body = post_batch(
+        client, headers, [text_job("a", service_tier="standard"), text_job("b", service_tier="flex")]
+    )
+    items = body.get_json()["items"]
+    assert items[0]["job"]["service_tier"] == "standard"
+    assert (
+        items[1]["error"]["code"] == 422
+        and "no flex lane" in items[1]["error"]["errors"]["json"]["service_tier"][0]
+    )
