@@ -12,6 +12,12 @@ class ToolSchema(Schema):
     )
     plans = fields.List(fields.String())
     conversation = fields.Boolean()
+    interactive = fields.Boolean(
+        metadata={
+            "description": "Someone watches its answer stream. A plan's cheaper background lane "
+            "(flex) is the default only for tools that are not."
+        }
+    )
     max_output_tokens = fields.Integer()
 
 

@@ -157,7 +157,9 @@ def test_tool_definition(name):
     assert tool.conversation is (name in CONVERSATION_TOOLS)
     assert tool.output == ("json" if name in JSON_TOOLS else "text")
     assert tool.plans == (("pro", "business") if name == "document" else ALL_PLANS)
-    assert set(tool.describe()) >= {"name", "title", "description", "output", "input_schema"}
+    # Reports read when done may run on a plan's cheaper, slower lane; chats never.
+    assert tool.interactive is (name not in {"roadmap", "brand", "content", "document", "mood_insights"})
+    assert set(tool.describe()) >= {"name", "title", "description", "output", "input_schema", "interactive"}
 
 
 @pytest.mark.parametrize("name", NAMES)
