@@ -23,7 +23,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import openai
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
@@ -74,7 +74,6 @@ class OpenAIProvider:
         }
         for endpoint in self.catalogue.endpoints.values():
             self.clients[endpoint.name] = self._client(endpoint.base_url, endpoint.api_key)
-        self.client = self.clients[catalogue.OPENAI]
         self.limiter = RateLimiter.from_settings(settings)  # None: no PROVIDER_RATE_LIMITS
         self._retrying = retry_policy(settings, sleep=sleep)
 
@@ -127,12 +126,12 @@ class OpenAIProvider:
                 "type": "json_schema",
                 "json_schema": {"name": request.schema_name, "schema": request.json_schema, "strict": False},
             }
-        options: dict[str, Any] = dict(_BEARER_AUTH)
+        options = _BEARER_AUTH
         if request.service_tier is not None:
             kwargs["service_tier"] = request.service_tier
             # A flex call may queue at the provider: OpenAI asks for a longer timeout.
             connect = min(self.settings.openai_connect_timeout, self.settings.flex_timeout)
-            options["timeout"] = openai.Timeout(self.settings.flex_timeout, connect=connect)
+            options = {**_BEARER_AUTH, "timeout": openai.Timeout(self.settings.flex_timeout, connect=connect)}
         endpoint = self.catalogue.provider_of(request.model)
         try:
             stream = self.clients[endpoint].post(
@@ -141,7 +140,7 @@ class OpenAIProvider:
                 cast_to=object,
                 stream=True,
                 stream_cls=openai.Stream[object],
-                options=cast(Any, options),
+                options=options,
             )
         except openai.OpenAIError as err:
             raise self._error(err, request) from err
