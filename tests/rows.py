@@ -133,8 +133,11 @@ def usage_row(
     cost_micros: int = 10,
     billed: bool = True,
     at: dt.datetime | None = None,
+    lane: str = "standard",
+    standard_cost_micros: int | None = None,
 ) -> dict[str, Any]:
-    """A usage ledger row (one provider call: its tokens in and out, its cost) for `add_usage`."""
+    """A usage ledger row (one provider call: its tokens in and out, its cost, its lane and
+    its cost at standard prices when the lane is another) for `add_usage`."""
     return {
         "job_id": job_id or uuid.uuid4(),
         "attempt": attempt,
@@ -147,6 +150,8 @@ def usage_row(
         "cost_micros": cost_micros,
         "billed": billed,
         "created_at": at or dt.datetime.now(dt.UTC),
+        "lane": lane,
+        "standard_cost_micros": standard_cost_micros,
     }
 
 

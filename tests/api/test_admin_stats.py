@@ -1,5 +1,5 @@
 """GET /admin/stats on a known set of jobs: counts, failure rates, wait and run
-percentiles, feedback per tool, tokens and cost per model; and who may ask, and the
+percentiles, feedback per tool, tokens and cost per model, what each lane saved; and who may ask, and the
 range it takes."""
 
 import datetime as dt
@@ -53,7 +53,16 @@ def known_jobs():
     timed(old, wait=100, run=100, created=NOW - dt.timedelta(days=10), rating="up")
     rows.add_usage(
         rows.usage_row(user, job_id=a, tokens=(100, 50), cost_micros=10, at=SUBMITTED),
-        rows.usage_row(user, job_id=a, call_index=1, tokens=(20, 10), cost_micros=2, at=SUBMITTED),
+        rows.usage_row(
+            user,
+            job_id=a,
+            call_index=1,
+            tokens=(20, 10),
+            cost_micros=2,
+            at=SUBMITTED,
+            lane="flex",
+            standard_cost_micros=4,
+        ),
         rows.usage_row(
             user, job_id=c, model="gpt-4o", tokens=(1000, 500), cost_micros=7500, billed=False, at=SUBMITTED
         ),
@@ -124,6 +133,24 @@ def test_the_numbers_of_a_known_set_of_jobs(client, known_jobs):
             "output_tokens": 60,
             "cost_micros": 12,
             "billed_cost_micros": 12,
+        },
+    ]
+    assert body["lanes"] == [
+        {
+            "lane": "flex",
+            "calls": 1,
+            "jobs": 1,
+            "cost_micros": 2,
+            "standard_cost_micros": 4,
+            "saved_micros": 2,
+        },
+        {
+            "lane": "standard",
+            "calls": 2,
+            "jobs": 2,
+            "cost_micros": 7510,
+            "standard_cost_micros": 7510,
+            "saved_micros": 0,
         },
     ]
 
