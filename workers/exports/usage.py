@@ -30,6 +30,7 @@ def for_user(session: Session, *, user_id: uuid.UUID) -> dict[str, Any]:
                 "attempt": call.attempt,
                 "tool": call.tool,
                 "model": call.model,
+                "lane": call.lane,
                 "input_tokens": call.input_tokens,
                 "output_tokens": call.output_tokens,
                 "cost_micros": call.cost_micros,
