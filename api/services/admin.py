@@ -111,6 +111,7 @@ def retry(session: Session, *, admin: User, job_id: uuid.UUID, settings: Setting
         notify_email=old.notify_email,
         request_id=request_id,
         retry_of=old.id,
+        service_tier=old.service_tier,  # the lane it asked for, or its plan chose
     )
     _audit(
         session,
