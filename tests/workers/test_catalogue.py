@@ -2,10 +2,14 @@
 file with a message that names the file, the model and the field to fix."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 from settings import ConfigError, Settings
+from tests.fakes.services import ROOT
 from workers import catalogue
 from workers.plans import PLANS, allows_model
 
@@ -114,3 +118,21 @@ def test_an_endpoint_needs_its_key_variable_set(tmp_path, monkeypatch):
     monkeypatch.setenv("LOCAL_LLM_KEY", "dummy")  # endpoints' keys are read from the process's environment
     local = catalogue.get_catalogue(start(path))
     assert local.provider_of("llama3") == "local" and local.endpoint("llama3").base_url.endswith(":8001/v1")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["-m", "scripts.preflight"],  # what `make run` checks first
+        ["-c", "import wsgi"],  # the web process (gunicorn loads wsgi:app)
+        ["-c", "from workers.celery_app import app; app.worker_main(['worker', '--pool', 'solo'])"],
+    ],
+)
+def test_a_process_refuses_to_start_with_a_broken_catalogue(tmp_path, command):
+    path = write(tmp_path, {"models": {"gpt-4o": {"prices": {"standard": {"input": 2.5}}}}})
+    env = {**os.environ, "MODEL_CATALOGUE_FILE": path}
+    done = subprocess.run(
+        [sys.executable, *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0
+    assert f"MODEL_CATALOGUE_FILE ({path}): model 'gpt-4o', field 'prices.standard.output'" in done.stderr
