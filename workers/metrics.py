@@ -95,7 +95,7 @@ FLEX_FALLBACKS = Counter(
     ["model"],
 )
 TOKENS = Counter("conveyor_tokens_total", "Tokens the provider reported, by model.", ["model", "kind"])
-COST = Counter("conveyor_cost_dollars_total", "What those tokens cost at the model catalogue's prices.", ["model"])
+COST = Counter("conveyor_cost_dollars_total", "What those tokens cost at the catalogue's prices.", ["model"])
 WEBHOOK_DELIVERIES = Counter(
     "conveyor_webhook_deliveries_total",
     "Webhook attempts by outcome: delivered, retrying (will try again), failed (gave up).",
