@@ -14,7 +14,8 @@ from tests.api.test_admin import make_admin
 from tests.e2e.test_operations_worker import scrape, value
 from tests.fakes.services import wait_until
 from tests.helpers import API, register, submit, wait_for
-from workers.tools import TOOLS
+from workers import provider_request
+from workers.tools import TOOLS, get_tool
 from workers.tools.general import TEXT
 
 pytestmark = pytest.mark.e2e
@@ -61,6 +62,11 @@ def test_an_identical_second_job_is_answered_at_submit_and_charges_nothing(clien
     metrics_before = scrape(client)
     first = run_to_the_cache(client, headers)
     assert len(fake_openai.requests) == 1 and first["usage"]["cached"] is False
+    # The worker sent what the API builds to look up with (workers/provider_request.py).
+    [sent] = fake_openai.requests
+    built = provider_request.build(get_tool("prompt_enhance"), PROMPT, {"name": "x"}, model=first["model"])
+    assert (sent["model"], sent["messages"]) == (built.model, built.messages)
+    assert (sent["max_tokens"], sent["temperature"]) == (built.max_output_tokens, built.temperature)
     quota = client.get(f"{API}/usage", headers=headers).get_json()["quota"]
 
     response = submit(client, headers, tool="prompt_enhance", input=PROMPT)
