@@ -27,6 +27,7 @@ class ResponseCacheEntry(Base):
         Index("ix_response_cache_expires", "expires_at"),
         Index("ix_response_cache_tool", "tool"),
         Index("ix_response_cache_user", "user_id"),
+        Index("ix_response_cache_source_job", "source_job_id"),  # deleting the job takes its answer
     )
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256, hex

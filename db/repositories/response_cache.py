@@ -65,6 +65,13 @@ def purge(session: Session, *, tool: str | None = None, user_id: uuid.UUID | Non
     return session.execute(statement).rowcount
 
 
+def forget_answer_of(session: Session, *, job_id: uuid.UUID) -> int:
+    """Remove the answer a job produced (the job is being deleted)."""
+    return session.execute(
+        delete(ResponseCacheEntry).where(ResponseCacheEntry.source_job_id == job_id)
+    ).rowcount
+
+
 def sweep(session: Session, *, max_entries: int) -> int:
     """Remove the expired entries, then the oldest beyond `max_entries`. How many went."""
     removed = session.execute(

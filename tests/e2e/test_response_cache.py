@@ -214,3 +214,13 @@ def test_an_admin_purges_by_tool_or_user_and_it_is_audited(client, headers, fake
     with session_scope() as session:
         actions = session.scalars(select(AuditEntry.action)).all()
     assert actions == ["response_cache.purge", "response_cache.purge"]
+
+
+def test_deleting_the_job_that_answered_takes_its_answer_out_of_the_cache(client, headers):
+    first = run_to_the_cache(client, headers)
+    hit = submit(client, headers, tool="prompt_enhance", input=PROMPT).get_json()
+    assert client.delete(f"{API}/jobs/{hit['id']}", headers=headers).status_code == 204
+    assert len(entries()) == 1  # a hit's deletion leaves the answer it was served
+    assert client.delete(f"{API}/jobs/{first['id']}", headers=headers).status_code == 204
+    assert entries() == []
+    assert submit(client, headers, tool="prompt_enhance", input=PROMPT).get_json()["cached"] is False

@@ -47,6 +47,7 @@ def upgrade() -> None:
     op.create_index("ix_response_cache_expires", "response_cache", ["expires_at"])
     op.create_index("ix_response_cache_tool", "response_cache", ["tool"])
     op.create_index("ix_response_cache_user", "response_cache", ["user_id"])
+    op.create_index("ix_response_cache_source_job", "response_cache", ["source_job_id"])
     op.create_table(
         "response_cache_lookups",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
