@@ -3,7 +3,9 @@ submit, and what it saved for GET /usage and GET /admin/stats (its purge: cache_
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import uuid
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -35,13 +37,8 @@ def look_up(
     return cache_repo.get(session, key=key)
 
 
-def savings(session: Session, *, start: dt.datetime, end: dt.datetime, user_id=None) -> dict[str, int]:
+def savings(
+    session: Session, *, start: dt.datetime, end: dt.datetime, user_id: uuid.UUID | None = None
+) -> dict[str, int]:
     """Hits, misses and what the hits saved, from `start` to `end` (a user's, or everyone's)."""
-    found = cache_repo.savings(session, start=start, end=end, user_id=user_id)
-    return {
-        "hits": found.hits,
-        "misses": found.misses,
-        "saved_input_tokens": found.saved_input_tokens,
-        "saved_output_tokens": found.saved_output_tokens,
-        "saved_cost_micros": found.saved_cost_micros,
-    }
+    return dataclasses.asdict(cache_repo.savings(session, start=start, end=end, user_id=user_id))
