@@ -96,6 +96,10 @@ beat_schedule = {
         "task": "conveyor.housekeeping.purge_expired_refresh_tokens",
         "schedule": _settings.cleanup_interval,
     },
+    "sweep-response-cache": {
+        "task": "conveyor.housekeeping.sweep_response_cache",
+        "schedule": _settings.cleanup_interval,
+    },
     "daily-report": {
         "task": "conveyor.housekeeping.daily_report",
         "schedule": crontab(minute=0, hour=_settings.daily_report_hour),

@@ -340,6 +340,20 @@ class JobSettings:
     webhook_max_age: int = setting(
         "WEBHOOK_MAX_AGE", 86400, parse=whole, doc="seconds a webhook is retried after its first"
     )
+    # The response cache (workers/response_cache.py); a tool declares its own ttl.
+    response_cache: str = setting(
+        "RESPONSE_CACHE",
+        "on",
+        parse=one_of(("on", "off")),
+        doc="on: serve and store the answers of tools that declare a cache ttl; off: never",
+    )
+    response_cache_max_entries: int = setting(
+        "RESPONSE_CACHE_MAX_ENTRIES",
+        100_000,
+        parse=whole,
+        check=at_least(1),
+        doc="the cleanup removes the oldest entries beyond this many",
+    )
 
 
 @dataclass(frozen=True)

@@ -92,9 +92,10 @@ async function loadStats() {
   const days = Number($("#stats-days").value);
   const from = new Date(Date.now() - days * 86400 * 1000).toISOString();
   const stats = await conveyor.request("GET", "/admin/stats", { query: { from } });
-  const { jobs, failures } = stats;
+  const { jobs, failures, cache } = stats;
   $("#stats-summary").textContent =
-    `${jobs.total} jobs; ${failures.failed} of ${failures.finished} finished failed (${percent(failures.rate)}).`;
+    `${jobs.total} jobs; ${failures.failed} of ${failures.finished} finished failed (${percent(failures.rate)}). ` +
+    `Response cache: ${cache.hits} hits, ${cache.misses} misses, saved $${(cache.saved_cost_micros / 1e6).toFixed(4)}.`;
   $("#stats-tools tbody").replaceChildren(
     ...stats.tools.map((tool) =>
       row([tool.tool, tool.jobs, seconds(tool.queue_wait_seconds), seconds(tool.run_seconds), tool.feedback.up, tool.feedback.down]),

@@ -18,7 +18,17 @@ from db.repositories import conversations, jobs
 from db.repositories import usage as usage_repo
 from db.session import session_scope, standalone
 from settings import Settings, get_settings
-from workers import admission, job_stream, logs, metering, metrics, outputs, queue_position
+from workers import (
+    admission,
+    job_stream,
+    logs,
+    metering,
+    metrics,
+    outputs,
+    provider_request,
+    queue_position,
+    response_cache,
+)
 from workers.lease import Lease, LeaseLost
 from workers.provider_text import storable
 from workers.providers import get_provider
@@ -57,6 +67,7 @@ class Work:
     webhook: bool = False  # the job has a webhook_url
     notify_email: bool = False
     batch_id: uuid.UUID | None = None  # the batch it was submitted in (POST /jobs/batch)
+    cache_mode: str = response_cache.DEFAULT  # the submit's `cache`: may its answer be stored
     started: float = field(default_factory=time.monotonic)  # for the duration metric
 
 
@@ -81,6 +92,7 @@ class Tally:
     model: str = ""
     text: str = ""
     calls: list[Completion] = field(default_factory=list)
+    request: CompletionRequest | None = None  # the run's first request, as sent
 
     def add(self, completion: Completion) -> None:
         self.input_tokens += completion.input_tokens
@@ -165,14 +177,8 @@ def generate(work: Work, provider: Provider, tally: Tally, *, on_delta=None) -> 
     """Call the provider for one job and return its output. JSON output gets one
     repair attempt when it does not validate."""
     tool = work.tool
-    request = CompletionRequest(
-        model=work.model,
-        messages=tool.build_messages(work.input, work.profile),
-        max_output_tokens=tool.max_output_tokens,
-        temperature=tool.temperature,
-        json_schema=tool.output_schema if tool.output == "json" else None,
-        schema_name=tool.name,
-    )
+    request = provider_request.build(tool, work.input, work.profile, model=work.model)
+    tally.request = request  # what the response cache keys the answer by
     completion = provider.complete(request, on_delta)
     tally.add(completion)
     if tool.output == "text":
@@ -248,7 +254,7 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
                 metrics.job_finished(tool=job.tool, status=FAILED, code=INVALID_REQUEST)
                 logger.info("job_id=%s %s code=%s: no tool %s", job_id, FAILED, INVALID_REQUEST, job.tool)
             return None
-        profile = {"name": job.owner_name, **(job.owner_profile or {})} if job.owner_name is not None else {}
+        profile = provider_request.owner_profile(job.owner_name, job.owner_profile)
         logs.bind(request_id=job.request_id)  # the submit's, whichever message brought the job here
         waited = (
             job.started_at - (job.run_at or job.created_at)
@@ -260,6 +266,7 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
             webhook=job.webhook_url is not None,
             notify_email=job.notify_email,
             batch_id=job.batch_id,
+            cache_mode=job.cache_mode,
             job_id=job.id,
             tool=tool,
             input=dict(job.input),
@@ -305,12 +312,35 @@ def _finish(
         logger.warning("job_id=%s outcome %s dropped: the job was no longer running", work.job_id, status)
         return None
     _announce(work, tally, status, code=code, message=message, unsent=unsent)
+    if status == SUCCEEDED and output_key is None:
+        _cache(work, tally, row_output)
     return Finished(
         status,
         webhook=work.webhook,
         notify_email=work.notify_email,
         owner_waiting=_owner_waiting(work.job_id),
         batch_id=work.batch_id,
+    )
+
+
+def _cache(work: Work, tally: Tally, output: dict[str, Any]) -> None:
+    """Keep the answer for the response cache, unless the submit said `bypass`. An
+    output large enough for storage is not kept: the cache holds rows, not files."""
+    if work.cache_mode == response_cache.BYPASS or tally.request is None:
+        return
+    if not response_cache.applies(work.tool, work.settings):
+        return
+    spent = tally.usage(work.model)
+    response_cache.store(
+        request=tally.request,
+        tool=work.tool,
+        user_id=work.user_id,
+        job_id=work.job_id,
+        output=output,
+        input_tokens=spent.input_tokens,
+        output_tokens=spent.output_tokens,
+        cost_micros=spent.cost_micros,
+        settings=work.settings,
     )
 
 

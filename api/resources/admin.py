@@ -16,8 +16,9 @@ from api.schemas.admin import (
     PurgeSchema,
     QueueStatsSchema,
 )
+from api.schemas.response_cache import CachePurgedSchema, CachePurgeSchema
 from api.schemas.stats import StatsArgsSchema, StatsSchema
-from api.services import admin, bulk_admin, stats
+from api.services import admin, bulk_admin, cache_admin, stats
 from db.session import db_session
 
 blp = Blueprint("admin", __name__, description="Operators: every user's jobs, queues, the audit log.")
@@ -67,6 +68,15 @@ def purge(data):
     return bulk_admin.run(
         db_session(), admin=get_current_user(), action="purge", settings=current_settings(), **data
     )
+
+
+@blp.route("/cache/purge", methods=["POST"])
+@admin_required
+@blp.arguments(CachePurgeSchema())
+@blp.response(200, CachePurgedSchema)
+def purge_cache(data):
+    """Remove response-cache answers: all, a tool's, a user's, or a user's of one tool."""
+    return cache_admin.purge(db_session(), admin=get_current_user(), **data)
 
 
 @blp.route("/operations/<uuid:operation_id>", methods=["GET"])

@@ -7,7 +7,7 @@ from api.services import files
 from api.services import jobs as job_service
 from api.services.scheduling import MAX_DELAY_SECONDS
 from db.models.job import RATINGS, STATUSES
-from workers import job_links
+from workers import job_links, response_cache
 
 FEEDBACK_COMMENT_MAX = 2000
 
@@ -47,6 +47,16 @@ class JobCreateSchema(Schema):
             error=f"delay_seconds is a number of seconds from 1 to {MAX_DELAY_SECONDS} (30 days).",
         ),
         metadata={"description": "Run the job this many seconds from now: it is `scheduled` until then."},
+    )
+    cache = fields.String(
+        load_default=response_cache.DEFAULT,
+        validate=validate.OneOf(response_cache.MODES, error="cache is one of: default, bypass, refresh."),
+        metadata={
+            "enum": list(response_cache.MODES),
+            "description": "The response cache, for tools that declare one (GET /tools: `cache_ttl`): "
+            "`default` serves an identical earlier answer at once and keeps a new one; `bypass` "
+            "neither serves nor keeps; `refresh` calls the model and replaces the kept answer.",
+        },
     )
 
 
@@ -89,6 +99,7 @@ class UsageSchema(Schema):
     input_tokens = fields.Integer()
     output_tokens = fields.Integer()
     cost_micros = fields.Integer(metadata={"description": "Cost in millionths of a US dollar."})
+    cached = fields.Boolean(metadata={"description": "Answered from the response cache: nothing spent."})
 
 
 _URL = {"type": "string", "format": "uri"}
@@ -150,6 +161,12 @@ class JobSchema(Schema):
     model = fields.String()
     attempt = fields.Integer()
     usage = fields.Method("_usage")
+    cached = fields.Boolean(
+        metadata={
+            "description": "Answered at submit from the response cache (no worker, no provider "
+            "call, no tokens charged); see docs/spending.md."
+        }
+    )
     cancel_requested = fields.Function(lambda job: job.cancel_requested_at is not None)
     notify_email = fields.Boolean()
     retry_of = fields.UUID(
@@ -200,6 +217,7 @@ class JobSchema(Schema):
             "input_tokens": job.input_tokens,
             "output_tokens": job.output_tokens,
             "cost_micros": job.cost_micros,
+            "cached": job.cached,
         }
 
 

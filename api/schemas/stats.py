@@ -2,6 +2,7 @@ import datetime as dt
 
 from marshmallow import Schema, ValidationError, fields, validates_schema
 
+from api.schemas.response_cache import CacheSavingsSchema
 from api.schemas.times import UtcDateTime
 from db.models.job import STATUSES
 
@@ -102,4 +103,7 @@ class StatsSchema(Schema):
     models = fields.List(
         fields.Nested(ModelStatsSchema),
         metadata={"description": "Provider calls made in the range (usage ledger)."},
+    )
+    cache = fields.Nested(
+        CacheSavingsSchema, metadata={"description": "Response-cache look-ups at submit in the range."}
     )

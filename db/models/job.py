@@ -107,6 +107,10 @@ class Job(TimestampMixin, Base):
     feedback_rating: Mapped[str | None] = mapped_column(String(8))
     feedback_comment: Mapped[str | None] = mapped_column(Text)
     feedback_at: Mapped[dt.datetime | None]
+    # The submit's `cache` choice (workers/response_cache.py): whether the worker may
+    # store the answer; and whether the job was answered from the cache at submit.
+    cache_mode: Mapped[str] = mapped_column(String(8), default="default", server_default="default")
+    cached: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     # Postgres's row version: it changes with every committed UPDATE of the row, so it is
     # what the job's ETag is made of (api/resources/jobs.py). Read-only; not a real column.
     xmin: Mapped[str] = mapped_column(String, system=True, server_default=FetchedValue())
