@@ -117,30 +117,36 @@ def run(
 
 
 def resume_stalled(settings: Settings, send_operation: Callable[[uuid.UUID], None]) -> tuple[int, int]:
-    """Operations whose run died (or whose message was lost): send them again to resume,
-    or, once they have stalled MAX_RESUMES times, end them `failed` with their counts as
-    far as they got. Returns (resumed, failed)."""
-    resumed: list[uuid.UUID] = []
+    """Operations no run is working on: sent again to resume. One whose run died (its
+    lease lapsed) counts a stall, and once it has stalled MAX_RESUMES times it ends
+    `failed` with its counts as far as they got. One waiting for its message (no lease:
+    queued, or between two runs) may only be behind a long queue, or its message lost;
+    it is sent again without counting, at most once a lease. Returns (resent, failed)."""
+    resent: list[uuid.UUID] = []
     failed = 0
+    now = dt.datetime.now(dt.UTC)
     with session_scope() as session:
         for operation in bulk_operations.stalled(session, lease_seconds=settings.bulk_admin_lease_seconds):
-            if operation.resumes >= MAX_RESUMES:
-                operation.status, operation.finished_at = FAILED, dt.datetime.now(dt.UTC)
-                operation.lease_until = None
+            if operation.lease_until is None:
+                operation.updated_at = now  # not again before another lease has gone by
+            elif operation.resumes >= MAX_RESUMES:
+                operation.status, operation.finished_at, operation.lease_until = FAILED, now, None
                 operation.error = (
                     f"Its task stopped {operation.resumes + 1} times before it finished; the counts "
                     "show how far it got. Run it again (a dry run first) to act on the rest."
                 )
                 _audit(session, operation)
                 failed += 1
+                continue
             else:
                 operation.resumes += 1
-                resumed.append(operation.id)
-    for operation_id in resumed:
+                operation.lease_until = None  # the next run claims it at once
+            resent.append(operation.id)
+    for operation_id in resent:
         send_operation(operation_id)
-    if resumed or failed:
-        logger.warning("bulk operations: resumed=%s failed=%s", len(resumed), failed)
-    return len(resumed), failed
+    if resent or failed:
+        logger.warning("bulk operations: resent=%s failed=%s", len(resent), failed)
+    return len(resent), failed
 
 
 def _finish(

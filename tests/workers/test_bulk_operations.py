@@ -108,7 +108,9 @@ def test_the_sweep_resends_a_stalled_operation_then_fails_it(settings):
     sent = []
 
     assert runner.resume_stalled(settings, sent.append) == (1, 0)
-    assert sent == [operation_id] and load(operation_id).resumes == 1
+    assert sent == [operation_id]
+    resent = load(operation_id)
+    assert (resent.resumes, resent.lease_until) == (1, None)  # the next run may claim it at once
 
     set_fields(operation_id, resumes=runner.MAX_RESUMES, lease_until=lapsed)
     assert runner.resume_stalled(settings, sent.append) == (0, 1)
@@ -121,6 +123,22 @@ def test_the_sweep_resends_a_stalled_operation_then_fails_it(settings):
         )
         assert [entry.details["status"] for entry in entries] == ["failed"]
     assert load(live).status == "running"  # its run is alive
+
+
+def test_an_operation_waiting_for_its_message_is_resent_without_counting_a_stall(settings):
+    settings = dataclasses.replace(settings, bulk_admin_lease_seconds=2)
+    user = rows.make_user()
+    operation_id = operation_for(user, 3)  # queued: its message lost, or behind a long queue
+    fresh = operation_for(user, 3)
+    idle = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+    set_fields(operation_id, updated_at=idle)
+    sent = []
+
+    assert runner.resume_stalled(settings, sent.append) == (1, 0)
+    assert sent == [operation_id]  # not the one queued a moment ago
+    assert (load(operation_id).resumes, load(operation_id).status) == (0, "queued")
+    assert runner.resume_stalled(settings, sent.append) == (0, 0)  # not again within a lease
+    assert fresh not in sent
 
 
 def test_the_beat_resumes_stalled_operations_and_the_tasks_run_on_the_default_queue(settings):
