@@ -60,8 +60,14 @@ async function bulk(event) {
     $("#bulk-result").textContent = `${matched} ${matched === 1 ? "job matches" : "jobs match"}`;
     return;
   }
-  const done = await conveyor.request("POST", `/admin/jobs/${action}`, { body: { ...filter, dry_run: false } });
+  let done = await conveyor.request("POST", `/admin/jobs/${action}`, { body: { ...filter, dry_run: false } });
   const verb = action === "retry" ? "Retried" : "Canceled";
+  // More jobs than one request runs: a task works through them; follow its counts.
+  while (done.status === "queued" || done.status === "running") {
+    $("#bulk-result").textContent = `${verb} ${done.done} of ${done.matched} so far (${done.skipped} skipped), in the background`;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    done = await conveyor.request("GET", `/admin/operations/${done.id}`);
+  }
   $("#bulk-result").textContent = `${verb} ${done.done} of ${done.matched} matched (${done.skipped} skipped)`;
   await loadAdmin();
 }

@@ -21,7 +21,7 @@ from api.services import response_cache as cache_lookup
 from api.services.errors import OUTAGE_RETRY_AFTER, AccountClosed, Conflict, Invalid, NotFound, Unavailable
 from db import raw
 from db.models import Job, User
-from db.models.job import CANCELED, QUEUED, RUNNING, SCHEDULED, SUCCEEDED
+from db.models.job import QUEUED, RUNNING, SCHEDULED, SUCCEEDED
 from db.redis_client import get_redis
 from db.repositories import jobs, users
 from db.repositories import response_cache as cache_repo
@@ -33,7 +33,7 @@ from tasks import email as email_tasks
 from tasks import generation
 from workers import (
     admission,
-    cancellation,
+    job_control,
     job_stream,
     logs,
     metrics,
@@ -418,24 +418,15 @@ def cancel(session: Session, *, user: User, job_id: uuid.UUID) -> Job:
     return cancel_job(session, get(session, user_id=user.id, job_id=job_id))
 
 
-def cancel_job(session: Session, job: Job) -> Job:
-    """The cancel rules, for whoever may cancel this job (its owner, an admin)."""
-    if job.status in (SCHEDULED, QUEUED) and jobs.cancel_queued(session, job_id=job.id):
-        session.commit()
-        metrics.job_finished(tool=job.tool, status=CANCELED, code="canceled")
-        error = {"code": "canceled", "message": "Canceled before it started."}
-        job_stream.publish(get_redis(), job.id, job_stream.DONE, {"status": CANCELED, "error": error})
-        admission.admit(job.user_id, send=generation.dispatch)  # it may have held a slot
-        webhooks.send_now(job.id)
-        email_tasks.send_for_job(job.id)
-    elif job.status in (QUEUED, RUNNING) and jobs.request_cancel(session, job_id=job.id):
-        # Running (perhaps taken by a worker a moment ago): tell its worker to stop.
-        session.commit()
-        cancellation.request(get_redis(), job.id)
-    session.refresh(job)
-    if job.status not in (SCHEDULED, QUEUED, RUNNING, CANCELED):
-        raise Conflict(f"The job already {job.status}; there is nothing to cancel.")
-    return job
+def cancel_job(session: Session, job: Job, *, actor: User | None = None) -> Job:
+    """The cancel rules (workers/job_control.py), for whoever may cancel this job: its
+    owner, or `actor`, an admin (audited)."""
+    try:
+        return job_control.cancel(
+            session, job, send=generation.dispatch, announce=generation.announce_finished, actor=actor
+        )
+    except job_control.Refused as refused:
+        raise Conflict(refused.message) from None
 
 
 class Placed:
