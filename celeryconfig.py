@@ -58,6 +58,7 @@ task_routes = {
     "conveyor.housekeeping.*": {"queue": "default"},
     "conveyor.usage.*": {"queue": "default"},
     "conveyor.billing.*": {"queue": "default"},
+    "conveyor.admin.*": {"queue": "default"},
 }
 imports = (
     "tasks.generation",
@@ -70,6 +71,7 @@ imports = (
     "tasks.daily_report",
     "tasks.usage",
     "tasks.billing",
+    "tasks.bulk_operations",
 )
 
 # Flower shows tasks as they move, from the moment a worker receives them. No task-sent
@@ -96,6 +98,10 @@ beat_schedule = {
         "task": "conveyor.housekeeping.purge_expired_refresh_tokens",
         "schedule": _settings.cleanup_interval,
     },
+    "sweep-response-cache": {
+        "task": "conveyor.housekeeping.sweep_response_cache",
+        "schedule": _settings.cleanup_interval,
+    },
     "daily-report": {
         "task": "conveyor.housekeeping.daily_report",
         "schedule": crontab(minute=0, hour=_settings.daily_report_hour),
@@ -116,6 +122,11 @@ beat_schedule = {
         "task": "conveyor.maintenance.queue_scheduled",
         "schedule": 1.0,
         "options": {"expires": 10.0},
+    },
+    # A bulk operation whose task died is resumed from the last progress it recorded.
+    "resume-bulk-operations": {
+        "task": "conveyor.admin.resume_bulk_operations",
+        "schedule": _settings.maintenance_interval,
     },
     "expire-overdue-jobs": {"task": "conveyor.maintenance.expire_overdue", "schedule": 60.0},
     "send-due-webhooks": {"task": "conveyor.webhooks.sweep", "schedule": 10.0},

@@ -371,6 +371,20 @@ class JobSettings:
     requeue_stale_after: int = setting(
         "REQUEUE_STALE_AFTER", 900, parse=whole, doc="a queued job whose message may be lost is re-sent"
     )
+    # Admin bulk actions (workers/bulk_operations.py).
+    bulk_admin_inline_max: int = setting(
+        "BULK_ADMIN_INLINE_MAX",
+        100,
+        parse=whole,
+        doc="up to this many matches run in the request; more in a task",
+    )
+    bulk_admin_lease_seconds: int = setting(
+        "BULK_ADMIN_LEASE_SECONDS",
+        60,
+        parse=whole,
+        check=at_least(2),
+        doc="a bulk task that records no progress this long is presumed dead and resumed",
+    )
     webhook_allowed_hosts: tuple[str, ...] = setting(
         "WEBHOOK_ALLOWED_HOSTS", (), parse=names, doc="exempt from the private-address check (tests, LANs)"
     )
@@ -379,6 +393,20 @@ class JobSettings:
     )
     webhook_max_age: int = setting(
         "WEBHOOK_MAX_AGE", 86400, parse=whole, doc="seconds a webhook is retried after its first"
+    )
+    # The response cache (workers/response_cache.py); a tool declares its own ttl.
+    response_cache: str = setting(
+        "RESPONSE_CACHE",
+        "on",
+        parse=one_of(("on", "off")),
+        doc="on: serve and store the answers of tools that declare a cache ttl; off: never",
+    )
+    response_cache_max_entries: int = setting(
+        "RESPONSE_CACHE_MAX_ENTRIES",
+        100_000,
+        parse=whole,
+        check=at_least(1),
+        doc="the cleanup removes the oldest entries beyond this many",
     )
 
 

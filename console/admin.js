@@ -60,8 +60,14 @@ async function bulk(event) {
     $("#bulk-result").textContent = `${matched} ${matched === 1 ? "job matches" : "jobs match"}`;
     return;
   }
-  const done = await conveyor.request("POST", `/admin/jobs/${action}`, { body: { ...filter, dry_run: false } });
+  let done = await conveyor.request("POST", `/admin/jobs/${action}`, { body: { ...filter, dry_run: false } });
   const verb = action === "retry" ? "Retried" : "Canceled";
+  // More jobs than one request runs: a task works through them; follow its counts.
+  while (done.status === "queued" || done.status === "running") {
+    $("#bulk-result").textContent = `${verb} ${done.done} of ${done.matched} so far (${done.skipped} skipped), in the background`;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    done = await conveyor.request("GET", `/admin/operations/${done.id}`);
+  }
   $("#bulk-result").textContent = `${verb} ${done.done} of ${done.matched} matched (${done.skipped} skipped)`;
   await loadAdmin();
 }
@@ -92,9 +98,10 @@ async function loadStats() {
   const days = Number($("#stats-days").value);
   const from = new Date(Date.now() - days * 86400 * 1000).toISOString();
   const stats = await conveyor.request("GET", "/admin/stats", { query: { from } });
-  const { jobs, failures } = stats;
+  const { jobs, failures, cache } = stats;
   $("#stats-summary").textContent =
-    `${jobs.total} jobs; ${failures.failed} of ${failures.finished} finished failed (${percent(failures.rate)}).`;
+    `${jobs.total} jobs; ${failures.failed} of ${failures.finished} finished failed (${percent(failures.rate)}). ` +
+    `Response cache: ${cache.hits} hits, ${cache.misses} misses, saved $${(cache.saved_cost_micros / 1e6).toFixed(4)}.`;
   $("#stats-tools tbody").replaceChildren(
     ...stats.tools.map((tool) =>
       row([tool.tool, tool.jobs, seconds(tool.queue_wait_seconds), seconds(tool.run_seconds), tool.feedback.up, tool.feedback.down]),

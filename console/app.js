@@ -1,6 +1,7 @@
-// The console: signs in, runs tools, follows jobs live, and shows usage, keys and plans.
+// The console: signs in, runs tools, follows jobs live, and shows batches, usage, keys and plans.
 import { Conveyor } from "./conveyor.js";
 import { loadAdmin, wireAdmin } from "./admin.js";
+import { loadBatches, wireBatches } from "./batches.js";
 import { readFields, renderFields } from "./schema-form.js";
 import { $, button, el, guarded, row } from "./ui.js";
 
@@ -29,7 +30,7 @@ async function signIn(event) {
 }
 
 async function loadAll() {
-  await Promise.all([loadTools(), loadHistory(), loadUsage(), loadKeys(), loadPlans()]);
+  await Promise.all([loadTools(), loadHistory(), loadBatches(), loadUsage(), loadKeys(), loadPlans()]);
   if (conveyor.user?.role === "admin") await loadAdmin();
 }
 
@@ -211,6 +212,7 @@ async function checkout(plan) {
 }
 
 wireAdmin(conveyor);
+wireBatches(conveyor);
 $("#auth-form").addEventListener("submit", guarded(signIn));
 $("#logout").addEventListener("click", guarded(() => conveyor.logout()));
 $("#tool").addEventListener("change", guarded(showTool));

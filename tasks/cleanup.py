@@ -10,7 +10,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from settings import get_settings
-from workers import cleanup, locks
+from workers import cleanup, locks, response_cache
 
 CLEANUP_LOCK_TIMEOUT = 30 * 60
 
@@ -43,3 +43,12 @@ def purge_expired_refresh_tokens() -> int | None:
         timeout=CLEANUP_LOCK_TIMEOUT,
     )
     return None if purged is None else purged.refresh_tokens
+
+
+@shared_task(name="conveyor.housekeeping.sweep_response_cache", ignore_result=True)
+def sweep_response_cache() -> int | None:
+    return locks.run_exclusively(
+        "housekeeping.sweep_response_cache",
+        lambda: response_cache.sweep(get_settings()),
+        timeout=CLEANUP_LOCK_TIMEOUT,
+    )

@@ -56,3 +56,11 @@ def dispatch(job_id: uuid.UUID, *, queue: str) -> None:
     Each send takes the queue's next number: the job's place in it (workers/queue_position.py)."""
     queue_position.sent(get_redis(), job_id, queue=queue)
     run_generation.apply_async(args=[str(job_id)], task_id=str(job_id), queue=queue, declare=[])
+
+
+def announce_finished(job_id: uuid.UUID) -> None:
+    """Send the webhook and email of a job that ended outside a worker (canceled while it
+    waited), each if it asked for one, without waiting for the sweeps. Call after the
+    commit."""
+    webhooks.deliver_for_job(job_id)
+    email.send_for_job(job_id)

@@ -1,7 +1,7 @@
 """Deleting a finished job and what it left behind: its stored output, its exports'
-files, its row (exports and a webhook delivery not yet sent go with it) and its
-events. The usage ledger keeps the job's provider calls: billing and GET /usage
-count them after the job is gone.
+files, its row (exports and a webhook delivery not yet sent go with it), the answer
+it left in the response cache, and its events. The usage ledger keeps the job's
+provider calls: billing and GET /usage count them after the job is gone.
 
 The stored objects go first and the row after, as the retention clean-ups do: if the
 store fails, the row still names its objects and the delete can be tried again.
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from db.models.job import TERMINAL
 from db.redis_client import get_redis
-from db.repositories import exports, jobs
+from db.repositories import exports, jobs, response_cache
 from workers import job_stream
 from workers.storage import Storage, job_output_key
 
@@ -45,8 +45,12 @@ def remove(session: Session, *, job: Any, storage: Storage) -> str:
     keys += exports.storage_keys_for_job(session, job_id=job.id)
     for key in keys:
         storage.delete(key)  # no error when it is not there
-    if jobs.delete_finished(session, job_id=job.id) or jobs.get(session, job_id=job.id) is None:
-        return REMOVED  # by this call, or by another one a moment ago
+    if jobs.delete_finished(session, job_id=job.id):
+        # What it answered goes too: a cached copy would serve the deleted output again.
+        response_cache.forget_answer_of(session, job_id=job.id)
+        return REMOVED
+    if jobs.get(session, job_id=job.id) is None:
+        return REMOVED  # by another call a moment ago
     return EXPORTING if exports.building_for_job(session, job_id=job.id) else NOT_FINISHED
 
 

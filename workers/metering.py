@@ -34,7 +34,7 @@ def job_usage(job: Any) -> dict[str, Any]:
         "output_tokens": job.output_tokens,
         "cost_micros": job.cost_micros,
         "lane": job.lane or job.service_tier or catalogue.STANDARD,
-        "cached": False,  # the response cache's hits set it
+        "cached": bool(job.cached),
     }
 
 

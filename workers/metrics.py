@@ -106,6 +106,21 @@ EMAIL_DELIVERIES = Counter(
     "Email attempts by outcome: sent, retrying (will try again), failed (gave up).",
     ["outcome"],
 )
+CACHE_LOOKUPS = Counter(
+    "conveyor_response_cache_lookups_total",
+    "Submits that looked in the response cache, by tool and outcome (hit, miss).",
+    ["tool", "outcome"],
+)
+CACHE_SAVED_TOKENS = Counter(
+    "conveyor_response_cache_saved_tokens_total",
+    "Tokens the response cache's hits did not spend: what producing the answers had used.",
+    ["tool", "kind"],
+)
+CACHE_SAVED_COST = Counter(
+    "conveyor_response_cache_saved_dollars_total",
+    "What those tokens had cost at the price table.",
+    ["tool"],
+)
 HTTP_REQUESTS = Counter(
     "conveyor_http_requests_total", "HTTP requests by route and status.", ["method", "route", "status"]
 )
@@ -159,6 +174,18 @@ def breaker_changed(*, provider: str, model: str, state: str) -> None:
 
 def flex_ran_standard(*, model: str) -> None:
     FLEX_FALLBACKS.labels(model=model).inc()
+
+
+def cache_lookup(
+    *, tool: str, hit: bool, input_tokens: int = 0, output_tokens: int = 0, cost_micros: int = 0
+) -> None:
+    CACHE_LOOKUPS.labels(tool=tool, outcome="hit" if hit else "miss").inc()
+    if input_tokens:
+        CACHE_SAVED_TOKENS.labels(tool=tool, kind="input").inc(input_tokens)
+    if output_tokens:
+        CACHE_SAVED_TOKENS.labels(tool=tool, kind="output").inc(output_tokens)
+    if cost_micros:
+        CACHE_SAVED_COST.labels(tool=tool).inc(cost_micros / MICROS)
 
 
 @contextlib.contextmanager

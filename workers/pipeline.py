@@ -28,7 +28,9 @@ from workers import (
     metering,
     metrics,
     outputs,
+    provider_request,
     queue_position,
+    response_cache,
 )
 from workers.breaker import Breaker
 from workers.lease import Lease, LeaseLost
@@ -72,6 +74,7 @@ class Work:
     batch_id: uuid.UUID | None = None  # the batch it was submitted in (POST /jobs/batch)
     plan: Plan = field(default_factory=lambda: get_plan(None))  # the owner's, for the models it may use
     service_tier: str | None = None  # "flex": asked for the flex lane
+    cache_mode: str = response_cache.DEFAULT  # the submit's `cache`: may its answer be stored
     started: float = field(default_factory=time.monotonic)  # for the duration metric
 
     @property
@@ -105,6 +108,7 @@ class Tally:
     lane: str | None = None  # the lane of the call that answered
     calls: list[Completion] = field(default_factory=list)
     attempts: fallbacks.Attempts = field(default_factory=fallbacks.Attempts)
+    request: CompletionRequest | None = None  # the run's first request, as sent
 
     def add(self, completion: Completion) -> None:
         self.input_tokens += completion.input_tokens
@@ -215,15 +219,10 @@ def generate(
     def call(request: CompletionRequest) -> Completion:
         return lanes.complete(provider, request, on_delta, give_up_at=give_up_at, wait=wait)
 
-    request = CompletionRequest(
-        model=work.model,
-        messages=tool.build_messages(work.input, work.profile),
-        max_output_tokens=tool.max_output_tokens,
-        temperature=tool.temperature,
-        json_schema=tool.output_schema if tool.output == "json" else None,
-        schema_name=tool.name,
-        service_tier=work.service_tier,
+    request = provider_request.build(
+        tool, work.input, work.profile, model=work.model, service_tier=work.service_tier
     )
+    tally.request = request  # what the response cache keys the answer by
     completion = fallbacks.complete(
         request,
         fallbacks.chain(work.model, tool=tool, plan=work.plan, settings=settings),
@@ -308,7 +307,7 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
                 metrics.job_finished(tool=job.tool, status=FAILED, code=INVALID_REQUEST)
                 logger.info("job_id=%s %s code=%s: no tool %s", job_id, FAILED, INVALID_REQUEST, job.tool)
             return None
-        profile = {"name": job.owner_name, **(job.owner_profile or {})} if job.owner_name is not None else {}
+        profile = provider_request.owner_profile(job.owner_name, job.owner_profile)
         logs.bind(request_id=job.request_id)  # the submit's, whichever message brought the job here
         waited = (
             job.started_at - (job.run_at or job.created_at)
@@ -320,6 +319,7 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
             webhook=job.webhook_url is not None,
             notify_email=job.notify_email,
             batch_id=job.batch_id,
+            cache_mode=job.cache_mode,
             job_id=job.id,
             tool=tool,
             input=dict(job.input),
@@ -368,12 +368,38 @@ def _finish(
         logger.warning("job_id=%s outcome %s dropped: the job was no longer running", work.job_id, status)
         return None
     _announce(work, tally, status, code=code, message=message, unsent=unsent)
+    if status == SUCCEEDED and output_key is None:
+        _cache(work, tally, row_output)
     return Finished(
         status,
         webhook=work.webhook,
         notify_email=work.notify_email,
         owner_waiting=_owner_waiting(work.job_id),
         batch_id=work.batch_id,
+    )
+
+
+def _cache(work: Work, tally: Tally, output: dict[str, Any]) -> None:
+    """Keep the answer for the response cache, unless the submit said `bypass`. An
+    output large enough for storage is not kept: the cache holds rows, not files; nor is a
+    fallback's answer: the key names the model asked for, and another one answered."""
+    if work.cache_mode == response_cache.BYPASS or tally.request is None:
+        return
+    if tally.attempts.answered_by not in (None, work.model):
+        return
+    if not response_cache.applies(work.tool, work.settings):
+        return
+    spent = tally.usage(work)
+    response_cache.store(
+        request=tally.request,
+        tool=work.tool,
+        user_id=work.user_id,
+        job_id=work.job_id,
+        output=output,
+        input_tokens=spent.input_tokens,
+        output_tokens=spent.output_tokens,
+        cost_micros=spent.cost_micros,
+        settings=work.settings,
     )
 
 

@@ -16,9 +16,12 @@ from api.schemas.admin import (
     PurgeSchema,
     QueueStatsSchema,
 )
+from api.schemas.response_cache import CachePurgedSchema, CachePurgeSchema
 from api.schemas.stats import StatsArgsSchema, StatsSchema
-from api.services import admin, bulk_admin, stats
+from api.services import admin, bulk_admin, cache_admin, stats
 from db.session import db_session
+
+IN_TASK = "More jobs than BULK_ADMIN_INLINE_MAX: a task runs it; follow `Location`."
 
 blp = Blueprint("admin", __name__, description="Operators: every user's jobs, queues, the audit log.")
 
@@ -38,11 +41,10 @@ def list_jobs(args):
 @admin_required
 @blp.arguments(BulkFilterSchema())
 @blp.response(200, BulkOperationSchema)
+@blp.alt_response(202, schema=BulkOperationSchema, description=IN_TASK)
 def bulk_retry(data):
     """Retry every job the filter matches (the failed, canceled or expired ones); `dry_run` counts."""
-    return bulk_admin.run(
-        db_session(), admin=get_current_user(), action="retry", settings=current_settings(), **data
-    )
+    return _bulk("retry", data)
 
 
 @blp.route("/jobs/cancel", methods=["POST"])
@@ -50,11 +52,10 @@ def bulk_retry(data):
 @admin_required
 @blp.arguments(BulkFilterSchema())
 @blp.response(200, BulkOperationSchema)
+@blp.alt_response(202, schema=BulkOperationSchema, description=IN_TASK)
 def bulk_cancel(data):
     """Cancel every job the filter matches (the queued or running ones); `dry_run` counts."""
-    return bulk_admin.run(
-        db_session(), admin=get_current_user(), action="cancel", settings=current_settings(), **data
-    )
+    return _bulk("cancel", data)
 
 
 @blp.route("/jobs/purge", methods=["POST"])
@@ -62,11 +63,30 @@ def bulk_cancel(data):
 @admin_required
 @blp.arguments(PurgeSchema())
 @blp.response(200, BulkOperationSchema)
+@blp.alt_response(202, schema=BulkOperationSchema, description=IN_TASK)
 def purge(data):
     """Remove finished jobs that finished before a time, with their stored files and events."""
-    return bulk_admin.run(
-        db_session(), admin=get_current_user(), action="purge", settings=current_settings(), **data
+    return _bulk("purge", data)
+
+
+def _bulk(action: str, data: dict):
+    """200 with the finished operation, or 202 with the one a task runs and its URL."""
+    settings = current_settings()
+    operation = bulk_admin.run(
+        db_session(), admin=get_current_user(), action=action, settings=settings, **data
     )
+    if not bulk_admin.in_task(operation, settings=settings):
+        return operation
+    return operation, 202, {"Location": url_for("admin.get_operation", operation_id=operation.id)}
+
+
+@blp.route("/cache/purge", methods=["POST"])
+@admin_required
+@blp.arguments(CachePurgeSchema())
+@blp.response(200, CachePurgedSchema)
+def purge_cache(data):
+    """Remove response-cache answers: all, a tool's, a user's, or a user's of one tool."""
+    return cache_admin.purge(db_session(), admin=get_current_user(), **data)
 
 
 @blp.route("/operations/<uuid:operation_id>", methods=["GET"])

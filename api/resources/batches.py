@@ -7,7 +7,14 @@ from api.errors import error_response
 from api.input_gate import Blueprint
 from api.openapi import documented
 from api.request_limits import plan_request_limits
-from api.schemas.batches import BatchCreateSchema, BatchGetArgsSchema, BatchPageSchema, BatchSubmittedSchema
+from api.schemas.batches import (
+    BatchCreateSchema,
+    BatchGetArgsSchema,
+    BatchListArgsSchema,
+    BatchListSchema,
+    BatchPageSchema,
+    BatchSubmittedSchema,
+)
 from api.services import batches
 from db.session import db_session
 
@@ -43,6 +50,16 @@ def _item(item: batches.Item) -> dict:
         return {"index": item.index, "job": item.job}
     error = error_response(item.error.status, item.error.message, item.error.errors)[0]
     return {"index": item.index, "error": error}
+
+
+@blp.route("/batches", methods=["GET"])
+@login_required
+@blp.arguments(BatchListArgsSchema(), location="query")
+@blp.response(200, BatchListSchema)
+def list_batches(args):
+    """The caller's batches, newest first, each with its jobs' counts by status."""
+    items, next_cursor = batches.list_page(db_session(), user_id=current_user_id(), **args)
+    return {"items": items, "next_cursor": next_cursor}
 
 
 @blp.route("/batches/<uuid:batch_id>", methods=["GET"])

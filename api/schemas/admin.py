@@ -6,6 +6,7 @@ from webargs.fields import DelimitedList
 from api import API_PREFIX
 from api.schemas.jobs import JobSchema
 from api.schemas.times import UtcDateTime
+from db.models.bulk_operation import MAX_JOBS, OPERATION_STATUSES
 from db.models.job import STATUSES
 
 
@@ -101,7 +102,7 @@ class BulkFilterSchema(Schema):
     dry_run = fields.Boolean(load_default=False, metadata={"description": "Only count the jobs that match."})
     max = fields.Integer(
         load_default=100,
-        validate=validate.Range(min=1, max=1000),
+        validate=validate.Range(min=1, max=MAX_JOBS),
         metadata={"description": "Refuse (409) when more jobs than this match."},
     )
 
@@ -114,18 +115,25 @@ class PurgeSchema(Schema):
     user = fields.String(validate=validate.Length(min=1, max=320))
     tool = fields.String(validate=validate.Length(min=1, max=64))
     dry_run = fields.Boolean(load_default=False)
-    max = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    max = fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_JOBS))
 
 
 class BulkOperationSchema(Schema):
     id = fields.UUID(allow_none=True, metadata={"description": "Null for a dry run."})
     action = fields.String(metadata={"enum": ["retry", "cancel", "purge"]})
     dry_run = fields.Boolean(load_default=False, dump_default=False)
-    status = fields.String(metadata={"enum": ["running", "succeeded", "failed"]})
+    status = fields.String(
+        metadata={
+            "enum": list(OPERATION_STATUSES),
+            "description": "`queued` or `running` while its task works through it.",
+        }
+    )
     filter = fields.Dict()
     matched = fields.Integer(metadata={"description": "Jobs the filter matched."})
     done = fields.Integer(metadata={"description": "Retried, canceled or purged."})
     skipped = fields.Integer(metadata={"description": "Refused by the single-job rules when reached."})
+    failed = fields.Integer(metadata={"description": "Could not be acted on (the store refused); kept."})
+    error = fields.String(allow_none=True, metadata={"description": "Why a `failed` operation stopped."})
     actor_email = fields.String()
     created_at = fields.DateTime()
     finished_at = fields.DateTime(allow_none=True)

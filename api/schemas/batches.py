@@ -97,3 +97,15 @@ class BatchGetArgsSchema(Schema):
     cursor = fields.String(
         validate=validate.Length(max=200), metadata={"description": "next_cursor of the previous page."}
     )
+
+
+class BatchListArgsSchema(Schema):
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(
+        validate=validate.Length(max=200), metadata={"description": "next_cursor of the previous page."}
+    )
+
+
+class BatchListSchema(Schema):
+    items = fields.List(fields.Nested(BatchSchema))
+    next_cursor = fields.String(allow_none=True)

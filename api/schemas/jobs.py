@@ -7,7 +7,7 @@ from api.services import files
 from api.services import jobs as job_service
 from api.services.scheduling import MAX_DELAY_SECONDS
 from db.models.job import RATINGS, STATUSES
-from workers import job_links, metering
+from workers import job_links, metering, response_cache
 from workers.catalogue import FLEX, LANES, STANDARD
 
 SERVICE_TIERS = (STANDARD, FLEX)
@@ -58,6 +58,16 @@ class JobCreateSchema(Schema):
             "has no room the job waits, then runs on the standard tier. Unset: the plan's "
             "lane for tools that are not interactive, else standard (docs/spending.md).",
             "enum": list(SERVICE_TIERS),
+        },
+    )
+    cache = fields.String(
+        load_default=response_cache.DEFAULT,
+        validate=validate.OneOf(response_cache.MODES, error="cache is one of: default, bypass, refresh."),
+        metadata={
+            "enum": list(response_cache.MODES),
+            "description": "The response cache, for tools that declare one (GET /tools: `cache_ttl`): "
+            "`default` serves an identical earlier answer at once and keeps a new one; `bypass` "
+            "neither serves nor keeps; `refresh` calls the model and replaces the kept answer.",
         },
     )
 
@@ -186,6 +196,12 @@ class JobSchema(Schema):
             "description": "The models the last run tried, in order: `succeeded`, `failed` (with "
             "its error code) or `skipped` (`breaker_open`: it had been failing). Null before it ran."
         },
+    )
+    cached = fields.Boolean(
+        metadata={
+            "description": "Answered at submit from the response cache (no worker, no provider "
+            "call, no tokens charged); see docs/spending.md."
+        }
     )
     cancel_requested = fields.Function(lambda job: job.cancel_requested_at is not None)
     notify_email = fields.Boolean()

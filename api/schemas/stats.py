@@ -2,6 +2,7 @@ import datetime as dt
 
 from marshmallow import Schema, ValidationError, fields, validates_schema
 
+from api.schemas.response_cache import CacheSavingsSchema
 from api.schemas.times import UtcDateTime
 from db.models.job import STATUSES
 
@@ -115,4 +116,7 @@ class StatsSchema(Schema):
     lanes = fields.List(
         fields.Nested(LaneStatsSchema),
         metadata={"description": "The same calls by lane, with what the cheaper lanes saved."},
+    )
+    cache = fields.Nested(
+        CacheSavingsSchema, metadata={"description": "Response-cache look-ups at submit in the range."}
     )

@@ -19,6 +19,18 @@ class ToolSchema(Schema):
         }
     )
     max_output_tokens = fields.Integer()
+    cache_ttl = fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "Seconds an answer may be served again from the response cache; null: never."
+        },
+    )
+    personalised = fields.Boolean(
+        metadata={
+            "description": "Its prompt carries your profile, so cached answers are yours alone; "
+            "false: no profile is sent and identical requests share an answer across users."
+        }
+    )
 
 
 class ToolListSchema(Schema):

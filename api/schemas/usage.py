@@ -2,6 +2,7 @@ import datetime as dt
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from api.schemas.response_cache import CacheSavingsSchema
 from db.repositories.usage import GROUPS
 
 MAX_RANGE_DAYS = 366
@@ -73,3 +74,7 @@ class UsageReportSchema(Schema):
     quota = fields.Nested(QuotaSchema)
     period = fields.Nested(PeriodSchema)
     plan = fields.String()
+    cache = fields.Nested(
+        CacheSavingsSchema,
+        metadata={"description": "The response cache over the same days: what it saved you."},
+    )

@@ -13,27 +13,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.services import jobs as job_rules
 from api.services.errors import Conflict, Invalid, NotFound
 from api.services.health import queue_names
 from db.models import AuditEntry, Job, User
-from db.models.job import CANCELED, EXPIRED, FAILED, STATUSES
+from db.models.job import STATUSES
 from db.models.user import ROLES
 from db.redis_client import get_redis
 from db.repositories import audit, jobs, users
 from settings import Settings
 from tasks import generation
-from workers import admission, logs, metrics, queues
-from workers.plans import get_plan, queue_for
-from workers.tools import get_tool
+from workers import job_control, queues
 
 logger = logging.getLogger(__name__)
 
-RETRYABLE = (FAILED, CANCELED, EXPIRED)
-JOB = "job"
 USER = "user"
 SET_ROLE = "user.set_role"
 
@@ -83,65 +78,18 @@ def get_job(session: Session, *, job_id: uuid.UUID) -> Job:
 
 
 def retry(session: Session, *, admin: User, job_id: uuid.UUID, settings: Settings) -> Job:
-    """A new job with the failed one's input, owner, tool, model and webhook, linked to it
-    by `retry_of` and sent through the owner's normal admission (their plan's running
-    limit). It skips the owner's quota check: the admin decided to run it."""
+    """Run a failed, canceled or expired job again as a new job linked by `retry_of`
+    (workers/job_control.py has the rules); 409 when they refuse."""
     old = get_job(session, job_id=job_id)
-    if old.status not in RETRYABLE:
-        raise Conflict(f"Only a failed, canceled or expired job can be retried; this one is {old.status}.")
-    earlier = jobs.get_retry(session, job_id=old.id)
-    if earlier is not None:
-        raise Conflict(f"This job was already retried as {earlier.id}; retry that one instead.")
-    definition = get_tool(old.tool)
-    owner = users.get(session, user_id=old.user_id)
-    if definition is None or owner is None:
-        raise Conflict(f"The job cannot run again: its {'tool' if definition is None else 'owner'} is gone.")
-    plan = get_plan(owner.plan)
-    request_id = logs.current_request_id()
-    new = jobs.create(
-        session,
-        user_id=old.user_id,
-        tool=old.tool,
-        input=dict(old.input),
-        model=old.model,
-        queue=queue_for(plan, definition.queue),
-        priority=1 if plan.priority else 0,
-        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.job_start_deadline),
-        webhook_url=old.webhook_url,
-        notify_email=old.notify_email,
-        request_id=request_id,
-        retry_of=old.id,
-        service_tier=old.service_tier,  # the lane it asked for, or its plan chose
-    )
-    _audit(
-        session,
-        admin,
-        "job.retry",
-        old.id,
-        {"new_job_id": str(new.id), "owner_id": str(old.user_id), "was": old.status, "error": old.error_code},
-    )
     try:
-        session.commit()
-    except IntegrityError:  # another admin's retry of the same job won
-        session.rollback()
-        raise Conflict("This job was just retried by someone else; see GET /admin/jobs?user=….") from None
-    # Like any submit, except that a broker outage does not withdraw it: it stays queued
-    # and the beat sends it when the broker is back.
-    admitted = admission.admit(new.user_id, send=generation.dispatch)
-    if new.id in admitted.failed:
-        logger.warning("job_id=%s retry of %s left queued: the broker refused it", new.id, old.id)
-    metrics.job_submitted(tool=new.tool, queue=new.queue)
-    return jobs.get(session, job_id=new.id)
+        return job_control.retry(session, old, actor=admin, settings=settings, send=generation.dispatch)
+    except job_control.Refused as refused:
+        raise Conflict(refused.message) from None
 
 
 def cancel(session: Session, *, admin: User, job_id: uuid.UUID) -> Job:
     """Any user's job, under the owner's cancel rules (409 once it has finished)."""
-    job = get_job(session, job_id=job_id)
-    was = job.status
-    job = job_rules.cancel_job(session, job)
-    _audit(session, admin, "job.cancel", job.id, {"owner_id": str(job.user_id), "was": was})
-    session.commit()
-    return job
+    return job_rules.cancel_job(session, get_job(session, job_id=job_id), actor=admin)
 
 
 @dataclass(frozen=True)
@@ -215,25 +163,8 @@ def audit_page(
     return page, (_encode_cursor(page[-1].at, page[-1].id) if more else None)
 
 
-def _audit(session: Session, admin: User, action: str, job_id: uuid.UUID, details: dict[str, Any]) -> None:
-    audit.record(
-        session,
-        actor_id=admin.id,
-        actor_email=admin.email,
-        action=action,
-        target_type=JOB,
-        target_id=str(job_id),
-        details=details,
-        request_id=logs.current_request_id(),
-    )
-
-
 def resolve_user(session: Session, user: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(user)
-    except ValueError:
-        found = users.get_by_email(session, email=user)
-        return found.id if found is not None else None
+    return users.id_of(session, id_or_email=user)
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:

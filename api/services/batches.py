@@ -219,6 +219,19 @@ def get(
     return view
 
 
+def list_page(
+    session: Session, *, user_id: uuid.UUID, limit: int = 20, cursor: str | None = None
+) -> tuple[list[BatchView], str | None]:
+    """The caller's batches, newest first, each with its jobs' counts (one query for the
+    page's counts, not one per batch)."""
+    after = _decode_list_cursor(cursor) if cursor else None
+    rows = batches.list_for_user(session, user_id=user_id, after=after, limit=limit + 1)
+    page, more = rows[:limit], len(rows) > limit
+    counts = batches.counts(session, batch_ids=[batch.id for batch in page])
+    views = [_view(session, batch, counts=counts[batch.id]) for batch in page]
+    return views, (_encode_list_cursor(page[-1]) if more else None)
+
+
 def cancel(session: Session, *, user_id: uuid.UUID, batch_id: uuid.UUID) -> BatchView:
     """Cancel every job of the batch that has not finished: queued ones at once (in one
     statement), running ones told to stop (they end `canceled` when their worker sees it)."""
@@ -265,6 +278,27 @@ def _view(session: Session, batch: Batch | None, *, counts: dict[str, int] | Non
     )
 
 
+def _encode_list_cursor(batch: Batch) -> str:
+    raw = f"{batch.created_at.isoformat()}|{batch.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_list_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, batch_id = raw.split("|")
+        return dt.datetime.fromisoformat(created_at), uuid.UUID(batch_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise _bad_cursor() from None
+
+
+def _bad_cursor() -> Invalid:
+    return Invalid(
+        "The cursor is not valid.",
+        errors={"query": {"cursor": ["Pass next_cursor from the previous page unchanged."]}},
+    )
+
+
 def _encode_cursor(index: int) -> str:
     return base64.urlsafe_b64encode(str(index).encode()).decode().rstrip("=")
 
@@ -273,7 +307,4 @@ def _decode_cursor(cursor: str) -> int:
     try:
         return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise Invalid(
-            "The cursor is not valid.",
-            errors={"query": {"cursor": ["Pass next_cursor from the previous page unchanged."]}},
-        ) from None
+        raise _bad_cursor() from None

@@ -17,19 +17,30 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.services import quotas, scheduling, webhooks
+from api.services import response_cache as cache_lookup
 from api.services.errors import OUTAGE_RETRY_AFTER, AccountClosed, Conflict, Invalid, NotFound, Unavailable
 from db import raw
 from db.models import Job, User
-from db.models.job import CANCELED, QUEUED, RUNNING, SCHEDULED
+from db.models.job import QUEUED, RUNNING, SCHEDULED, SUCCEEDED
 from db.redis_client import get_redis
 from db.repositories import jobs, users
+from db.repositories import response_cache as cache_repo
 from db.repositories.submit_checks import Slots
 from db.repositories.users import Caller
 from db.session import standalone
 from settings import Settings
 from tasks import email as email_tasks
 from tasks import generation
-from workers import admission, cancellation, catalogue, job_stream, logs, metrics, queue_position
+from workers import (
+    admission,
+    catalogue,
+    job_control,
+    job_stream,
+    logs,
+    metrics,
+    queue_position,
+    response_cache,
+)
 from workers.catalogue import offered
 from workers.plans import Plan, get_plan, queue_for
 from workers.tools import all_tools, get_tool
@@ -58,13 +69,15 @@ def submit(
     run_at: dt.datetime | None = None,
     delay_seconds: int | None = None,
     service_tier: str | None = None,
+    cache: str = response_cache.DEFAULT,
     on_create: Callable[[Session, Any], object] | None = None,
 ) -> Submitted:
     """Validate, store and enqueue a job. The row is committed before the message
     is sent; if the broker refuses it, the job is withdrawn and the caller gets 503.
     `run_at` or `delay_seconds`: it is stored `scheduled` and sent when due
     (workers/scheduled_jobs.py). `on_create` adds rows that belong with the new job
-    to its transaction (a conversation's message), before the job can be sent."""
+    to its transaction (a conversation's message), before the job can be sent.
+    `cache`: a job the response cache can answer is `succeeded` at once (`_answer`)."""
     checked = check_request(
         settings,
         tool=tool,
@@ -75,6 +88,7 @@ def submit(
         run_at=run_at,
         delay_seconds=delay_seconds,
         service_tier=service_tier,
+        cache=cache,
     )
     if idempotency_key is not None:
         earlier = jobs.get_by_idempotency_key(session, user_id=user.id, key=idempotency_key)
@@ -86,7 +100,27 @@ def submit(
     plan = get_plan(user.plan)
     quotas.check_access(plan, tool=tool, model=checked.row["model"], settings=settings)
     row = {**checked.row, "run_at": due, "idempotency_key": idempotency_key}
+    if row.get("service_tier") is None:  # before the look-up: a flex request is keyed as flex
+        row["service_tier"] = lane_for(plan, checked.definition, row["model"], settings)
+    # Looked up for a job to run now: a scheduled one asked for its answer later.
+    looks_up = due is None and cache == response_cache.DEFAULT
+    looks_up = looks_up and response_cache.applies(checked.definition, settings)
     try:
+        if looks_up:
+            entry = cache_lookup.look_up(
+                session,
+                definition=checked.definition,
+                input=input,
+                model=row["model"],
+                service_tier=row["service_tier"],
+                user=user,
+                settings=settings,
+            )
+            if entry is not None:
+                return Submitted(
+                    _answer(session, user, plan, checked.definition, settings, row, entry), created=True
+                )
+            on_create = _and_then(on_create, _record_miss(user, tool=tool, model=row["model"]))
         job, admitted, slots = _store(
             session, user, plan, checked.definition, settings, row, on_create=on_create
         )
@@ -98,6 +132,8 @@ def submit(
             raise
         return Submitted(_same_request(earlier, checked.request_hash), created=False)
 
+    if looks_up:
+        metrics.cache_lookup(tool=tool, hit=False)
     if admitted:
         _send(session, job)
     elif due is None and slots.waiting and slots.in_flight < plan.running_limit:
@@ -129,6 +165,7 @@ def check_request(
     run_at: dt.datetime | None = None,
     delay_seconds: int | None = None,
     service_tier: str | None = None,
+    cache: str = response_cache.DEFAULT,
 ) -> Checked:
     """The request's checks that need no database: 422 for an unknown tool or model, an
     input that does not suit the tool, a webhook URL a worker must not call, both
@@ -145,8 +182,17 @@ def check_request(
         extra["delay_seconds"] = delay_seconds
     if service_tier is not None:
         extra["service_tier"] = service_tier
+    if cache != response_cache.DEFAULT:
+        extra["cache"] = cache
     request_hash = _request_hash(tool=tool, input=input, model=model, webhook_url=webhook_url, **extra)
-    row = dict(tool=tool, input=input, model=model, webhook_url=webhook_url, notify_email=notify_email)
+    row = dict(
+        tool=tool,
+        input=input,
+        model=model,
+        webhook_url=webhook_url,
+        notify_email=notify_email,
+        cache_mode=cache,
+    )
     if service_tier is not None:
         row["service_tier"] = service_tier
     return Checked(definition, {**row, "request_hash": request_hash})
@@ -240,6 +286,81 @@ def _store(
         on_create(session, job)
     session.commit()
     return job, admitted, slots
+
+
+def _answer(
+    session: Session,
+    user: User | Caller,
+    plan: Plan,
+    definition: Tool,
+    settings: Settings,
+    row: dict[str, Any],
+    entry: Any,
+) -> Any:
+    """Store the job answered from the response cache: inserted and finished `succeeded`
+    in one transaction, with nothing spent and no tokens held (the day's job count still
+    counts it). Its end is announced as any job's: the `done` event, and the webhook and
+    email the finishing UPDATE recorded in their outboxes, sent now."""
+    users.lock(session, user_id=user.id)
+    quotas.reserve(session, user=user, plan=plan, tool=definition, input=row["input"], hold=False)
+    job = insert(
+        session,
+        user=user,
+        plan=plan,
+        definition=definition,
+        settings=settings,
+        row={**row, "cached": True},
+        reserved=0,
+    )
+    jobs.finish(
+        session,
+        job_id=job.id,
+        status=SUCCEEDED,
+        output=entry.output,
+        usage=jobs.Usage(),
+        from_statuses=(QUEUED,),
+    )
+    # What the job would have cost now, at the catalogue's prices for its lane.
+    saved_cost = catalogue.get_catalogue(settings).cost_micros(
+        entry.model, entry.input_tokens, entry.output_tokens, lane=job.service_tier or catalogue.STANDARD
+    )
+    cache_repo.record_lookup(
+        session,
+        job_id=job.id,
+        user_id=user.id,
+        tool=definition.name,
+        model=job.model,
+        hit=entry,
+        saved_cost_micros=saved_cost,
+    )
+    saved = dict(input_tokens=entry.input_tokens, output_tokens=entry.output_tokens, cost_micros=saved_cost)
+    session.commit()
+    metrics.job_submitted(tool=job.tool, queue=job.queue)
+    metrics.cache_lookup(tool=job.tool, hit=True, **saved)
+    metrics.job_finished(tool=job.tool, status=SUCCEEDED)
+    job_stream.publish(get_redis(), job.id, job_stream.DONE, {"status": SUCCEEDED, "error": None})
+    webhooks.send_now(job.id)
+    email_tasks.send_for_job(job.id)
+    logger.info("job_id=%s %s from the response cache", job.id, SUCCEEDED)
+    return jobs.get(session, job_id=job.id)
+
+
+def _record_miss(user: User | Caller, *, tool: str, model: str) -> Callable[[Session, Any], object]:
+    def record(session: Session, job: Any) -> None:
+        cache_repo.record_lookup(session, job_id=job.id, user_id=user.id, tool=tool, model=model, hit=None)
+
+    return record
+
+
+def _and_then(
+    first: Callable[[Session, Any], object] | None, then: Callable[[Session, Any], object]
+) -> Callable[[Session, Any], object]:
+    def both(session: Session, job: Any) -> None:
+        if first is not None:
+            first(session, job)
+        then(session, job)
+
+    return both
 
 
 def insert(
@@ -344,24 +465,15 @@ def cancel(session: Session, *, user: User, job_id: uuid.UUID) -> Job:
     return cancel_job(session, get(session, user_id=user.id, job_id=job_id))
 
 
-def cancel_job(session: Session, job: Job) -> Job:
-    """The cancel rules, for whoever may cancel this job (its owner, an admin)."""
-    if job.status in (SCHEDULED, QUEUED) and jobs.cancel_queued(session, job_id=job.id):
-        session.commit()
-        metrics.job_finished(tool=job.tool, status=CANCELED, code="canceled")
-        error = {"code": "canceled", "message": "Canceled before it started."}
-        job_stream.publish(get_redis(), job.id, job_stream.DONE, {"status": CANCELED, "error": error})
-        admission.admit(job.user_id, send=generation.dispatch)  # it may have held a slot
-        webhooks.send_now(job.id)
-        email_tasks.send_for_job(job.id)
-    elif job.status in (QUEUED, RUNNING) and jobs.request_cancel(session, job_id=job.id):
-        # Running (perhaps taken by a worker a moment ago): tell its worker to stop.
-        session.commit()
-        cancellation.request(get_redis(), job.id)
-    session.refresh(job)
-    if job.status not in (SCHEDULED, QUEUED, RUNNING, CANCELED):
-        raise Conflict(f"The job already {job.status}; there is nothing to cancel.")
-    return job
+def cancel_job(session: Session, job: Job, *, actor: User | None = None) -> Job:
+    """The cancel rules (workers/job_control.py), for whoever may cancel this job: its
+    owner, or `actor`, an admin (audited)."""
+    try:
+        return job_control.cancel(
+            session, job, send=generation.dispatch, announce=generation.announce_finished, actor=actor
+        )
+    except job_control.Refused as refused:
+        raise Conflict(refused.message) from None
 
 
 class Placed:

@@ -38,16 +38,18 @@ def reserve(
     tool: Tool,
     input: dict[str, Any],
     undo: Callable[[], object] | None = None,
+    hold: bool = True,
 ) -> tuple[int, Slots]:
     """Count the job against today's jobs, hold its estimated tokens against the
     month's quota and count the user's slots, in the caller's transaction (the one
     that locked the user and inserts the job), in one statement. Returns the tokens
     held and the slots. On refusal the caller's transaction is rolled back (the day's
     limit is reported first when both are reached); `undo` rolls back less (a batch's
-    savepoint for one item)."""
+    savepoint for one item). `hold=False`: count the job but hold no tokens (a job the
+    response cache answers spends none)."""
     undo = undo or session.rollback
     profile = {"name": user.name, **(user.profile or {})}
-    estimate = metering.estimate_job_tokens(tool, input, profile)
+    estimate = metering.estimate_job_tokens(tool, input, profile) if hold else 0
     allowed = allowance(plan, email_verified=user.email_verified)
     checked = submit_checks.check(
         session,

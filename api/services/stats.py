@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from api.services import response_cache
 from db.models.job import FAILED, STATUSES, TERMINAL
 from db.repositories import job_stats
 
@@ -47,6 +48,7 @@ def stats(session: Session, *, start: dt.datetime, end: dt.datetime) -> dict[str
         ],
         "models": [row._asdict() for row in job_stats.per_model(session, start=start, end=end)],
         "lanes": [row._asdict() for row in job_stats.per_lane(session, start=start, end=end)],
+        "cache": response_cache.savings(session, start=start, end=end),
     }
 
 

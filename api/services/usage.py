@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from api.services import response_cache
 from api.services.quotas import quota_body
 from db.models import User
 from db.repositories import usage
@@ -27,13 +28,8 @@ def report(
     plan = get_plan(user.plan)
     allowed = allowance(plan, email_verified=user.email_verified)
     quota = usage.get_quota(session, user_id=user.id, limit=allowed.monthly_tokens)
-    items, totals = usage.summarize(
-        session,
-        user_id=user.id,
-        start=_midnight(start),
-        end=_midnight(end + dt.timedelta(days=1)),
-        group_by=group_by,
-    )
+    since, until = _midnight(start), _midnight(end + dt.timedelta(days=1))
+    items, totals = usage.summarize(session, user_id=user.id, start=since, end=until, group_by=group_by)
     return {
         "group_by": group_by,
         "items": items,
@@ -41,6 +37,7 @@ def report(
         "quota": quota_body(quota),
         "period": {"from_": start, "to": end},
         "plan": plan.name,
+        "cache": response_cache.savings(session, start=since, end=until, user_id=user.id),
     }
 
 

@@ -116,6 +116,10 @@ class Job(TimestampMixin, Base):
     lane: Mapped[str | None] = mapped_column(String(16))
     answered_by: Mapped[str | None] = mapped_column(String(128))
     attempts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
+    # The submit's `cache` choice (workers/response_cache.py): whether the worker may
+    # store the answer; and whether the job was answered from the cache at submit.
+    cache_mode: Mapped[str] = mapped_column(String(8), default="default", server_default="default")
+    cached: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     # Postgres's row version: it changes with every committed UPDATE of the row, so it is
     # what the job's ETag is made of (api/resources/jobs.py). Read-only; not a real column.
     xmin: Mapped[str] = mapped_column(String, system=True, server_default=FetchedValue())

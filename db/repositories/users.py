@@ -42,6 +42,16 @@ def get_by_email(session: Session, *, email: str, lock: bool = False) -> User | 
     return session.scalar(query.with_for_update(key_share=True) if lock else query)
 
 
+def id_of(session: Session, *, id_or_email: str) -> uuid.UUID | None:
+    """A user named by id or by email (as an operator's filter names one); None for an
+    email no account has. An id is taken as it is: unknown, it matches nothing."""
+    try:
+        return uuid.UUID(id_or_email)
+    except ValueError:
+        found = get_by_email(session, email=id_or_email)
+        return found.id if found is not None else None
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who is calling, as a submit needs them: no ORM row (see get_caller)."""

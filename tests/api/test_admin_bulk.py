@@ -95,7 +95,7 @@ def test_purge_removes_old_finished_jobs_and_their_objects(client, admin, settin
     "action, body, field",
     [
         ("retry", {"max": 0}, "max"),
-        ("retry", {"max": 1001}, "max"),
+        ("retry", {"max": 100_001}, "max"),
         ("cancel", {"status": ["nope"]}, "status"),
         ("purge", {}, "before"),
     ],
@@ -111,3 +111,24 @@ def test_plain_users_get_403_and_unknown_operations_404(client, admin):
     user, _ = register(client)
     assert post(client, user, "retry").status_code == 403
     assert client.get(f"{ADMIN}/operations/{uuid.uuid4()}", headers=admin).status_code == 404
+
+
+def test_more_matches_than_the_inline_max_are_answered_202_and_left_to_a_task(settings):
+    import dataclasses
+
+    from api import create_app
+    from tests.helpers import queued_tasks
+
+    client = create_app(dataclasses.replace(settings, bulk_admin_inline_max=2)).test_client()
+    admin = make_admin(client)
+    user = rows.make_user()
+    queued = [rows.queued_job(user) for _ in range(3)]
+
+    response = post(client, admin, "cancel", user=str(user))
+    assert response.status_code == 202, response.get_json()
+    operation = response.get_json()
+    assert (operation["status"], operation["matched"], operation["done"]) == ("queued", 3, 0)
+    assert response.headers["Location"] == f"{ADMIN}/operations/{operation['id']}"
+    assert [operation["id"]] in queued_tasks("conveyor.admin.bulk_run")  # no worker here takes it
+    assert client.get(response.headers["Location"], headers=admin).get_json()["status"] == "queued"
+    assert {status_of(client, admin, job_id) for job_id in queued} == {"queued"}

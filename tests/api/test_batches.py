@@ -105,3 +105,30 @@ def test_an_items_service_tier_is_honoured_not_ignored(client, headers):
         items[1]["error"]["code"] == 422
         and "no flex lane" in items[1]["error"]["errors"]["json"]["service_tier"][0]
     )
+
+
+def test_get_batches_lists_the_callers_batches_newest_first_with_counts(client, headers):
+    made = [post_batch(client, headers, [text_job(f"b{n}-{i}") for i in range(n + 1)]) for n in range(3)]
+    ids = [response.get_json()["batch"]["id"] for response in made]
+    client.post(f"{API}/batches/{ids[1]}/cancel", headers=headers)
+    post_batch(client, register(client)[0], [text_job("someone else's")])
+
+    seen, cursor = [], None
+    while True:
+        query = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = client.get(f"{API}/batches", query_string=query, headers=headers).get_json()
+        seen += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert [batch["id"] for batch in seen] == ids[::-1]
+    by_id = {batch["id"]: batch for batch in seen}
+    assert by_id[ids[2]]["counts"]["queued"] == 3 and by_id[ids[2]]["total"] == 3
+    assert by_id[ids[1]]["counts"]["canceled"] == 2 and by_id[ids[1]]["status"] == "finished"
+    assert "jobs" not in by_id[ids[0]]
+
+
+def test_get_batches_refuses_a_bad_cursor_and_limit(client, headers):
+    assert client.get(f"{API}/batches?cursor=nonsense", headers=headers).status_code == 422
+    assert client.get(f"{API}/batches?limit=0", headers=headers).status_code == 422
+    assert client.get(f"{API}/batches").status_code == 401

@@ -27,6 +27,7 @@ def test_submit_returns_202_with_location_and_a_queued_job(client, headers):
         "lane": "standard",
         "cached": False,
     }
+    assert job["cached"] is False
     assert job["model"] == "gpt-4o-mini" and job["attempt"] == 0
     assert job["created_at"] and job["started_at"] is None and job["finished_at"] is None
 

@@ -122,6 +122,7 @@ def test_an_admin_retries_a_failed_job(page, stack):
     admin.get_by_role("button", name="Show stats").click()
     expect(admin.get_by_role("table", name="Stats per tool")).to_contain_text("text")
     expect(admin.locator("#stats-summary")).to_contain_text("failed")
+    expect(admin.locator("#stats-summary")).to_contain_text("Response cache: 0 hits, 0 misses")
     expect(admin.get_by_role("list", name="Failures by code")).not_to_be_empty()
 
 

@@ -60,6 +60,9 @@ def test_commands_wait_for_a_free_connection_when_every_one_is_busy(settings):
     options = {"max_connections": 2, "client_name": name}
     with Connection(settings.celery_broker_url, transport=Transport, transport_options=options) as connection:
         channel = connection.default_channel
+        # kombu makes the pool on first use; six threads racing there could each make one
+        # (a worker makes it at its first publish, before any concurrency, as here).
+        assert channel.pool is channel.pool
         redis = Redis.from_url(settings.celery_broker_url)
         consumer = {seen["id"] for seen in redis.client_list() if seen["name"] == name}  # its own pool
         empty = f"conveyor-test-empty-{uuid.uuid4().hex}"

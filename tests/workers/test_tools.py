@@ -315,7 +315,10 @@ def test_json_output_schemas_have_the_agreed_fields():
     assert mood["properties"]["seek_help"]["type"] == "boolean"
 
 
-@pytest.mark.parametrize("name", NAMES)
+PERSONALISED = [name for name in NAMES if name != "prompt_enhance"]
+
+
+@pytest.mark.parametrize("name", PERSONALISED)
 def test_profile_personalises_the_system_message(name):
     tool = TOOLS[name]
     profile = {"name": "Grace", "goals": ["launch a studio", "teach"], "unknown_field": "ignored"}
@@ -325,6 +328,29 @@ def test_profile_personalises_the_system_message(name):
     assert "- Name: Grace" in system
     assert "- Goals: launch a studio, teach" in system
     assert "ignored" not in system
+
+
+def test_a_tool_that_is_not_personalised_sends_no_profile():
+    # Its cached answers are shared across users: nothing of one user's may be in them.
+    tool = TOOLS["prompt_enhance"]
+    assert tool.personalised is False
+    system = tool.build_messages(EXAMPLES["prompt_enhance"], {"name": "Grace", "goals": ["x"]})[0]["content"]
+    assert "Grace" not in system and "About the person" not in system
+
+
+def test_which_tools_cache_their_answers_and_for_how_long():
+    assert {tool.name: tool.cache_ttl for tool in all_tools() if tool.cache_ttl} == {
+        "prompt_enhance": 24 * 3600
+    }
+    assert get_tool("prompt_enhance").describe()["cache_ttl"] == 24 * 3600
+
+
+@pytest.mark.parametrize("name", CONVERSATION_TOOLS)
+def test_a_conversation_tool_cannot_cache(name):
+    import dataclasses
+
+    with pytest.raises(ValueError, match="only a non-conversation tool may cache"):
+        dataclasses.replace(TOOLS[name], cache_ttl=60)
 
 
 @pytest.mark.parametrize("name", NAMES)

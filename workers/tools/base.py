@@ -79,9 +79,20 @@ class Tool:
     # the default for tools that are not interactive.
     interactive: bool = True
     fallbacks: tuple[str, ...] = ()  # models a job goes on to, in order, when its own fails
+    # Bump when a change to the tool (its prompts, schema or how its messages are built)
+    # should stop its cached answers from being served (workers/response_cache.py).
+    version: int = 1
+    # Seconds an answer may be served again from the response cache; None: never cached.
+    cache_ttl: int | None = None
+    # Its messages carry the owner's profile: cached answers are the owner's alone. A tool
+    # that is not personalised sends no profile, so its answers may be shared across users.
+    personalised: bool = True
 
     def __post_init__(self) -> None:
         Draft202012Validator.check_schema(self.input_schema)
+        if self.cache_ttl is not None and (self.conversation or self.cache_ttl <= 0):
+            # A conversation's turn answers what came before; serving an old one is wrong.
+            raise ValueError(f"tool {self.name}: only a non-conversation tool may cache, for a positive ttl")
         if self.output == "json":
             if self.output_schema is None:
                 raise ValueError(f"tool {self.name}: a json tool needs an output_schema")
@@ -99,7 +110,7 @@ class Tool:
         system = self.system_prompt.strip()
         if data.get("system"):  # the caller's own instructions (the `text` tool takes them)
             system += "\n\nInstructions from the application:\n" + str(data["system"]).strip()
-        about = describe_profile(profile)
+        about = describe_profile(profile) if self.personalised else ""
         if about:
             system += "\n\nAbout the person you are helping:\n" + about
         if self.output == "json":
@@ -128,6 +139,8 @@ class Tool:
             "conversation": self.conversation,
             "interactive": self.interactive,
             "max_output_tokens": self.max_output_tokens,
+            "cache_ttl": self.cache_ttl,
+            "personalised": self.personalised,
         }
 
 

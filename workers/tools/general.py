@@ -115,4 +115,8 @@ PROMPT_ENHANCE = Tool(
     # Inputs are usually short; the cap leaves room to rewrite a long prompt in full.
     max_output_tokens=1000,
     temperature=0.3,
+    # The same rough prompt is enhanced the same way for anyone: the rewrite uses only
+    # what the prompt and its fields say, never the person's profile.
+    cache_ttl=24 * 3600,
+    personalised=False,
 )

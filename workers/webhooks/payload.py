@@ -57,6 +57,7 @@ def job_data(job: Job, *, settings: Settings, now: float | None = None) -> dict[
         "model": job.model,
         "attempt": job.attempt,
         "usage": metering.job_usage(job),
+        "cached": job.cached,
         "cancel_requested": job.cancel_requested_at is not None,
         "notify_email": job.notify_email,
         "retry_of": None if job.retry_of is None else str(job.retry_of),

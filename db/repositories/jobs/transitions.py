@@ -79,6 +79,8 @@ def create(
     batch_id: uuid.UUID | None = None,
     batch_index: int | None = None,
     service_tier: str | None = None,
+    cache_mode: str = "default",
+    cached: bool = False,
 ) -> Any:
     """Insert a job. `dispatched`: it is admitted at once (its message is sent right
     after the commit), as admission (workers/admission.py) would mark it. `run_at`: it
@@ -109,6 +111,8 @@ def create(
         "batch_id": batch_id,
         "batch_index": batch_index,
         "service_tier": service_tier,
+        "cache_mode": cache_mode,
+        "cached": cached,
     }
     return raw.fetch_one(session, _CREATE, params, named=True)
 
@@ -116,7 +120,7 @@ def create(
 _CREATE_FIELDS = (
     "id", "user_id", "tool", "input", "model", "queue", "priority", "expires_at", "idempotency_key",
     "request_hash", "webhook_url", "notify_email", "reserved_tokens", "request_id", "retry_of",
-    "status", "run_at", "batch_id", "batch_index", "service_tier",
+    "status", "run_at", "batch_id", "batch_index", "service_tier", "cache_mode", "cached",
 )  # fmt: skip
 
 
