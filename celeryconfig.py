@@ -58,6 +58,7 @@ task_routes = {
     "conveyor.housekeeping.*": {"queue": "default"},
     "conveyor.usage.*": {"queue": "default"},
     "conveyor.billing.*": {"queue": "default"},
+    "conveyor.batch_lane.*": {"queue": "default"},
 }
 imports = (
     "tasks.generation",
@@ -70,6 +71,7 @@ imports = (
     "tasks.daily_report",
     "tasks.usage",
     "tasks.billing",
+    "tasks.batch_lane",
 )
 
 # Flower shows tasks as they move, from the moment a worker receives them. No task-sent
@@ -123,4 +125,7 @@ beat_schedule = {
     "finish-account-deletions": {"task": "conveyor.accounts.sweep_deleted", "schedule": 300.0},
     "roll-up-usage": {"task": "conveyor.usage.rollup", "schedule": 60.0},
     "retry-stripe-events": {"task": "conveyor.billing.sweep_events", "schedule": 60.0},
+    # Held batch-lane jobs: gathered into the provider's batches, followed, taken out
+    # near their deadline (workers/batch_lane/).
+    "batch-lane": {"task": "conveyor.batch_lane.tick", "schedule": _settings.batch_lane_interval},
 }

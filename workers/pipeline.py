@@ -165,20 +165,13 @@ def generate(work: Work, provider: Provider, tally: Tally, *, on_delta=None) -> 
     """Call the provider for one job and return its output. JSON output gets one
     repair attempt when it does not validate."""
     tool = work.tool
-    request = CompletionRequest(
-        model=work.model,
-        messages=tool.build_messages(work.input, work.profile),
-        max_output_tokens=tool.max_output_tokens,
-        temperature=tool.temperature,
-        json_schema=tool.output_schema if tool.output == "json" else None,
-        schema_name=tool.name,
-    )
+    request = completion_request(tool, model=work.model, input=work.input, profile=work.profile)
     completion = provider.complete(request, on_delta)
     tally.add(completion)
     if tool.output == "text":
         return {"text": completion.text}
 
-    parsed, problem = _parse_json(tool, completion.text)
+    parsed, problem = parse_json(tool, completion.text)
     if problem is None:
         return parsed
     repair = CompletionRequest(
@@ -199,13 +192,28 @@ def generate(work: Work, provider: Provider, tally: Tally, *, on_delta=None) -> 
     )
     completion = provider.complete(repair, on_delta)
     tally.add(completion)
-    parsed, problem = _parse_json(tool, completion.text)
+    parsed, problem = parse_json(tool, completion.text)
     if problem is None:
         return parsed
     raise ProviderError(
         INVALID_OUTPUT,
         f"The model's reply did not match the {tool.name!r} output schema "
         f"after one repair attempt: {problem}.",
+    )
+
+
+def completion_request(
+    tool: Tool, *, model: str, input: dict[str, Any], profile: dict[str, Any]
+) -> CompletionRequest:
+    """A job's first provider request: what the normal lane sends, and each line of the
+    batch lane's file (workers/batch_lane/)."""
+    return CompletionRequest(
+        model=model,
+        messages=tool.build_messages(input, profile),
+        max_output_tokens=tool.max_output_tokens,
+        temperature=tool.temperature,
+        json_schema=tool.output_schema if tool.output == "json" else None,
+        schema_name=tool.name,
     )
 
 
@@ -388,7 +396,9 @@ def _owner_waiting(job_id: uuid.UUID) -> uuid.UUID | None:
         return None
 
 
-def _parse_json(tool: Tool, text: str) -> tuple[Any, str | None]:
+def parse_json(tool: Tool, text: str) -> tuple[Any, str | None]:
+    """A JSON tool's reply, parsed and checked against its output schema: (the output,
+    None), or (None, what is wrong)."""
     body = text.strip()
     if body.startswith("```"):  # models wrap JSON in fences despite being told not to
         body = body.strip("`").removeprefix("json").strip()

@@ -6,7 +6,7 @@ from api.auth import current_settings
 from api.services import files
 from api.services import jobs as job_service
 from api.services.scheduling import MAX_DELAY_SECONDS
-from db.models.job import RATINGS, STATUSES
+from db.models.job import LANES, RATINGS, STATUSES
 from workers import job_links
 
 FEEDBACK_COMMENT_MAX = 2000
@@ -49,6 +49,28 @@ class JobCreateSchema(Schema):
         metadata={"description": "Run the job this many seconds from now: it is `scheduled` until then."},
     )
 
+    lane = fields.String(
+        validate=validate.OneOf(LANES, error="lane is `standard` or `batch`."),
+        metadata={
+            "enum": list(LANES),
+            "description": "`batch`: run through the provider's Batch API at its lower price, "
+            "within a day (or by `deadline`); the job is `scheduled` until its answer is in. "
+            "Defaults to `batch` with a `deadline`, else `standard`.",
+        },
+    )
+    deadline = fields.AwareDateTime(
+        error_messages={
+            "invalid": "deadline is an ISO 8601 date and time, e.g. 2030-01-31T09:00:00Z.",
+            "invalid_awareness": "deadline needs a timezone, e.g. 2030-01-31T09:00:00Z or +02:00.",
+        },
+        metadata={
+            "description": "When the result is needed by, at least BATCH_LANE_MIN_DEADLINE (an hour) "
+            "and at most 7 days ahead: the job goes on the batch lane, and runs on the normal lane "
+            "if its batch has not answered shortly before then. Not with run_at or delay_seconds.",
+            "example": "2030-01-31T09:00:00Z",
+        },
+    )
+
 
 class IdempotencyHeaderSchema(Schema):
     class Meta:
@@ -89,6 +111,7 @@ class UsageSchema(Schema):
     input_tokens = fields.Integer()
     output_tokens = fields.Integer()
     cost_micros = fields.Integer(metadata={"description": "Cost in millionths of a US dollar."})
+    lane = fields.String(metadata={"description": "The lane it was priced at: standard or batch."})
 
 
 _URL = {"type": "string", "format": "uri"}
@@ -168,6 +191,15 @@ class JobSchema(Schema):
             "description": "When a scheduled job is due (it is `scheduled` until then); null if it was not."
         },
     )
+    lane = fields.String(
+        metadata={
+            "enum": list(LANES),
+            "description": "`batch`: held (`scheduled`) for the provider's Batch API; see docs/spending.md.",
+        }
+    )
+    deadline = fields.DateTime(
+        allow_none=True, metadata={"description": "A batch-lane job's deadline; null on the standard lane."}
+    )
     urls = fields.Method("_urls", metadata=URLS_DOC)
     queue = fields.Method("_queue", allow_none=True, metadata=QUEUE_DOC)
 
@@ -200,6 +232,7 @@ class JobSchema(Schema):
             "input_tokens": job.input_tokens,
             "output_tokens": job.output_tokens,
             "cost_micros": job.cost_micros,
+            "lane": job.lane,
         }
 
 

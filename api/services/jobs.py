@@ -20,7 +20,7 @@ from api.services import quotas, scheduling, webhooks
 from api.services.errors import OUTAGE_RETRY_AFTER, AccountClosed, Conflict, Invalid, NotFound, Unavailable
 from db import raw
 from db.models import Job, User
-from db.models.job import CANCELED, QUEUED, RUNNING, SCHEDULED
+from db.models.job import BATCH, CANCELED, QUEUED, RUNNING, SCHEDULED
 from db.redis_client import get_redis
 from db.repositories import jobs, users
 from db.repositories.submit_checks import Slots
@@ -56,13 +56,17 @@ def submit(
     idempotency_key: str | None = None,
     run_at: dt.datetime | None = None,
     delay_seconds: int | None = None,
+    lane: str | None = None,
+    deadline: dt.datetime | None = None,
     on_create: Callable[[Session, Any], object] | None = None,
 ) -> Submitted:
     """Validate, store and enqueue a job. The row is committed before the message
     is sent; if the broker refuses it, the job is withdrawn and the caller gets 503.
     `run_at` or `delay_seconds`: it is stored `scheduled` and sent when due
-    (workers/scheduled_jobs.py). `on_create` adds rows that belong with the new job
-    to its transaction (a conversation's message), before the job can be sent."""
+    (workers/scheduled_jobs.py). A `deadline` or `lane: batch`: it is stored `scheduled`
+    on the batch lane (workers/batch_lane/), never sent from here. `on_create` adds rows
+    that belong with the new job to its transaction (a conversation's message), before
+    the job can be sent."""
     checked = check_request(
         settings,
         tool=tool,
@@ -72,6 +76,8 @@ def submit(
         notify_email=notify_email,
         run_at=run_at,
         delay_seconds=delay_seconds,
+        lane=lane,
+        deadline=deadline,
     )
     if idempotency_key is not None:
         earlier = jobs.get_by_idempotency_key(session, user_id=user.id, key=idempotency_key)
@@ -80,9 +86,12 @@ def submit(
 
     # After the replay: a retried request's run_at may have passed since its first try.
     due = scheduling.when(run_at=run_at, delay_seconds=delay_seconds)
+    held_until = scheduling.batch_deadline(settings, lane=lane, deadline=deadline, scheduled=due is not None)
     plan = get_plan(user.plan)
     quotas.check_access(plan, tool=tool, model=checked.row["model"], settings=settings)
     row = {**checked.row, "run_at": due, "idempotency_key": idempotency_key}
+    if held_until is not None:
+        row |= {"lane": BATCH, "deadline": held_until}
     try:
         job, admitted, slots = _store(
             session, user, plan, checked.definition, settings, row, on_create=on_create
@@ -97,7 +106,7 @@ def submit(
 
     if admitted:
         _send(session, job)
-    elif due is None and slots.waiting and slots.in_flight < plan.running_limit:
+    elif job.status == QUEUED and slots.waiting and slots.in_flight < plan.running_limit:
         job = _admit_waiting(session, job)  # older jobs wait for the free slots: they go first
     metrics.job_submitted(tool=tool, queue=job.queue)
     return Submitted(job, created=True)
@@ -125,6 +134,8 @@ def check_request(
     notify_email: bool = False,
     run_at: dt.datetime | None = None,
     delay_seconds: int | None = None,
+    lane: str | None = None,
+    deadline: dt.datetime | None = None,
 ) -> Checked:
     """The request's checks that need no database: 422 for an unknown tool or model, an
     input that does not suit the tool, a webhook URL a worker must not call, or both
@@ -138,6 +149,10 @@ def check_request(
         extra["run_at"] = run_at.isoformat()
     if delay_seconds is not None:
         extra["delay_seconds"] = delay_seconds
+    if lane is not None:
+        extra["lane"] = lane
+    if deadline is not None:
+        extra["deadline"] = deadline.isoformat()
     request_hash = _request_hash(tool=tool, input=input, model=model, webhook_url=webhook_url, **extra)
     row = dict(tool=tool, input=input, model=model, webhook_url=webhook_url, notify_email=notify_email)
     return Checked(definition, {**row, "request_hash": request_hash})
@@ -220,14 +235,16 @@ def insert(
     dispatched: bool = False,
 ) -> Any:
     """Insert the job in the caller's transaction, its tokens `reserved` (quotas.reserve).
-    A scheduled job's (`run_at`) start deadline counts from `run_at`."""
+    A scheduled job's (`run_at`) start deadline counts from `run_at`; a batch-lane job's
+    is its `deadline`."""
     start_from = row.get("run_at") or dt.datetime.now(dt.UTC)
+    expires_at = row.get("deadline") or start_from + dt.timedelta(seconds=settings.job_start_deadline)
     return jobs.create(
         session,
         user_id=user.id,
         queue=queue_for(plan, definition.queue),
         priority=1 if plan.priority else 0,
-        expires_at=start_from + dt.timedelta(seconds=settings.job_start_deadline),
+        expires_at=expires_at,
         reserved_tokens=reserved,
         request_id=logs.current_request_id(),
         dispatched=dispatched,
@@ -369,6 +386,8 @@ def queue_place(job: Any) -> dict[str, int | None] | None:
 def retry_after_hint(job: Job) -> int | None:
     """Seconds a poller should wait before asking again; None once it is finished."""
     if job.status == SCHEDULED:  # until it is due, within reason
+        if job.run_at is None:  # the batch lane: it finishes when its batch answers
+            return 60
         until_due = (job.run_at - dt.datetime.now(dt.UTC)).total_seconds()
         return min(max(int(until_due), 1), 60)
     if job.status == QUEUED:

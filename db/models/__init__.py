@@ -9,6 +9,7 @@ from db.models.conversation import Conversation, ConversationMessage
 from db.models.email import EmailOutbox
 from db.models.export import Export
 from db.models.job import Job
+from db.models.provider_batch import ProviderBatch
 from db.models.usage import DailyJobCount, UsageCounter, UsageDaily, UsageLedger
 from db.models.user import User
 from db.models.webhook import WebhookAttempt, WebhookDelivery
@@ -24,6 +25,7 @@ __all__ = [
     "EmailOutbox",
     "Export",
     "Job",
+    "ProviderBatch",
     "RefreshToken",
     "StripeEvent",
     "Subscription",

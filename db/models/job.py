@@ -30,6 +30,9 @@ STATUSES = (SCHEDULED, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED, EXPIRED)
 ACTIVE = (QUEUED, RUNNING)
 TERMINAL = (SUCCEEDED, FAILED, CANCELED, EXPIRED)
 RATINGS = ("up", "down")  # a job's feedback from its owner
+STANDARD = "standard"  # a job's lane: run by a worker as soon as it is admitted
+BATCH = "batch"  # held `scheduled` and sent through the provider's Batch API (workers/batch_lane/)
+LANES = (STANDARD, BATCH)
 
 _status_list = ", ".join(f"'{status}'" for status in STATUSES)
 
@@ -52,6 +55,12 @@ class Job(TimestampMixin, Base):
         Index("ix_jobs_user_active", "user_id", postgresql_where=text("status IN ('queued', 'running')")),
         # The due-job pickup (workers/scheduled_jobs.py) looks for due rows every second.
         Index("ix_jobs_scheduled", "run_at", postgresql_where=text("status = 'scheduled'")),
+        # The batch lane's beat gathers and takes out held jobs (workers/batch_lane/).
+        Index(
+            "ix_jobs_held_for_batch",
+            "deadline",
+            postgresql_where=text("status = 'scheduled' AND lane = 'batch'"),
+        ),
         # A batch's jobs, in the order they were submitted (GET /batches/<id>).
         Index("ix_jobs_batch", "batch_id", "batch_index", postgresql_where=text("batch_id IS NOT NULL")),
         # The retention sweep scans only finished jobs that still hold an output.
@@ -100,6 +109,11 @@ class Job(TimestampMixin, Base):
     retry_of: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="SET NULL"), unique=True
     )
+    # The lane it runs on, and for the batch lane when it must be finished by and the
+    # provider batch it was sent in (not `batch_id`: that is POST /jobs/batch's).
+    lane: Mapped[str] = mapped_column(String(16), default=STANDARD, server_default=STANDARD)
+    deadline: Mapped[dt.datetime | None]
+    provider_batch_id: Mapped[str | None] = mapped_column(String(128))
     # The batch it was submitted in (POST /jobs/batch), and its place in the request.
     batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id", ondelete="SET NULL"))
     batch_index: Mapped[int | None]

@@ -62,6 +62,8 @@ class UsageLedger(Base):
     output_tokens: Mapped[int] = mapped_column(BigInteger)
     cost_micros: Mapped[int] = mapped_column(BigInteger)
     billed: Mapped[bool]
+    # standard, or batch (priced at the provider's batch rate: workers/batch_lane/pricing.py)
+    lane: Mapped[str] = mapped_column(String(16), default="standard", server_default="standard")
     rolled_up: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
 

@@ -89,6 +89,7 @@ class Attempt:
     user_id: uuid.UUID
     tool: str
     calls: Sequence[Call]
+    lane: str = "standard"  # or "batch": the calls were priced at the Batch API's rate
 
 
 # An attempt's calls as arrays, one element per call: one statement however many calls.
@@ -99,11 +100,12 @@ class Attempt:
 # ends with it.
 CALLS_RECORDED = """
 INSERT INTO usage_ledger (
-    job_id, attempt, call_index, user_id, tool, model, input_tokens, output_tokens, cost_micros, billed
+    job_id, attempt, call_index, user_id, tool, model, input_tokens, output_tokens, cost_micros, billed,
+    lane
 )
 SELECT %(job_id)s::uuid, %(ledger_attempt)s::integer, calls.position - 1, %(ledger_user_id)s::uuid,
        %(ledger_tool)s::text, calls.model, calls.input_tokens, calls.output_tokens, calls.cost_micros,
-       %(ledger_billable)s::boolean AND EXISTS (SELECT 1 FROM finished)
+       %(ledger_billable)s::boolean AND EXISTS (SELECT 1 FROM finished), %(ledger_lane)s::text
 FROM unnest(
     %(ledger_models)s::text[], %(ledger_input_tokens)s::bigint[],
     %(ledger_output_tokens)s::bigint[], %(ledger_costs)s::bigint[]
@@ -124,6 +126,7 @@ def attempt_params(attempt: Attempt, *, billable: bool) -> dict[str, object]:
         "ledger_output_tokens": [call.output_tokens for call in attempt.calls],
         "ledger_costs": [call.cost_micros for call in attempt.calls],
         "ledger_billable": billable,
+        "ledger_lane": attempt.lane,
     }
 
 

@@ -100,20 +100,7 @@ class OpenAIProvider:
     def _request(
         self, request: CompletionRequest, state: _StreamState, on_delta: OnDelta | None
     ) -> Completion:
-        kwargs: dict[str, Any] = {
-            "model": request.model,
-            "messages": request.messages,
-            # `max_tokens`, not `max_completion_tokens`: vLLM, Ollama and older servers only know this one.
-            "max_tokens": request.max_output_tokens,
-            "temperature": request.temperature,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        if request.json_schema is not None:
-            kwargs["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": request.schema_name, "schema": request.json_schema, "strict": False},
-            }
+        kwargs = chat_body(request, stream=True)
         try:
             stream = self.client.post(
                 CHAT_COMPLETIONS,
@@ -155,6 +142,26 @@ class OpenAIProvider:
 
     def _error(self, err: Exception) -> ProviderError:
         return map_error(err, secret=self.settings.openai_api_key)
+
+
+def chat_body(request: CompletionRequest, *, stream: bool) -> dict[str, Any]:
+    """The chat completion request's JSON body: streamed by a worker, or not as each
+    line of the batch lane's file (the Batch API does not stream)."""
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": request.messages,
+        # `max_tokens`, not `max_completion_tokens`: vLLM, Ollama and older servers only know this one.
+        "max_tokens": request.max_output_tokens,
+        "temperature": request.temperature,
+    }
+    if stream:
+        body |= {"stream": True, "stream_options": {"include_usage": True}}
+    if request.json_schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": request.schema_name, "schema": request.json_schema, "strict": False},
+        }
+    return body
 
 
 @dataclass

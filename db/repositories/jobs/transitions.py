@@ -36,6 +36,7 @@ from db.models.job import (
     QUEUED,
     RUNNING,
     SCHEDULED,
+    STANDARD,
     SUCCEEDED,
     TERMINAL,
     Job,
@@ -78,10 +79,13 @@ def create(
     run_at: dt.datetime | None = None,
     batch_id: uuid.UUID | None = None,
     batch_index: int | None = None,
+    lane: str = STANDARD,
+    deadline: dt.datetime | None = None,
 ) -> Any:
     """Insert a job. `dispatched`: it is admitted at once (its message is sent right
     after the commit), as admission (workers/admission.py) would mark it. `run_at`: it
-    is `scheduled` until then (queue_due queues it), never sent before.
+    is `scheduled` until then (queue_due queues it), never sent before. The batch lane:
+    `scheduled` with no `run_at`, held for workers/batch_lane/ until its `deadline`.
 
     One INSERT ... RETURNING in SQL (db/raw.py: every submit runs it). Returns the new
     row as a read-only named tuple of the job's columns, not an ORM `Job` (building
@@ -103,10 +107,12 @@ def create(
         "request_id": request_id,
         "retry_of": retry_of,
         "dispatched": dispatched,
-        "status": QUEUED if run_at is None else SCHEDULED,
+        "status": QUEUED if run_at is None and lane == STANDARD else SCHEDULED,
         "run_at": run_at,
         "batch_id": batch_id,
         "batch_index": batch_index,
+        "lane": lane,
+        "deadline": deadline,
     }
     return raw.fetch_one(session, _CREATE, params, named=True)
 
@@ -114,7 +120,7 @@ def create(
 _CREATE_FIELDS = (
     "id", "user_id", "tool", "input", "model", "queue", "priority", "expires_at", "idempotency_key",
     "request_hash", "webhook_url", "notify_email", "reserved_tokens", "request_id", "retry_of",
-    "status", "run_at", "batch_id", "batch_index",
+    "status", "run_at", "batch_id", "batch_index", "lane", "deadline",
 )  # fmt: skip
 
 
