@@ -200,13 +200,15 @@ def _store(
     """Commit the new job: (the job, whether it is admitted at once, the user's slots).
 
     One transaction: the user's lock (one admission at a time), the day's count and the
-    token hold, the admission decision and the row, then the message. A scheduled job
-    (`run_at`) is never admitted here, and its start deadline counts from `run_at`."""
+    token hold, the admission decision and the row, then the message. A held job
+    (`run_at`, or the batch lane) is never admitted here; a plan caps how many a user
+    holds."""
     users.lock(session, user_id=user.id)
-    if row["run_at"] is not None:
+    held = row["run_at"] is not None or row.get("lane") == BATCH
+    if held:
         scheduling.check_limit(session, user_id=user.id, plan=plan)
     reserved, slots = quotas.reserve(session, user=user, plan=plan, tool=definition, input=row["input"])
-    admitted = row["run_at"] is None and slots.waiting == 0 and slots.in_flight < plan.running_limit
+    admitted = not held and slots.waiting == 0 and slots.in_flight < plan.running_limit
     job = insert(
         session,
         user=user,

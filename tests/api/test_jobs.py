@@ -20,7 +20,7 @@ def test_submit_returns_202_with_location_and_a_queued_job(client, headers):
     assert job["status"] == "queued" and job["tool"] == "text"
     assert job["input"] == {"prompt": "Write a haiku about queues."}
     assert job["output"] is None and job["error"] is None and job["output_url"] is None
-    assert job["usage"] == {"input_tokens": 0, "output_tokens": 0, "cost_micros": 0}
+    assert job["usage"] == {"input_tokens": 0, "output_tokens": 0, "cost_micros": 0, "lane": "standard"}
     assert job["model"] == "gpt-4o-mini" and job["attempt"] == 0
     assert job["created_at"] and job["started_at"] is None and job["finished_at"] is None
 
