@@ -24,6 +24,7 @@ from workers.batch_lane.pricing import batch_cost_micros
 from workers.batch_lane.takeout import take_out
 from workers.provider_text import storable
 from workers.tools import get_tool
+from workers.tools.base import Tool
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def _follow_one(settings: Settings, client: BatchClient, batch_id: str, followed
         if outcome is None:
             continue  # not answered: to the normal lane below
         answered.add(job.id)
-        recorded = record(settings, job, outcome)
+        recorded = record(settings, job, tool, outcome)
         if recorded is not None:
             followed.finished.append(recorded)
     rest = [job_id for job_id in waiting if job_id not in answered]
@@ -99,11 +100,13 @@ def _follow_one(settings: Settings, client: BatchClient, batch_id: str, followed
     )
 
 
-def record(settings: Settings, job: Any, outcome: results.Outcome) -> Recorded | None:
+def record(settings: Settings, job: Any, tool: Tool, outcome: results.Outcome) -> Recorded | None:
     """Record the job's outcome from its batch, once: a compare-and-set from `scheduled`,
     so a job taken out to the normal lane (or canceled) meanwhile keeps its own outcome.
     The call goes to the ledger at the batch price either way; billed only if this
-    outcome stands and is a billed one. None when it did not stand."""
+    outcome stands and is a billed one. None when it did not stand. `job` as read before
+    the batch was retrieved: one no longer held then gets no output stored (a large one
+    would take the place of the normal lane's in storage)."""
     completion = outcome.completion
     calls = []
     if completion is not None:
@@ -116,12 +119,11 @@ def record(settings: Settings, job: Any, outcome: results.Outcome) -> Recorded |
         cost_micros=sum(call.cost_micros for call in calls),
     )
     ledger = usage_repo.Attempt(job.id, LEDGER_ATTEMPT, job.user_id, job.tool, calls, lane=BATCH)
-    output = storable(outcome.output)
+    output = storable(outcome.output) if job.status == SCHEDULED else None
     row_output, output_key = outputs.store_if_large(
         output, user_id=job.user_id, job_id=job.id, settings=settings
     )
-    tool = get_tool(job.tool)
-    reply = output.get("text") if output and tool is not None and tool.conversation else None
+    reply = output.get("text") if output and tool.conversation else None
     finished = dict(
         job_id=job.id,
         status=outcome.status,
