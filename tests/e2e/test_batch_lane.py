@@ -15,7 +15,7 @@ from db.models import ProviderBatch, UsageLedger
 from db.session import session_scope
 from tasks import batch_lane as batch_lane_task
 from tasks.generation import dispatch
-from tests.helpers import API, register, submit, wait_for
+from tests.helpers import API, call, mark_verified, poll, register, submit, wait_for
 from workers import pricing
 from workers.batch_lane import tick
 
@@ -184,3 +184,26 @@ def test_cancel_a_held_and_a_batched_job(client, headers, fake_openai, held, set
         shown = client.get(f"{API}/jobs/{job['id']}", headers=headers).get_json()
         assert shown["status"] == "canceled" and shown["usage"]["cost_micros"] == 0
     assert client.get(f"{API}/usage", headers=headers).get_json()["quota"]["reserved"] == 0
+
+
+def test_the_procfiles_beat_and_worker_run_the_batch_lane(start_stack, fake_openai):
+    """The processes `make run` starts: the beat's tick reaches the default worker,
+    which gathers, follows and records the job with no test calling the tick."""
+    base = start_stack(processes=("web", "worker", "beat"), BATCH_LANE_INTERVAL="1")
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    status, _, session = call(
+        "POST", f"{base}/auth/register", {"email": email, "password": "a long password", "name": "Lane"}
+    )
+    assert status == 201, session
+    mark_verified(session["user"]["id"], email)
+    token = session["access_token"]
+    prompt = f"Through the beat {uuid.uuid4().hex[:6]}"
+    status, _, job = call(
+        "POST", f"{base}/jobs", {"tool": "text", "input": {"prompt": prompt}, "lane": "batch"}, token
+    )
+    assert status == 202 and job["status"] == "scheduled", job
+
+    done = poll(base, token, job, timeout=60)
+    assert done["status"] == "succeeded" and done["output"] == {"text": f"Echo: {prompt}"}
+    assert done["usage"]["lane"] == "batch" and done["usage"]["cost_micros"] == half(done["usage"])
+    assert len(fake_openai.batches.created()) == 1 and chat_calls(fake_openai, prompt) == 0
