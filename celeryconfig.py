@@ -59,6 +59,7 @@ task_routes = {
     "conveyor.usage.*": {"queue": "default"},
     "conveyor.billing.*": {"queue": "default"},
     "conveyor.admin.*": {"queue": "default"},
+    "conveyor.batch_lane.*": {"queue": "default"},
 }
 imports = (
     "tasks.generation",
@@ -72,6 +73,7 @@ imports = (
     "tasks.usage",
     "tasks.billing",
     "tasks.bulk_operations",
+    "tasks.batch_lane",
 )
 
 # Flower shows tasks as they move, from the moment a worker receives them. No task-sent
@@ -134,4 +136,7 @@ beat_schedule = {
     "finish-account-deletions": {"task": "conveyor.accounts.sweep_deleted", "schedule": 300.0},
     "roll-up-usage": {"task": "conveyor.usage.rollup", "schedule": 60.0},
     "retry-stripe-events": {"task": "conveyor.billing.sweep_events", "schedule": 60.0},
+    # Held batch-lane jobs: gathered into the provider's batches, followed, taken out
+    # near their deadline (workers/batch_lane/).
+    "batch-lane": {"task": "conveyor.batch_lane.tick", "schedule": _settings.batch_lane_interval},
 }

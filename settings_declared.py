@@ -408,6 +408,31 @@ class JobSettings:
         check=at_least(1),
         doc="the cleanup removes the oldest entries beyond this many",
     )
+    # The batch lane (workers/batch_lane/): jobs with a deadline go through the provider's Batch API.
+    batch_lane_min_deadline: int = setting(
+        "BATCH_LANE_MIN_DEADLINE",
+        3600,
+        parse=whole,
+        check=at_least(1),
+        doc="seconds ahead a job's `deadline` must be at least (nearer: 422)",
+    )
+    batch_lane_takeout: int = setting(
+        "BATCH_LANE_TAKEOUT",
+        1800,
+        parse=whole,
+        check=at_least(0),
+        doc="seconds before its deadline a job whose batch has not answered runs on the normal lane",
+    )
+    batch_lane_interval: float = setting(
+        "BATCH_LANE_INTERVAL",
+        60.0,
+        parse=number,
+        check=positive(),
+        doc="seconds between the beat's gathering of held jobs into batches and its follow-up",
+    )
+    batch_lane_max_jobs: int = setting(
+        "BATCH_LANE_MAX_JOBS", 5000, parse=whole, check=at_least(1), doc="the most jobs in one batch file"
+    )
 
 
 @dataclass(frozen=True)

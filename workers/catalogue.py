@@ -24,13 +24,15 @@ from typing import TYPE_CHECKING
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+# The lanes, named where a job and the ledger store them.
+from db.models.job import BATCH as BATCH
+from db.models.job import FLEX as FLEX
+from db.models.job import LANES as LANES
+from db.models.job import STANDARD
+
 if TYPE_CHECKING:
     from settings import Settings
 
-STANDARD = "standard"
-FLEX = "flex"
-BATCH = "batch"
-LANES = (STANDARD, FLEX, BATCH)
 OPENAI = "openai"  # the provider configured by OPENAI_BASE_URL and OPENAI_API_KEY
 DEFAULT_FILE = Path(__file__).with_name("model_catalogue.json")
 MICROS = Decimal(1_000_000)

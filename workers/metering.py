@@ -33,9 +33,14 @@ def job_usage(job: Any) -> dict[str, Any]:
         "input_tokens": job.input_tokens,
         "output_tokens": job.output_tokens,
         "cost_micros": job.cost_micros,
-        "lane": job.lane or job.service_tier or catalogue.STANDARD,
+        "lane": job_lane(job),
         "cached": bool(job.cached),
     }
+
+
+def job_lane(job: Any) -> str:
+    """The lane a job is held on (batch) or ran on; before it ran, the one it asked for."""
+    return job.lane or job.service_tier or catalogue.STANDARD
 
 
 def ledger_calls(

@@ -236,7 +236,7 @@ def generate(
         return {"text": completion.text}
     request = replace(request, model=tally.attempts.answered_by or work.model)
 
-    parsed, problem = _parse_json(tool, completion.text)
+    parsed, problem = parse_json(tool, completion.text)
     if problem is None:
         return parsed
     repair = CompletionRequest(
@@ -258,7 +258,7 @@ def generate(
     )
     completion = call(repair)
     tally.add(completion)
-    parsed, problem = _parse_json(tool, completion.text)
+    parsed, problem = parse_json(tool, completion.text)
     if problem is None:
         return parsed
     raise ProviderError(
@@ -477,7 +477,9 @@ def _owner_waiting(job_id: uuid.UUID) -> uuid.UUID | None:
         return None
 
 
-def _parse_json(tool: Tool, text: str) -> tuple[Any, str | None]:
+def parse_json(tool: Tool, text: str) -> tuple[Any, str | None]:
+    """A JSON tool's reply, parsed and checked against its output schema: (the output,
+    None), or (None, what is wrong)."""
     body = text.strip()
     if body.startswith("```"):  # models wrap JSON in fences despite being told not to
         body = body.strip("`").removeprefix("json").strip()

@@ -1,6 +1,7 @@
 """The one place a job's provider request is made from its tool, input, owner and model.
 
-The worker sends what this builds, and the API builds the same thing at submit to look
+The worker sends what this builds, the batch lane writes it as a line of its file
+(workers/batch_lane/gather.py), and the API builds the same thing at submit to look
 the answer up in the response cache (workers/response_cache.py), whose key hashes this
 object whole: whatever is added to the request later is in the key without anyone
 having to remember it.

@@ -6,11 +6,11 @@ from api.auth import current_settings
 from api.services import files
 from api.services import jobs as job_service
 from api.services.scheduling import MAX_DELAY_SECONDS
-from db.models.job import RATINGS, STATUSES
+from db.models.job import BATCH, FLEX, LANES, RATINGS, STANDARD, STATUSES
 from workers import job_links, metering, response_cache
-from workers.catalogue import FLEX, LANES, STANDARD
 
 SERVICE_TIERS = (STANDARD, FLEX)
+SUBMIT_LANES = (STANDARD, BATCH)
 
 FEEDBACK_COMMENT_MAX = 2000
 
@@ -68,6 +68,28 @@ class JobCreateSchema(Schema):
             "description": "The response cache, for tools that declare one (GET /tools: `cache_ttl`): "
             "`default` serves an identical earlier answer at once and keeps a new one; `bypass` "
             "neither serves nor keeps; `refresh` calls the model and replaces the kept answer.",
+        },
+    )
+    lane = fields.String(
+        validate=validate.OneOf(SUBMIT_LANES, error="lane is `standard` or `batch`."),
+        metadata={
+            "enum": list(SUBMIT_LANES),
+            "description": "`batch`: run through the provider's Batch API at the model's batch "
+            "price (models that have one), within a day (or by `deadline`); the job is "
+            "`scheduled` until its answer is in. Defaults to `batch` with a `deadline`, else "
+            "`standard` (whose tier `service_tier` chooses).",
+        },
+    )
+    deadline = fields.AwareDateTime(
+        error_messages={
+            "invalid": "deadline is an ISO 8601 date and time, e.g. 2030-01-31T09:00:00Z.",
+            "invalid_awareness": "deadline needs a timezone, e.g. 2030-01-31T09:00:00Z or +02:00.",
+        },
+        metadata={
+            "description": "When the result is needed by, at least BATCH_LANE_MIN_DEADLINE (an hour) "
+            "and at most 7 days ahead: the job goes on the batch lane, and runs on the normal lane "
+            "if its batch has not answered shortly before then. Not with run_at or delay_seconds.",
+            "example": "2030-01-31T09:00:00Z",
         },
     )
 
@@ -220,6 +242,19 @@ class JobSchema(Schema):
         metadata={
             "description": "When a scheduled job is due (it is `scheduled` until then); null if it was not."
         },
+    )
+    lane = fields.Function(
+        metering.job_lane,
+        metadata={
+            "type": "string",
+            "enum": list(LANES),
+            "description": "`batch`: held (`scheduled`) for the provider's Batch API, or answered "
+            "by it; otherwise the lane of the call that answered, or that it asked for; see "
+            "docs/spending.md.",
+        },
+    )
+    deadline = fields.DateTime(
+        allow_none=True, metadata={"description": "A batch-lane job's deadline; null on the standard lane."}
     )
     urls = fields.Method("_urls", metadata=URLS_DOC)
     queue = fields.Method("_queue", allow_none=True, metadata=QUEUE_DOC)

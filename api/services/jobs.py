@@ -21,7 +21,7 @@ from api.services import response_cache as cache_lookup
 from api.services.errors import OUTAGE_RETRY_AFTER, AccountClosed, Conflict, Invalid, NotFound, Unavailable
 from db import raw
 from db.models import Job, User
-from db.models.job import QUEUED, RUNNING, SCHEDULED, SUCCEEDED
+from db.models.job import BATCH, QUEUED, RUNNING, SCHEDULED, SUCCEEDED
 from db.redis_client import get_redis
 from db.repositories import jobs, users
 from db.repositories import response_cache as cache_repo
@@ -70,14 +70,18 @@ def submit(
     delay_seconds: int | None = None,
     service_tier: str | None = None,
     cache: str = response_cache.DEFAULT,
+    lane: str | None = None,
+    deadline: dt.datetime | None = None,
     on_create: Callable[[Session, Any], object] | None = None,
 ) -> Submitted:
     """Validate, store and enqueue a job. The row is committed before the message
     is sent; if the broker refuses it, the job is withdrawn and the caller gets 503.
     `run_at` or `delay_seconds`: it is stored `scheduled` and sent when due
-    (workers/scheduled_jobs.py). `on_create` adds rows that belong with the new job
-    to its transaction (a conversation's message), before the job can be sent.
-    `cache`: a job the response cache can answer is `succeeded` at once (`_answer`)."""
+    (workers/scheduled_jobs.py). A `deadline` or `lane: batch`: it is stored `scheduled`
+    on the batch lane (workers/batch_lane/), never sent from here. `on_create` adds rows
+    that belong with the new job to its transaction (a conversation's message), before
+    the job can be sent. `cache`: a job the response cache can answer is `succeeded` at
+    once (`_answer`)."""
     checked = check_request(
         settings,
         tool=tool,
@@ -89,6 +93,8 @@ def submit(
         delay_seconds=delay_seconds,
         service_tier=service_tier,
         cache=cache,
+        lane=lane,
+        deadline=deadline,
     )
     if idempotency_key is not None:
         earlier = jobs.get_by_idempotency_key(session, user_id=user.id, key=idempotency_key)
@@ -97,13 +103,16 @@ def submit(
 
     # After the replay: a retried request's run_at may have passed since its first try.
     due = scheduling.when(run_at=run_at, delay_seconds=delay_seconds)
+    held_until = scheduling.batch_deadline(settings, lane=lane, deadline=deadline, scheduled=due is not None)
     plan = get_plan(user.plan)
     quotas.check_access(plan, tool=tool, model=checked.row["model"], settings=settings)
     row = {**checked.row, "run_at": due, "idempotency_key": idempotency_key}
-    if row.get("service_tier") is None:  # before the look-up: a flex request is keyed as flex
+    if held_until is not None:
+        row |= {"lane": BATCH, "deadline": held_until}
+    elif row.get("service_tier") is None:  # before the look-up: a flex request is keyed as flex
         row["service_tier"] = lane_for(plan, checked.definition, row["model"], settings)
-    # Looked up for a job to run now: a scheduled one asked for its answer later.
-    looks_up = due is None and cache == response_cache.DEFAULT
+    # Looked up for a job to run now: a scheduled or batch-lane one asked for its answer later.
+    looks_up = due is None and held_until is None and cache == response_cache.DEFAULT
     looks_up = looks_up and response_cache.applies(checked.definition, settings)
     try:
         if looks_up:
@@ -136,7 +145,7 @@ def submit(
         metrics.cache_lookup(tool=tool, hit=False)
     if admitted:
         _send(session, job)
-    elif due is None and slots.waiting and slots.in_flight < plan.running_limit:
+    elif job.status == QUEUED and slots.waiting and slots.in_flight < plan.running_limit:
         job = _admit_waiting(session, job)  # older jobs wait for the free slots: they go first
     metrics.job_submitted(tool=tool, queue=job.queue)
     return Submitted(job, created=True)
@@ -166,20 +175,26 @@ def check_request(
     delay_seconds: int | None = None,
     service_tier: str | None = None,
     cache: str = response_cache.DEFAULT,
+    lane: str | None = None,
+    deadline: dt.datetime | None = None,
 ) -> Checked:
     """The request's checks that need no database: 422 for an unknown tool or model, an
     input that does not suit the tool, a webhook URL a worker must not call, both
-    `run_at` and `delay_seconds`, or the flex lane for a model that has none."""
+    `run_at` and `delay_seconds`, or a lane (flex, batch) the model is not sold on."""
     definition = _valid_tool(settings, tool=tool, input=input, webhook_url=webhook_url)
     model = _valid_model(settings, model or definition.default_model or settings.default_model)
     scheduling.check_one_of(run_at=run_at, delay_seconds=delay_seconds)
-    _check_lane(settings, model=model, service_tier=service_tier)
+    _check_lane(settings, model=model, service_tier=service_tier, lane=lane, deadline=deadline)
     # Optional fields join the hash only when set, so keys used before they existed still match.
     extra: dict[str, Any] = {"notify_email": True} if notify_email else {}
     if run_at is not None:
         extra["run_at"] = run_at.isoformat()
     if delay_seconds is not None:
         extra["delay_seconds"] = delay_seconds
+    if lane is not None:
+        extra["lane"] = lane
+    if deadline is not None:
+        extra["deadline"] = deadline.isoformat()
     if service_tier is not None:
         extra["service_tier"] = service_tier
     if cache != response_cache.DEFAULT:
@@ -227,19 +242,39 @@ def _valid_model(settings: Settings, model: str) -> str:
     return model
 
 
-def _check_lane(settings: Settings, *, model: str, service_tier: str | None) -> None:
-    if service_tier != catalogue.FLEX:
-        return
-    listed = catalogue.get_catalogue(settings).model(model)
-    if listed is None or not listed.supports(catalogue.FLEX):
-        flex = [
-            name for name, entry in catalogue.get_catalogue(settings).models.items() if entry.supports("flex")
-        ]
-        offered = f"Models with a flex lane: {', '.join(flex)}." if flex else "No model here has one."
+def _check_lane(
+    settings: Settings,
+    *,
+    model: str,
+    service_tier: str | None,
+    lane: str | None,
+    deadline: dt.datetime | None,
+) -> None:
+    """422 for a cheaper lane the catalogue sells the model no price for (the flex
+    `service_tier`, or the batch lane: `lane: batch` or a `deadline`), or for both at once."""
+    batch = lane == BATCH or (lane is None and deadline is not None)
+    if batch and service_tier == catalogue.FLEX:
         raise Invalid(
-            "The flex lane is not offered for this model.",
-            errors={"json": {"service_tier": [f"The model {model!r} has no flex lane. {offered}"]}},
+            "The flex tier is for a job run now, not one held for the batch lane.",
+            errors={"json": {"service_tier": ["Not with the batch lane (lane: batch, or a deadline)."]}},
         )
+    if batch:
+        _check_sold(settings, model=model, lane=BATCH, field="lane" if lane is not None else "deadline")
+    elif service_tier == catalogue.FLEX:
+        _check_sold(settings, model=model, lane=catalogue.FLEX, field="service_tier")
+
+
+def _check_sold(settings: Settings, *, model: str, lane: str, field: str) -> None:
+    models = catalogue.get_catalogue(settings)
+    listed = models.model(model)
+    if listed is not None and listed.supports(lane):
+        return
+    selling = [name for name, entry in models.models.items() if entry.supports(lane)]
+    offered = f"Models with a {lane} lane: {', '.join(selling)}." if selling else "No model here has one."
+    raise Invalid(
+        f"The {lane} lane is not offered for this model.",
+        errors={"json": {field: [f"The model {model!r} has no {lane} lane. {offered}"]}},
+    )
 
 
 def lane_for(plan: Plan, definition: Tool, model: str, settings: Settings) -> str | None:
@@ -265,13 +300,15 @@ def _store(
     """Commit the new job: (the job, whether it is admitted at once, the user's slots).
 
     One transaction: the user's lock (one admission at a time), the day's count and the
-    token hold, the admission decision and the row, then the message. A scheduled job
-    (`run_at`) is never admitted here, and its start deadline counts from `run_at`."""
+    token hold, the admission decision and the row, then the message. A held job
+    (`run_at`, or the batch lane) is never admitted here; a plan caps how many a user
+    holds."""
     users.lock(session, user_id=user.id)
-    if row["run_at"] is not None:
+    held = row["run_at"] is not None or row.get("lane") == BATCH
+    if held:
         scheduling.check_limit(session, user_id=user.id, plan=plan)
     reserved, slots = quotas.reserve(session, user=user, plan=plan, tool=definition, input=row["input"])
-    admitted = row["run_at"] is None and slots.waiting == 0 and slots.in_flight < plan.running_limit
+    admitted = not held and slots.waiting == 0 and slots.in_flight < plan.running_limit
     job = insert(
         session,
         user=user,
@@ -375,16 +412,18 @@ def insert(
     dispatched: bool = False,
 ) -> Any:
     """Insert the job in the caller's transaction, its tokens `reserved` (quotas.reserve).
-    A scheduled job's (`run_at`) start deadline counts from `run_at`."""
+    A scheduled job's (`run_at`) start deadline counts from `run_at`; a batch-lane job's
+    is its `deadline`."""
     start_from = row.get("run_at") or dt.datetime.now(dt.UTC)
-    if row.get("service_tier") is None:
+    if row.get("service_tier") is None and row.get("lane") != BATCH:
         row = {**row, "service_tier": lane_for(plan, definition, row["model"], settings)}
+    expires_at = row.get("deadline") or start_from + dt.timedelta(seconds=settings.job_start_deadline)
     return jobs.create(
         session,
         user_id=user.id,
         queue=queue_for(plan, definition.queue),
         priority=1 if plan.priority else 0,
-        expires_at=start_from + dt.timedelta(seconds=settings.job_start_deadline),
+        expires_at=expires_at,
         reserved_tokens=reserved,
         request_id=logs.current_request_id(),
         dispatched=dispatched,
@@ -517,6 +556,8 @@ def queue_place(job: Any) -> dict[str, int | None] | None:
 def retry_after_hint(job: Job) -> int | None:
     """Seconds a poller should wait before asking again; None once it is finished."""
     if job.status == SCHEDULED:  # until it is due, within reason
+        if job.run_at is None:  # the batch lane: it finishes when its batch answers
+            return 60
         until_due = (job.run_at - dt.datetime.now(dt.UTC)).total_seconds()
         return min(max(int(until_due), 1), 60)
     if job.status == QUEUED:

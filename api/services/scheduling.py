@@ -1,6 +1,7 @@
 """When a submitted job may run: now, or at its `run_at` or after its `delay_seconds`
-(workers/scheduled_jobs.py holds it in Postgres until then), and how many such jobs a
-plan lets a user hold at once."""
+(workers/scheduled_jobs.py holds it in Postgres until then), or by its `deadline` on
+the batch lane (workers/batch_lane/), and how many such jobs a plan lets a user hold
+at once."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import uuid
 from sqlalchemy.orm import Session
 
 from api.services.errors import Invalid, TooManyRequests
+from db.models.job import BATCH, STANDARD
 from db.repositories import jobs
+from settings import Settings
+from workers.batch_lane import WINDOW
 from workers.plans import Plan
 from workers.scheduled_jobs import MAX_AHEAD
 
@@ -49,6 +53,73 @@ def when(*, run_at: dt.datetime | None, delay_seconds: int | None) -> dt.datetim
             },
         )
     return run_at
+
+
+# How far ahead a deadline may be: its quota is held all that time, and a batch
+# answers within a day.
+MAX_DEADLINE_AHEAD = dt.timedelta(days=7)
+
+
+def batch_deadline(
+    settings: Settings,
+    *,
+    lane: str | None,
+    deadline: dt.datetime | None,
+    scheduled: bool,
+) -> dt.datetime | None:
+    """The deadline of a job for the batch lane, or None for the standard lane. A
+    `deadline` chooses the batch lane; `lane: batch` without one gets the provider's
+    completion window. 422 naming the field for a deadline nearer than
+    BATCH_LANE_MIN_DEADLINE or further than MAX_DEADLINE_AHEAD, a deadline with
+    `lane: standard`, the batch lane with `run_at`/`delay_seconds`, or the batch lane
+    on a provider without a Batch API."""
+    if deadline is None and lane != BATCH:
+        return None
+    if lane == STANDARD:
+        raise Invalid(
+            "A deadline is for the batch lane.",
+            errors={"json": {"lane": ["With a deadline the lane is batch: omit lane or send lane: batch."]}},
+        )
+    if scheduled:
+        raise Invalid(
+            "The batch lane runs a job by its deadline, not at a set time.",
+            errors={"json": {"deadline": ["Not with run_at or delay_seconds: send one or the other."]}},
+        )
+    if settings.ai_provider != "openai":
+        raise Invalid(
+            "The batch lane needs a provider with a Batch API.",
+            errors={"json": {"lane": [f"Not available with AI_PROVIDER={settings.ai_provider}."]}},
+        )
+    now = dt.datetime.now(dt.UTC)
+    if deadline is None:
+        return now + WINDOW
+    nearest = now + dt.timedelta(seconds=settings.batch_lane_min_deadline)
+    if deadline < nearest:
+        minutes = settings.batch_lane_min_deadline // 60
+        raise Invalid(
+            f"The deadline is less than {minutes} minutes away.",
+            errors={
+                "json": {
+                    "deadline": [
+                        f"Must be at least {minutes} minutes ahead ({_iso(nearest)} or later); "
+                        "omit it to run the job now."
+                    ]
+                }
+            },
+        )
+    if deadline > now + MAX_DEADLINE_AHEAD:
+        raise Invalid(
+            f"The deadline is more than {MAX_DEADLINE_AHEAD.days} days ahead.",
+            errors={
+                "json": {
+                    "deadline": [
+                        f"Must be at most {MAX_DEADLINE_AHEAD.days} days ahead: "
+                        f"{_iso(now + MAX_DEADLINE_AHEAD)}."
+                    ]
+                }
+            },
+        )
+    return deadline
 
 
 def check_limit(session: Session, *, user_id: uuid.UUID, plan: Plan) -> None:

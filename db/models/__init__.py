@@ -9,6 +9,7 @@ from db.models.conversation import Conversation, ConversationMessage
 from db.models.email import EmailOutbox
 from db.models.export import Export
 from db.models.job import Job
+from db.models.provider_batch import ProviderBatch
 from db.models.response_cache import ResponseCacheEntry, ResponseCacheLookup
 from db.models.usage import DailyJobCount, UsageCounter, UsageDaily, UsageLedger
 from db.models.user import User
@@ -25,6 +26,7 @@ __all__ = [
     "EmailOutbox",
     "Export",
     "Job",
+    "ProviderBatch",
     "RefreshToken",
     "ResponseCacheEntry",
     "ResponseCacheLookup",

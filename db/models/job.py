@@ -32,6 +32,11 @@ STATUSES = (SCHEDULED, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED, EXPIRED)
 ACTIVE = (QUEUED, RUNNING)
 TERMINAL = (SUCCEEDED, FAILED, CANCELED, EXPIRED)
 RATINGS = ("up", "down")  # a job's feedback from its owner
+# How a call is sold (workers/catalogue.py prices each): the lane of a job and of a ledger row.
+STANDARD = "standard"  # run by a worker as soon as it is admitted
+FLEX = "flex"  # OpenAI's cheaper, slower `service_tier: "flex"` (workers/lanes.py)
+BATCH = "batch"  # held `scheduled` and sent through the provider's Batch API (workers/batch_lane/)
+LANES = (STANDARD, FLEX, BATCH)
 
 _status_list = ", ".join(f"'{status}'" for status in STATUSES)
 
@@ -54,6 +59,12 @@ class Job(TimestampMixin, Base):
         Index("ix_jobs_user_active", "user_id", postgresql_where=text("status IN ('queued', 'running')")),
         # The due-job pickup (workers/scheduled_jobs.py) looks for due rows every second.
         Index("ix_jobs_scheduled", "run_at", postgresql_where=text("status = 'scheduled'")),
+        # The batch lane's beat gathers and takes out held jobs (workers/batch_lane/).
+        Index(
+            "ix_jobs_held_for_batch",
+            "deadline",
+            postgresql_where=text("status = 'scheduled' AND lane = 'batch'"),
+        ),
         # A batch's jobs, in the order they were submitted (GET /batches/<id>).
         Index("ix_jobs_batch", "batch_id", "batch_index", postgresql_where=text("batch_id IS NOT NULL")),
         # The retention sweep scans only finished jobs that still hold an output.
@@ -102,6 +113,10 @@ class Job(TimestampMixin, Base):
     retry_of: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="SET NULL"), unique=True
     )
+    # For the batch lane (`lane` below is `batch`): when it must be finished by, and the
+    # provider batch it was sent in (not `batch_id`: that is POST /jobs/batch's).
+    deadline: Mapped[dt.datetime | None]
+    provider_batch_id: Mapped[str | None] = mapped_column(String(128))
     # The batch it was submitted in (POST /jobs/batch), and its place in the request.
     batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id", ondelete="SET NULL"))
     batch_index: Mapped[int | None]
@@ -109,8 +124,9 @@ class Job(TimestampMixin, Base):
     feedback_rating: Mapped[str | None] = mapped_column(String(8))
     feedback_comment: Mapped[str | None] = mapped_column(Text)
     feedback_at: Mapped[dt.datetime | None]
-    # The lane asked for at submit (None: standard; "flex"), and how the job ran: the lane
-    # of its answering call, the model that answered, and each model tried, in order
+    # The lane asked for at submit (None: standard; "flex"), and how the job runs: `lane`
+    # is `batch` while it is held for the batch lane, then the lane of its answering call
+    # (None: not run yet); the model that answered, and each model tried, in order
     # ({model, outcome, error_code}: workers/fallbacks.py).
     service_tier: Mapped[str | None] = mapped_column(String(16))
     lane: Mapped[str | None] = mapped_column(String(16))

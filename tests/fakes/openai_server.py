@@ -2,7 +2,8 @@
 
 It answers `POST /v1/chat/completions` (plain and SSE streaming) and
 `GET /v1/models` closely enough for the real openai SDK to parse, and misbehaves
-on request: markers in the prompt choose how (tests/fakes/openai_script.py).
+on request: markers in the prompt choose how (tests/fakes/openai_script.py). The
+Files and Batches endpoints the batch lane uses are tests/fakes/openai_batches.py's.
 
 Plain HTTP by default. Given a server-side `ssl.SSLContext` it speaks HTTPS, as
 api.openai.com does, and `base_url` names `localhost` (when bound to 127.0.0.1), which
@@ -25,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count
 from typing import Any
 
+from tests.fakes.openai_batches import BatchApiError, BatchStore
 from tests.fakes.openai_script import (
     ERRORS,
     Behaviour,
@@ -54,6 +56,7 @@ class FakeOpenAI:
         self.connections = 0  # TCP connections accepted: how well clients keep theirs
         self._lock = threading.Lock()
         self.script = Script()  # what each request's markers ask for
+        self.batches = BatchStore(self.script)  # the Files and Batches endpoints' state
         self._stopping = threading.Event()
         self._ids = count(1)
         self._server: ThreadingHTTPServer | None = None
@@ -99,6 +102,7 @@ class FakeOpenAI:
             self.api_keys.clear()
             self.connections = 0
         self.script.reset()
+        self.batches.reset()
 
     def __enter__(self) -> FakeOpenAI:
         return self.start()
@@ -159,7 +163,10 @@ class _Handler(BaseHTTPRequestHandler):
             super().handle()
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/") == "/v1/models":
+        path = self.path.rstrip("/")
+        if path.startswith(("/v1/files/", "/v1/batches/")):
+            self._batch_api("GET", path, b"")
+        elif path == "/v1/models":
             model = {
                 "id": "fake-model",
                 "object": "model",
@@ -172,7 +179,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path.rstrip("/") != "/v1/chat/completions":
+        path = self.path.rstrip("/")
+        if path == "/v1/files" or path.startswith("/v1/batches"):
+            self._batch_api("POST", path, raw)
+            return
+        if path != "/v1/chat/completions":
             self._send_error(404, {"message": f"Unknown path {self.path}", "type": "invalid_request_error"})
             return
         try:
@@ -184,6 +195,31 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.fake._record(body, self.headers.get("Authorization", "").removeprefix("Bearer "))
         self._complete(body)
+
+    def _batch_api(self, method: str, path: str, raw: bytes) -> None:
+        store = self.fake.batches
+        parts = path.split("/")[2:]  # ["files", id, "content"], ["batches", id, "cancel"] ...
+        try:
+            if method == "POST" and parts == ["files"]:
+                self._send_json(200, store.upload(self.headers.get("Content-Type", ""), raw))
+            elif method == "POST" and parts == ["batches"]:
+                self._send_json(200, store.create(json.loads(raw or b"{}")))
+            elif method == "POST" and len(parts) == 3 and parts[0] == "batches" and parts[2] == "cancel":
+                self._send_json(200, store.cancel(parts[1]))
+            elif method == "GET" and len(parts) == 2 and parts[0] == "batches":
+                self._send_json(200, store.retrieve(parts[1]))
+            elif method == "GET" and len(parts) == 2 and parts[0] == "files":
+                self._send_json(200, store.file(parts[1]).as_json())
+            elif method == "GET" and len(parts) == 3 and parts[0] == "files" and parts[2] == "content":
+                self._send_raw(200, store.file(parts[1]).data, "application/octet-stream")
+            else:
+                raise BatchApiError(404, f"Unknown path {self.path}")
+        except BatchApiError as error:
+            self._send_error(error.status, error.error)
+        except ValueError:
+            self._send_error(
+                400, {"message": "We could not parse the JSON body", "type": "invalid_request_error"}
+            )
 
     def _complete(self, body: dict[str, Any]) -> None:
         messages = body.get("messages") or []

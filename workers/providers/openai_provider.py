@@ -112,23 +112,9 @@ class OpenAIProvider:
     def _request(
         self, request: CompletionRequest, state: _StreamState, on_delta: OnDelta | None
     ) -> Completion:
-        kwargs: dict[str, Any] = {
-            "model": request.model,
-            "messages": request.messages,
-            # `max_tokens`, not `max_completion_tokens`: vLLM, Ollama and older servers only know this one.
-            "max_tokens": request.max_output_tokens,
-            "temperature": request.temperature,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        if request.json_schema is not None:
-            kwargs["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": request.schema_name, "schema": request.json_schema, "strict": False},
-            }
+        kwargs = chat_body(request, stream=True)
         options = _BEARER_AUTH
         if request.service_tier is not None:
-            kwargs["service_tier"] = request.service_tier
             # A flex call may queue at the provider: OpenAI asks for a longer timeout.
             connect = min(self.settings.openai_connect_timeout, self.settings.flex_timeout)
             options = {**_BEARER_AUTH, "timeout": openai.Timeout(self.settings.flex_timeout, connect=connect)}
@@ -180,6 +166,28 @@ class OpenAIProvider:
         if request.service_tier == catalogue.FLEX and _is_resource_unavailable(err):
             error.flex_unavailable = True
         return error
+
+
+def chat_body(request: CompletionRequest, *, stream: bool) -> dict[str, Any]:
+    """The chat completion request's JSON body: streamed by a worker, or not as each
+    line of the batch lane's file (the Batch API does not stream)."""
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": request.messages,
+        # `max_tokens`, not `max_completion_tokens`: vLLM, Ollama and older servers only know this one.
+        "max_tokens": request.max_output_tokens,
+        "temperature": request.temperature,
+    }
+    if stream:
+        body |= {"stream": True, "stream_options": {"include_usage": True}}
+    if request.json_schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": request.schema_name, "schema": request.json_schema, "strict": False},
+        }
+    if request.service_tier is not None:  # flex (workers/lanes.py)
+        body["service_tier"] = request.service_tier
+    return body
 
 
 @dataclass

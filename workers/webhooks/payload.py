@@ -67,6 +67,8 @@ def job_data(job: Job, *, settings: Settings, now: float | None = None) -> dict[
         "finished_at": _iso(job.finished_at),
         "expires_at": _iso(job.expires_at),
         "run_at": _iso(job.run_at),
+        "lane": metering.job_lane(job),
+        "deadline": _iso(job.deadline),
         "urls": job_links.urls(job, settings=settings, now=now),
         "queue": None,  # a finished job has no place in a queue
         "feedback": _feedback(job),

@@ -178,7 +178,8 @@ def ids_lost_in_broker(session: Session, *, sent_before: int, limit: int = 500) 
 
 
 def count_scheduled(session: Session, *, user_id: uuid.UUID) -> int:
-    """The user's jobs waiting for their `run_at` (a plan caps how many they hold)."""
+    """The user's jobs held for later: for their `run_at`, or on the batch lane (a plan
+    caps how many they hold)."""
     return session.scalar(
         select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.status == SCHEDULED)
     )

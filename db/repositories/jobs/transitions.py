@@ -30,6 +30,7 @@ from db import raw
 from db.models.export import ACTIVE as EXPORT_ACTIVE
 from db.models.export import Export
 from db.models.job import (
+    BATCH,
     CANCELED,
     EXPIRED,
     FAILED,
@@ -81,10 +82,13 @@ def create(
     service_tier: str | None = None,
     cache_mode: str = "default",
     cached: bool = False,
+    lane: str | None = None,
+    deadline: dt.datetime | None = None,
 ) -> Any:
     """Insert a job. `dispatched`: it is admitted at once (its message is sent right
     after the commit), as admission (workers/admission.py) would mark it. `run_at`: it
-    is `scheduled` until then (queue_due queues it), never sent before.
+    is `scheduled` until then (queue_due queues it), never sent before. The batch lane:
+    `scheduled` with no `run_at`, held for workers/batch_lane/ until its `deadline`.
 
     One INSERT ... RETURNING in SQL (db/raw.py: every submit runs it). Returns the new
     row as a read-only named tuple of the job's columns, not an ORM `Job` (building
@@ -106,13 +110,15 @@ def create(
         "request_id": request_id,
         "retry_of": retry_of,
         "dispatched": dispatched,
-        "status": QUEUED if run_at is None else SCHEDULED,
+        "status": QUEUED if run_at is None and lane != BATCH else SCHEDULED,
         "run_at": run_at,
         "batch_id": batch_id,
         "batch_index": batch_index,
         "service_tier": service_tier,
         "cache_mode": cache_mode,
         "cached": cached,
+        "lane": lane,
+        "deadline": deadline,
     }
     return raw.fetch_one(session, _CREATE, params, named=True)
 
@@ -120,7 +126,8 @@ def create(
 _CREATE_FIELDS = (
     "id", "user_id", "tool", "input", "model", "queue", "priority", "expires_at", "idempotency_key",
     "request_hash", "webhook_url", "notify_email", "reserved_tokens", "request_id", "retry_of",
-    "status", "run_at", "batch_id", "batch_index", "service_tier", "cache_mode", "cached",
+    "status", "run_at", "batch_id", "batch_index", "service_tier", "cache_mode", "cached", "lane",
+    "deadline",
 )  # fmt: skip
 
 
