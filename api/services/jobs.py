@@ -259,7 +259,18 @@ def _check_lane(
             errors={"json": {"service_tier": ["Not with the batch lane (lane: batch, or a deadline)."]}},
         )
     if batch:
-        _check_sold(settings, model=model, lane=BATCH, field="lane" if lane is not None else "deadline")
+        field = "lane" if lane is not None else "deadline"
+        _check_sold(settings, model=model, lane=BATCH, field=field)
+        provider = catalogue.get_catalogue(settings).provider_of(model)
+        if provider != catalogue.OPENAI:  # the batch lane sends its files to OPENAI_BASE_URL
+            raise Invalid(
+                "The batch lane is not offered for this model.",
+                errors={
+                    "json": {
+                        field: [f"The model {model!r} is served by {provider!r}, which has no Batch API."]
+                    }
+                },
+            )
     elif service_tier == catalogue.FLEX:
         _check_sold(settings, model=model, lane=catalogue.FLEX, field="service_tier")
 

@@ -79,15 +79,18 @@ def test_the_batch_lane_needs_a_provider_with_a_batch_api(client, headers, setti
     assert_error(response, 422, "Batch API")
 
 
-def test_a_model_without_batch_prices_cannot_use_the_batch_lane(settings, tmp_path):
+def test_a_model_without_batch_prices_cannot_use_the_batch_lane(settings, tmp_path, monkeypatch):
     from api import create_app
 
+    monkeypatch.setenv("LOCAL_LLM_KEY", "dummy")
     prices = {"input": 1, "output": 2}
     catalogue = {
+        "endpoints": {"local": {"base_url": "http://127.0.0.1:8001/v1", "api_key_env": "LOCAL_LLM_KEY"}},
         "models": {
             "gpt-4o-mini": {"prices": {"standard": prices, "batch": prices}},
             "house-model": {"prices": {"standard": prices}},
-        }
+            "local-model": {"provider": "local", "prices": {"standard": prices, "batch": prices}},
+        },
     }
     path = tmp_path / "models.json"
     path.write_text(json.dumps(catalogue))
@@ -100,6 +103,8 @@ def test_a_model_without_batch_prices_cannot_use_the_batch_lane(settings, tmp_pa
     assert "'house-model' has no batch lane" in why and "gpt-4o-mini" in why
     by_deadline = submit(client, headers, model="house-model", deadline=_in(6))
     assert "'house-model' has no batch lane" in by_deadline.get_json()["errors"]["json"]["deadline"][0]
+    elsewhere = submit(client, headers, model="local-model", lane="batch")
+    assert "served by 'local', which has no Batch API" in elsewhere.get_json()["errors"]["json"]["lane"][0]
     assert submit(client, headers, model="gpt-4o-mini", lane="batch").status_code == 202
 
 
