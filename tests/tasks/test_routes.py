@@ -3,9 +3,15 @@ the sweeps and job recovery have a queue (and a Procfile line) of their own, so 
 reaper never waits behind webhook deliveries or AI jobs."""
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import celeryconfig
+from db.models import Job
+from db.session import session_scope
+from tasks import exports, generation, job_recovery, webhooks  # noqa: F401 - registers their tasks
+from tests import rows
+from tests.fakes.services import wait_until
 from workers.celery_app import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,3 +67,16 @@ def test_every_queue_has_a_procfile_line_that_consumes_it():
             consumed.update(match.group(1).split(","))
     assert consumed == set(celeryconfig.QUEUES)
     assert "--queues maintenance " in (ROOT / "Procfile").read_text()  # a line of its own
+
+
+def test_the_suites_worker_runs_what_the_beat_sends(celery_worker):
+    """The in-process worker (tests/conftest.py) consumes `maintenance` too: a beat task
+    sent as the beat sends it runs."""
+    job_id = rows.queued_job(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    job_recovery.expire_overdue.apply_async()
+    wait_until(lambda: job_status(job_id) == "expired", 15, message="the maintenance task to run")
+
+
+def job_status(job_id) -> str:
+    with session_scope() as session:
+        return session.get(Job, job_id).status
