@@ -3,6 +3,7 @@ Kubernetes schemas (kubernetes-validate ships them; no network), KEDA's resource
 against the small schema below (its CRDs are not among them), and the properties a
 deploy relies on: workers outlast their jobs, one beat, probes, budgets, queues."""
 
+import re
 import secrets
 from pathlib import Path
 
@@ -243,3 +244,13 @@ def test_the_example_secret_holds_no_real_value_and_the_config_is_fit_for_produc
     settings = Settings.from_env({**config, **filled})
     assert settings.is_production and settings.trusted_proxy_hops == 1
     assert settings.flower_users()
+
+
+def test_every_variable_a_command_names_is_set(resources):
+    config = named(resources, "ConfigMap")["conveyor"]["data"]
+    secret = named(resources, "Secret")["conveyor"]["stringData"]
+    for name, deployment in named(resources, "Deployment").items():
+        own = {variable["name"] for variable in container(deployment).get("env", [])}
+        for part in container(deployment)["command"]:
+            for variable in re.findall(r"\$\((\w+)\)", part):
+                assert variable in config or variable in secret or variable in own, (name, variable)
