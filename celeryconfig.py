@@ -83,22 +83,29 @@ task_routes = {
     "conveyor.billing.*": {"queue": "default"},
 }
 
+
 # Time limits by kind of task. Jobs, export builds and account deletions keep the job
 # limits above. A delivery (one email, webhook or Stripe event) and a sweep or recovery
 # pass are short: one that hangs is ended long before a job would be, and the next
 # tick (or the outbox's retry) tries again. Never above the job limits, which the
 # broker's visibility timeout is sized for.
-SHORT_LIMITS = {
-    "soft_time_limit": min(60, _settings.job_soft_time_limit),
-    "time_limit": min(90, _settings.job_hard_time_limit),
-}
+def _short_limits(soft: float) -> dict:
+    return {
+        "soft_time_limit": min(soft, _settings.job_soft_time_limit),
+        "time_limit": min(soft + 30, _settings.job_hard_time_limit),
+    }
+
+
 SHORT_TASKS = (
     *(name for name in MAINTENANCE_TASKS if not name.startswith("conveyor.housekeeping.")),
     "conveyor.email.send",
-    "conveyor.webhooks.deliver",
     "conveyor.billing.process_event",
 )
-task_annotations = {name: SHORT_LIMITS for name in SHORT_TASKS}
+task_annotations = {
+    **{name: _short_limits(60) for name in SHORT_TASKS},
+    # A delivery may wait on the receiver WEBHOOK_TIMEOUT to connect, and again to read.
+    "conveyor.webhooks.deliver": _short_limits(max(60, 3 * _settings.webhook_timeout)),
+}
 
 # A pool process that grew past this is replaced after its task (memory a provider SDK
 # or a large export kept does not stay for the worker's life).
