@@ -34,16 +34,21 @@ LOCK_NAME = key("beat", "leader")
 class LeaderScheduler(PersistentScheduler):
     """celery's file-backed scheduler, sending only while it holds the leader lock."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, lock_ttl: int | None = None, **kwargs) -> None:
         from settings import get_settings
 
-        self.lock_ttl = get_settings().beat_lock_ttl
+        self.lock_ttl = lock_ttl or get_settings().beat_lock_ttl
         self._lock = None
         self._leading = False
         self._announced = False
         self._renewed_at = 0.0
         self._who = f"{socket.gethostname()}:{os.getpid()}"
         super().__init__(*args, **kwargs)
+
+    @property
+    def leading(self) -> bool:
+        """Whether this beat held the lock at its last look (it sends the schedule)."""
+        return self._leading
 
     @property
     def check_every(self) -> float:
