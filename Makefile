@@ -28,7 +28,7 @@ migrate: services
 
 run: migrate
 	@mkdir -p var
-	$(BIN)/honcho start --procfile Procfile --port $(PORT) web worker_ai worker beat flower
+	$(BIN)/honcho start --procfile Procfile --port $(PORT) web worker_ai worker maintenance beat flower
 
 test: install browser
 	CHROMIUM=$(CHROMIUM) $(BIN)/pytest

@@ -31,6 +31,8 @@ from settings_fields import (
 
 DEV_SECRET = "dev-only-insecure-secret-change-me"  # noqa: S105 - refused in production
 ENVIRONMENTS = ("development", "test", "production")
+# What production refuses unless ALLOW_IN_PRODUCTION names it (settings._production_safety).
+PRODUCTION_EXCEPTIONS = ("console-mail", "file-storage", "offline-provider", "http-base-url")
 PROVIDERS = ("offline", "openai")
 # argon2id parameters for stored passwords (api/services/passwords.py): RFC 9106's
 # low-memory choice, or the cheapest argon2id for test suites.
@@ -419,3 +421,49 @@ class OperationsSettings:
         doc="seconds between worker heartbeats",
     )
     flower_basic_auth: str = setting("FLOWER_BASIC_AUTH", "", doc="user:password[,…] for Flower")
+    allow_in_production: tuple[str, ...] = setting(
+        "ALLOW_IN_PRODUCTION",
+        (),
+        parse=names,
+        check=ensure(
+            lambda allowed: set(allowed) <= set(PRODUCTION_EXCEPTIONS),
+            "{name} may name only " + ", ".join(PRODUCTION_EXCEPTIONS) + "; got {value!r}",
+        ),
+        doc="development choices production accepts anyway (a one-host trial)",
+    )
+    # Behind a load balancer every request comes from its address: per-IP limits would
+    # count all clients as one unless X-Forwarded-For is believed, and only this many hops.
+    trusted_proxy_hops: int = setting(
+        "TRUSTED_PROXY_HOPS",
+        0,
+        parse=whole,
+        check=not_negative(),
+        doc="proxies in front of the web whose X-Forwarded-* headers are believed",
+    )
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    """How workers and beat live and end: recycling, shutdown, the beat's leader lock."""
+
+    worker_max_memory_per_child: int = setting(
+        "WORKER_MAX_MEMORY_PER_CHILD",
+        512 * 1024,
+        parse=whole,
+        check=not_negative(),
+        doc="KiB a worker's pool process may hold before it is replaced after its task; 0: never",
+    )
+    worker_soft_shutdown_timeout: float = setting(
+        "WORKER_SOFT_SHUTDOWN_TIMEOUT",
+        30.0,
+        parse=number,
+        check=not_negative(),
+        doc="seconds running tasks get on a cold shutdown (SIGQUIT) before they go back to the queue",
+    )
+    beat_lock_ttl: int = setting(
+        "BEAT_LOCK_TTL",
+        30,
+        parse=whole,
+        check=at_least(3, " (seconds)"),
+        doc="seconds a stopped beat keeps the lead; a standby beat takes over after that",
+    )

@@ -252,7 +252,7 @@ def stripe_settings(settings, fake_stripe):
 
 @pytest.fixture(scope="module")
 def celery_worker(fake_openai):
-    """A real Celery worker consuming both queues over the real Redis broker.
+    """A real Celery worker consuming every queue (celeryconfig.QUEUES) over the real Redis broker.
 
     Module-scoped: tests elsewhere rely on jobs staying queued with no worker."""
     from celery.contrib.testing.worker import start_worker
@@ -265,7 +265,7 @@ def celery_worker(fake_openai):
         pool="solo",
         concurrency=1,
         perform_ping_check=False,
-        queues=["ai_priority", "ai", "default", "email", "exports"],
+        queues=["ai_priority", "ai", "default", "email", "exports", "maintenance"],
         loglevel="WARNING",
         shutdown_timeout=20,
     ) as worker:

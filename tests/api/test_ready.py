@@ -12,7 +12,7 @@ from db.session import init_engine
 from tests.helpers import API
 from workers import queues
 
-ALL_QUEUES = ["ai_priority", "ai", "default", "email", "exports"]
+ALL_QUEUES = ["ai_priority", "ai", "default", "email", "exports", "maintenance"]
 
 
 def test_health_answers_whatever_else_is_down(client):
@@ -34,9 +34,10 @@ def test_ready_counts_only_the_queues_live_workers_consume(client):
     queues.write_heartbeat(redis, hostname="ai@box", queues=["ai_priority", "ai"], interval=5)
     queues.write_heartbeat(redis, hostname="default@box", queues=["default", "email"], interval=5)
     checks = client.get(f"{API}/ready").get_json()["checks"]
-    assert checks["workers"] == "unavailable: no live worker consumes exports"
+    assert checks["workers"] == "unavailable: no live worker consumes exports, maintenance"
 
     queues.write_heartbeat(redis, hostname="exports@box", queues=["exports"], interval=5)
+    queues.write_heartbeat(redis, hostname="maintenance@box", queues=["maintenance"], interval=5)
     response = client.get(f"{API}/ready")
     assert response.status_code == 200
     assert response.get_json() == {

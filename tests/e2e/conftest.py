@@ -13,7 +13,10 @@ from tests.helpers import call
 
 
 def launch_stack(
-    workdir: Path, processes=("web", "worker_ai", "worker"), port: int | None = None, **overrides: str
+    workdir: Path,
+    processes=("web", "worker_ai", "worker", "maintenance"),
+    port: int | None = None,
+    **overrides: str,
 ) -> tuple[str, Callable[[], None]]:
     """Start Procfile processes with honcho, as `make run` does, on `port` (a free one unless
     given); returns the API base URL and a function that stops them."""
@@ -25,12 +28,14 @@ def launch_stack(
         "WEB_CONCURRENCY": "1",
         "AI_WORKER_CONCURRENCY": "2",
         "WORKER_CONCURRENCY": "1",
+        "MAINTENANCE_WORKER_CONCURRENCY": "1",
         "BEAT_SCHEDULE_FILE": str(workdir / f"beat-{port}"),
         # Metrics files of this stack only; workers serve none unless a test asks (fixed ports
         # would collide with other runs on the machine).
         "METRICS_DIR": str(workdir / f"metrics-{port}"),
         "WORKER_AI_METRICS_PORT": "0",
         "WORKER_METRICS_PORT": "0",
+        "WORKER_MAINTENANCE_METRICS_PORT": "0",
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",  # the links it hands out lead to itself
         **overrides,
@@ -83,7 +88,7 @@ def start_stack(tmp_path, fake_openai):
     `start_stack(REDIS_URL=...)` overrides the environment; `processes=` picks the lines."""
     stops = []
 
-    def start(processes=("web", "worker_ai", "worker"), **overrides: str) -> str:
+    def start(processes=("web", "worker_ai", "worker", "maintenance"), **overrides: str) -> str:
         base, stop = launch_stack(tmp_path, processes, **overrides)
         stops.append(stop)
         return base

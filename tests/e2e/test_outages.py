@@ -34,7 +34,7 @@ def submit(base: str, token: str, prompt: str):
 def test_a_redis_restart_during_a_burst_loses_no_accepted_job(start_stack, tmp_path, fake_openai):
     redis = RedisServer(tmp_path).start()
     base = start_stack(
-        processes=("web", "worker_ai", "worker", "beat"),
+        processes=("web", "worker_ai", "worker", "maintenance", "beat"),
         REDIS_URL=redis.url,
         MAINTENANCE_INTERVAL="1",
         REQUEUE_STALE_AFTER="3",

@@ -210,7 +210,7 @@ def celery_worker(
     env: dict[str, str],
     log: Path,
     *,
-    queues: str = "ai_priority,ai,default,email,exports",
+    queues: str = "ai_priority,ai,default,email,exports,maintenance",
     name: str = "test",
     concurrency: int = 1,
 ) -> Process:
