@@ -28,7 +28,7 @@ from workers import queues
 
 pytestmark = pytest.mark.e2e
 
-SLOW_WORDS = " ".join(f"w{n}" for n in range(30))  # streamed at 0.05 s a chunk: mid-job long enough to cut
+SLOW_WORDS = " ".join(f"w{n}" for n in range(40))  # streamed at 0.05 s a chunk: long enough to cut mid-job
 
 
 @dataclass

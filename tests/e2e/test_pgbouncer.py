@@ -2,7 +2,8 @@
 DB_PREPARED_STATEMENTS=false the walkthrough of test_pipeline.py runs through it on
 real processes, several jobs at once, each finished once; left on, a prepared
 statement breaks as soon as PgBouncer hands the client another server connection.
-The Postgres outage through it is test_outages.py's, parametrized."""
+Statement timeouts come from the role there (a startup option is refused). The
+Postgres outage through it is test_outages.py's, parametrized."""
 
 import dataclasses
 import os
@@ -10,11 +11,12 @@ import uuid
 
 import psycopg2
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from db import raw
-from db.session import init_engine_from, standalone
+from db.session import init_engine_from, session_scope, standalone
 from tests import rows
 from tests.e2e.conftest import launch_stack
 from tests.fakes.pgbouncer import THROUGH_PGBOUNCER, PgBouncer
@@ -135,6 +137,31 @@ def test_without_prepared_statements_the_next_server_connection_is_fine(through_
         assert raw.fetch_one(connection, NAME_OF, {"id": user_id}) == ("Ada",)
         reconnect(pgbouncer)
         assert raw.fetch_one(connection, NAME_OF, {"id": user_id}) == ("Ada",)
+
+
+@pytest.fixture
+def role_timeout(pgbouncer):
+    """Set the connecting role's statement_timeout in this run's database, as
+    docs/deployment.md says to behind PgBouncer; PgBouncer's server connections are
+    replaced, so that each new one starts with it."""
+
+    def set_to(value: str | None) -> None:
+        with session_scope() as session:
+            setting = f"SET statement_timeout = '{value}'" if value else "RESET statement_timeout"
+            session.execute(text(f'ALTER ROLE postgres IN DATABASE "{DATABASE}" {setting}'))
+        reconnect(pgbouncer)
+
+    yield set_to
+    set_to(None)
+
+
+def test_the_roles_statement_timeout_holds_through_pgbouncer(through_pgbouncer, role_timeout):
+    role_timeout("1s")
+    through_pgbouncer(db_prepared_statements=False, db_statement_timeout=0, db_worker_statement_timeout=0)
+    with standalone() as connection:
+        assert raw.fetch_one(connection, "SHOW statement_timeout", {}) == ("1s",)
+        with pytest.raises(OperationalError, match="canceling statement due to statement timeout"):
+            raw.fetch_one(connection, "SELECT pg_sleep(3)", {})
 
 
 def test_a_statement_timeout_left_on_is_refused_at_connect_not_dropped(through_pgbouncer):
