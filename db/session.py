@@ -25,7 +25,8 @@ option, their statement timeout (a web request's is short, a worker's sweep may 
 longer): a server that stops answering, or a statement stuck behind a lock, fails the
 request or task instead of holding its connection. A transaction pooler such as
 PgBouncer refuses startup options (its server connections serve every client in
-turn): there the timeout is 0 here and the pooled role's own (docs/deployment.md).
+turn): behind one the timeouts here are 0 and the role carries its own
+(docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def connect_args(*, connect_timeout: int, statement_timeout: float) -> dict[str,
     """libpq's connect timeout, and the statement timeout as a startup option unless 0."""
     args: dict[str, Any] = {"connect_timeout": connect_timeout}
     if statement_timeout > 0:
-        args["options"] = f"-c statement_timeout={round(statement_timeout * 1000)}"
+        args["options"] = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"  # ms; 0 is none
     return args
 
 
