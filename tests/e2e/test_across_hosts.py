@@ -94,7 +94,7 @@ def cluster(fake_openai, tmp_path_factory):
             )
         finally:
             for name in network.hosts:
-                network.restore(name)  # so that every process can say goodbye and stop
+                network.restore(name, check=False)  # so that every process can say goodbye and stop
             for process in processes:
                 process.stop(timeout=10)
             if stop_stack is not None:

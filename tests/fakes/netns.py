@@ -66,8 +66,8 @@ class Network:
     def cut(self, name: str) -> None:
         _ip("link", "set", self.hosts[name].link, "down")
 
-    def restore(self, name: str) -> None:
-        _ip("link", "set", self.hosts[name].link, "up")
+    def restore(self, name: str, *, check: bool = True) -> None:
+        _ip("link", "set", self.hosts[name].link, "up", check=check)
 
     def close(self) -> None:
         """Remove every namespace, link and address made, whatever failed before."""
