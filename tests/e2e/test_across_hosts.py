@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from db.redis_client import get_redis
 from db.session import session_scope
+from tests.conftest import reset_state
 from tests.e2e.conftest import launch_stack
 from tests.fakes.netns import Network
 from tests.fakes.services import Process, TcpProxy, celery_beat, celery_worker, wait_until
@@ -40,8 +41,17 @@ class Cluster:
     second_beat: Process
 
 
+@pytest.fixture(autouse=True)
+def clean_state():
+    """Not before each test here: the cluster's beats keep their leader lock in Redis,
+    which the suite's clean would delete under them, handing the lead over mid-module.
+    The cluster starts from a clean state instead."""
+    yield
+
+
 @pytest.fixture(scope="module")
 def cluster(fake_openai, tmp_path_factory):
+    reset_state(fake_openai)
     workdir = tmp_path_factory.mktemp("hosts")
     database, redis = make_url(os.environ["DATABASE_URL"]), make_url(os.environ["REDIS_URL"])
     processes: list[Process] = []
