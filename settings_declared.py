@@ -14,6 +14,7 @@ from settings_fields import (
     base_url,
     ca_bundle,
     ensure,
+    flag,
     names,
     not_negative,
     number,
@@ -78,6 +79,35 @@ class ServiceSettings:
         parse=whole,
         check=ensure(lambda extra: extra >= 0, _POOL),
         doc="connections beyond those, closed when returned",
+    )
+    # PgBouncer's transaction pooling hands each transaction any server connection: a
+    # statement prepared on one is unknown on the next (docs/deployment.md).
+    db_prepared_statements: bool = setting(
+        "DB_PREPARED_STATEMENTS",
+        True,
+        parse=flag,
+        doc="prepare the hot statements once a connection; false behind a transaction pooler",
+    )
+    db_connect_timeout: int = setting(
+        "DB_CONNECT_TIMEOUT",
+        5,
+        parse=whole,
+        check=at_least(2, " (seconds; libpq waits at least 2)"),
+        doc="seconds to open a Postgres connection before the request or task fails",
+    )
+    db_statement_timeout: float = setting(
+        "DB_STATEMENT_TIMEOUT",
+        30.0,
+        parse=number,
+        check=not_negative(),
+        doc="seconds a web process's statement may run; 0: the server's (or role's) own",
+    )
+    db_worker_statement_timeout: float = setting(
+        "DB_WORKER_STATEMENT_TIMEOUT",
+        300.0,
+        parse=number,
+        check=not_negative(),
+        doc="seconds a worker's, beat's or script's statement may run; 0: the server's own",
     )
     redis_url: str = setting(
         "REDIS_URL", "redis://localhost:6379/0", doc="Redis for limits, locks and events"

@@ -35,10 +35,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     from api.http import init_http
     from api.input_gate import init_gate
     from api.request_limits import init_limits
-    from db.session import init_engine, remove_session
+    from db.session import init_engine_from, remove_session
     from workers.celery_app import app as celery_app  # the app tasks are sent through
 
-    init_engine(settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+    init_engine_from(settings, web=True)
     app.extensions["celery"] = celery_app
     api.init_app(app)
     api.spec.components.security_scheme(

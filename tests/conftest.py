@@ -131,6 +131,12 @@ def fake_openai():
 @pytest.fixture(autouse=True)
 def clean_state(fake_openai) -> Iterator[None]:
     """Each test starts with empty tables, no Conveyor keys in Redis, a fresh fake."""
+    reset_state(fake_openai)
+    yield
+
+
+def reset_state(fake_openai) -> None:
+    """Empty tables, no Conveyor keys in Redis (but the run's claim), a fresh fake."""
     import db.models  # noqa: F401 - every table is on the metadata
     from db.base import Base
     from db.redis_client import KEY_PREFIX, get_redis
@@ -146,7 +152,6 @@ def clean_state(fake_openai) -> Iterator[None]:
         if key != CLAIM_KEY:
             redis.delete(key)
     fake_openai.reset()
-    yield
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from db.redis_client import get_redis
-from db.session import init_engine
+from db.session import init_engine, init_engine_from
 from tests.helpers import API
 from workers import queues
 
@@ -73,7 +73,7 @@ def database_down(settings):
         f"postgresql+psycopg2://postgres@127.0.0.1:{port}/nothing", connect_args={"connect_timeout": 2}
     )
     yield
-    init_engine(settings.database_url)
+    init_engine_from(settings)
 
 
 def test_ready_names_the_database_when_it_cannot_be_reached(client, database_down):
