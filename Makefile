@@ -30,8 +30,12 @@ run: migrate
 	@mkdir -p var
 	$(BIN)/honcho start --procfile Procfile --port $(PORT) web worker_ai worker maintenance beat flower
 
+# The suite's tests mostly wait on real processes: two pytest workers (pytest-xdist), each
+# with its own database, Redis db and servers, keep a full run near ten minutes. A file's
+# tests stay on one worker, so module-scoped stacks start once. TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
 test: install browser pgbouncer netns
-	CHROMIUM=$(CHROMIUM) $(BIN)/pytest
+	CHROMIUM=$(CHROMIUM) $(BIN)/pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 # Debian's chromium for the browser tests: installed with apt when run as root, else stops
 # saying how (the tests never skip for want of it).

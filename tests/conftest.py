@@ -43,6 +43,8 @@ def _claim_redis_db() -> int:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return  # pytest-xdist's controller runs no test: each of its workers makes its own
     from scripts.preflight import problems
 
     found = problems(ADMIN_URL, f"{REDIS_BASE}/0")
