@@ -44,7 +44,9 @@ def _chunks(response: httpx2.Response) -> Iterator[Any]:
     decode = codecs.getincrementaldecoder("utf-8")().decode
     pending = ""  # the start of an event whose end has not arrived
     held_cr = ""  # a read's last CR, which may be the first half of a CRLF
-    for data in response.iter_bytes():
+    # A body sent as it is (as providers send event streams) needs no content decoder.
+    encoded = response.headers.get("content-encoding", "identity") != "identity"
+    for data in response.iter_bytes() if encoded else response.iter_raw():
         text = held_cr + decode(data)
         if "\r" in text:
             held_cr = "\r" if text.endswith("\r") else ""
