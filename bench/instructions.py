@@ -283,7 +283,7 @@ def _set_bench_plan() -> None:
     from db.session import session_scope
 
     with session_scope() as session:
-        session.execute(text("UPDATE users SET plan = :plan"), {"plan": PLAN})
+        session.execute(text("UPDATE users SET plan = :plan, email_verified_at = now()"), {"plan": PLAN})
 
 
 if __name__ == "__main__":
