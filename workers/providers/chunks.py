@@ -46,8 +46,8 @@ def _chunks(response: httpx2.Response) -> Iterator[Any]:
     held_cr = ""  # a read's last CR, which may be the first half of a CRLF
     # A body sent as it is (as providers send event streams) needs no content decoder.
     encoded = response.headers.get("content-encoding", "identity") != "identity"
-    for data in response.iter_bytes() if encoded else response.iter_raw():
-        text = held_cr + decode(data)
+    for read in response.iter_bytes() if encoded else response.iter_raw():
+        text = held_cr + decode(read)
         if "\r" in text:
             held_cr = "\r" if text.endswith("\r") else ""
             text = text[:-1] if held_cr else text
@@ -55,7 +55,7 @@ def _chunks(response: httpx2.Response) -> Iterator[Any]:
         *events, pending = (pending + text).split("\n\n")
         for event in events:
             if event.startswith(_DATA) and "\n" not in event:  # what every chunk looks like
-                data = event[6:]
+                data = event[len(_DATA) :]
             else:
                 data = _event_data(event)
                 if data is None:
