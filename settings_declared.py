@@ -334,6 +334,14 @@ class JobSettings:
     sse_keepalive_seconds: float = setting(
         "SSE_HEARTBEAT_SECONDS", 15.0, parse=number, doc="seconds between keep-alives on an idle stream"
     )
+    # How often a running job's streamed text goes out (workers/job_stream.py's DeltaBatcher).
+    stream_delta_interval: float = setting(
+        "STREAM_DELTA_INTERVAL",
+        0.05,
+        parse=number,
+        check=not_negative(),
+        doc="seconds of streamed text sent as one `delta` event (the first piece at once); 0: each piece",
+    )
     # A job's urls.stream (api/services/stream_tokens.py).
     stream_token_ttl: int = setting(
         "STREAM_TOKEN_TTL", 24 * 3600, parse=whole, doc="seconds a stream URL works after it was handed out"

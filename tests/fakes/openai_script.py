@@ -12,6 +12,8 @@ disturb each other:
     [[linger:2]]  (send `data: [DONE]`, then hold the body open 2 s before its last chunk)
     [[close-after]]  (answer in full, then close the kept-alive connection unannounced,
                       as a server does with an idle one)
+    [[stream-error:500]]  [[stream-error:content_filter]]  (stream the first words, then an
+                      error event: `data: {"error": …}` with that error of ERRORS)
 
 A trailing count, as in `[[fail:500:2]]` or `[[hang:1]]`, limits the marker to the
 first N requests carrying that exact message; later ones get the normal reply.
@@ -41,6 +43,7 @@ ARITY = {
     "finish": 1,
     "linger": 1,
     "close-after": 0,
+    "stream-error": 1,
 }
 
 ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
@@ -84,6 +87,7 @@ class Behaviour:
     finish: str = "stop"
     linger: float = 0.0  # seconds between `[DONE]` and the body's last chunk
     close_after: bool = False
+    stream_error: str | None = None  # a key of ERRORS, sent as an event after the first piece
 
 
 class Script:
@@ -135,6 +139,8 @@ class Script:
                 behaviour.linger = seconds(args[0] if args else "")
             elif kind == "close-after":
                 behaviour.close_after = True
+            elif kind == "stream-error":
+                behaviour.stream_error = args[0] if args else "500"
         return behaviour
 
     def _still_active(self, marker: str, content: str, limit: int) -> bool:
