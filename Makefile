@@ -8,7 +8,7 @@ CHROMIUM ?= /usr/bin/chromium
 # The Procfile names plain commands (python, celery): find them in the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test browser fuzz lint format migrate install services bench bench-instructions clean
+.PHONY: run test browser pgbouncer netns fuzz lint format migrate install services bench bench-instructions clean
 
 install: $(VENV)/.installed
 
@@ -28,10 +28,14 @@ migrate: services
 
 run: migrate
 	@mkdir -p var
-	$(BIN)/honcho start --procfile Procfile --port $(PORT) web worker_ai worker beat flower
+	$(BIN)/honcho start --procfile Procfile --port $(PORT) web worker_ai worker maintenance beat flower
 
-test: install browser
-	CHROMIUM=$(CHROMIUM) $(BIN)/pytest
+# The suite's tests mostly wait on real processes: two pytest workers (pytest-xdist), each
+# with its own database, Redis db and servers, keep a full run near ten minutes. A file's
+# tests stay on one worker, so module-scoped stacks start once. TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
+test: install browser pgbouncer netns
+	CHROMIUM=$(CHROMIUM) $(BIN)/pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 # Debian's chromium for the browser tests: installed with apt when run as root, else stops
 # saying how (the tests never skip for want of it).
@@ -41,6 +45,24 @@ browser:
 	@test -x $(CHROMIUM) || { echo "error: the browser tests need Chromium at $(CHROMIUM). Install it with"; \
 	  echo "  sudo apt-get install -y chromium   (Debian, Ubuntu)"; \
 	  echo "and run make test again, or name another one: make test CHROMIUM=/path/to/chromium"; exit 1; }
+
+# Debian's pgbouncer for the tests that run Conveyor behind it (tests/fakes/pgbouncer.py):
+# installed with apt when run as root, else stops saying how (never skipped).
+pgbouncer:
+	@if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ] && [ "$$(id -u)" = 0 ] \
+	  && command -v apt-get >/dev/null; then apt-get update -qq && apt-get install -y -qq pgbouncer; fi
+	@command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || { \
+	  echo "error: the PgBouncer tests need pgbouncer. Install it with"; \
+	  echo "  sudo apt-get install -y pgbouncer   (Debian, Ubuntu)"; exit 1; }
+
+# iproute2's `ip netns` for the test that runs web and workers as separate hosts
+# (tests/e2e/test_across_hosts.py): it needs root, and fails (never skips) without.
+netns:
+	@if ! command -v ip >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && apt-get install -y -qq iproute2; fi
+	@command -v ip >/dev/null && [ "$$(id -u)" = 0 ] || { \
+	  echo "error: tests/e2e/test_across_hosts.py needs root and iproute2 (ip netns):"; \
+	  echo "  sudo apt-get install -y iproute2, and run the suite as root"; exit 1; }
 
 # Schemathesis over the OpenAPI spec, longer than `make test` runs it: FUZZ_EXAMPLES
 # requests per operation, fresh seeds each run, every phase.

@@ -19,10 +19,12 @@ from settings_declared import (
     ENVIRONMENTS,
     LOG_FORMATS,
     PASSWORD_HASH_PROFILES,
+    PRODUCTION_EXCEPTIONS,
     PROVIDERS,
     AccountSettings,
     JobSettings,
     OperationsSettings,
+    ProcessSettings,
     ProviderSettings,
     ServiceSettings,
     StorageMailBillingSettings,
@@ -40,6 +42,7 @@ __all__ = [
     "ENVIRONMENTS",
     "LOG_FORMATS",
     "PASSWORD_HASH_PROFILES",
+    "PRODUCTION_EXCEPTIONS",
     "PROVIDERS",
     "ConfigError",
     "RateLimit",
@@ -52,6 +55,7 @@ __all__ = [
 # Bases in reverse so the fields keep the order of settings_declared.py.
 @dataclass(frozen=True)
 class Settings(
+    ProcessSettings,
     OperationsSettings,
     JobSettings,
     StorageMailBillingSettings,
@@ -179,6 +183,29 @@ def _production_safety(settings: Settings) -> Iterator[str]:
             "PASSWORD_HASH_PROFILE=cheapest is for test suites; production stores passwords "
             "with rfc9106-low-memory (unset it)"
         )
+    yield from _development_setup(settings)
+
+
+def _development_setup(settings: Settings) -> Iterator[str]:
+    """The defaults that make one machine work out of the box, which production refuses
+    unless ALLOW_IN_PRODUCTION names them."""
+    found = {
+        "console-mail": settings.mail_url.split("://", 1)[0].lower() == "console"
+        and "MAIL_URL=console:// writes emails (reset links included) to the log; "
+        "set MAIL_URL=smtp://user:pass@host:587 or smtps://…",
+        "file-storage": settings.storage_url.startswith("file://")
+        and "STORAGE_URL=file://… keeps outputs on this host's disk, which a second web or worker "
+        "host cannot read; set STORAGE_URL=s3://bucket[/prefix]",
+        "offline-provider": settings.ai_provider == "offline"
+        and "AI_PROVIDER=offline answers every job with canned text; set AI_PROVIDER=openai "
+        "and OPENAI_API_KEY",
+        "http-base-url": not settings.public_base_url.startswith("https://")
+        and f"PUBLIC_BASE_URL={settings.public_base_url} is not https: links in emails would send "
+        "tokens in clear; set PUBLIC_BASE_URL=https://your.host",
+    }
+    for name in PRODUCTION_EXCEPTIONS:
+        if found[name] and name not in settings.allow_in_production:
+            yield f"{found[name]} (or, knowingly, add {name} to ALLOW_IN_PRODUCTION)"
 
 
 @lru_cache(maxsize=1)

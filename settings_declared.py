@@ -14,6 +14,7 @@ from settings_fields import (
     base_url,
     ca_bundle,
     ensure,
+    flag,
     names,
     not_negative,
     number,
@@ -31,6 +32,8 @@ from settings_fields import (
 
 DEV_SECRET = "dev-only-insecure-secret-change-me"  # noqa: S105 - refused in production
 ENVIRONMENTS = ("development", "test", "production")
+# What production refuses unless ALLOW_IN_PRODUCTION names it (settings._production_safety).
+PRODUCTION_EXCEPTIONS = ("console-mail", "file-storage", "offline-provider", "http-base-url")
 PROVIDERS = ("offline", "openai")
 # argon2id parameters for stored passwords (api/services/passwords.py): RFC 9106's
 # low-memory choice, or the cheapest argon2id for test suites.
@@ -76,6 +79,35 @@ class ServiceSettings:
         parse=whole,
         check=ensure(lambda extra: extra >= 0, _POOL),
         doc="connections beyond those, closed when returned",
+    )
+    # PgBouncer's transaction pooling hands each transaction any server connection: a
+    # statement prepared on one is unknown on the next (docs/deployment.md).
+    db_prepared_statements: bool = setting(
+        "DB_PREPARED_STATEMENTS",
+        True,
+        parse=flag,
+        doc="prepare the hot statements once a connection; false behind a transaction pooler",
+    )
+    db_connect_timeout: int = setting(
+        "DB_CONNECT_TIMEOUT",
+        5,
+        parse=whole,
+        check=at_least(2, " (seconds; libpq waits at least 2)"),
+        doc="seconds to open a Postgres connection before the request or task fails",
+    )
+    db_statement_timeout: float = setting(
+        "DB_STATEMENT_TIMEOUT",
+        30.0,
+        parse=number,
+        check=not_negative(),
+        doc="seconds a web process's statement may run; 0: the server's (or role's) own",
+    )
+    db_worker_statement_timeout: float = setting(
+        "DB_WORKER_STATEMENT_TIMEOUT",
+        300.0,
+        parse=number,
+        check=not_negative(),
+        doc="seconds a worker's, beat's or script's statement may run; 0: the server's own",
     )
     redis_url: str = setting(
         "REDIS_URL", "redis://localhost:6379/0", doc="Redis for limits, locks and events"
@@ -342,6 +374,14 @@ class JobSettings:
     sse_keepalive_seconds: float = setting(
         "SSE_HEARTBEAT_SECONDS", 15.0, parse=number, doc="seconds between keep-alives on an idle stream"
     )
+    # How often a running job's streamed text goes out (workers/job_stream.py's DeltaBatcher).
+    stream_delta_interval: float = setting(
+        "STREAM_DELTA_INTERVAL",
+        0.05,
+        parse=number,
+        check=not_negative(),
+        doc="seconds of streamed text sent as one `delta` event (the first piece at once); 0: each piece",
+    )
     # A job's urls.stream (api/services/stream_tokens.py).
     stream_token_ttl: int = setting(
         "STREAM_TOKEN_TTL", 24 * 3600, parse=whole, doc="seconds a stream URL works after it was handed out"
@@ -484,3 +524,49 @@ class OperationsSettings:
         doc="seconds between worker heartbeats",
     )
     flower_basic_auth: str = setting("FLOWER_BASIC_AUTH", "", doc="user:password[,…] for Flower")
+    allow_in_production: tuple[str, ...] = setting(
+        "ALLOW_IN_PRODUCTION",
+        (),
+        parse=names,
+        check=ensure(
+            lambda allowed: set(allowed) <= set(PRODUCTION_EXCEPTIONS),
+            "{name} may name only " + ", ".join(PRODUCTION_EXCEPTIONS) + "; got {value!r}",
+        ),
+        doc="development choices production accepts anyway (a one-host trial)",
+    )
+    # Behind a load balancer every request comes from its address: per-IP limits would
+    # count all clients as one unless X-Forwarded-For is believed, and only this many hops.
+    trusted_proxy_hops: int = setting(
+        "TRUSTED_PROXY_HOPS",
+        0,
+        parse=whole,
+        check=not_negative(),
+        doc="proxies in front of the web whose X-Forwarded-* headers are believed",
+    )
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    """How workers and beat live and end: recycling, shutdown, the beat's leader lock."""
+
+    worker_max_memory_per_child: int = setting(
+        "WORKER_MAX_MEMORY_PER_CHILD",
+        512 * 1024,
+        parse=whole,
+        check=not_negative(),
+        doc="KiB a worker's pool process may hold before it is replaced after its task; 0: never",
+    )
+    worker_soft_shutdown_timeout: float = setting(
+        "WORKER_SOFT_SHUTDOWN_TIMEOUT",
+        30.0,
+        parse=number,
+        check=not_negative(),
+        doc="seconds running tasks get on a cold shutdown (SIGQUIT) before they go back to the queue",
+    )
+    beat_lock_ttl: int = setting(
+        "BEAT_LOCK_TTL",
+        30,
+        parse=whole,
+        check=at_least(3, " (seconds)"),
+        doc="seconds a stopped beat keeps the lead; a standby beat takes over after that",
+    )

@@ -87,6 +87,17 @@ def number(name: str, raw: str) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def flag(name: str, raw: str) -> bool:
+    value = raw.lower()
+    if value not in _TRUE + _FALSE:
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return value in _TRUE
+
+
 def one_of(allowed: tuple[str, ...]) -> Parse:
     def parse(name: str, raw: str) -> str:
         value = raw.lower()

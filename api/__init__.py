@@ -35,10 +35,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     from api.http import init_http
     from api.input_gate import init_gate
     from api.request_limits import init_limits
-    from db.session import init_engine, remove_session
+    from db.session import init_engine_from, remove_session
     from workers.celery_app import app as celery_app  # the app tasks are sent through
 
-    init_engine(settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+    init_engine_from(settings, web=True)
     app.extensions["celery"] = celery_app
     api.init_app(app)
     api.spec.components.security_scheme(
@@ -54,6 +54,13 @@ def create_app(settings: Settings | None = None) -> Flask:
             "description": "The token in a job's `urls.stream`: that job's events only, expiring.",
         },
     )
+    if settings.trusted_proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # The client's address and scheme as the trusted proxies saw them: per-IP limits and
+        # access lines see each client, not the load balancer.
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     init_http(app, settings, prefix=API_PREFIX)  # first: every response gets its request id
     init_gate(app)  # then, before authentication, input the database cannot hold is refused
     init_auth(app, settings)

@@ -9,8 +9,9 @@ Over a limit the answer is 429 in the one error shape with `Retry-After`. Counti
 is by a moving window. Every attempt counts, successful or not: a person does not
 log in five times a minute, and counting only failures would let parallel guesses
 slip through between the check and the count. Limits are by the address the
-request came from (`request.remote_addr`): behind a proxy, make the proxy set it
-(e.g. werkzeug's ProxyFix), or every client shares the proxy's limit.
+request came from (`request.remote_addr`): behind proxies, TRUSTED_PROXY_HOPS says how
+many of them to believe about X-Forwarded-For (werkzeug's ProxyFix, api/__init__.py),
+or every client shares the proxy's limit.
 """
 
 from __future__ import annotations

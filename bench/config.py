@@ -46,6 +46,12 @@ IO_LATENCY = 1.0
 IO_CONCURRENCY = 1000  # greenlets in the one gevent AI worker process
 
 
+STREAM_WAIT = 0.2  # seconds the provider waits before answering in the stream scenario
+
+
+STREAM_PAUSE = 0.1  # seconds between its first piece of text and the rest
+
+
 AI_QUEUE = "ai_priority"  # where the business plan's AI jobs go (workers.plans.queue_for)
 
 
@@ -59,6 +65,7 @@ class Options:
     pipeline_tasks: int = 5000
     io_runs: int = 3
     overhead_jobs: int = 200
+    stream_jobs: int = 100
     only: set[str] = field(default_factory=set)
     profile: Path | None = None
     max_load: float = 0.0

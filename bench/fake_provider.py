@@ -11,7 +11,10 @@ for a fixed total latency, and to know how many were held at once. So this one:
 - records how long each request took, keyed by the `bench-…` tag in its prompt, so
   the overhead scenario can subtract provider time per job;
 - echoes the prompt (200 characters of it) in pieces of four words, or, for a prompt
-  with `[[tokens:N]]`, streams N one-word pieces, as OpenAI streams a token a chunk.
+  with `[[tokens:N]]`, streams N one-word pieces, as OpenAI streams a token a chunk;
+- for a prompt with `[[first-token:S]]`, sends the first piece of text on its own,
+  notes when it went (wall-clock time, keyed by the tag: `first_sent` in the stats),
+  and the rest S seconds later: the stream scenario times that piece to an SSE client.
 
     python -m bench.fake_provider --port 8090 --latency 1.0
 """
@@ -29,6 +32,7 @@ from typing import Any
 
 TAG = re.compile(r"bench-[\w-]+")
 TOKENS = re.compile(r"\[\[tokens:(\d+)\]\]")
+FIRST_TOKEN = re.compile(r"\[\[first-token:([\d.]+)\]\]")
 MAX_TIMINGS = 100_000
 
 
@@ -45,6 +49,7 @@ class Stats:
         self.first_at: float | None = None
         self.last_at: float | None = None
         self.timings: dict[str, float] = {}
+        self.first_sent: dict[str, float] = {}
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +61,7 @@ class Stats:
             "first_at": self.first_at,
             "last_at": self.last_at,
             "timings": self.timings,
+            "first_sent": self.first_sent,
         }
 
 
@@ -128,7 +134,10 @@ class Server:
                 "system_fingerprint": "fp_bench",
             }
             if body.get("stream"):
-                await self.stream(writer, envelope, text, usage)
+                pause = FIRST_TOKEN.search(prompt)
+                tag = TAG.search(prompt)
+                first = (tag.group(0), float(pause.group(1))) if pause and tag else None
+                await self.stream(writer, envelope, text, usage, first=first)
             else:
                 message = {"role": "assistant", "content": text, "refusal": None}
                 choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
@@ -142,8 +151,16 @@ class Server:
                 stats.timings[match.group(0)] = time.monotonic() - started
 
     async def stream(
-        self, writer: asyncio.StreamWriter, envelope: dict[str, Any], text: str, usage: dict[str, int]
+        self,
+        writer: asyncio.StreamWriter,
+        envelope: dict[str, Any],
+        text: str,
+        usage: dict[str, int],
+        *,
+        first: tuple[str, float] | None = None,
     ) -> None:
+        """The answer as a chunked event stream, all at once; with `first` (a tag and a
+        pause), its first piece of text alone, noted as sent, and the rest after the pause."""
         chunk = envelope | {"object": "chat.completion.chunk", "usage": None}
 
         def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
@@ -158,12 +175,19 @@ class Server:
         events.append(event({}, "stop"))
         events.append(b"data: " + json.dumps(chunk | {"choices": [], "usage": usage}).encode() + b"\n\n")
         events.append(b"data: [DONE]\n\n")
-        body = b"".join(f"{len(e):x}\r\n".encode() + e + b"\r\n" for e in events) + b"0\r\n\r\n"
+        framed = [f"{len(e):x}\r\n".encode() + e + b"\r\n" for e in events] + [b"0\r\n\r\n"]
         head = (
             "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
             "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
-        writer.write(head.encode() + body)
+        if first is not None:
+            tag, pause = first
+            writer.write(head.encode() + framed[0] + framed[1])  # the role, then the first text
+            await writer.drain()
+            self.stats.first_sent[tag] = time.time()
+            await asyncio.sleep(pause)
+            head, framed = "", framed[2:]
+        writer.write(head.encode() + b"".join(framed))
         await writer.drain()
 
     async def send_json(self, writer: asyncio.StreamWriter, status: int, payload: dict[str, Any]) -> None:

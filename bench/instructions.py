@@ -17,9 +17,17 @@ gunicorn.conf.py and the Celery worker do), and counts only the measured loop.
   cooperative, as the I/O scenario's `-P gevent` worker runs it (one job at a time).
   job-stream: `job` with an answer streamed as OpenAI streams one, a token a chunk
   (STREAM_TOKENS of them, where `job`'s answer is a dozen pieces): what a streamed
-  token costs is (job-stream - job) / STREAM_TOKENS. Its count moves by ~1% between
-  runs: streamed text goes out in 50-ms batches, and how many a job makes depends on
-  how fast valgrind runs it.
+  token costs is (job-stream - job) / STREAM_TOKENS. Streamed text goes out as one
+  `delta` event per STREAM_DELTA_INTERVAL, so how many events a job sends depends on
+  how long it streams (under valgrind, on how fast valgrind runs): the case runs with
+  the window longer than any job, the first piece going at once and the rest with
+  `done`, as `job`'s does; what each further event costs is the `delta` case.
+- delta: one `delta` event published (`job_stream.publish`, an XADD): a streamed
+  answer sends one per STREAM_DELTA_INTERVAL of streaming.
+- bare, bare-stream: the baseline of a job's provider call, the same two answers from
+  the same fake provider read with httpx2 (the HTTP client the SDK uses) and a JSON
+  decoder per chunk, nothing kept: (bare-stream - bare) / STREAM_TOKENS is what the
+  wire and the decoding alone cost a token.
 
 It counts this process's instructions only: not the kernel's work for its system
 calls, nor Postgres's or Redis's. A change that saves a round trip shows in
@@ -43,12 +51,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-CASES = ("health", "poll", "304", "submit", "job", "job-gevent", "job-stream")
+CASES = ("health", "poll", "304", "submit", "job", "job-gevent", "job-stream", "delta", "bare", "bare-stream")
 STREAM_TOKENS = 500
-PREFORK = ("job", "job-stream")  # the others run under gevent
+PREFORK = ("job", "job-stream", "delta", "bare", "bare-stream")  # the others run under gevent
 # job-stream is 13x a job's instructions, ~1 s a job under valgrind: a tenth of the count
 # after the same warm-up (the count is exact; more jobs only repeat the same work).
-SCALE = {"job-stream": 10}
+SCALE = {"job-stream": 10, "bare-stream": 10}
 WARM_UP = 30
 COLLECTED = re.compile(r"Collected : ([\d,]+)")
 
@@ -70,11 +78,17 @@ def main() -> None:
     for case in args.cases or CASES:
         per_op = _count(case, max(10, args.count // SCALE.get(case, 1)))
         results[case] = round(per_op / 1e6, 3)
-        unit = "job" if case.startswith("job") else "request"
+        unit = {"job": "job", "bare": "call", "delta": "event"}.get(case.split("-")[0], "request")
         print(f"{case:<10} {results[case]:7.3f} M instructions per {unit}")
     if "job" in results and "job-stream" in results:
         results["per-streamed-token"] = round((results["job-stream"] - results["job"]) / STREAM_TOKENS, 4)
         print(f"{'a token':<10} {results['per-streamed-token']:7.4f} M instructions per streamed token")
+    if "bare" in results and "bare-stream" in results:
+        results["bare-per-token"] = round((results["bare-stream"] - results["bare"]) / STREAM_TOKENS, 4)
+        print(f"{'bare token':<10} {results['bare-per-token']:7.4f} M instructions per token, the baseline")
+        if "per-streamed-token" in results:
+            ratio = results["per-streamed-token"] / results["bare-per-token"]
+            print(f"{'ratio':<10} {ratio:7.2f} x the baseline per streamed token")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"instructions-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     out.write_text(json.dumps({"count": args.count, "millions_per_op": results}, indent=2))
@@ -123,6 +137,8 @@ def _child(case: str, count: int) -> None:
 
     bench = Bench(Options())
     os.environ.update(bench.env_for("worker" if job else "web"))
+    if case == "job-stream":  # a fixed number of delta events a job: see the docstring
+        os.environ["STREAM_DELTA_INTERVAL"] = "3600"
     admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(bench.db_name)))
     try:
         subprocess.run(
@@ -132,8 +148,15 @@ def _child(case: str, count: int) -> None:
             capture_output=True,
         )
         total = WARM_UP + count
-        tokens = STREAM_TOKENS if case == "job-stream" else None
-        operation = _job_operation(bench, total, tokens) if job else _web_operation(case)
+        tokens = STREAM_TOKENS if case.endswith("-stream") else None
+        if case.startswith("bare"):
+            operation = _bare_operation(bench, tokens)
+        elif case == "delta":
+            operation = _delta_operation()
+        elif job:
+            operation = _job_operation(bench, total, tokens)
+        else:
+            operation = _web_operation(case)
         for _ in range(WARM_UP):
             operation()
         import gc
@@ -180,7 +203,7 @@ def _job_operation(bench, total: int, tokens: int | None = None):
     import datetime as dt
 
     from bench import plan
-    from bench.run import PYTHON, wait_http
+    from bench.processes import PYTHON, wait_http
 
     plan.install()
     provider = bench.processes.start(
@@ -231,6 +254,55 @@ def _job_operation(bench, total: int, tokens: int | None = None):
     return operation
 
 
+def _bare_operation(bench, tokens: int | None):
+    """The baseline of a job's provider call: the same request to the same fake provider,
+    its stream read with the HTTP client the SDK uses (httpx2, its defaults), each
+    `data:` line parsed with the standard library's JSON decoder, nothing kept."""
+    import json as json_module
+
+    import httpx2
+
+    from bench.processes import PYTHON, wait_http
+
+    provider = bench.processes.start(
+        "provider", [PYTHON, "-m", "bench.fake_provider", "--port", str(bench.provider_port)], bench.env
+    )
+    wait_http(f"{bench.provider_url}/stats", provider)
+    client = httpx2.Client(timeout=60)
+    url = f"{bench.provider_url}/v1/chat/completions"
+    answer = f" [[tokens:{tokens}]]" if tokens else ""
+    body = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": f"bench-count Write a haiku.{answer}"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    loads = json_module.loads
+
+    def operation() -> None:
+        with client.stream("POST", url, json=body) as response:
+            for line in response.iter_lines():
+                if line.startswith("data: ") and line != "data: [DONE]":
+                    loads(line[6:])
+
+    return operation
+
+
+def _delta_operation():
+    import uuid
+
+    from db.redis_client import get_redis
+    from workers import job_stream
+
+    redis, job_id = get_redis(), uuid.uuid4()
+
+    def operation() -> None:
+        if job_stream.publish(redis, job_id, job_stream.DELTA, {"text": " w1 w2 w3"}, set_ttl=False) is None:
+            raise SystemExit("the delta event was not published")
+
+    return operation
+
+
 def _set_bench_plan() -> None:
     from sqlalchemy import text
 
@@ -238,7 +310,7 @@ def _set_bench_plan() -> None:
     from db.session import session_scope
 
     with session_scope() as session:
-        session.execute(text("UPDATE users SET plan = :plan"), {"plan": PLAN})
+        session.execute(text("UPDATE users SET plan = :plan, email_verified_at = now()"), {"plan": PLAN})
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 (so that its CPU is not the servers'): `python -m bench.load SCENARIO --config FILE`.
 
 Scenarios that wrk cannot drive, because they follow jobs to their end: pipeline
-(Conveyor and raw Celery), I/O concurrency, and overhead. Each prints one JSON object.
+(Conveyor and raw Celery), I/O concurrency, overhead, and the first streamed token.
+Each prints one JSON object.
 HTTP goes over a minimal keep-alive HTTP/1.1 client on asyncio streams: cheaper per
 request than any client library, which matters on a two-core machine.
 """
@@ -17,6 +18,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg2
 
@@ -299,6 +301,66 @@ def overhead(config: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+async def _first_delta(base_url: str, path: str, headers: dict[str, str]) -> float | None:
+    """Follow a job's event stream (GET …/events) to its `done` event; when its first
+    `delta` event arrived (wall-clock time), or None if it had none."""
+    parts = urlsplit(base_url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    lines = [f"GET {path} HTTP/1.1", f"Host: {parts.hostname}:{parts.port}", "Accept: text/event-stream"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    first = None
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise SystemExit(f"{path} answered {head[:60]!r}")
+        text = ""
+        while True:  # a chunked body: each chunk as it comes
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            text += (await reader.readexactly(size + 2))[:-2].decode()
+            if first is None and "event: delta" in text:
+                first = time.time()
+            if size == 0 or "event: done" in text:
+                return first
+    finally:
+        writer.close()
+
+
+async def _stream(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """One job at a time, each followed on its event stream from right after its submit."""
+    connection = Connection(config["base_url"])
+    headers = {"Authorization": f"Bearer {config['tokens'][0]}"}
+    samples = []
+    try:
+        for number in range(config["warmup"] + config["jobs"]):
+            tag = f"bench-{config['run']}-{number}"
+            body = {
+                "tool": "text",
+                "input": {"prompt": f"{tag} Write a haiku. [[first-token:{config['pause']}]]"},
+            }
+            status, _, payload = await connection.request("POST", "/api/v1/jobs", body=body, headers=headers)
+            if status != 202:
+                raise SystemExit(f"POST /jobs answered {status}: {payload[:200]!r}")
+            job_id = json.loads(payload)["id"]
+            arrived = await _first_delta(config["base_url"], f"/api/v1/jobs/{job_id}/events", headers)
+            if number >= config["warmup"]:
+                samples.append({"tag": tag, "arrived": arrived})
+    finally:
+        connection.close()
+    return samples
+
+
+def stream(config: dict[str, Any]) -> dict[str, Any]:
+    """The first streamed token's way from the provider to an SSE client: when the fake
+    provider sent it to when the client read it in its job's first `delta` event."""
+    samples = asyncio.run(_stream(config))
+    sent = _fake_stats(config["provider_url"])["first_sent"]
+    values = [(s["arrived"] - sent[s["tag"]]) * 1000 for s in samples if s["arrived"] and s["tag"] in sent]
+    if not values:
+        raise SystemExit("no job's first token reached its event stream")
+    return {"jobs": len(samples), "timed": len(values), **_spread(values)}
+
+
 def _spread(values: list[float]) -> dict[str, float]:
     """p50, p99 and max of latencies in ms."""
     values = sorted(values)
@@ -381,6 +443,7 @@ SCENARIOS = {
     "io": io_concurrency,
     "io-celery": io_celery,
     "overhead": overhead,
+    "stream": stream,
 }
 
 

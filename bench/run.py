@@ -62,7 +62,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--quick", action="store_true", help="one short run of each: checks the set-up")
     parser.add_argument("--runs", type=int, help="measured runs of each HTTP scenario (default 5)")
     parser.add_argument("--duration", type=float, help="seconds a measured HTTP run lasts (default 10)")
-    parser.add_argument("--only", default="", help="comma-separated: submit, poll, pipeline, overhead, io")
+    parser.add_argument(
+        "--only", default="", help="comma-separated: submit, poll, pipeline, overhead, stream, io"
+    )
     parser.add_argument(
         "--serve", action="store_true", help="set up, print the URLs and a token, wait for Ctrl-C"
     )
@@ -82,6 +84,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
             pipeline_tasks=1000,
             io_runs=1,
             overhead_jobs=40,
+            stream_jobs=30,
         )
     if args.runs:
         options.runs = args.runs
@@ -137,7 +140,7 @@ def run_scenarios(bench: Bench) -> None:
     """Each chosen scenario in turn; one that fails is recorded and the others still run."""
     options = bench.options
     for name, step in SCENARIOS:
-        if name == "overhead" and not (options.wants("overhead") or options.wants("pipeline")):
+        if name == "overhead" and not any(map(options.wants, ("overhead", "stream", "pipeline"))):
             continue
         if name != "overhead" and not options.wants(name):
             continue

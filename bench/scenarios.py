@@ -13,7 +13,15 @@ import psycopg2
 from redis import Redis
 
 from bench.client import http_call, http_json, job_body
-from bench.config import AI_QUEUE, AI_WORKER_CONCURRENCY, CONNECTIONS, IO_JOBS, IO_LATENCY
+from bench.config import (
+    AI_QUEUE,
+    AI_WORKER_CONCURRENCY,
+    CONNECTIONS,
+    IO_JOBS,
+    IO_LATENCY,
+    STREAM_PAUSE,
+    STREAM_WAIT,
+)
 from bench.harness import Bench, alternate
 from bench.processes import PYTHON, CpuMeter, children, cpu_seconds, rss_mb
 
@@ -146,6 +154,14 @@ def scenario_overhead_and_pipeline(bench: Bench) -> None:
         config = common | {"baseline_url": bench.baseline_url, "jobs": options.overhead_jobs}
         bench.results["overhead"] = bench.load("overhead", config | {"warmup": 10, "pause": 0.02})
         bench.processes.stop("bare_worker")
+    if options.wants("stream"):
+        # The provider waits before answering, so that the client follows the job's
+        # events before its first token is sent (it would read it from the stream's
+        # history otherwise, and be timed late).
+        bench.provider(latency=STREAM_WAIT)
+        config = common | {"jobs": options.stream_jobs, "warmup": 5, "pause": STREAM_PAUSE}
+        bench.results["stream"] = bench.load("stream", config)
+        bench.provider(latency=0.0)
     if options.wants("pipeline"):
         baseline = bench.celery_worker(
             "baseline_worker",

@@ -31,7 +31,7 @@ from sqlalchemy.engine.interfaces import PoolProxiedConnection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from db.session import get_engine
+from db.session import get_engine, prepared_statements
 
 Params = Mapping[str, Any]
 # A session, or a pooled connection outside one (db.session.standalone).
@@ -50,7 +50,9 @@ class Prepared:
     (`%(limit)s::bigint`), or Postgres takes it for text. A statement is prepared on a
     connection the first time it runs there; prepared statements outlive a rollback and
     go with the connection. Each connection must be a Postgres session of its own: a
-    proxy that pools by transaction (PgBouncer's transaction mode) cannot carry them."""
+    proxy that pools by transaction (PgBouncer's transaction mode) cannot carry them,
+    so there (DB_PREPARED_STATEMENTS=false) the statement runs as plain SQL, with the
+    same parameters and results."""
 
     def __init__(self, sql: str) -> None:
         self.sql = sql
@@ -116,14 +118,14 @@ def _cursor(session: Executor, sql: Statement, params: Params) -> Iterator[Any]:
     dbapi_connection = pooled.dbapi_connection
     cursor = dbapi_connection.cursor()
     try:
-        if isinstance(sql, Prepared):
+        if isinstance(sql, Prepared) and prepared_statements():
             prepared = pooled.info.setdefault(_PREPARED, set())
             if sql.name not in prepared:
                 cursor.execute(sql.prepare)
                 prepared.add(sql.name)
             cursor.execute(sql.execute, [params[name] for name in sql.names])
         else:
-            cursor.execute(sql, params)
+            cursor.execute(str(sql), params)
         yield cursor
     except DatabaseError as error:
         lost = dialect.is_disconnect(error, dbapi_connection, cursor)

@@ -19,6 +19,14 @@ socket without waiting: a server that restarted or ended the session has sent it
 termination notice or closed the socket, which makes it readable. Only then, or after
 a longer idle spell (a link that died without a word), is it pinged; a failed ping
 swaps the connection for a new one, as the pre-ping does.
+
+Each connection is opened with the settings' connect timeout and, as a startup
+option, their statement timeout (a web request's is short, a worker's sweep may take
+longer): a server that stops answering, or a statement stuck behind a lock, fails the
+request or task instead of holding its connection. A transaction pooler such as
+PgBouncer refuses startup options (its server connections serve every client in
+turn): behind one the timeouts here are 0 and the role carries its own
+(docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from psycopg2 import Error as DatabaseError
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
@@ -36,19 +45,27 @@ from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from db.sockets import has_input
 
+if TYPE_CHECKING:
+    from settings import Settings
+
 _factory = sessionmaker(expire_on_commit=False)
 db_session: scoped_session[Session] = scoped_session(_factory)
 _engine: Engine | None = None
+_prepared_statements = True  # db/raw.py prepares its hot statements (see init_engine)
 
 PING_AFTER_IDLE = 5.0  # seconds in the pool after which a connection is pinged before use
 _RETURNED = "conveyor_returned_at"
 
 
-def init_engine(url: str, **options) -> Engine:
-    """Bind the session factory to a new engine for `url` (replacing any earlier one)."""
-    global _engine
+def init_engine(url: str, *, prepared_statements: bool = True, **options) -> Engine:
+    """Bind the session factory to a new engine for `url` (replacing any earlier one).
+
+    Without `prepared_statements`, db/raw.py sends its prepared statements as plain
+    parameterised SQL, which a transaction pooler can carry."""
+    global _engine, _prepared_statements
     if _engine is not None:
         _engine.dispose()
+    _prepared_statements = prepared_statements
     options.setdefault("pool_size", 5)
     options.setdefault("max_overflow", 10)
     engine = _engine = create_engine(url, **options)
@@ -57,6 +74,32 @@ def init_engine(url: str, **options) -> Engine:
     event.listen(engine, "checkout", lambda conn, record, _proxy: _check_on_checkout(engine, conn, record))
     _factory.configure(bind=engine)
     return engine
+
+
+def init_engine_from(settings: Settings, *, web: bool = False) -> Engine:
+    """The engine of a web process (`web`), or of a worker, the beat or a script, as the
+    settings size and time it."""
+    timeout = settings.db_statement_timeout if web else settings.db_worker_statement_timeout
+    return init_engine(
+        settings.database_url,
+        prepared_statements=settings.db_prepared_statements,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        connect_args=connect_args(connect_timeout=settings.db_connect_timeout, statement_timeout=timeout),
+    )
+
+
+def connect_args(*, connect_timeout: int, statement_timeout: float) -> dict[str, Any]:
+    """libpq's connect timeout, and the statement timeout as a startup option unless 0."""
+    args: dict[str, Any] = {"connect_timeout": connect_timeout}
+    if statement_timeout > 0:
+        args["options"] = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"  # ms; 0 is none
+    return args
+
+
+def prepared_statements() -> bool:
+    """Whether db/raw.py prepares its hot statements on each connection."""
+    return _prepared_statements
 
 
 def _stamp(_dbapi_connection, record) -> None:
@@ -85,10 +128,7 @@ def get_engine() -> Engine:
     if _engine is None:
         from settings import get_settings
 
-        settings = get_settings()
-        return init_engine(
-            settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
-        )
+        return init_engine_from(get_settings())
     return _engine
 
 

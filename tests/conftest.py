@@ -43,6 +43,8 @@ def _claim_redis_db() -> int:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return  # pytest-xdist's controller runs no test: each of its workers makes its own
     from scripts.preflight import problems
 
     found = problems(ADMIN_URL, f"{REDIS_BASE}/0")
@@ -131,6 +133,12 @@ def fake_openai():
 @pytest.fixture(autouse=True)
 def clean_state(fake_openai) -> Iterator[None]:
     """Each test starts with empty tables, no Conveyor keys in Redis, a fresh fake."""
+    reset_state(fake_openai)
+    yield
+
+
+def reset_state(fake_openai) -> None:
+    """Empty tables, no Conveyor keys in Redis (but the run's claim), a fresh fake."""
     import db.models  # noqa: F401 - every table is on the metadata
     from db.base import Base
     from db.redis_client import KEY_PREFIX, get_redis
@@ -146,7 +154,6 @@ def clean_state(fake_openai) -> Iterator[None]:
         if key != CLAIM_KEY:
             redis.delete(key)
     fake_openai.reset()
-    yield
 
 
 @pytest.fixture
@@ -252,7 +259,7 @@ def stripe_settings(settings, fake_stripe):
 
 @pytest.fixture(scope="module")
 def celery_worker(fake_openai):
-    """A real Celery worker consuming both queues over the real Redis broker.
+    """A real Celery worker consuming every queue (celeryconfig.QUEUES) over the real Redis broker.
 
     Module-scoped: tests elsewhere rely on jobs staying queued with no worker."""
     from celery.contrib.testing.worker import start_worker
@@ -265,7 +272,7 @@ def celery_worker(fake_openai):
         pool="solo",
         concurrency=1,
         perform_ping_check=False,
-        queues=["ai_priority", "ai", "default", "email", "exports"],
+        queues=["ai_priority", "ai", "default", "email", "exports", "maintenance"],
         loglevel="WARNING",
         shutdown_timeout=20,
     ) as worker:

@@ -14,6 +14,17 @@ from db.models.job import TERMINAL
 
 API = "/api/v1"
 PASSWORD = "correct horse battery"  # what `register` signs up with unless told
+# An environment production accepts: strong secrets and none of the development setup.
+PRODUCTION_ENV = {
+    "CONVEYOR_ENV": "production",
+    "SECRET_KEY": "s" * 40,
+    "JWT_SECRET_KEY": "j" * 40,
+    "MAIL_URL": "smtp://mail.example.com:587",
+    "STORAGE_URL": "s3://conveyor-outputs",
+    "AI_PROVIDER": "openai",
+    "OPENAI_API_KEY": "sk-test",
+    "PUBLIC_BASE_URL": "https://conveyor.example.com",
+}
 
 
 def register(

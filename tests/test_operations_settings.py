@@ -5,8 +5,7 @@ import re
 import pytest
 
 from settings import ConfigError, Settings
-
-STRONG = {"SECRET_KEY": "s" * 40, "JWT_SECRET_KEY": "j" * 40, "CONVEYOR_ENV": "production"}
+from tests.helpers import PRODUCTION_ENV as STRONG
 
 
 def test_logs_are_json_in_production_and_text_elsewhere_unless_chosen():

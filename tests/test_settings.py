@@ -1,8 +1,9 @@
 import pytest
 
 from settings import DEV_SECRET, ConfigError, Settings
+from tests.helpers import PRODUCTION_ENV
 
-STRONG = {"SECRET_KEY": "s" * 40, "JWT_SECRET_KEY": "j" * 40, "DATABASE_URL": "postgres://db/conveyor"}
+STRONG = {**PRODUCTION_ENV, "DATABASE_URL": "postgres://db/conveyor"}
 
 
 def test_defaults_run_locally_with_no_configuration():
@@ -68,3 +69,36 @@ def test_stripe_ca_bundle_must_be_a_pem_file_of_certificates(tmp_path, local_ca)
             Settings.from_env({"STRIPE_CA_BUNDLE": str(path)})
     settings = Settings.from_env({"STRIPE_CA_BUNDLE": str(local_ca.ca_file)})
     assert settings.stripe_ca_bundle == str(local_ca.ca_file)
+
+
+@pytest.mark.parametrize(
+    ("setup", "exception", "what_to_set"),
+    [
+        ({"MAIL_URL": "console://"}, "console-mail", "set MAIL_URL=smtp://"),
+        ({"STORAGE_URL": "file:///srv/outputs"}, "file-storage", "set STORAGE_URL=s3://"),
+        ({"AI_PROVIDER": "offline"}, "offline-provider", "set AI_PROVIDER=openai"),
+        ({"PUBLIC_BASE_URL": "http://localhost:8000"}, "http-base-url", "set PUBLIC_BASE_URL=https://"),
+    ],
+)
+def test_production_refuses_the_development_setup_unless_allowed(setup, exception, what_to_set):
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({**STRONG, **setup})
+    assert what_to_set in str(refused.value)
+    assert f"add {exception} to ALLOW_IN_PRODUCTION" in str(refused.value)
+    allowed = Settings.from_env({**STRONG, **setup, "ALLOW_IN_PRODUCTION": f"{exception}, http-base-url"})
+    assert allowed.is_production
+    assert Settings.from_env({**STRONG, **setup, "CONVEYOR_ENV": "development"}).env == "development"
+
+
+def test_production_with_nothing_set_names_every_development_choice():
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env(
+            {k: v for k, v in STRONG.items() if k in ("CONVEYOR_ENV", "SECRET_KEY", "JWT_SECRET_KEY")}
+        )
+    for variable in ("MAIL_URL", "STORAGE_URL", "AI_PROVIDER", "PUBLIC_BASE_URL"):
+        assert f"set {variable}=" in str(refused.value)
+
+
+def test_allow_in_production_names_only_known_exceptions():
+    with pytest.raises(ConfigError, match="ALLOW_IN_PRODUCTION may name only console-mail"):
+        Settings.from_env({"ALLOW_IN_PRODUCTION": "everything"})

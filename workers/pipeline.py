@@ -160,7 +160,7 @@ def run_job(
     expected_chars = work.tool.max_output_tokens * CHARS_PER_TOKEN
     redis = get_redis()
     job_stream.publish(redis, job_id, job_stream.STATUS, {"status": RUNNING, "attempt": work.attempt})
-    deltas = job_stream.DeltaBatcher(redis, job_id)
+    deltas = job_stream.DeltaBatcher(redis, job_id, interval=settings.stream_delta_interval)
 
     def end(status: str, **outcome: Any) -> Finished | None:
         # The streamed text still held goes out with the `done` event, in one round trip.

@@ -69,6 +69,11 @@ def leave(redis: Redis, *, hostname: str) -> None:
     pipe.execute()
 
 
+def is_alive(redis: Redis, hostname: str) -> bool:
+    """Whether the worker named `hostname` has sent a heartbeat within its missed-beats window."""
+    return bool(redis.exists(_worker_key(hostname)))
+
+
 def workers_by_queue(redis: Redis, queues: Iterable[str]) -> dict[str, list[str]]:
     """The live workers (hostnames) consuming each queue; a queue nobody consumes maps to []."""
     found: dict[str, list[str]] = {name: [] for name in queues}

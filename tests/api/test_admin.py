@@ -203,7 +203,7 @@ def test_only_failed_canceled_or_expired_jobs_can_be_retried(client, admin, alic
 
 def test_queue_stats_show_depth_workers_and_jobs_by_status(client, admin, alice):
     before = {q["name"]: q for q in client.get(f"{ADMIN}/queues", headers=admin).get_json()["queues"]}
-    assert list(before) == ["ai_priority", "ai", "default", "email", "exports"]
+    assert list(before) == ["ai_priority", "ai", "default", "email", "exports", "maintenance"]
     submit(client, alice[0])
     failed = submit(client, alice[0]).get_json()["id"]
     fail(failed)

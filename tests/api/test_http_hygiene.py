@@ -13,7 +13,7 @@ import pytest
 
 from db.repositories import jobs
 from db.session import session_scope
-from tests.helpers import API, register, submit
+from tests.helpers import API, PRODUCTION_ENV, register, submit
 
 FRONTEND = "https://app.example.com"
 
@@ -139,14 +139,7 @@ def test_a_frontend_can_read_the_headers_it_needs(cors_client, headers):
 def test_production_allows_no_origin_unless_configured(settings):
     from settings import Settings
 
-    production = Settings.from_env(
-        {
-            "CONVEYOR_ENV": "production",
-            "SECRET_KEY": "s" * 40,
-            "JWT_SECRET_KEY": "j" * 40,
-            "DATABASE_URL": settings.database_url,
-        }
-    )
+    production = Settings.from_env({**PRODUCTION_ENV, "DATABASE_URL": settings.database_url})
     assert production.cors_origins == ()
     assert Settings.from_env({}).cors_origins == ("http://localhost:3000",)
 

@@ -4,6 +4,7 @@ Redis, so every process shares the count); over the limit is 429 with Retry-Afte
 from __future__ import annotations
 
 import dataclasses
+import uuid
 
 import pytest
 
@@ -142,3 +143,36 @@ def test_a_default_limit_still_applies_to_every_route():
     client = app.test_client()
     assert client.get("/ping").status_code == 200
     assert client.get("/ping").status_code == 429
+
+
+def test_behind_one_trusted_proxy_the_forwarded_address_is_the_one_limited(limited):
+    client = limited(login_rate_limit_per_ip="2/minute", trusted_proxy_hops=1)
+
+    def via_proxy(client_address: str):
+        return client.post(
+            f"{API}/auth/login",
+            json={"email": f"{uuid.uuid4().hex[:8]}@example.com", "password": "wrong password"},
+            headers={"X-Forwarded-For": client_address},
+            environ_base={"REMOTE_ADDR": "10.0.0.254"},  # the load balancer
+        )
+
+    for _ in range(2):
+        assert via_proxy("203.0.113.7").status_code == 401
+    assert_429(via_proxy("203.0.113.7"), "from your address")
+    assert via_proxy("203.0.113.8").status_code == 401  # another client behind the same proxy
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(limited):
+    client = limited(login_rate_limit_per_ip="2/minute")
+
+    def spoofed(claimed: str):
+        return client.post(
+            f"{API}/auth/login",
+            json={"email": f"{uuid.uuid4().hex[:8]}@example.com", "password": "wrong password"},
+            headers={"X-Forwarded-For": claimed},
+            environ_base={"REMOTE_ADDR": "10.0.0.9"},
+        )
+
+    for claimed in ("198.51.100.1", "198.51.100.2"):
+        assert spoofed(claimed).status_code == 401
+    assert_429(spoofed("198.51.100.3"), "from your address")  # one address, whatever it claims

@@ -8,11 +8,11 @@ import time
 import pytest
 
 from db.redis_client import get_redis
-from db.session import init_engine
+from db.session import init_engine, init_engine_from
 from tests.helpers import API
 from workers import queues
 
-ALL_QUEUES = ["ai_priority", "ai", "default", "email", "exports"]
+ALL_QUEUES = ["ai_priority", "ai", "default", "email", "exports", "maintenance"]
 
 
 def test_health_answers_whatever_else_is_down(client):
@@ -34,9 +34,10 @@ def test_ready_counts_only_the_queues_live_workers_consume(client):
     queues.write_heartbeat(redis, hostname="ai@box", queues=["ai_priority", "ai"], interval=5)
     queues.write_heartbeat(redis, hostname="default@box", queues=["default", "email"], interval=5)
     checks = client.get(f"{API}/ready").get_json()["checks"]
-    assert checks["workers"] == "unavailable: no live worker consumes exports"
+    assert checks["workers"] == "unavailable: no live worker consumes exports, maintenance"
 
     queues.write_heartbeat(redis, hostname="exports@box", queues=["exports"], interval=5)
+    queues.write_heartbeat(redis, hostname="maintenance@box", queues=["maintenance"], interval=5)
     response = client.get(f"{API}/ready")
     assert response.status_code == 200
     assert response.get_json() == {
@@ -72,7 +73,7 @@ def database_down(settings):
         f"postgresql+psycopg2://postgres@127.0.0.1:{port}/nothing", connect_args={"connect_timeout": 2}
     )
     yield
-    init_engine(settings.database_url)
+    init_engine_from(settings)
 
 
 def test_ready_names_the_database_when_it_cannot_be_reached(client, database_down):

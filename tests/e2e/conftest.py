@@ -8,15 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.services import ROOT, free_port
+from tests.fakes.services import ROOT, free_port, in_netns
 from tests.helpers import call
 
 
 def launch_stack(
-    workdir: Path, processes=("web", "worker_ai", "worker"), port: int | None = None, **overrides: str
+    workdir: Path,
+    processes=("web", "worker_ai", "worker", "maintenance"),
+    port: int | None = None,
+    *,
+    netns: str | None = None,
+    address: str = "127.0.0.1",
+    **overrides: str,
 ) -> tuple[str, Callable[[], None]]:
     """Start Procfile processes with honcho, as `make run` does, on `port` (a free one unless
-    given); returns the API base URL and a function that stops them."""
+    given); returns the API base URL and a function that stops them. In network namespace
+    `netns` (another host, tests/fakes/netns.py), the web is reached at `address`."""
     port = port or free_port()
     empty_env = workdir / f"empty-{port}.env"
     empty_env.write_text("")
@@ -25,19 +32,22 @@ def launch_stack(
         "WEB_CONCURRENCY": "1",
         "AI_WORKER_CONCURRENCY": "2",
         "WORKER_CONCURRENCY": "1",
+        "MAINTENANCE_WORKER_CONCURRENCY": "1",
         "BEAT_SCHEDULE_FILE": str(workdir / f"beat-{port}"),
         # Metrics files of this stack only; workers serve none unless a test asks (fixed ports
         # would collide with other runs on the machine).
         "METRICS_DIR": str(workdir / f"metrics-{port}"),
         "WORKER_AI_METRICS_PORT": "0",
         "WORKER_METRICS_PORT": "0",
+        "WORKER_MAINTENANCE_METRICS_PORT": "0",
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",  # the links it hands out lead to itself
+        "PUBLIC_BASE_URL": f"http://{address}:{port}",  # the links it hands out lead to itself
         **overrides,
     }
     log = (workdir / f"stack-{port}.log").open("wb")
     process = subprocess.Popen(
         [
+            *in_netns(netns),
             sys.executable,
             "-m",
             "honcho",
@@ -64,9 +74,9 @@ def launch_stack(
             os.killpg(process.pid, signal.SIGKILL)
         log.close()
 
-    base = f"http://127.0.0.1:{port}/api/v1"
+    base = f"http://{address}:{port}/api/v1"
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:  # honcho stops when one does
         try:
             if call("GET", f"{base}/health")[0] == 200:
                 return base, stop
@@ -83,7 +93,7 @@ def start_stack(tmp_path, fake_openai):
     `start_stack(REDIS_URL=...)` overrides the environment; `processes=` picks the lines."""
     stops = []
 
-    def start(processes=("web", "worker_ai", "worker"), **overrides: str) -> str:
+    def start(processes=("web", "worker_ai", "worker", "maintenance"), **overrides: str) -> str:
         base, stop = launch_stack(tmp_path, processes, **overrides)
         stops.append(stop)
         return base

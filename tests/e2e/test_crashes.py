@@ -115,19 +115,6 @@ def test_sigkill_of_the_whole_worker_mid_job_a_new_worker_finishes_it_once(
     assert wait_for(client, headers, job_id)["finished_at"] == job["finished_at"]
 
 
-def test_sigterm_finishes_the_running_job_before_the_worker_exits(client, headers, start, fake_openai):
-    start_worker, _ = start
-    worker = start_worker()
-    job_id = running_job(client, headers, fake_openai, "sigterm")
-
-    worker.signal(signal.SIGTERM)
-    assert worker.popen.wait(timeout=30) == 0
-
-    job = wait_for(client, headers, job_id, timeout=5)
-    assert job["status"] == "succeeded" and job["attempt"] == 1
-    assert prompt_requests(fake_openai, "sigterm") == 1
-
-
 def test_a_job_whose_worker_keeps_dying_fails_worker_lost_and_stops(client, headers, start, fake_openai):
     start_worker, start_beat = start
     worker = start_worker()

@@ -152,7 +152,7 @@ def test_ready_names_redis_when_it_is_down(start_stack, tmp_path):
     assert status == 503 and ready["checks"]["database"] == "ok" and ready["checks"]["redis"] == "ok"
     assert (
         ready["checks"]["workers"]
-        == "unavailable: no live worker consumes ai_priority, ai, default, email, exports"
+        == "unavailable: no live worker consumes ai_priority, ai, default, email, exports, maintenance"
     )
 
     redis.stop()
@@ -239,7 +239,7 @@ def test_flower_needs_its_password_shows_every_queue_and_remembers_tasks(tmp_pat
             assert status == 200
             return {queue["name"] for queue in json.loads(body)["active_queues"]}
 
-        assert queue_names() == {"ai_priority", "ai", "default", "email", "exports"}
+        assert queue_names() == {"ai_priority", "ai", "default", "email", "exports", "maintenance"}
         wait_until(
             lambda: seen(task_id).get("state") == "SUCCESS", 20, message="Flower to see the task succeed"
         )

@@ -9,6 +9,7 @@ import uuid
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.fakes.pgbouncer import THROUGH_PGBOUNCER, PgBouncer
 from tests.fakes.services import RedisServer, TcpProxy, wait_until
 from tests.helpers import call, mark_verified, poll
 
@@ -34,7 +35,7 @@ def submit(base: str, token: str, prompt: str):
 def test_a_redis_restart_during_a_burst_loses_no_accepted_job(start_stack, tmp_path, fake_openai):
     redis = RedisServer(tmp_path).start()
     base = start_stack(
-        processes=("web", "worker_ai", "worker", "beat"),
+        processes=("web", "worker_ai", "worker", "maintenance", "beat"),
         REDIS_URL=redis.url,
         MAINTENANCE_INTERVAL="1",
         REQUEUE_STALE_AFTER="3",
@@ -74,13 +75,24 @@ def test_a_redis_restart_during_a_burst_loses_no_accepted_job(start_stack, tmp_p
     redis.stop()
 
 
-def test_a_postgres_restart_mid_job_keeps_the_result(start_stack, fake_openai):
+@pytest.fixture(params=["direct", "pgbouncer"])
+def postgres_route(request):
+    """A proxy in front of Postgres that the test cuts, and the environment that reaches
+    Postgres through it: directly, or through PgBouncer in transaction mode."""
     url = make_url(os.environ["DATABASE_URL"])
     proxy = TcpProxy(url.port or 5432)
-    base = start_stack(
-        DATABASE_URL=url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
-        JOB_LEASE_SECONDS="15",
-    )
+    if request.param == "direct":
+        yield proxy, {"DATABASE_URL": url.set(host="127.0.0.1", port=proxy.port).render_as_string(False)}
+    else:
+        bouncer = PgBouncer(proxy.port).start()
+        yield proxy, {"DATABASE_URL": bouncer.url(url.database), **THROUGH_PGBOUNCER}
+        bouncer.stop()
+    proxy.close()
+
+
+def test_a_postgres_restart_mid_job_keeps_the_result(postgres_route, start_stack, fake_openai):
+    proxy, environment = postgres_route
+    base = start_stack(**environment, JOB_LEASE_SECONDS="15")
     token = register(base)
     status, _, job = submit(base, token, f"pg-restart [[slow:0.1]] {WORDS} {WORDS}")
     assert status == 202
@@ -100,9 +112,10 @@ def test_a_postgres_restart_mid_job_keeps_the_result(start_stack, fake_openai):
     assert status == 503 and headers["Retry-After"] == "5" and "database" in body["message"].lower()
     time.sleep(3)  # the job's stream ends while the database is away
     proxy.restore()
+    # PgBouncer refuses clients until a login to the server succeeds again (server_login_retry):
+    # a client sees 503 with Retry-After for that moment, and then all is as before.
+    wait_until(lambda: call("GET", f"{base}/ready")[0] == 200, 30, message="ready again")
 
     job = poll(base, token, job, timeout=60)
     assert job["status"] == "succeeded" and job["attempt"] == 1
     assert sum("pg-restart" in r["messages"][-1]["content"] for r in fake_openai.requests) == 1
-    assert call("GET", f"{base}/ready")[0] == 200
-    proxy.close()

@@ -12,7 +12,7 @@ from tests.helpers import call, poll, register_and_submit
 
 pytestmark = pytest.mark.e2e
 
-PROCESSES = ("web", "worker_ai", "worker", "beat")
+PROCESSES = ("web", "worker_ai", "worker", "maintenance", "beat")
 
 
 @pytest.fixture

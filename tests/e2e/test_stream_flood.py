@@ -18,7 +18,7 @@ from workers import queues
 
 pytestmark = pytest.mark.e2e
 
-ALL_QUEUES = ["ai_priority", "ai", "default", "email", "exports"]
+ALL_QUEUES = ["ai_priority", "ai", "default", "email", "exports", "maintenance"]
 
 
 @pytest.fixture(autouse=True)

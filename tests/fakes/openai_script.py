@@ -16,6 +16,8 @@ disturb each other:
                                      the model is down, its fallbacks are not)
     [[flex-busy]]  (a request with service_tier "flex" gets OpenAI's 429 "Resource
                     Unavailable"; a standard one is answered)
+    [[stream-error:500]]  [[stream-error:content_filter]]  (stream the first words, then an
+                      error event: `data: {"error": …}` with that error of ERRORS)
 
 A trailing count, as in `[[fail:500:2]]` or `[[hang:1]]`, limits the marker to the
 first N requests carrying that exact message; later ones get the normal reply.
@@ -47,6 +49,7 @@ ARITY = {
     "close-after": 0,
     "fail-model": 2,
     "flex-busy": 0,
+    "stream-error": 1,
 }
 
 ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
@@ -99,6 +102,7 @@ class Behaviour:
     finish: str = "stop"
     linger: float = 0.0  # seconds between `[DONE]` and the body's last chunk
     close_after: bool = False
+    stream_error: str | None = None  # a key of ERRORS, sent as an event after the first piece
     fail_models: dict[str, str] = field(default_factory=dict)  # model -> the failure to answer with
     flex_busy: bool = False
 
@@ -167,6 +171,8 @@ class Script:
                 behaviour.fail_models[args[0]] = args[1] if len(args) > 1 else "500"
             elif kind == "flex-busy":
                 behaviour.flex_busy = True
+            elif kind == "stream-error":
+                behaviour.stream_error = args[0] if args else "500"
         return behaviour
 
     def _still_active(self, marker: str, content: str, limit: int) -> bool:

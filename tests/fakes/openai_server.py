@@ -323,6 +323,10 @@ class _Handler(BaseHTTPRequestHandler):
             for piece in pieces(text):
                 self._pause(behaviour.slow)
                 self._write_event(chunk({"content": piece}))
+                if behaviour.stream_error:  # as OpenAI reports a failure after the stream began
+                    self._write_event({"error": ERRORS[behaviour.stream_error][1]})
+                    self._write_chunk(b"")  # and the body ends there
+                    return
                 if behaviour.cut:
                     self.close_connection = True  # hang up without ending the chunked body
                     return

@@ -92,7 +92,9 @@ class TcpProxy:
     """Forwards a local port to a target; `cut()` drops every connection and refuses
     new ones (as a restarting server does), `restore()` accepts again."""
 
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, target_port: int, target_host: str = "127.0.0.1", listen_host: str = "127.0.0.1"
+    ) -> None:
         self.target = (target_host, target_port)
         self.port = free_port()
         self._open = threading.Event()
@@ -100,7 +102,7 @@ class TcpProxy:
         self._stopped = threading.Event()
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._listener = socket.create_server((listen_host, self.port))
         self._listener.settimeout(0.2)
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -210,12 +212,15 @@ def celery_worker(
     env: dict[str, str],
     log: Path,
     *,
-    queues: str = "ai_priority,ai,default,email,exports",
+    queues: str = "ai_priority,ai,default,email,exports,maintenance",
     name: str = "test",
     concurrency: int = 1,
+    netns: str | None = None,
 ) -> Process:
+    """A prefork worker; in network namespace `netns` (another host, tests/fakes/netns.py)."""
     return Process(
         [
+            *in_netns(netns),
             sys.executable,
             "-m",
             "celery",
@@ -240,9 +245,10 @@ def celery_worker(
     )
 
 
-def celery_beat(env: dict[str, str], log: Path, schedule: Path) -> Process:
+def celery_beat(env: dict[str, str], log: Path, schedule: Path, netns: str | None = None) -> Process:
     return Process(
         [
+            *in_netns(netns),
             sys.executable,
             "-m",
             "celery",
@@ -257,3 +263,8 @@ def celery_beat(env: dict[str, str], log: Path, schedule: Path) -> Process:
         env,
         log,
     )
+
+
+def in_netns(netns: str | None) -> list[str]:
+    """The command prefix that runs a process in network namespace `netns` (none: here)."""
+    return ["ip", "netns", "exec", netns] if netns else []

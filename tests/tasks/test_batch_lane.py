@@ -25,7 +25,7 @@ def held_job(client, **extra) -> tuple[dict, dict]:
 def test_the_beat_runs_the_tick_every_interval(settings):
     schedule = {entry["task"]: entry["schedule"] for entry in celeryconfig.beat_schedule.values()}
     assert schedule["conveyor.batch_lane.tick"] == settings.batch_lane_interval
-    assert celeryconfig.task_routes["conveyor.batch_lane.*"] == {"queue": "default"}
+    assert celeryconfig.task_routes["conveyor.batch_lane.tick"] == {"queue": "maintenance"}
 
 
 def test_a_tick_that_finds_the_lock_held_is_skipped(client, fake_openai):

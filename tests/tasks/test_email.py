@@ -133,13 +133,13 @@ def test_a_dead_workers_email_that_used_every_attempt_is_failed(mail_settings):
     assert row(outbox_id).status == FAILED
 
 
-def test_the_beat_sweeps_every_thirty_seconds_and_email_tasks_go_to_the_email_queue():
+def test_the_beat_sweeps_every_thirty_seconds_and_emails_go_to_the_email_queue():
     assert "tasks.email" in celeryconfig.imports
     schedule = {entry["task"]: entry["schedule"] for entry in celeryconfig.beat_schedule.values()}
     assert schedule["conveyor.email.sweep"] == 30.0
     router = email_tasks.send.app.amqp.router
-    for name in ("conveyor.email.send", "conveyor.email.sweep"):
-        assert router.route({}, name)["queue"].name == "email"
+    assert router.route({}, "conveyor.email.send")["queue"].name == "email"
+    assert router.route({}, "conveyor.email.sweep")["queue"].name == "maintenance"  # as every sweep
 
 
 # ---------------------------------------------------------------- job_finished, whoever finishes the job

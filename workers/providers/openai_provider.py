@@ -4,13 +4,13 @@ The SDK's own retries are off (`max_retries=0`): tenacity below is the one retry
 policy, so attempts, backoff and logging are decided in one place.
 
 The call goes through the client's documented low-level `post` rather than
-`chat.completions.create`, and reads each streamed chunk as the JSON the API sent.
-The typed path walks our parameters through its TypedDict transform and builds a
-pydantic model per chunk, work nothing here reads, and every job makes at least one
-call. Transport,
-auth headers, timeouts, HTTP errors, SSE parsing and error events mid-stream are
-still the SDK's; its HTTP transport reads a streamed body's end after `[DONE]`, so the
-connection is pooled for the next call (pooling.py).
+`chat.completions.create`, asking for the raw HTTP response: the typed path walks our
+parameters through its TypedDict transform and builds a pydantic model per chunk, work
+nothing here reads, and a streamed answer pays it for every token. The request,
+auth headers, timeouts and HTTP status errors are still the SDK's, and so are the
+errors a stream can end with; its body is read by chunks.py. The HTTP transport reads
+a streamed body's end after `[DONE]`, so the connection is pooled for the next call
+(pooling.py).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx2
 import openai
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_base, wait_random_exponential
@@ -45,6 +46,7 @@ from workers.providers.base import (
     ProviderError,
     estimate_tokens,
 )
+from workers.providers.chunks import chunks
 from workers.providers.interrupts import Interrupted
 from workers.providers.pooling import PoolingTransport
 
@@ -120,20 +122,18 @@ class OpenAIProvider:
             options = {**_BEARER_AUTH, "timeout": openai.Timeout(self.settings.flex_timeout, connect=connect)}
         endpoint = self.catalogue.provider_of(request.model)
         try:
-            stream = self.clients[endpoint].post(
-                CHAT_COMPLETIONS,
-                body=kwargs,
-                cast_to=object,
-                stream=True,
-                stream_cls=openai.Stream[object],
-                options=options,
+            # The raw HTTP response, its status already checked by the SDK (an error
+            # status raises the SDK's error); its body is read by chunks.py.
+            response = self.clients[endpoint].post(
+                CHAT_COMPLETIONS, body=kwargs, cast_to=httpx2.Response, stream=True, options=options
             )
         except openai.OpenAIError as err:
             raise self._error(err, request) from err
 
         # Close the HTTP response however we leave, so a cancel hangs up on the provider.
         to_error = functools.partial(self._error, request=request)
-        with stream, contextlib.closing(_text_deltas(stream, state, to_error)) as deltas:
+        deltas = _text_deltas(response, state, to_error)
+        with contextlib.closing(response), contextlib.closing(deltas):
             try:
                 for text in deltas:
                     state.parts.append(text)
@@ -219,7 +219,7 @@ class _StreamState:
 
 
 def _text_deltas(
-    stream: Any, state: _StreamState, to_error: Callable[[Exception], ProviderError]
+    response: httpx2.Response, state: _StreamState, to_error: Callable[[Exception], ProviderError]
 ) -> Iterator[str]:
     """Yield the non-empty text deltas of choice 0, recording the rest of the stream in `state`.
 
@@ -228,7 +228,7 @@ def _text_deltas(
     errors raised by whoever consumes the deltas pass through.
     """
     try:
-        for chunk in stream:
+        for chunk in chunks(response):
             state.chunks += 1
             state.model = chunk.get("model") or state.model
             if chunk.get("usage") is not None:

@@ -42,7 +42,7 @@ SHARDS = 16
 # Per pool. The SDK's own client allows 1,000 connections and keeps 100 idle.
 LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=32)
 _DONE = b"[DONE]"
-_TAIL = 32  # bytes of the body kept to see how it ended
+_TAIL = 32  # bytes of the body looked at to see how it ended
 
 
 class PoolingTransport(httpx2.BaseTransport):
@@ -103,8 +103,10 @@ class _Stream(httpcore2.NetworkStream):
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         interrupt = interrupts.current.get()
-        if interrupt is not None:
-            interrupt.check(sent=False)  # a request cut short is not one the provider runs
+        # A request cut short is not one the provider runs. An empty write (how h11 ends a
+        # body of known length) sends nothing: the request went out with the write before.
+        if interrupt is not None and buffer:
+            interrupt.check(sent=False)
         self._stream.write(buffer, timeout)
 
     def close(self) -> None:
@@ -127,18 +129,19 @@ class _DrainOnClose(httpx2.SyncByteStream):
         self._stream = stream
         self._request = request
         self._on_close: Callable[[], None] | None = on_close
-        self._tail = b""
+        self._last = self._before_last = b""  # how the body ended: kept, not copied, per chunk
         self._ended = False
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._stream:
-            self._tail = (self._tail + chunk)[-_TAIL:]
+            self._before_last, self._last = self._last, chunk
             yield chunk
         self._ended = True
 
     def close(self) -> None:
         try:
-            if not self._ended and self._tail.rstrip().endswith(_DONE):
+            tail = (self._before_last[-_TAIL:] + self._last)[-_TAIL:]
+            if not self._ended and tail.rstrip().endswith(_DONE):
                 self._drain()
         finally:
             try:

@@ -233,3 +233,26 @@ def test_parse_retry_after_date_in_the_future():
     when = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
 
     assert 25 <= parse_retry_after(httpx2.Headers({"retry-after": when})) <= 31
+
+
+def test_an_error_event_after_text_fails_the_call_with_the_text_so_far(fake_openai, provider):
+    content = unique("[[stream-error:500]] a reply the provider gives up on")
+    deltas: list[str] = []
+
+    with pytest.raises(ProviderError) as caught:
+        provider.complete(ask(content), deltas.append)
+
+    assert (caught.value.code, caught.value.transient) == (PROVIDER_ERROR, True)
+    assert caught.value.message == "The AI provider failed while answering"
+    assert deltas and caught.value.partial.text == "".join(deltas)
+    assert len(sent(fake_openai, content)) == 1  # text reached the client: not sent twice
+
+
+def test_a_content_policy_error_event_is_content_filtered(fake_openai, provider):
+    content = unique("[[stream-error:content_filter]]")
+
+    with pytest.raises(ProviderError) as caught:
+        provider.complete(ask(content))
+
+    assert (caught.value.code, caught.value.transient) == (CONTENT_FILTERED, False)
+    assert len(sent(fake_openai, content)) == 1
