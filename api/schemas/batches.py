@@ -9,8 +9,9 @@ from db.models.job import STATUSES
 
 class BatchItemSchema(JobCreateSchema):
     class Meta:
-        # A batch's jobs run now: scheduling one is refused (unknown field) rather than ignored.
-        exclude = ("run_at", "delay_seconds")
+        # A batch's jobs run now: scheduling one, or holding it for the batch lane, is
+        # refused (unknown field) rather than ignored.
+        exclude = ("run_at", "delay_seconds", "lane", "deadline")
 
     idempotency_key = fields.String(
         validate=validate.Length(min=1, max=255),

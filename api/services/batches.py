@@ -150,7 +150,7 @@ def _checked(
                 errors={"json": {"idempotency_key": ["Used by an earlier item of this batch."]}},
             )
         keys_seen.add(key)
-    names = ("tool", "input", "model", "webhook_url", "notify_email", "service_tier")
+    names = ("tool", "input", "model", "webhook_url", "notify_email", "service_tier", "cache")
     fields = {name: item[name] for name in names if name in item}
     return job_rules.check_request(settings, **fields), key
 

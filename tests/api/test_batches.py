@@ -3,6 +3,7 @@ user's batch, per-item quota refusals, paging, and how the plan's request rate c
 a batch (as one request)."""
 
 import dataclasses
+import datetime as dt
 
 import pytest
 
@@ -105,6 +106,14 @@ def test_an_items_service_tier_is_honoured_not_ignored(client, headers):
         items[1]["error"]["code"] == 422
         and "no flex lane" in items[1]["error"]["errors"]["json"]["service_tier"][0]
     )
+
+
+def test_an_item_cannot_be_held_for_the_batch_lane(client, headers):
+    deadline = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=6)).isoformat()
+    body = post_batch(client, headers, [text_job("a", lane="batch"), text_job("b", deadline=deadline)])
+    items = body.get_json()["items"]
+    assert [item["error"]["code"] for item in items] == [422, 422]
+    assert "lane" in items[0]["error"]["errors"]["json"] and "deadline" in items[1]["error"]["errors"]["json"]
 
 
 def test_get_batches_lists_the_callers_batches_newest_first_with_counts(client, headers):

@@ -230,3 +230,19 @@ def test_deleting_the_job_that_answered_takes_its_answer_out_of_the_cache(client
     assert client.delete(f"{API}/jobs/{first['id']}", headers=headers).status_code == 204
     assert entries() == []
     assert submit(client, headers, tool="prompt_enhance", input=PROMPT).get_json()["cached"] is False
+
+
+def test_a_batch_items_cache_choice_is_honoured(client, headers, fake_openai):
+    def batch_of_one(**extra) -> str:
+        item = {"tool": "prompt_enhance", "input": PROMPT, **extra}
+        response = client.post(f"{API}/jobs/batch", json={"jobs": [item]}, headers=headers)
+        assert response.status_code == 202, response.get_json()
+        [made] = response.get_json()["items"]
+        assert wait_for(client, headers, made["job"]["id"])["status"] == "succeeded"
+        return made["job"]["id"]
+
+    kept = batch_of_one()  # items do not look up, and keep their answer
+    wait_until(lambda: entries(), 10, message="the item's answer to be kept")
+    batch_of_one(cache="bypass")  # runs, and does not replace it
+    [entry] = entries()
+    assert str(entry.source_job_id) == kept and len(fake_openai.requests) == 2
