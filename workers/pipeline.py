@@ -64,6 +64,7 @@ class Work:
     attempt: int
     user_id: uuid.UUID
     settings: Settings
+    queue: str = ""  # the queue its message came from (workers/queue_position.py)
     webhook: bool = False  # the job has a webhook_url
     notify_email: bool = False
     batch_id: uuid.UUID | None = None  # the batch it was submitted in (POST /jobs/batch)
@@ -134,7 +135,13 @@ def run_job(
     tally = Tally()
     expected_chars = work.tool.max_output_tokens * CHARS_PER_TOKEN
     redis = get_redis()
-    job_stream.publish(redis, job_id, job_stream.STATUS, {"status": RUNNING, "attempt": work.attempt})
+    # The jobs behind it in its queue move up in the same round trip as its `status` event.
+    job_stream.publish_all(
+        redis,
+        job_id,
+        [(job_stream.STATUS, {"status": RUNNING, "attempt": work.attempt})],
+        also=[queue_position.on_start(job_id, queue=work.queue)],
+    )
     deltas = job_stream.DeltaBatcher(redis, job_id, interval=settings.stream_delta_interval)
 
     def end(status: str, **outcome: Any) -> Finished | None:
@@ -260,7 +267,6 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
             job.started_at - (job.run_at or job.created_at)
         ).total_seconds()  # a scheduled job's from run_at
         metrics.job_started(tool=job.tool, queue=job.queue, attempt=job.attempt, waited=waited)
-        queue_position.started(get_redis(), job_id, queue=job.queue)  # the jobs behind it move up
         logger.info("job_id=%s started tool=%s attempt=%s", job_id, job.tool, job.attempt)
         return Work(
             webhook=job.webhook_url is not None,
@@ -275,6 +281,7 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
             attempt=job.attempt,
             user_id=job.user_id,
             settings=settings,
+            queue=job.queue,
         )
 
 
@@ -365,13 +372,17 @@ def _announce(
     error = {"code": code, "message": message} if code else None
     # The client waiting on the job first; what follows is bookkeeping and the next job.
     last = [(job_stream.DELTA, {"text": unsent})] if unsent else []
+    # A success also tells what the jobs waiting for this tool and model can expect, in
+    # the same round trip.
+    also = [queue_position.on_success(tool=work.tool.name, model=work.model, seconds=ran)]
     job_stream.publish_all(
-        get_redis(), work.job_id, [*last, (job_stream.DONE, {"status": status, "error": error})]
+        get_redis(),
+        work.job_id,
+        [*last, (job_stream.DONE, {"status": status, "error": error})],
+        also=also if status == SUCCEEDED else (),
     )
     tokens = f"{tally.input_tokens}/{tally.output_tokens}"
     logger.info("job_id=%s %s code=%s tokens=%s", work.job_id, status, code, tokens)
-    if status == SUCCEEDED:  # what the jobs waiting for this tool and model can expect
-        queue_position.ran(get_redis(), tool=work.tool.name, model=work.model, seconds=ran)
 
 
 @retry(

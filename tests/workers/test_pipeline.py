@@ -14,7 +14,7 @@ from db.repositories import jobs
 from db.session import session_scope
 from tests import rows
 from tests.fakes.services import wait_until
-from workers import admission, job_stream, metrics, pipeline
+from workers import admission, job_stream, metrics, pipeline, queue_position
 from workers.providers.base import Completion
 
 
@@ -72,6 +72,24 @@ def test_the_waiting_client_is_told_before_the_worker_looks_for_the_owners_next_
     assert told[-1] == job_stream.DONE
 
 
+def test_a_job_that_runs_moves_its_queue_up_and_its_success_is_timed(settings, fake_openai):
+    """Both go out with the job's events (job_stream.publish_all's `also`)."""
+    redis = get_redis()
+    first, second = make_job(), make_job()
+    job = load(second)
+    for job_id in (first, second):
+        queue_position.sent(redis, job_id, queue=job.queue)
+
+    def ahead() -> int:
+        where = {"queue": job.queue, "tool": job.tool, "model": job.model, "held_ahead": None}
+        return queue_position.place(redis, job_id=second, **where).ahead
+
+    assert ahead() == 1
+    assert pipeline.run_job(first, settings=settings).status == "succeeded"
+    assert ahead() == 0
+    assert float(redis.hget(queue_position.RUN_SECONDS, f"{job.tool}:{job.model}")) > 0
+
+
 def test_a_finished_job_is_counted_before_its_done_event_goes_out(settings, fake_openai, monkeypatch):
     """A worker killed while telling the stream's readers (a Redis round trip, or an
     outage's timeout) has already counted the job it recorded."""
@@ -81,12 +99,12 @@ def test_a_finished_job_is_counted_before_its_done_event_goes_out(settings, fake
     counted_when_told = []
     publish_all = job_stream.publish_all
 
-    def told(redis, job_id, items):
+    def told(redis, job_id, items, **others):
         if any(type == job_stream.DONE for type, _ in items):
             counted_when_told.append(
                 metrics.registry().get_sample_value("conveyor_jobs_finished_total", labels)
             )
-        return publish_all(redis, job_id, items)
+        return publish_all(redis, job_id, items, **others)
 
     monkeypatch.setattr(job_stream, "publish_all", told)
     assert pipeline.run_job(job_id, settings=settings).status == "succeeded"
