@@ -27,6 +27,10 @@ broker_transport_options = {
 }
 result_backend = None
 task_ignore_result = True
+# One (disabled) backend object per process. By default Celery keeps one per thread,
+# and under the gevent pool every task runs in a greenlet of its own, which counts as
+# a thread: each job built a backend object for nothing.
+result_backend_thread_safe = True
 
 task_serializer = "json"
 accept_content = ["json"]
