@@ -19,7 +19,6 @@ from db.repositories import usage as usage_repo
 from db.session import session_scope, standalone
 from settings import Settings, get_settings
 from workers import (
-    admission,
     job_stream,
     logs,
     metering,
@@ -303,7 +302,7 @@ def _finish(
         output, user_id=work.user_id, job_id=work.job_id, settings=work.settings
     )
     reply = output.get("text") if status == SUCCEEDED and work.tool.conversation and output else None
-    done = _record(
+    ended = _record(
         work.job_id,
         reply=reply,
         status=status,
@@ -315,7 +314,7 @@ def _finish(
         ledger=tally.ledger(work),
     )
     _count_usage(work, tally)
-    if not done:
+    if not ended.done:
         logger.warning("job_id=%s outcome %s dropped: the job was no longer running", work.job_id, status)
         return None
     _announce(work, tally, status, code=code, message=message, unsent=unsent)
@@ -325,7 +324,7 @@ def _finish(
         status,
         webhook=work.webhook,
         notify_email=work.notify_email,
-        owner_waiting=_owner_waiting(work.job_id),
+        owner_waiting=ended.owner_waiting,
         batch_id=work.batch_id,
     )
 
@@ -398,35 +397,24 @@ def _record(
     reply: str | None = None,
     ledger: usage_repo.Attempt | None = None,
     **outcome: Any,
-) -> bool:
+) -> jobs.RunEnded:
     """Write the outcome, riding out a database restart rather than losing a result
     that was paid for. If the database stays away, the lease lapses and the reaper
     re-runs the job once it is back. The attempt's provider calls go to the usage
     ledger in the outcome's own statement: billed if this attempt finished the job with
-    something to show for it. A conversation's reply is stored in the same transaction,
-    so a succeeded turn always has exactly one; without one, the statement needs no
-    transaction around it. Returns whether the outcome stands."""
+    something to show for it. The same statement says whether the owner has jobs
+    waiting for the slot (jobs.finish_run). A conversation's reply is stored in the
+    same transaction, so a succeeded turn always has exactly one; without one, the
+    statement needs no transaction around it. Returns whether the outcome stands."""
     billable = outcome["status"] in metering.BILLED_STATUSES
     if reply is None:
         with standalone() as connection:
-            return jobs.finish(connection, job_id=job_id, ledger=ledger, billable=billable, **outcome)
+            return jobs.finish_run(connection, job_id=job_id, ledger=ledger, billable=billable, **outcome)
     with session_scope() as session:
-        done = jobs.finish(session, job_id=job_id, ledger=ledger, billable=billable, **outcome)
-        if done:
+        ended = jobs.finish_run(session, job_id=job_id, ledger=ledger, billable=billable, **outcome)
+        if ended.done:
             conversations.add_reply(session, job_id=job_id, content=reply)
-    return done
-
-
-def _owner_waiting(job_id: uuid.UUID) -> uuid.UUID | None:
-    """The job's outcome is committed: its owner, if they have jobs waiting for its slot.
-    One read, outside a transaction. If it fails, the beat's admission sweep sends the
-    owner's waiting jobs instead."""
-    try:
-        with standalone() as connection:
-            return admission.owner_to_admit(connection, job_id=job_id)
-    except OperationalError:
-        logger.warning("job_id=%s could not look for the owner's waiting jobs", job_id, exc_info=True)
-        return None
+    return ended
 
 
 def _parse_json(tool: Tool, text: str) -> tuple[Any, str | None]:
