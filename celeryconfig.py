@@ -27,6 +27,10 @@ broker_transport_options = {
 }
 result_backend = None
 task_ignore_result = True
+# One (disabled) backend object per process. By default Celery keeps one per thread,
+# and under the gevent pool every task runs in a greenlet of its own, which counts as
+# a thread: each job built a backend object for nothing.
+result_backend_thread_safe = True
 
 task_serializer = "json"
 accept_content = ["json"]
@@ -137,11 +141,15 @@ imports = (
     "tasks.batch_lane",
 )
 
-# Flower shows tasks as they move, from the moment a worker receives them. No task-sent
-# event: a waiting job is a `queued` row (and a message counted in Flower's broker view and
-# in /metrics' queue depth), and the event would cost every submit a second publish to
-# Redis, on top of the one that sends the job.
-worker_send_task_events = True
+# Task events (received, started, succeeded: a Redis publish each) are sent only while
+# someone watches them. Flower asks every worker to send them when it starts and again
+# every few seconds (its `enable_events`, on by default), so a worker started before or
+# after Flower shows its tasks from then on; nothing else reads them (the jobs table is
+# the record, /metrics counts in the worker itself). Workers still send their heartbeats.
+# No task-sent event either: a waiting job is a `queued` row (and a message counted in
+# Flower's broker view and in /metrics' queue depth), and the event would cost every
+# submit a second publish to Redis, on top of the one that sends the job.
+worker_send_task_events = False
 task_send_sent_event = False
 
 

@@ -84,6 +84,8 @@ class Bench:
             REGISTER_RATE_LIMIT_PER_IP=f"{USERS}/hour",
             REGISTER_RATE_LIMIT_PER_NETWORK=f"{USERS}/hour",
             STORAGE_URL=f"file://{self.tmp / 'storage'}",
+            # One machine's mail, storage and base URL, which production refuses unless named.
+            ALLOW_IN_PRODUCTION="console-mail,file-storage,http-base-url",
             FLOWER_BASIC_AUTH="bench:not-used-by-the-bench",
             METRICS_PORT="0",
             LOG_LEVEL="INFO",

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from db import raw
 from db.repositories import jobs, users
 from db.session import session_scope
 from workers.plans import get_plan
@@ -52,17 +51,6 @@ def admit(user_id: uuid.UUID, send: Send) -> Admitted:
         with session_scope() as session:
             jobs.unclaim(session, job_ids=admitted.failed)
     return admitted
-
-
-def owner_to_admit(session: raw.Executor, *, job_id: uuid.UUID) -> uuid.UUID | None:
-    """A job's outcome is committed: its owner, if they have jobs waiting for the slot.
-
-    Read it after that commit (in a later transaction; the pipeline uses the
-    connection it recorded the outcome on). Most owners have nothing waiting: then
-    `admit` and its user lock, which every finishing job of theirs would queue on, are
-    skipped. A job that starts waiting after this read is admitted by its own submit,
-    which sees this job's slot free (its outcome is already committed)."""
-    return jobs.owner_if_waiting(session, job_id=job_id)
 
 
 def admit_all_waiting(send: Send) -> int:

@@ -58,6 +58,9 @@ def _remove_session(**_: object) -> None:
 def _configure_logging(loglevel: int | str | None = None, **_: object) -> None:
     # Connected, so Celery leaves logging alone: workers and beat log as the web does.
     logs.configure(get_settings(), level=loglevel)
+    from tasks.generation import RUN  # a job logs its own start and outcome
+
+    logs.quiet_celery_task_lines((RUN,))
 
 
 @before_task_publish.connect

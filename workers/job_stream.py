@@ -11,10 +11,12 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 
 from db.redis_client import key
@@ -62,20 +64,39 @@ def publish(
         return None
 
 
-def publish_all(redis: Redis, job_id: uuid.UUID, items: list[tuple[str, dict[str, Any]]]) -> str | None:
+def publish_all(
+    redis: Redis,
+    job_id: uuid.UUID,
+    items: list[tuple[str, dict[str, Any]]],
+    *,
+    also: Sequence[Callable[[Pipeline], object]] = (),
+) -> str | None:
     """Append several events in order, and set the stream's expiry, in one round trip
-    (the last streamed text and `done`). The last event's id; failures as `publish`."""
+    (the last streamed text and `done`). The last event's id; failures as `publish`.
+    `also`: other writes of the same moment (the queue's counters, workers/queue_position.py),
+    sent after the events in the same round trip; one that fails is logged, and does not
+    stop the events."""
     name = stream_key(job_id)
     try:
         pipe = redis.pipeline(transaction=False)
         for type, data in items:
             pipe.xadd(name, _fields(type, data), maxlen=MAX_EVENTS, approximate=True)
         pipe.expire(name, TTL_SECONDS)
-        return pipe.execute()[-2]
+        for write in also:
+            write(pipe)
+        replies = pipe.execute(raise_on_error=False)
+        told = replies[: len(items) + 1]
+        failed = next((reply for reply in told if isinstance(reply, Exception)), None)
+        if failed is not None:
+            raise failed
     except RedisError:
         types = [type for type, _ in items]
         logger.warning("job_id=%s events %s not published", job_id, types, exc_info=True)
         return None
+    for reply in replies[len(items) + 1 :]:
+        if isinstance(reply, Exception):
+            logger.info("job_id=%s a write sent with the events failed: %s", job_id, reply)
+    return told[-2]
 
 
 def forget(redis: Redis, job_ids: list[uuid.UUID]) -> None:

@@ -130,6 +130,37 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+# Where Celery logs, at INFO, each task it receives and each that succeeds.
+CELERY_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+
+
+class CeleryTaskLines(logging.Filter):
+    """Drops Celery's INFO lines (task received, task succeeded) for the tasks named:
+    they log the same moments themselves, with the job's context (the generation
+    task's `started` and outcome lines), and a gevent AI worker holding a thousand
+    jobs would format and write each of them twice. Other tasks' lines, and every
+    warning and error, are kept."""
+
+    def __init__(self, task_names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.task_names = frozenset(task_names)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        data = getattr(record, "data", None)
+        return not (
+            record.levelno == logging.INFO and isinstance(data, dict) and data.get("name") in self.task_names
+        )
+
+
+def quiet_celery_task_lines(task_names: tuple[str, ...]) -> None:
+    """Install CeleryTaskLines for `task_names` on Celery's task loggers (once a process)."""
+    for name in CELERY_TASK_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [f for f in logger.filters if isinstance(f, CeleryTaskLines)]:
+            logger.removeFilter(old)
+        logger.addFilter(CeleryTaskLines(task_names))
+
+
 def formatter(settings: Settings) -> logging.Formatter:
     return JsonFormatter() if settings.log_format == "json" else TextFormatter()
 

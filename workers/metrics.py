@@ -141,13 +141,14 @@ def job_submitted(*, tool: str, queue: str) -> None:
 
 def job_started(*, tool: str, queue: str, attempt: int, waited: float) -> None:
     if attempt == 1:  # a re-run after a lost worker is not queue wait
-        QUEUE_WAIT.labels(tool=tool, queue=queue).observe(max(waited, 0.0))
+        _queue_wait_series(tool, queue).observe(max(waited, 0.0))
 
 
 def job_finished(*, tool: str, status: str, code: str | None = None, duration: float | None = None) -> None:
-    JOBS_FINISHED.labels(tool=tool, status=status, code=code or "").inc()
+    count, latency = _finished_series(tool, status, code or "")
+    count.inc()
     if duration is not None:
-        JOB_DURATION.labels(tool=tool, status=status).observe(duration)
+        latency.observe(duration)
 
 
 def jobs_reaped(outcome: str, count: int) -> None:
@@ -156,12 +157,31 @@ def jobs_reaped(outcome: str, count: int) -> None:
 
 
 def usage(*, model: str, input_tokens: int, output_tokens: int, cost_micros: int) -> None:
+    tokens_in, tokens_out, cost = _usage_series(model)
     if input_tokens:
-        TOKENS.labels(model=model, kind="input").inc(input_tokens)
+        tokens_in.inc(input_tokens)
     if output_tokens:
-        TOKENS.labels(model=model, kind="output").inc(output_tokens)
+        tokens_out.inc(output_tokens)
     if cost_micros:
-        COST.labels(model=model).inc(cost_micros / MICROS)
+        cost.inc(cost_micros / MICROS)
+
+
+# Every job records these: each series is looked up once per set of labels rather than
+# have `labels()` check the names and take its lock on every job (as _http_series does
+# for requests). Tools, queues, statuses, error codes and models are few.
+@functools.lru_cache(maxsize=1024)
+def _queue_wait_series(tool: str, queue: str) -> Any:
+    return QUEUE_WAIT.labels(tool, queue)
+
+
+@functools.lru_cache(maxsize=1024)
+def _finished_series(tool: str, status: str, code: str) -> tuple[Any, Any]:
+    return JOBS_FINISHED.labels(tool, status, code), JOB_DURATION.labels(tool, status)
+
+
+@functools.lru_cache(maxsize=1024)
+def _usage_series(model: str) -> tuple[Any, Any, Any]:
+    return TOKENS.labels(model, "input"), TOKENS.labels(model, "output"), COST.labels(model)
 
 
 def fallback(*, from_model: str, to_model: str, reason: str) -> None:

@@ -19,7 +19,6 @@ from db.repositories import usage as usage_repo
 from db.session import session_scope, standalone
 from settings import Settings, get_settings
 from workers import (
-    admission,
     catalogue,
     fallbacks,
     job_stream,
@@ -69,6 +68,7 @@ class Work:
     attempt: int
     user_id: uuid.UUID
     settings: Settings
+    queue: str = ""  # the queue its message came from (workers/queue_position.py)
     webhook: bool = False  # the job has a webhook_url
     notify_email: bool = False
     batch_id: uuid.UUID | None = None  # the batch it was submitted in (POST /jobs/batch)
@@ -159,7 +159,13 @@ def run_job(
     tally = Tally()
     expected_chars = work.tool.max_output_tokens * CHARS_PER_TOKEN
     redis = get_redis()
-    job_stream.publish(redis, job_id, job_stream.STATUS, {"status": RUNNING, "attempt": work.attempt})
+    # The jobs behind it in its queue move up in the same round trip as its `status` event.
+    job_stream.publish_all(
+        redis,
+        job_id,
+        [(job_stream.STATUS, {"status": RUNNING, "attempt": work.attempt})],
+        also=[queue_position.on_start(job_id, queue=work.queue)],
+    )
     deltas = job_stream.DeltaBatcher(redis, job_id, interval=settings.stream_delta_interval)
 
     def end(status: str, **outcome: Any) -> Finished | None:
@@ -313,7 +319,6 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
             job.started_at - (job.run_at or job.created_at)
         ).total_seconds()  # a scheduled job's from run_at
         metrics.job_started(tool=job.tool, queue=job.queue, attempt=job.attempt, waited=waited)
-        queue_position.started(get_redis(), job_id, queue=job.queue)  # the jobs behind it move up
         logger.info("job_id=%s started tool=%s attempt=%s", job_id, job.tool, job.attempt)
         return Work(
             webhook=job.webhook_url is not None,
@@ -330,6 +335,7 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
             settings=settings,
             plan=get_plan(job.owner_plan),
             service_tier=job.service_tier if job.service_tier == catalogue.FLEX else None,
+            queue=job.queue,
         )
 
 
@@ -351,7 +357,7 @@ def _finish(
         output, user_id=work.user_id, job_id=work.job_id, settings=work.settings
     )
     reply = output.get("text") if status == SUCCEEDED and work.tool.conversation and output else None
-    done = _record(
+    ended = _record(
         work.job_id,
         reply=reply,
         status=status,
@@ -364,7 +370,7 @@ def _finish(
         **tally.how_it_ran(),
     )
     _count_usage(work, tally)
-    if not done:
+    if not ended.done:
         logger.warning("job_id=%s outcome %s dropped: the job was no longer running", work.job_id, status)
         return None
     _announce(work, tally, status, code=code, message=message, unsent=unsent)
@@ -374,7 +380,7 @@ def _finish(
         status,
         webhook=work.webhook,
         notify_email=work.notify_email,
-        owner_waiting=_owner_waiting(work.job_id),
+        owner_waiting=ended.owner_waiting,
         batch_id=work.batch_id,
     )
 
@@ -424,13 +430,17 @@ def _announce(
     error = {"code": code, "message": message} if code else None
     # The client waiting on the job first; what follows is bookkeeping and the next job.
     last = [(job_stream.DELTA, {"text": unsent})] if unsent else []
+    # A success also tells what the jobs waiting for this tool and model can expect, in
+    # the same round trip.
+    also = [queue_position.on_success(tool=work.tool.name, model=work.model, seconds=ran)]
     job_stream.publish_all(
-        get_redis(), work.job_id, [*last, (job_stream.DONE, {"status": status, "error": error})]
+        get_redis(),
+        work.job_id,
+        [*last, (job_stream.DONE, {"status": status, "error": error})],
+        also=also if status == SUCCEEDED else (),
     )
     tokens = f"{tally.input_tokens}/{tally.output_tokens}"
     logger.info("job_id=%s %s code=%s tokens=%s", work.job_id, status, code, tokens)
-    if status == SUCCEEDED:  # what the jobs waiting for this tool and model can expect
-        queue_position.ran(get_redis(), tool=work.tool.name, model=work.model, seconds=ran)
 
 
 @retry(
@@ -446,35 +456,24 @@ def _record(
     reply: str | None = None,
     ledger: usage_repo.Attempt | None = None,
     **outcome: Any,
-) -> bool:
+) -> jobs.RunEnded:
     """Write the outcome, riding out a database restart rather than losing a result
     that was paid for. If the database stays away, the lease lapses and the reaper
     re-runs the job once it is back. The attempt's provider calls go to the usage
     ledger in the outcome's own statement: billed if this attempt finished the job with
-    something to show for it. A conversation's reply is stored in the same transaction,
-    so a succeeded turn always has exactly one; without one, the statement needs no
-    transaction around it. Returns whether the outcome stands."""
+    something to show for it. The same statement says whether the owner has jobs
+    waiting for the slot (jobs.finish_run). A conversation's reply is stored in the
+    same transaction, so a succeeded turn always has exactly one; without one, the
+    statement needs no transaction around it. Returns whether the outcome stands."""
     billable = outcome["status"] in metering.BILLED_STATUSES
     if reply is None:
         with standalone() as connection:
-            return jobs.finish(connection, job_id=job_id, ledger=ledger, billable=billable, **outcome)
+            return jobs.finish_run(connection, job_id=job_id, ledger=ledger, billable=billable, **outcome)
     with session_scope() as session:
-        done = jobs.finish(session, job_id=job_id, ledger=ledger, billable=billable, **outcome)
-        if done:
+        ended = jobs.finish_run(session, job_id=job_id, ledger=ledger, billable=billable, **outcome)
+        if ended.done:
             conversations.add_reply(session, job_id=job_id, content=reply)
-    return done
-
-
-def _owner_waiting(job_id: uuid.UUID) -> uuid.UUID | None:
-    """The job's outcome is committed: its owner, if they have jobs waiting for its slot.
-    One read, outside a transaction. If it fails, the beat's admission sweep sends the
-    owner's waiting jobs instead."""
-    try:
-        with standalone() as connection:
-            return admission.owner_to_admit(connection, job_id=job_id)
-    except OperationalError:
-        logger.warning("job_id=%s could not look for the owner's waiting jobs", job_id, exc_info=True)
-        return None
+    return ended
 
 
 def parse_json(tool: Tool, text: str) -> tuple[Any, str | None]:

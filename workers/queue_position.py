@@ -32,9 +32,11 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 
 from db.redis_client import key
@@ -99,10 +101,25 @@ def sent(redis: Redis, job_id: uuid.UUID, *, queue: str) -> None:
         logger.info("job_id=%s no queue number: %s", job_id, error)
 
 
+Command = Callable[["Redis | Pipeline"], object]
+
+
+def on_start(job_id: uuid.UUID, *, queue: str) -> Command:
+    """`started`'s write, for a caller that sends it with others in one round trip (the
+    worker, with the job's `status` event: job_stream.publish_all's `also`)."""
+    return lambda redis: redis.eval(_START, 2, _mark_key(queue), _number_key(job_id))
+
+
+def on_success(*, tool: str, model: str, seconds: float) -> Command:
+    """`ran`'s write, to send with others (the worker, with the job's `done` event)."""
+    field = f"{tool}:{model}"
+    return lambda redis: redis.eval(_RAN, 1, RUN_SECONDS, field, repr(seconds), repr(RECENT_WEIGHT))
+
+
 def started(redis: Redis, job_id: uuid.UUID, *, queue: str) -> None:
     """The job started: its queue's mark moves up to its number."""
     try:
-        redis.eval(_START, 2, _mark_key(queue), _number_key(job_id))
+        on_start(job_id, queue=queue)(redis)
     except RedisError as error:  # the next job to start moves the mark past it
         logger.info("job_id=%s queue mark not moved: %s", job_id, error)
 
@@ -110,7 +127,7 @@ def started(redis: Redis, job_id: uuid.UUID, *, queue: str) -> None:
 def ran(redis: Redis, *, tool: str, model: str, seconds: float) -> None:
     """A job of this tool and model succeeded after running `seconds`."""
     try:
-        redis.eval(_RAN, 1, RUN_SECONDS, f"{tool}:{model}", repr(seconds), repr(RECENT_WEIGHT))
+        on_success(tool=tool, model=model, seconds=seconds)(redis)
     except RedisError as error:
         logger.info("run time of %s not kept: %s", tool, error)
 

@@ -14,8 +14,9 @@ def _finish(job_id) -> uuid.UUID | None:
     """Start and record the job's outcome as a worker does; the owner it names for admission."""
     with session_scope() as session:
         jobs.start(session, job_id=job_id, lease_seconds=30, max_attempts=3)
-    assert pipeline._record(job_id, status=SUCCEEDED, output={"text": "ok"})
-    return pipeline._owner_waiting(job_id)
+    ended = pipeline._record(job_id, status=SUCCEEDED, output={"text": "ok"})
+    assert ended.done
+    return ended.owner_waiting
 
 
 def test_nothing_is_sent_when_the_owner_has_nothing_waiting():
@@ -44,9 +45,17 @@ def test_a_job_submitted_while_the_slot_was_taken_is_sent_when_it_frees():
     assert admission.admit(owner, broker).sent == []  # a second admission finds nothing more
 
 
-def test_an_unknown_job_names_no_owner():
-    with session_scope() as session:
-        assert admission.owner_to_admit(session, job_id=uuid.uuid4()) is None
+def test_an_outcome_that_does_not_stand_names_no_owner():
+    owner = make_user("free")
+    first = make_jobs(owner, 2)
+    broker = Broker()
+    admission.admit(owner, broker)
+    make_jobs(owner, 1)  # waits for a slot
+    assert _finish(first[0]) == owner
+    again = pipeline._record(first[0], status=SUCCEEDED, output={"text": "twice"})  # a late duplicate
+    assert (again.done, again.owner_waiting) == (False, None)
+    unknown = pipeline._record(uuid.uuid4(), status=SUCCEEDED, output={"text": "ok"})
+    assert (unknown.done, unknown.owner_waiting) == (False, None)
 
 
 def test_a_finished_run_names_its_owner_only_when_they_have_a_job_waiting(settings, fake_openai):

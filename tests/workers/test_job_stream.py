@@ -55,3 +55,20 @@ def test_several_events_go_out_in_order_with_the_streams_expiry():
     ]
     assert last == told[-1].id
     assert 0 < redis.ttl(job_stream.stream_key(job_id)) <= job_stream.TTL_SECONDS
+
+
+def test_a_write_sent_with_the_events_that_fails_does_not_stop_them():
+    job_id = uuid.uuid4()
+    redis = get_redis()
+    kept = f"conveyor:test:{job_id}"
+    last = job_stream.publish_all(
+        redis,
+        job_id,
+        [(job_stream.STATUS, {"status": "running"})],
+        also=[
+            lambda pipe: pipe.eval("return redis.error_reply('refused')", 0),
+            lambda pipe: pipe.set(kept, "1"),
+        ],
+    )
+    assert last == job_stream.read(redis, job_id)[-1].id
+    assert redis.get(kept) == "1"

@@ -99,3 +99,28 @@ def test_the_http_clients_line_per_request_shows_only_when_debugging(level, show
     finally:
         root.setLevel(before[0])
         client.setLevel(before[1])
+
+
+def test_celery_lines_of_the_generation_task_are_dropped_and_others_kept():
+    from tasks.generation import RUN
+
+    stream = io.StringIO()
+    logger = logging.getLogger(logs.CELERY_TASK_LOGGERS[1])
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        logs.quiet_celery_task_lines((RUN,))
+        for name in (RUN, "conveyor.webhooks.deliver"):
+            context = {"id": "t-1", "name": name, "runtime": 0.1, "return_value": None}
+            logger.info("Task %(name)s[%(id)s] succeeded", context, extra={"data": context})
+        failed = {"id": "t-2", "name": RUN}
+        logger.error("Task %(name)s[%(id)s] raised", failed, extra={"data": failed})
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert stream.getvalue().splitlines() == [
+        "Task conveyor.webhooks.deliver[t-1] succeeded",
+        f"Task {RUN}[t-2] raised",
+    ]

@@ -276,7 +276,7 @@ def test_an_attempt_whose_outcome_was_dropped_is_recorded_unbilled(settings, fak
     job_id = submit(user_id)
     assert pipeline.run_job(job_id, settings=settings).status == "succeeded"
     late = usage.Attempt(job_id, 2, user_id, "text", [usage.Call("gpt-4o-mini", 7, 3, 3)])
-    assert pipeline._record(job_id, status=SUCCEEDED, output={"text": "late"}, ledger=late) is False
+    assert pipeline._record(job_id, status=SUCCEEDED, output={"text": "late"}, ledger=late).done is False
     assert [(r.attempt, r.billed) for r in ledger(job_id)] == [(1, True), (2, False)]
 
 

@@ -12,9 +12,11 @@ from db.models.job import SUCCEEDED
 from db.redis_client import get_redis
 from db.repositories import jobs
 from db.session import session_scope
+from tasks import generation
 from tests import rows
 from tests.fakes.services import wait_until
-from workers import admission, job_stream, metrics, pipeline
+from tests.workers.test_admission import Broker, make_jobs, make_user
+from workers import admission, job_stream, metrics, pipeline, queue_position
 from workers.providers.base import Completion
 
 
@@ -57,19 +59,38 @@ def test_a_job_runs_once_and_records_output_and_usage(settings, fake_openai):
     assert "Grace" in system and "career changer" in system  # personalised from the profile
 
 
-def test_the_waiting_client_is_told_before_the_worker_looks_for_the_owners_next_job(
-    settings, fake_openai, monkeypatch
-):
-    job_id = make_job()
+def test_the_waiting_client_is_told_before_the_owners_next_job_is_sent(settings, fake_openai, monkeypatch):
+    owner = make_user("free")
+    first = make_jobs(owner, 2)
+    admission.admit(owner, Broker())  # both slots taken
+    make_jobs(owner, 1)  # waits for one
     told = []
 
-    def owner_to_admit(session, *, job_id):
-        told.extend(event.type for event in job_stream.read(get_redis(), job_id))
-        return None
+    def admit(user_id, send):
+        told.extend(event.type for event in job_stream.read(get_redis(), first[0]))
+        return admission.Admitted()
 
-    monkeypatch.setattr(admission, "owner_to_admit", owner_to_admit)
-    assert pipeline.run_job(job_id, settings=settings).status == "succeeded"
-    assert told[-1] == job_stream.DONE
+    monkeypatch.setattr(admission, "admit", admit)
+    assert generation.run_generation.run(str(first[0])) == "succeeded"
+    assert told and told[-1] == job_stream.DONE
+
+
+def test_a_job_that_runs_moves_its_queue_up_and_its_success_is_timed(settings, fake_openai):
+    """Both go out with the job's events (job_stream.publish_all's `also`)."""
+    redis = get_redis()
+    first, second = make_job(), make_job()
+    job = load(second)
+    for job_id in (first, second):
+        queue_position.sent(redis, job_id, queue=job.queue)
+
+    def ahead() -> int:
+        where = {"queue": job.queue, "tool": job.tool, "model": job.model, "held_ahead": None}
+        return queue_position.place(redis, job_id=second, **where).ahead
+
+    assert ahead() == 1
+    assert pipeline.run_job(first, settings=settings).status == "succeeded"
+    assert ahead() == 0
+    assert float(redis.hget(queue_position.RUN_SECONDS, f"{job.tool}:{job.model}")) > 0
 
 
 def test_a_finished_job_is_counted_before_its_done_event_goes_out(settings, fake_openai, monkeypatch):
@@ -81,12 +102,12 @@ def test_a_finished_job_is_counted_before_its_done_event_goes_out(settings, fake
     counted_when_told = []
     publish_all = job_stream.publish_all
 
-    def told(redis, job_id, items):
+    def told(redis, job_id, items, **others):
         if any(type == job_stream.DONE for type, _ in items):
             counted_when_told.append(
                 metrics.registry().get_sample_value("conveyor_jobs_finished_total", labels)
             )
-        return publish_all(redis, job_id, items)
+        return publish_all(redis, job_id, items, **others)
 
     monkeypatch.setattr(job_stream, "publish_all", told)
     assert pipeline.run_job(job_id, settings=settings).status == "succeeded"

@@ -117,22 +117,6 @@ def count_in_flight(session: Session, *, user_id: uuid.UUID) -> int:
     )
 
 
-_OWNER_IF_WAITING = raw.Prepared("""
-SELECT owner.user_id FROM (SELECT user_id FROM jobs WHERE id = %(job_id)s) AS owner
-WHERE EXISTS (
-    SELECT 1 FROM jobs
-    WHERE jobs.user_id = owner.user_id AND status = 'queued' AND dispatched_at IS NULL AND expires_at > now()
-)
-""")
-
-
-def owner_if_waiting(session: raw.Executor, *, job_id: uuid.UUID) -> uuid.UUID | None:
-    """The job's owner, if they have jobs waiting for a slot (see claim_waiting); else
-    None. SQL text (db/raw.py): every job's end asks."""
-    row = raw.fetch_one(session, _OWNER_IF_WAITING, {"job_id": job_id})
-    return row[0] if row is not None else None
-
-
 _HELD_BEFORE = raw.Prepared("""
 SELECT count(*) FROM jobs
 WHERE user_id = %(user_id)s AND status = 'queued' AND dispatched_at IS NULL AND expires_at > now()

@@ -218,34 +218,107 @@ def finish(
     statement (so both or neither are kept, with no transaction of the caller's needed),
     billed if this call moved the job and `billable`. `lane`, `answered_by`, `attempts`:
     how the run went (workers/fallbacks.py), recorded when given."""
-    if status not in (SUCCEEDED, FAILED, CANCELED, EXPIRED):
-        raise ValueError(f"{status!r} is not a terminal status")
-    values: dict[str, Any] = {"status": status, "error_code": error_code, "error_message": error_message}
-    if output is not None:
-        values["output"] = output
-    if output_key is not None:  # a large output went to storage (workers.outputs)
-        values["output_key"] = output_key
-    if status == SUCCEEDED:
-        values["progress"] = 100
-    if usage is not None:
-        values.update(
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cost_micros=usage.cost_micros,
-        )
-    for name, value in (("lane", lane), ("answered_by", answered_by), ("attempts", attempts)):
-        if value is not None:
-            values[name] = value
-    for name in ("output", "attempts"):
-        if name in values:
-            values[name] = Json(values[name])
-    params = {f"new_{name}": value for name, value in values.items()}
-    params |= {"job_id": job_id, "from_statuses": list(from_statuses)}
-    columns = tuple(sorted(values))
+    columns, params = _finish_params(
+        job_id,
+        status,
+        from_statuses,
+        Outcome(output, output_key, error_code, error_message, usage, lane, answered_by, attempts),
+    )
     if ledger is None or not ledger.calls:
         return raw.execute(session, _finish_statement(columns), params) == 1
     params |= usage_repo.attempt_params(ledger, billable=billable)
-    return raw.fetch_one(session, _finish_and_record_statement(columns), params)[0]
+    return raw.fetch_one(session, _finish_returning_statement(columns, ledger=True), params)[0]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a finished job records besides its status (each left as it is when None)."""
+
+    output: dict[str, Any] | None = None
+    output_key: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    usage: Usage | None = None
+    lane: str | None = None
+    answered_by: str | None = None
+    attempts: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    done: bool  # the outcome stands: the job was running and is now finished
+    owner_waiting: uuid.UUID | None = None  # its owner, when they have jobs waiting for a slot
+
+
+def finish_run(
+    session: raw.Executor,
+    *,
+    job_id: uuid.UUID,
+    status: str,
+    output: dict[str, Any] | None = None,
+    output_key: str | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    usage: Usage | None = None,
+    ledger: usage_repo.Attempt | None = None,
+    billable: bool = False,
+    lane: str | None = None,
+    answered_by: str | None = None,
+    attempts: list[dict[str, Any]] | None = None,
+) -> RunEnded:
+    """`finish` for the worker that ran the job (running → terminal), which also learns in
+    the same statement whether the owner has jobs waiting for the slot it frees (see
+    claim_waiting): most owners have none, and then admission and its user lock are
+    skipped. The look sees what was committed when the statement began, as a read just
+    after the commit would see what was committed by then: a job held by a submit that
+    counted this one as running and committed after the look is sent by the beat's
+    admission sweep (workers.admission.admit_all_waiting), either way."""
+    columns, params = _finish_params(
+        job_id,
+        status,
+        (RUNNING,),
+        Outcome(output, output_key, error_code, error_message, usage, lane, answered_by, attempts),
+    )
+    recording = ledger is not None and bool(ledger.calls)
+    if recording:
+        params |= usage_repo.attempt_params(ledger, billable=billable)
+    row = raw.fetch_one(
+        session, _finish_returning_statement(columns, ledger=recording, owner_waiting=True), params
+    )
+    return RunEnded(done=row[0], owner_waiting=row[1])
+
+
+def _finish_params(
+    job_id: uuid.UUID, status: str, from_statuses: Sequence[str], outcome: Outcome
+) -> tuple[tuple[str, ...], dict[str, Any]]:
+    if status not in (SUCCEEDED, FAILED, CANCELED, EXPIRED):
+        raise ValueError(f"{status!r} is not a terminal status")
+    values: dict[str, Any] = {
+        "status": status,
+        "error_code": outcome.error_code,
+        "error_message": outcome.error_message,
+    }
+    if outcome.output is not None:
+        values["output"] = Json(outcome.output)
+    if outcome.output_key is not None:  # a large output went to storage (workers.outputs)
+        values["output_key"] = outcome.output_key
+    if status == SUCCEEDED:
+        values["progress"] = 100
+    if outcome.usage is not None:
+        values.update(
+            input_tokens=outcome.usage.input_tokens,
+            output_tokens=outcome.usage.output_tokens,
+            cost_micros=outcome.usage.cost_micros,
+        )
+    if outcome.lane is not None:
+        values["lane"] = outcome.lane
+    if outcome.answered_by is not None:
+        values["answered_by"] = outcome.answered_by
+    if outcome.attempts is not None:
+        values["attempts"] = Json(outcome.attempts)
+    params = {f"new_{name}": value for name, value in values.items()}
+    params |= {"job_id": job_id, "from_statuses": list(from_statuses)}
+    return tuple(sorted(values)), params
 
 
 def _finish_sql(columns: tuple[str, ...]) -> str:
@@ -262,15 +335,32 @@ def _finish_statement(columns: tuple[str, ...]) -> raw.Prepared:
     return raw.Prepared(_finish_sql(columns))
 
 
-@functools.cache
-def _finish_and_record_statement(columns: tuple[str, ...]) -> raw.Prepared:
-    """The UPDATE and the attempt's ledger rows in one statement: whether it moved the job.
-    The count of the rows recorded is read so that the INSERT is part of the answer."""
-    return raw.Prepared(
-        f"WITH finished AS ({_finish_sql(columns)} RETURNING id), "  # noqa: S608
-        f"recorded AS ({usage_repo.CALLS_RECORDED}) "
-        "SELECT EXISTS (SELECT 1 FROM finished), (SELECT count(*) FROM recorded)"
+# The owner of the job just finished, if they have a job held for their running limit.
+_OWNER_IF_WAITING = """(
+    SELECT finished.user_id FROM finished WHERE EXISTS (
+        SELECT 1 FROM jobs
+        WHERE jobs.user_id = finished.user_id AND status = 'queued' AND dispatched_at IS NULL
+            AND expires_at > now()
     )
+)"""
+
+
+@functools.cache
+def _finish_returning_statement(
+    columns: tuple[str, ...], *, ledger: bool, owner_waiting: bool = False
+) -> raw.Prepared:
+    """The UPDATE with, in the same statement, the attempt's ledger rows (`ledger`) and
+    the look for the owner's waiting jobs (`owner_waiting`): whether it moved the job,
+    then the owner or NULL. The count of the ledger rows recorded is read so that the
+    INSERT is part of the answer."""
+    parts = [f"WITH finished AS ({_finish_sql(columns)} RETURNING user_id)"]
+    answer = ["EXISTS (SELECT 1 FROM finished)"]
+    if owner_waiting:
+        answer.append(_OWNER_IF_WAITING)
+    if ledger:
+        parts.append(f"recorded AS ({usage_repo.CALLS_RECORDED})")
+        answer.append("(SELECT count(*) FROM recorded)")
+    return raw.Prepared(", ".join(parts) + " SELECT " + ", ".join(answer))
 
 
 def cancel_queued(session: Session, *, job_id: uuid.UUID) -> bool:
