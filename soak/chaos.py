@@ -1,0 +1,162 @@
+"""The chaos driver: faults at random intervals while the load runs, each followed by a
+probe (a job submitted and waited for) that times how long the system took to recover.
+
+Faults come in shuffled rounds, so every kind happens in even a short run, and the
+worker kills, which production meets most, come several times a round."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import requests
+
+from soak.services import AofRedis, Postgres
+from soak.stack import WORKERS, Stack
+from tests.fakes.openai_server import FakeOpenAI
+
+ROUND = (
+    ("pool_child",) * 5
+    + ("worker_kill",) * 2
+    + ("worker_term", "redis_restart", "postgres_restart", "web_kill", "provider_stall")
+)
+WORKER_KILLS = ("pool_child", "worker_kill", "worker_term")
+# What a submit goes through: while one of these is down, a submit may be refused.
+SUBMIT_PATH = ("redis_restart", "postgres_restart", "web_kill")
+RECOVERY_LIMIT = 180.0  # seconds a probe waits before the fault counts as not recovered
+
+
+@dataclass
+class Fault:
+    kind: str
+    target: str
+    started: float
+    ended: float = 0.0  # the dependency back, the process started again
+    recovered: float | None = None  # a job submitted after it succeeded
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def recovery_seconds(self) -> float | None:
+        return None if self.recovered is None else self.recovered - self.started
+
+
+class Chaos:
+    def __init__(
+        self,
+        stack: Stack,
+        postgres: Postgres,
+        redis: AofRedis,
+        provider: FakeOpenAI,
+        probe_token: str,
+        seed: int,
+        interval: tuple[float, float] = (1.0, 5.0),
+    ) -> None:
+        self.stack = stack
+        self.postgres = postgres
+        self.redis = redis
+        self.provider = provider
+        self.probe_token = probe_token
+        self.random = random.Random(seed)
+        self.interval = interval
+        self.faults: list[Fault] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chaos", daemon=True)
+        self._probes = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Finish the fault under way (and its recovery), inject no more."""
+        self._stop.set()
+        self._thread.join()
+
+    def windows(self) -> list[tuple[float, float, str]]:
+        """When each fault was on: from its start until a job went through again."""
+        return [
+            (fault.started, fault.recovered or fault.ended or time.time(), fault.kind)
+            for fault in self.faults
+        ]
+
+    def as_json(self) -> list[dict[str, Any]]:
+        return [asdict(fault) | {"recovery_seconds": fault.recovery_seconds} for fault in self.faults]
+
+    # ------------------------------------------------------------------ the loop
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            kinds = list(ROUND)
+            self.random.shuffle(kinds)
+            for kind in kinds:
+                if self._stop.wait(self.random.uniform(*self.interval)):
+                    return
+                try:
+                    fault = self._inject(kind)
+                except Exception as error:  # a fault that could not be injected is a finding too
+                    self.errors.append(f"{kind}: {error!r}")
+                    continue
+                self.faults.append(fault)
+                fault.recovered = self._probe()
+
+    def _inject(self, kind: str) -> Fault:
+        worker = self.random.choice(WORKERS)
+        fault = Fault(kind, target=worker, started=time.time())
+        if kind == "pool_child":
+            fault.notes["pid"] = self.stack.kill_child(worker)
+        elif kind == "worker_kill":
+            self.stack.kill_all(worker)
+        elif kind == "worker_term":
+            self.stack.terminate(worker)
+        elif kind == "web_kill":
+            fault.target = "web"
+            fault.notes["pid"] = self.stack.kill_child("web")
+        elif kind == "redis_restart":
+            fault.target = "redis"
+            self.redis.restart()
+        elif kind == "postgres_restart":
+            fault.target = "postgres"
+            self.postgres.restart()
+        elif kind == "provider_stall":
+            fault.target = "provider"
+            self.provider.stalled.set()
+            self._stop.wait(self.random.uniform(3, 12))
+            self.provider.stalled.clear()
+        fault.ended = time.time()
+        return fault
+
+    def _probe(self) -> float | None:
+        """Submit a job that asks the provider for nothing unusual and wait for it to succeed."""
+        self._probes += 1
+        key = f"probe-{id(self)}-{self._probes}"
+        headers = {"Authorization": f"Bearer {self.probe_token}", "Idempotency-Key": key}
+        body = {"tool": "text", "input": {"prompt": f"probe {self._probes} [[reply:probe ok]]"}}
+        deadline = time.time() + RECOVERY_LIMIT
+        job_id = None
+        while time.time() < deadline:
+            try:
+                if job_id is None:
+                    response = requests.post(
+                        f"{self.stack.base}/jobs", json=body, headers=headers, timeout=10
+                    )
+                    if response.status_code == 202:
+                        job_id = response.json()["id"]
+                        continue
+                else:
+                    response = requests.get(
+                        f"{self.stack.base}/jobs/{job_id}?wait=10", headers=headers, timeout=20
+                    )
+                    status = response.json().get("status") if response.status_code == 200 else None
+                    if status == "succeeded":
+                        return time.time()
+                    if status in ("failed", "canceled", "expired"):
+                        job_id = None  # a fault ended it: the next probe must go through
+                        headers["Idempotency-Key"] = key = key + "+"
+                    continue
+            except (requests.RequestException, ValueError):
+                pass
+            time.sleep(0.5)
+        return None

@@ -1,0 +1,217 @@
+"""`make soak`: the whole stack under load and chaos, then an audit.
+
+    python -m soak.run --minutes 10 --seed 1 --out var/soak/result.json
+
+Starts its own Postgres cluster and Redis (so it can restart them), the fakes (a busy
+OpenAI-compatible provider, a flaky webhook receiver, an SMTP server), Conveyor's
+Procfile processes, the load (another process) and the chaos driver; after the load, a
+drain until every job and outbox row has settled; then the audit, a table and JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import requests
+
+from bench.processes import ROOT
+from soak import report
+from soak.audit import audit, open_work
+from soak.chaos import Chaos
+from soak.services import AofRedis, Postgres
+from soak.stack import Stack
+from tests.fakes.openai_script import Mix
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.services import free_port
+from tests.fakes.smtp_server import SmtpServer
+from tests.fakes.webhook_receiver import WebhookReceiver
+
+PLANS = ("free",) * 6 + ("pro",) * 3 + ("business",)
+
+
+def environment(
+    workdir: Path, database_url: str, redis_url: str, provider: str, smtp: str, port: int
+) -> dict:
+    """The stack's settings: production's, but recovery timings shortened (as the crash
+    tests' are) so a drain of minutes, not hours, sees every job through."""
+    return {
+        **{key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "CONVEYOR"))},
+        "CONVEYOR_ENV": "development",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": "",
+        "AI_PROVIDER": "openai",
+        "OPENAI_API_KEY": "soak-key",
+        "OPENAI_BASE_URL": provider,
+        "OPENAI_TIMEOUT": "5",
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "JWT_SECRET_KEY": secrets.token_urlsafe(32),
+        "ACCESS_TOKEN_TTL": "86400",
+        "MAIL_URL": smtp,
+        "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "STORAGE_URL": f"file://{workdir / 'storage'}",
+        "PASSWORD_HASH_PROFILE": "cheapest",
+        "REGISTER_RATE_LIMIT_PER_IP": "100000/hour",
+        "REGISTER_RATE_LIMIT_PER_NETWORK": "100000/hour",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "2",
+        "AI_WORKER_CONCURRENCY": "3",
+        "WORKER_CONCURRENCY": "2",
+        "BEAT_SCHEDULE_FILE": str(workdir / "beat-schedule"),
+        "METRICS_DIR": str(workdir / "metrics"),
+        "WORKER_AI_METRICS_PORT": "0",
+        "WORKER_METRICS_PORT": "0",
+        "LOG_LEVEL": "INFO",
+        "JOB_LEASE_SECONDS": "10",
+        "JOB_SOFT_TIME_LIMIT": "20",
+        "JOB_HARD_TIME_LIMIT": "25",
+        "BROKER_VISIBILITY_TIMEOUT": "30",
+        "BROKER_RESTORE_INTERVAL": "2",
+        "MAINTENANCE_INTERVAL": "2",
+        "REQUEUE_STALE_AFTER": "20",
+        "WORKER_HEARTBEAT_INTERVAL": "1",
+    }
+
+
+def register_users(base: str, database_url: str, count: int, seed: int) -> list[dict[str, Any]]:
+    """Accounts made through the API (each sends its verification email), then verified
+    and put on a plan in the database, as a click on the link and Stripe would."""
+
+    def register(index: int) -> dict[str, Any]:
+        email = f"soak-{seed}-{index}@example.com"
+        body = {"email": email, "password": "a long soak password", "name": f"Soak {index}"}
+        response = requests.post(f"{base}/auth/register", json=body, timeout=60)
+        response.raise_for_status()
+        session = response.json()
+        return {
+            "id": session["user"]["id"],
+            "token": session["access_token"],
+            "plan": PLANS[index % len(PLANS)],
+        }
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        users = list(pool.map(register, range(count + 1)))
+    users[-1]["plan"] = "business"  # the chaos driver's probe user
+    connection = psycopg2.connect(database_url)
+    with connection, connection.cursor() as cursor:
+        for user in users:
+            cursor.execute(
+                "UPDATE users SET plan = %s, email_verified_at = now() WHERE id = %s",
+                (user["plan"], user["id"]),
+            )
+    connection.close()
+    return users
+
+
+def run(
+    minutes: float, seed: int, out: Path, users: int = 300, rate: float = 3.0, drain_limit: float = 240
+) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="conveyor-soak-"))
+    (workdir / "logs").mkdir()
+    print(f"soak: {minutes} min, seed {seed}, logs in {workdir / 'logs'}", flush=True)
+    postgres, redis = Postgres(), AofRedis(workdir / "redis")
+    provider = FakeOpenAI(mix=Mix(seed=seed))
+    receiver, smtp = WebhookReceiver(fail_every=10), SmtpServer()
+    stack = None
+    load = None
+    try:
+        postgres.start()
+        redis.start()
+        provider.start()
+        receiver.start()
+        smtp.start()
+        database_url = postgres.create_database("conveyor_soak")
+        port = free_port()
+        env = environment(workdir, database_url, redis.url, provider.base_url, smtp.url, port)
+        subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True)
+        stack = Stack(workdir / "logs", env, port)
+        stack.start_all()
+        accounts = register_users(stack.base, database_url, users, seed)
+        probe = accounts.pop()
+
+        records_path = workdir / "load.jsonl"
+        plan = {
+            "base": stack.base,
+            "users": accounts,
+            "rate": rate,
+            "seconds": minutes * 60,
+            "seed": seed,
+            "webhook_url": receiver.url(),
+            "out": str(records_path),
+        }
+        (workdir / "load.json").write_text(json.dumps(plan))
+        started = time.time()
+        load = subprocess.Popen(
+            [sys.executable, "-m", "soak.load", str(workdir / "load.json")],
+            cwd=ROOT,
+            stdout=(workdir / "logs" / "load.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        chaos = Chaos(stack, postgres, redis, provider, probe["token"], seed)
+        chaos.start()
+        time.sleep(max(0.0, started + minutes * 60 - time.time()))
+        chaos.stop()
+        print(f"soak: load over after {time.time() - started:.0f} s; draining", flush=True)
+
+        drain_until = time.time() + drain_limit
+        while time.time() < drain_until:
+            if load.poll() is not None and open_work(database_url, redis.client()) == 0:
+                break
+            time.sleep(1)
+        if load.poll() is None:
+            load.kill()
+        load.wait()
+        records = [json.loads(line) for line in records_path.read_text().splitlines() if line]
+        result_audit = audit(database_url, redis.client(), receiver, smtp, records, chaos.windows())
+        result = report.summary(
+            result_audit,
+            chaos.as_json(),
+            chaos.errors,
+            {"minutes": minutes, "seed": seed, "users": users, "rate": rate, "drain_seconds": 0},
+        )
+        result["drain_seconds"] = round(time.time() - started - minutes * 60, 1)
+        result["load_errors"] = [r for r in records if r["kind"] == "load_error"][:5]
+        result["passed"] = result["passed"] and not result["load_errors"]
+        report.write(result, out)
+        print(report.table(result), flush=True)
+        return result
+    finally:
+        if load is not None and load.poll() is None:
+            load.kill()
+        if stack is not None:
+            stack.stop_all()
+        smtp.stop()
+        receiver.stop()
+        provider.stop()
+        redis.stop()
+        postgres.remove()
+        if not os.environ.get("SOAK_KEEP"):
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=float(os.environ.get("SOAK_MINUTES", 10)))
+    parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
+    parser.add_argument("--users", type=int, default=300)
+    parser.add_argument("--rate", type=float, default=3.0, help="load actions a second")
+    parser.add_argument("--out", type=Path, default=ROOT / "var" / "soak" / "result.json")
+    args = parser.parse_args()
+    result = run(args.minutes, args.seed, args.out, users=args.users, rate=args.rate)
+    sys.exit(0 if result["passed"] else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Conveyor's processes for a soak, each started from its Procfile line as `make run`
+starts it, but one by one, so the chaos driver can kill one and start it again."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from contextlib import suppress
+from pathlib import Path
+
+from bench.processes import ROOT, Processes, children, wait_http
+from tests.fakes.services import wait_until
+
+PROCESSES = ("web", "worker_ai", "worker", "beat")
+WORKERS = ("worker_ai", "worker")
+
+
+def procfile(path: Path = ROOT / "Procfile") -> dict[str, str]:
+    lines = (line.partition(":") for line in path.read_text().splitlines() if re.match(r"^\w+:", line))
+    return {name.strip(): command.strip() for name, _, command in lines}
+
+
+class Stack:
+    def __init__(self, logs: Path, env: dict[str, str], port: int) -> None:
+        self.logs = logs
+        self.port = port
+        self.env = {
+            **env,
+            "PORT": str(port),
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        }
+        self.lines = procfile()
+        self.processes = Processes(logs)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v1"
+
+    def start(self, name: str) -> None:
+        # `exec env`: the shell expands the line's ${VAR:-default}s, then the command
+        # itself takes the shell's pid, so signals reach it and not a shell.
+        process = self.processes.start(name, ["/bin/sh", "-c", f"exec env {self.lines[name]}"], self.env)
+        if name == "web":
+            wait_http(f"{self.base}/health", process, timeout=120)
+        elif name in WORKERS:
+            log = self.logs / f"{name}.log"
+            size = log.stat().st_size if log.exists() else 0
+            wait_until(
+                lambda: process.poll() is not None or b"ready." in log.read_bytes()[size:],
+                120,
+                interval=0.2,
+                message=f"{name} to be ready",
+            )
+
+    def start_all(self) -> None:
+        for name in PROCESSES:
+            self.start(name)
+
+    def pid(self, name: str) -> int:
+        return self.processes.started[name].pid
+
+    def children(self, name: str) -> list[int]:
+        return children(self.pid(name))
+
+    def kill_child(self, name: str) -> int | None:
+        """SIGKILL one pool process (a Celery child, a gunicorn worker): its parent makes another."""
+        pids = self.children(name)
+        if not pids:
+            return None
+        pid = pids[int(time.monotonic_ns()) % len(pids)]
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def kill_all(self, name: str) -> None:
+        """SIGKILL the process and its pool at once (a machine losing power), then start it again."""
+        process = self.processes.started.pop(name)
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        self.start(name)
+
+    def terminate(self, name: str) -> None:
+        """SIGTERM (a deploy): the worker finishes what it runs and exits; then start it again."""
+        process = self.processes.started.pop(name)
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+        self.start(name)
+
+    def stop_all(self) -> None:
+        self.processes.stop_all()
