@@ -1,8 +1,9 @@
 """The chaos driver: faults at random intervals while the load runs, each followed by a
 probe (a job submitted and waited for) that times how long the system took to recover.
 
-Faults come in shuffled rounds, so every kind happens in even a short run, and the
-worker kills, which production meets most, come several times a round."""
+Faults come in shuffled rounds: the first has each kind once, so every kind happens in
+even a short run; the later ones repeat the worker kills, which production meets most.
+A fault's probe runs beside the next faults, so they overlap as they do in production."""
 
 from __future__ import annotations
 
@@ -18,11 +19,16 @@ from soak.services import AofRedis, Postgres
 from soak.stack import WORKERS, Stack
 from tests.fakes.openai_server import FakeOpenAI
 
-ROUND = (
-    ("pool_child",) * 5
-    + ("worker_kill",) * 2
-    + ("worker_term", "redis_restart", "postgres_restart", "web_kill", "provider_stall")
+KINDS = (
+    "pool_child",
+    "worker_kill",
+    "worker_term",
+    "redis_restart",
+    "postgres_restart",
+    "web_kill",
+    "provider_stall",
 )
+ROUND = KINDS + ("pool_child",) * 4 + ("worker_kill",)
 WORKER_KILLS = ("pool_child", "worker_kill", "worker_term")
 # What a submit goes through: while one of these is down, a submit may be refused.
 SUBMIT_PATH = ("redis_restart", "postgres_restart", "web_kill")
@@ -52,7 +58,7 @@ class Chaos:
         provider: FakeOpenAI,
         probe_token: str,
         seed: int,
-        interval: tuple[float, float] = (1.0, 5.0),
+        interval: tuple[float, float] = (1.0, 4.0),
     ) -> None:
         self.stack = stack
         self.postgres = postgres
@@ -65,15 +71,19 @@ class Chaos:
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chaos", daemon=True)
+        self._probing: list[threading.Thread] = []
         self._probes = 0
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        """Finish the fault under way (and its recovery), inject no more."""
+        """Finish the fault under way, inject no more, and wait for every probe."""
         self._stop.set()
         self._thread.join()
+        for probe in self._probing:
+            probe.join()
 
     def windows(self) -> list[tuple[float, float, str]]:
         """When each fault was on: from its start until a job went through again."""
@@ -88,8 +98,10 @@ class Chaos:
     # ------------------------------------------------------------------ the loop
 
     def _run(self) -> None:
+        rounds = 0
         while not self._stop.is_set():
-            kinds = list(ROUND)
+            kinds = list(ROUND if rounds else KINDS)
+            rounds += 1
             self.random.shuffle(kinds)
             for kind in kinds:
                 if self._stop.wait(self.random.uniform(*self.interval)):
@@ -100,7 +112,9 @@ class Chaos:
                     self.errors.append(f"{kind}: {error!r}")
                     continue
                 self.faults.append(fault)
-                fault.recovered = self._probe()
+                probe = threading.Thread(target=self._probe, args=(fault,), daemon=True)
+                probe.start()
+                self._probing.append(probe)
 
     def _inject(self, kind: str) -> Fault:
         worker = self.random.choice(WORKERS)
@@ -123,17 +137,22 @@ class Chaos:
         elif kind == "provider_stall":
             fault.target = "provider"
             self.provider.stalled.set()
-            self._stop.wait(self.random.uniform(3, 12))
+            self._stop.wait(self.random.uniform(2, 8))
             self.provider.stalled.clear()
         fault.ended = time.time()
         return fault
 
-    def _probe(self) -> float | None:
+    def _probe(self, fault: Fault) -> None:
+        fault.recovered = self._probe_job()
+
+    def _probe_job(self) -> float | None:
         """Submit a job that asks the provider for nothing unusual and wait for it to succeed."""
-        self._probes += 1
-        key = f"probe-{id(self)}-{self._probes}"
+        with self._lock:
+            self._probes += 1
+            number = self._probes
+        key = f"probe-{id(self)}-{number}"
         headers = {"Authorization": f"Bearer {self.probe_token}", "Idempotency-Key": key}
-        body = {"tool": "text", "input": {"prompt": f"probe {self._probes} [[reply:probe ok]]"}}
+        body = {"tool": "text", "input": {"prompt": f"probe {number} [[reply:probe ok]]"}}
         deadline = time.time() + RECOVERY_LIMIT
         job_id = None
         while time.time() < deadline:

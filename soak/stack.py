@@ -35,30 +35,42 @@ class Stack:
         }
         self.lines = procfile()
         self.processes = Processes(logs)
+        self._log_size: dict[str, int] = {}
 
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/v1"
 
     def start(self, name: str) -> None:
+        self._launch(name)
+        self._wait_ready(name)
+
+    def start_all(self) -> None:
+        """All at once, then each waited for: the start-ups overlap."""
+        for name in PROCESSES:
+            self._launch(name)
+        for name in PROCESSES:
+            self._wait_ready(name)
+
+    def _launch(self, name: str) -> None:
+        log = self.logs / f"{name}.log"
+        self._log_size[name] = log.stat().st_size if log.exists() else 0
         # `exec env`: the shell expands the line's ${VAR:-default}s, then the command
         # itself takes the shell's pid, so signals reach it and not a shell.
-        process = self.processes.start(name, ["/bin/sh", "-c", f"exec env {self.lines[name]}"], self.env)
+        self.processes.start(name, ["/bin/sh", "-c", f"exec env {self.lines[name]}"], self.env)
+
+    def _wait_ready(self, name: str) -> None:
+        process = self.processes.started[name]
         if name == "web":
             wait_http(f"{self.base}/health", process, timeout=120)
         elif name in WORKERS:
-            log = self.logs / f"{name}.log"
-            size = log.stat().st_size if log.exists() else 0
+            log, size = self.logs / f"{name}.log", self._log_size[name]
             wait_until(
                 lambda: process.poll() is not None or b"ready." in log.read_bytes()[size:],
                 120,
                 interval=0.2,
                 message=f"{name} to be ready",
             )
-
-    def start_all(self) -> None:
-        for name in PROCESSES:
-            self.start(name)
 
     def pid(self, name: str) -> int:
         return self.processes.started[name].pid
