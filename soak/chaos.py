@@ -86,10 +86,12 @@ class Chaos:
             probe.join()
 
     def windows(self) -> list[tuple[float, float, str]]:
-        """When each fault was on: from its start until a job went through again."""
+        """When something a submit goes through was down: from the fault until a job went
+        through again."""
         return [
-            (fault.started, fault.recovered or fault.ended or time.time(), fault.kind)
+            (fault.started, fault.recovered or time.time(), fault.kind)
             for fault in self.faults
+            if fault.kind in SUBMIT_PATH
         ]
 
     def as_json(self) -> list[dict[str, Any]]:

@@ -175,7 +175,8 @@ def run(
             load.kill()
         load.wait()
         records = [json.loads(line) for line in records_path.read_text().splitlines() if line]
-        result_audit = audit(database_url, redis.client(), receiver, smtp, records, chaos.windows())
+        windows = chaos.windows()
+        result_audit = audit(database_url, redis.client(), receiver, smtp, records, windows)
         result = report.summary(
             result_audit,
             chaos.as_json(),
@@ -183,6 +184,7 @@ def run(
             {"minutes": minutes, "seed": seed, "users": users, "rate": rate, "drain_seconds": 0},
         )
         result["drain_seconds"] = round(time.time() - started - minutes * 60, 1)
+        result["submit_fault_windows"] = windows
         result["load_errors"] = [r for r in records if r["kind"] == "load_error"][:5]
         result["passed"] = result["passed"] and not result["load_errors"]
         report.write(result, out)
