@@ -79,9 +79,12 @@ class Chaos:
         self._thread.start()
 
     def stop(self) -> None:
-        """Finish the fault under way, inject no more, and wait for every probe."""
+        """Finish the fault under way and inject no more (its probes go on: `settle`)."""
         self._stop.set()
         self._thread.join()
+
+    def settle(self) -> None:
+        """Wait for every probe, so each fault has its recovery time (or none)."""
         for probe in self._probing:
             probe.join()
 

@@ -47,7 +47,11 @@ def write(result: dict[str, Any], path: Path) -> None:
 def table(result: dict[str, Any]) -> str:
     counts = result["counts"]
     rows = [
-        ("duration (load + chaos)", f"{result['minutes']} min, seed {result['seed']}"),
+        (
+            "load + chaos",
+            f"{result['minutes']} min, seed {result['seed']}, {result['users']} users, {result['rate']}/s",
+        ),
+        ("set-up, load, drain", ", ".join(f"{seconds} s" for seconds in result["seconds"].values())),
         ("faults injected", ", ".join(f"{kind} {n}" for kind, n in sorted(result["faults"].items()))),
         ("worker kills", result["worker_kills"]),
         ("jobs accepted", counts.get("accepted")),

@@ -76,9 +76,9 @@ def environment(
         "WORKER_METRICS_PORT": "0",
         "LOG_LEVEL": "INFO",
         "JOB_LEASE_SECONDS": "10",
-        "JOB_SOFT_TIME_LIMIT": "20",
-        "JOB_HARD_TIME_LIMIT": "25",
-        "BROKER_VISIBILITY_TIMEOUT": "30",
+        "JOB_SOFT_TIME_LIMIT": "15",
+        "JOB_HARD_TIME_LIMIT": "18",
+        "BROKER_VISIBILITY_TIMEOUT": "20",
         "BROKER_RESTORE_INTERVAL": "2",
         "MAINTENANCE_INTERVAL": "2",
         "REQUEUE_STALE_AFTER": "20",
@@ -117,8 +117,16 @@ def register_users(base: str, database_url: str, count: int, seed: int) -> list[
 
 
 def run(
-    minutes: float, seed: int, out: Path, users: int = 300, rate: float = 3.0, drain_limit: float = 240
+    minutes: float,
+    seed: int,
+    out: Path,
+    users: int = 300,
+    rate: float = 3.0,
+    drain_limit: float = 240,
+    interval: tuple[float, float] = (1.0, 4.0),
 ) -> dict[str, Any]:
+    """Seconds between faults are drawn from `interval`."""
+    began = time.time()
     workdir = Path(tempfile.mkdtemp(prefix="conveyor-soak-"))
     (workdir / "logs").mkdir()
     print(f"soak: {minutes} min, seed {seed}, logs in {workdir / 'logs'}", flush=True)
@@ -160,10 +168,11 @@ def run(
             stdout=(workdir / "logs" / "load.log").open("ab"),
             stderr=subprocess.STDOUT,
         )
-        chaos = Chaos(stack, postgres, redis, provider, probe["token"], seed)
+        chaos = Chaos(stack, postgres, redis, provider, probe["token"], seed, interval)
         chaos.start()
         time.sleep(max(0.0, started + minutes * 60 - time.time()))
         chaos.stop()
+        load_over = time.time()
         print(f"soak: load over after {time.time() - started:.0f} s; draining", flush=True)
 
         drain_until = time.time() + drain_limit
@@ -174,6 +183,7 @@ def run(
         if load.poll() is None:
             load.kill()
         load.wait()
+        chaos.settle()
         records = [json.loads(line) for line in records_path.read_text().splitlines() if line]
         windows = chaos.windows()
         result_audit = audit(database_url, redis.client(), receiver, smtp, records, windows)
@@ -181,9 +191,13 @@ def run(
             result_audit,
             chaos.as_json(),
             chaos.errors,
-            {"minutes": minutes, "seed": seed, "users": users, "rate": rate, "drain_seconds": 0},
+            {"minutes": minutes, "seed": seed, "users": users, "rate": rate},
         )
-        result["drain_seconds"] = round(time.time() - started - minutes * 60, 1)
+        result["seconds"] = {
+            "setup": round(started - began),
+            "load": round(load_over - started),
+            "drain": round(time.time() - load_over),
+        }
         result["submit_fault_windows"] = windows
         result["load_errors"] = [r for r in records if r["kind"] == "load_error"][:5]
         result["passed"] = result["passed"] and not result["load_errors"]

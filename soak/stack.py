@@ -94,7 +94,7 @@ class Stack:
         with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
-        self.start(name)
+        self._launch(name)  # not waited for: the chaos goes on while it starts
 
     def terminate(self, name: str) -> None:
         """SIGTERM (a deploy): the worker finishes what it runs and exits; then start it again."""
@@ -106,7 +106,7 @@ class Stack:
             with suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
-        self.start(name)
+        self._launch(name)
 
     def stop_all(self) -> None:
         self.processes.stop_all()
