@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -68,7 +69,7 @@ def environment(
         "REGISTER_RATE_LIMIT_PER_NETWORK": "100000/hour",
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "WEB_CONCURRENCY": "2",
-        "AI_WORKER_CONCURRENCY": "3",
+        "AI_WORKER_CONCURRENCY": "6",
         "WORKER_CONCURRENCY": "2",
         "BEAT_SCHEDULE_FILE": str(workdir / "beat-schedule"),
         "METRICS_DIR": str(workdir / "metrics"),
@@ -121,7 +122,7 @@ def run(
     seed: int,
     out: Path,
     users: int = 300,
-    rate: float = 3.0,
+    rate: float = 2.0,
     drain_limit: float = 240,
     interval: tuple[float, float] = (1.0, 4.0),
 ) -> dict[str, Any]:
@@ -133,8 +134,7 @@ def run(
     postgres, redis = Postgres(), AofRedis(workdir / "redis")
     provider = FakeOpenAI(mix=Mix(seed=seed))
     receiver, smtp = WebhookReceiver(fail_every=10), SmtpServer()
-    stack = None
-    load = None
+    stack = load = chaos = None
     try:
         postgres.start()
         redis.start()
@@ -144,8 +144,8 @@ def run(
         database_url = postgres.create_database("conveyor_soak")
         port = free_port()
         env = environment(workdir, database_url, redis.url, provider.base_url, smtp.url, port)
-        subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True)
         stack = Stack(workdir / "logs", env, port)
+        stack.release()
         stack.start_all()
         accounts = register_users(stack.base, database_url, users, seed)
         probe = accounts.pop()
@@ -175,14 +175,7 @@ def run(
         load_over = time.time()
         print(f"soak: load over after {time.time() - started:.0f} s; draining", flush=True)
 
-        drain_until = time.time() + drain_limit
-        while time.time() < drain_until:
-            if load.poll() is not None and open_work(database_url, redis.client()) == 0:
-                break
-            time.sleep(1)
-        if load.poll() is None:
-            load.kill()
-        load.wait()
+        drain(load, database_url, redis, drain_limit)
         chaos.settle()
         records = [json.loads(line) for line in records_path.read_text().splitlines() if line]
         windows = chaos.windows()
@@ -205,6 +198,8 @@ def run(
         print(report.table(result), flush=True)
         return result
     finally:
+        if chaos is not None:
+            chaos.stop()
         if load is not None and load.poll() is None:
             load.kill()
         if stack is not None:
@@ -218,15 +213,35 @@ def run(
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def drain(load: subprocess.Popen, database_url: str, redis: AofRedis, limit: float) -> None:
+    """Until the load has had its answers and nothing is moving any more, or `limit` s."""
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        if load.poll() is not None and open_work(database_url, redis.client()) == 0:
+            break
+        time.sleep(1)
+    if load.poll() is None:
+        load.kill()
+    load.wait()
+
+
+def _exit_on(signum: int, frame: Any) -> None:
+    sys.exit(128 + signum)  # through run()'s clean-up: nothing it started is left running
+
+
 def main() -> None:
+    # Also SIGINT: started in the background, a process inherits it ignored.
+    signal.signal(signal.SIGTERM, _exit_on)
+    signal.signal(signal.SIGINT, _exit_on)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=float(os.environ.get("SOAK_MINUTES", 10)))
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
     parser.add_argument("--users", type=int, default=300)
-    parser.add_argument("--rate", type=float, default=3.0, help="load actions a second")
+    parser.add_argument("--rate", type=float, default=2.0, help="load actions a second")
+    parser.add_argument("--drain", type=float, default=240, help="seconds the drain waits at most")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "soak" / "result.json")
     args = parser.parse_args()
-    result = run(args.minutes, args.seed, args.out, users=args.users, rate=args.rate)
+    result = run(args.minutes, args.seed, args.out, users=args.users, rate=args.rate, drain_limit=args.drain)
     sys.exit(0 if result["passed"] else 1)
 
 

@@ -41,6 +41,12 @@ class Stack:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/v1"
 
+    def release(self) -> None:
+        """The Procfile's `release` line (the migrations), run to its end."""
+        command = ["/bin/sh", "-c", f"exec env {self.lines['release']}"]
+        with (self.logs / "release.log").open("ab") as log:
+            subprocess.run(command, cwd=ROOT, env=self.env, check=True, stdout=log, stderr=subprocess.STDOUT)
+
     def start(self, name: str) -> None:
         self._launch(name)
         self._wait_ready(name)
