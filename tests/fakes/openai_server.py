@@ -210,8 +210,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         text = reply_text(body, content, behaviour)
         usage = token_usage(messages, text)
-        if behaviour.latency:
-            behaviour.slow = behaviour.latency / (len(pieces(text)) + 1)
+        if behaviour.latency:  # over the whole answer: spread over a stream's chunks
+            chunks = len(pieces(text)) + 1 if body.get("stream") else 1
+            behaviour.slow = behaviour.latency / chunks
         if body.get("stream"):
             self._stream(body, text, usage, behaviour)
         else:
