@@ -125,14 +125,14 @@ class Chaos:
         worker = self.random.choice(WORKERS)
         fault = Fault(kind, target=worker, started=time.time())
         if kind == "pool_child":
-            fault.notes["pid"] = self.stack.kill_child(worker)
+            fault.notes["pid"] = self.stack.kill_child(worker, self.random)
         elif kind == "worker_kill":
             self.stack.kill_all(worker)
         elif kind == "worker_term":
             self.stack.terminate(worker)
         elif kind == "web_kill":
             fault.target = "web"
-            fault.notes["pid"] = self.stack.kill_child("web")
+            fault.notes["pid"] = self.stack.kill_child("web", self.random)
         elif kind == "redis_restart":
             fault.target = "redis"
             self.redis.restart()

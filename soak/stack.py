@@ -4,11 +4,11 @@ starts it, but one by one, so the chaos driver can kill one and start it again."
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import subprocess
 import sys
-import time
 from contextlib import suppress
 from pathlib import Path
 
@@ -84,12 +84,12 @@ class Stack:
     def children(self, name: str) -> list[int]:
         return children(self.pid(name))
 
-    def kill_child(self, name: str) -> int | None:
+    def kill_child(self, name: str, rng: random.Random) -> int | None:
         """SIGKILL one pool process (a Celery child, a gunicorn worker): its parent makes another."""
         pids = self.children(name)
         if not pids:
             return None
-        pid = pids[int(time.monotonic_ns()) % len(pids)]
+        pid = rng.choice(pids)
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         return pid
