@@ -23,6 +23,8 @@ FAULT_GRACE = 2.0  # seconds around a fault in which a refusal is still the faul
 # A message delivered longer ago than this and still not acknowledged is left behind:
 # after the drain no job runs, and the beat's own tasks take far less.
 UNACKED_FOR = 15.0
+# Seconds from an email's arrival within which a kill of the mail worker explains a copy.
+KILL_WINDOW = 2.0
 EXAMPLES = 5  # findings of one kind shown in full; all are counted
 
 
@@ -48,6 +50,7 @@ def audit(
     smtp: SmtpServer,
     records: list[dict[str, Any]],
     windows: list[tuple[float, float, str]],
+    faults: list[dict[str, Any]],
 ) -> Audit:
     result = Audit()
     connection = psycopg2.connect(database_url, cursor_factory=psycopg2.extras.RealDictCursor)
@@ -56,7 +59,7 @@ def audit(
             jobs = _jobs(cursor, result, records)
             _billing(cursor, result, jobs)
             _webhooks(cursor, result, receiver, jobs)
-            _emails(cursor, result, smtp)
+            _emails(cursor, result, smtp, faults)
     finally:
         connection.close()
     _broker(result, redis)
@@ -194,14 +197,32 @@ def _webhooks(cursor, result: Audit, receiver: WebhookReceiver, jobs: dict[str, 
     )
 
 
-def _emails(cursor, result: Audit, smtp: SmtpServer) -> None:
+def _emails(cursor, result: Audit, smtp: SmtpServer, faults: list[dict[str, Any]]) -> None:
     cursor.execute("SELECT id, dedupe_key, status FROM email_outbox")
     rows = cursor.fetchall()
-    copies = Counter(message["Message-ID"].strip("<>").split("@")[0] for message in smtp.received())
-    result.counts["emails_sent"] = sum(copies.values())
+    arrivals = smtp.arrivals()
+    copies = defaultdict(list)
+    for message, arrived in arrivals:
+        copies[message["Message-ID"].strip("<>").split("@")[0]].append(arrived)
+    result.counts["emails_sent"] = len(arrivals)
+    # The one copy the design allows (workers/outbox.py): the mail worker's process was
+    # killed after the server took the email and before `sent` was committed. Any other
+    # second copy is a finding.
+    kills = [
+        fault["started"]
+        for fault in faults
+        if fault["kind"] in ("pool_child", "worker_kill") and fault["target"] == "worker"
+    ]
+
+    def after_a_kill(first: float) -> bool:
+        return any(first <= killed <= first + KILL_WINDOW for killed in kills)
+
+    twice = {str(row["id"]): row for row in rows if len(copies[str(row["id"])]) > 1}
+    folded = [key for key, row in twice.items() if len(copies[key]) == 2 and after_a_kill(min(copies[key]))]
+    result.counts["email_copies_after_a_killed_worker"] = len(folded)
     result.find(
         "email_twice",
-        [f"{row['dedupe_key']}: {copies[str(row['id'])]}" for row in rows if copies[str(row["id"])] > 1],
+        [f"{row['dedupe_key']}: {len(copies[key])}" for key, row in twice.items() if key not in folded],
     )
     result.find(
         "email_not_sent",

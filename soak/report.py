@@ -61,6 +61,7 @@ def table(result: dict[str, Any]) -> str:
         ("stuck", counts.get("stuck")),
         ("webhooks wanted / requests", f"{counts.get('webhooks_wanted')} / {counts.get('webhook_requests')}"),
         ("emails sent", counts.get("emails_sent")),
+        ("email copies after a killed worker", counts.get("email_copies_after_a_killed_worker")),
         (
             "submit refusals",
             ", ".join(f"{k} {v}" for k, v in sorted(counts["submit_refusals"].items())) or "none",

@@ -179,10 +179,11 @@ def run(
         chaos.settle()
         records = [json.loads(line) for line in records_path.read_text().splitlines() if line]
         windows = chaos.windows()
-        result_audit = audit(database_url, redis.client(), receiver, smtp, records, windows)
+        faults = chaos.as_json()
+        result_audit = audit(database_url, redis.client(), receiver, smtp, records, windows, faults)
         result = report.summary(
             result_audit,
-            chaos.as_json(),
+            faults,
             chaos.errors,
             {"minutes": minutes, "seed": seed, "users": users, "rate": rate},
         )
