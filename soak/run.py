@@ -135,6 +135,7 @@ def run(
     provider = FakeOpenAI(mix=Mix(seed=seed))
     receiver, smtp = WebhookReceiver(fail_every=10), SmtpServer()
     stack = load = chaos = None
+    passed = False
     try:
         postgres.start()
         redis.start()
@@ -197,6 +198,7 @@ def run(
         result["passed"] = result["passed"] and not result["load_errors"]
         report.write(result, out)
         print(report.table(result), flush=True)
+        passed = result["passed"]
         return result
     finally:
         if chaos is not None:
@@ -210,8 +212,10 @@ def run(
         provider.stop()
         redis.stop()
         postgres.remove()
-        if not os.environ.get("SOAK_KEEP"):
+        if passed and not os.environ.get("SOAK_KEEP"):
             shutil.rmtree(workdir, ignore_errors=True)
+        else:  # a failed run's logs and records are the way to its cause
+            print(f"soak: kept {workdir}", flush=True)
 
 
 def drain(load: subprocess.Popen, database_url: str, redis: AofRedis, limit: float) -> None:
