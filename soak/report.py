@@ -54,6 +54,10 @@ def table(result: dict[str, Any]) -> str:
         ("set-up, load, drain", ", ".join(f"{seconds} s" for seconds in result["seconds"].values())),
         ("faults injected", ", ".join(f"{kind} {n}" for kind, n in sorted(result["faults"].items()))),
         ("worker kills", result["worker_kills"]),
+        (
+            "exited by themselves, restarted",
+            ", ".join(name for name, *_ in result.get("exited_and_restarted", [])) or "none",
+        ),
         ("jobs accepted", counts.get("accepted")),
         ("jobs by final state", ", ".join(f"{k} {v}" for k, v in sorted(counts["jobs_by_state"].items()))),
         ("lost", counts.get("lost")),

@@ -194,6 +194,7 @@ def run(
             "drain": round(time.time() - load_over),
         }
         result["submit_fault_windows"] = windows
+        result["exited_and_restarted"] = stack.exits
         result["load_errors"] = [r for r in records if r["kind"] == "load_error"][:5]
         result["passed"] = result["passed"] and not result["load_errors"]
         report.write(result, out)

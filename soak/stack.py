@@ -9,6 +9,8 @@ import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 from contextlib import suppress
 from pathlib import Path
 
@@ -36,6 +38,11 @@ class Stack:
         self.lines = procfile()
         self.processes = Processes(logs)
         self._log_size: dict[str, int] = {}
+        # Processes that exited on their own and were started again, as production's
+        # supervisor does (docker-compose: `restart: unless-stopped`): (name, when, code).
+        self.exits: list[tuple[str, float, int]] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
 
     @property
     def base(self) -> str:
@@ -52,11 +59,22 @@ class Stack:
         self._wait_ready(name)
 
     def start_all(self) -> None:
-        """All at once, then each waited for: the start-ups overlap."""
+        """All at once, then each waited for: the start-ups overlap. Then supervised."""
         for name in PROCESSES:
             self._launch(name)
         for name in PROCESSES:
             self._wait_ready(name)
+        threading.Thread(target=self._supervise, name="supervisor", daemon=True).start()
+
+    def _supervise(self) -> None:
+        """Start again a process that exited by itself (a Celery worker whose pool process
+        died while it started gives up: `Could not start worker processes`)."""
+        while not self._stopping.wait(0.5):
+            with self._lock:
+                for name, process in list(self.processes.started.items()):
+                    if process.poll() is not None:
+                        self.exits.append((name, time.time(), process.returncode))
+                        self._launch(name)
 
     def _launch(self, name: str) -> None:
         log = self.logs / f"{name}.log"
@@ -96,15 +114,17 @@ class Stack:
 
     def kill_all(self, name: str) -> None:
         """SIGKILL the process and its pool at once (a machine losing power), then start it again."""
-        process = self.processes.started.pop(name)
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-        self._launch(name)  # not waited for: the chaos goes on while it starts
+        with self._lock:
+            process = self.processes.started.pop(name)
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+            self._launch(name)  # not waited for: the chaos goes on while it starts
 
     def terminate(self, name: str) -> None:
         """SIGTERM (a deploy): the worker finishes what it runs and exits; then start it again."""
-        process = self.processes.started.pop(name)
+        with self._lock:
+            process = self.processes.started.pop(name)
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=60)
@@ -112,7 +132,10 @@ class Stack:
             with suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
-        self._launch(name)
+        with self._lock:
+            self._launch(name)
 
     def stop_all(self) -> None:
-        self.processes.stop_all()
+        self._stopping.set()
+        with self._lock:
+            self.processes.stop_all()
