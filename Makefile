@@ -8,7 +8,7 @@ CHROMIUM ?= /usr/bin/chromium
 # The Procfile names plain commands (python, celery): find them in the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test browser pgbouncer netns fuzz lint format migrate install services bench bench-instructions clean
+.PHONY: run test browser pgbouncer netns fuzz lint format migrate install services bench bench-instructions soak clean
 
 install: $(VENV)/.installed
 
@@ -87,6 +87,14 @@ bench: install
 # BENCH_ARGS: e.g. poll 304 --count 100
 bench-instructions: install
 	$(BIN)/python -m bench.instructions $(BENCH_ARGS)
+
+# Not part of `make test` (which runs a short one): the whole stack under load while
+# workers, Redis, Postgres, web workers and the provider fail, then an audit. Needs
+# redis-server and Postgres's initdb/pg_ctl (SOAK_PG_BIN); writes var/soak/result.json.
+SOAK_MINUTES ?= 10
+SOAK_ARGS ?=
+soak: install
+	SOAK_MINUTES=$(SOAK_MINUTES) $(BIN)/python -m soak.run $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -6,20 +6,22 @@ Every move is a compare-and-set in db.repositories.outbox, so a duplicate messag
 or a second worker cannot make an attempt twice or overwrite an outcome. A worker
 that dies after the transport acted but before recording it can make a row act
 twice (at-least-once): each kind gives the receiver an id that stays the same on
-every attempt, to fold the copies.
+every attempt, to fold the copies. A database restart between the two is waited out
+instead: that gap is not a dying worker's, and need not send anything twice.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from db.repositories import outbox
@@ -29,6 +31,8 @@ from db.session import session_scope
 # A due row gets at most one message this often, however backed up the queue is.
 DISPATCH_LEASE = 60
 MAX_ERROR = 500
+# How long an attempt that has acted waits for the database to come back to record it.
+RECORD_PATIENCE = 15.0
 
 
 @dataclass(frozen=True)
@@ -127,19 +131,15 @@ def finish(kind: Kind, claim: Claim, result: Result, *, session: Session | None 
         retry_in, gave_up = kind.retries.after(claim.attempt, claim.first_attempt_at)
         status, error = (FAILED, f"{error}; {gave_up}") if gave_up else (status, error)
     claim.finished = True
-    with contextlib.nullcontext(session) if session is not None else session_scope() as current:
+    outcome = {"status": status, "error": _short(error), "retry_in": retry_in, "fields": result.fields}
+    if session is not None:
         recorded = outbox.record(
-            current,
-            table=kind.table,
-            row_id=claim.row_id,
-            attempt=claim.attempt,
-            status=status,
-            error=_short(error),
-            retry_in=retry_in,
-            fields=result.fields,
+            session, table=kind.table, row_id=claim.row_id, attempt=claim.attempt, **outcome
         )
-        if not recorded and session is not None:
+        if not recorded:
             session.rollback()
+    else:
+        recorded = _record(kind, claim, outcome)
     if not recorded:
         kind.logger.warning(
             "%s=%s attempt=%s outcome dropped: the claim lapsed (the sweep took it back) or the row is gone",
@@ -160,6 +160,30 @@ def finish(kind: Kind, claim: Claim, result: Result, *, session: Session | None 
         "".join(f" {name}={value}" for name, value in shown.items() if value is not None),
     )
     return dataclasses.replace(result, status=status, error=error)
+
+
+def _record(kind: Kind, claim: Claim, outcome: dict[str, Any]) -> bool:
+    """The transport has acted (an email went out): an outcome lost to a database restart
+    would let the row act again once its claim lapsed, so the restart is waited out
+    (within the claim's hold, the record still applies)."""
+    deadline = time.monotonic() + RECORD_PATIENCE
+    while True:
+        try:
+            with session_scope() as session:
+                return outbox.record(
+                    session, table=kind.table, row_id=claim.row_id, attempt=claim.attempt, **outcome
+                )
+        except OperationalError as error:
+            if time.monotonic() > deadline:
+                raise
+            kind.logger.warning(
+                "%s=%s attempt=%s outcome waits for the database: %s",
+                kind.id_name,
+                claim.row_id,
+                claim.attempt,
+                type(error.orig).__name__ if error.orig else error,
+            )
+            time.sleep(0.5)
 
 
 def sweep(kind: Kind, *, lease_seconds: int = DISPATCH_LEASE) -> list[Any]:

@@ -10,13 +10,17 @@ runs; an event stream also ends when the credential it was opened with stops wor
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import OperationalError
 
 from api.services import jobs as job_service
 from api.services.errors import Invalid
@@ -27,6 +31,8 @@ from db.redis_client import get_redis
 from db.repositories import jobs
 from db.session import session_scope, standalone
 from workers import job_stream
+
+logger = logging.getLogger(__name__)
 
 EVENT_ID = re.compile(r"\d+(-\d+)?")
 MAX_WAIT_SECONDS = 30
@@ -128,6 +134,11 @@ def event_stream(
     follower = hub.follow(job_id, after=last_event_id or "0")
     try:
         yield from _follow(job_id, follower, keepalive=keepalive, credential=credential, slot=slot)
+    except (OperationalError, RedisConnectionError, RedisTimeoutError) as error:
+        # Postgres or Redis went away mid-stream. The response has begun, so it cannot be
+        # a 503: it ends cleanly, and the client reconnects after `retry:` from its last
+        # event id, missing nothing (cut off by the exception, it got a broken body).
+        logger.warning("job_id=%s event stream ended: %s unavailable", job_id, type(error).__name__)
     finally:  # the client went away, or the stream ended
         hub.unfollow(follower)
 

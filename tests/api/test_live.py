@@ -53,6 +53,28 @@ def test_a_job_that_ended_without_an_event_still_ends_the_stream(client, headers
     )
 
 
+def test_a_stream_whose_database_goes_away_ends_cleanly_for_the_client_to_resume(
+    client, headers, monkeypatch, caplog
+):
+    # Found by the soak (soak/): a Postgres restart under an open stream raised out of the
+    # body, and gunicorn cut the response off mid-chunk.
+    from sqlalchemy.exc import OperationalError
+
+    job_id = submit(client, headers).get_json()["id"]
+    response = client.get(f"{API}/jobs/{job_id}/events", headers=headers, buffered=False)
+    chunks = iter(response.response)
+    assert next(chunks) == b"retry: 2000\n\n"
+    assert next(chunks).startswith(b"event: queue\n")
+
+    def database_down():
+        raise OperationalError("SELECT 1", {}, Exception("the database system is shutting down"))
+
+    monkeypatch.setattr(live, "session_scope", database_down)
+    assert list(chunks) == []  # the body ends, no exception: the client reconnects after `retry:`
+    assert f"job_id={job_id} event stream ended: OperationalError unavailable" in caplog.text
+    response.close()
+
+
 def test_cancel_of_a_queued_job_is_an_event(client, headers):
     job_id = submit(client, headers).get_json()["id"]
     client.post(f"{API}/jobs/{job_id}/cancel", headers=headers)

@@ -21,11 +21,16 @@ disturb each other:
 
 A trailing count, as in `[[fail:500:2]]` or `[[hang:1]]`, limits the marker to the
 first N requests carrying that exact message; later ones get the normal reply.
+
+A message with no marker gets the normal reply, or, when the server is given a `Mix`,
+a behaviour drawn at random as a busy provider's: a latency, and now and then a 429,
+a 500 or a hang (the soak, soak/).
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 import threading
 from dataclasses import dataclass, field
@@ -105,6 +110,7 @@ class Behaviour:
     stream_error: str | None = None  # a key of ERRORS, sent as an event after the first piece
     fail_models: dict[str, str] = field(default_factory=dict)  # model -> the failure to answer with
     flex_busy: bool = False
+    latency: float = 0.0  # seconds the whole answer takes, spread over its chunks
 
     def failure_for(self, body: dict[str, Any]) -> str | None:
         """The failure this request gets, if any: for every request, for its model, or
@@ -116,6 +122,35 @@ class Behaviour:
         if self.flex_busy and body.get("service_tier") == "flex":
             return "resource_unavailable"
         return None
+
+
+@dataclass
+class Mix:
+    """How often a marker-less request fails or hangs, and how long the others take.
+    Seeded, so a run can be repeated."""
+
+    rate_limited: float = 0.05  # 429 with Retry-After
+    server_error: float = 0.02  # 500
+    hang: float = 0.01
+    latency: tuple[float, float] = (0.2, 3.0)
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+        self._lock = threading.Lock()
+
+    def draw(self) -> Behaviour:
+        with self._lock:
+            roll = self._random.random()
+            latency = self._random.uniform(*self.latency)
+        if roll < self.rate_limited:
+            return Behaviour(fail="429")
+        roll -= self.rate_limited
+        if roll < self.server_error:
+            return Behaviour(fail="500")
+        if roll - self.server_error < self.hang:
+            return Behaviour(hang=True)
+        return Behaviour(latency=latency)
 
 
 class Script:

@@ -29,7 +29,9 @@ from typing import Any
 from tests.fakes.openai_batches import BatchApiError, BatchStore
 from tests.fakes.openai_script import (
     ERRORS,
+    MARKER,
     Behaviour,
+    Mix,
     Script,
     last_user_content,
     marker_content,
@@ -46,11 +48,18 @@ class FakeOpenAI:
     `ssl_context` (a server-side context holding the certificate)."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+        mix: Mix | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
+        self.mix = mix  # how marker-less requests behave; None: all answered at once
+        # Set: every request hangs until it is cleared (a provider stalled for a while).
+        self.stalled = threading.Event()
         self.requests: list[dict[str, Any]] = []
         self.api_keys: list[str] = []  # the bearer token of each of `requests`, in order
         self.connections = 0  # TCP connections accepted: how well clients keep theirs
@@ -224,7 +233,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _complete(self, body: dict[str, Any]) -> None:
         messages = body.get("messages") or []
         content = last_user_content(messages)
-        behaviour = self.fake.script.behaviour(marker_content(messages))
+        markers = marker_content(messages)
+        if self.fake.mix is not None and not MARKER.search(markers):
+            behaviour = self.fake.mix.draw()
+        else:
+            behaviour = self.fake.script.behaviour(markers)
+        if self.fake.stalled.is_set():
+            self._hang(until_unstalled=True)
+            return
         failure = behaviour.failure_for(body)
         if failure is not None:
             self._fail(failure)
@@ -234,6 +250,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         text = reply_text(body, content, behaviour)
         usage = token_usage(messages, text)
+        if behaviour.latency:  # over the whole answer: spread over a stream's chunks
+            chunks = len(pieces(text)) + 1 if body.get("stream") else 1
+            behaviour.slow = behaviour.latency / chunks
         if body.get("stream"):
             self._stream(body, text, usage, behaviour)
         else:
@@ -254,10 +273,13 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {"Retry-After": "1"} if what == "429" else {}
         self._send_error(status, error, headers)
 
-    def _hang(self) -> None:
-        """Send nothing until the client disconnects, the server stops, or HANG_LIMIT passes."""
+    def _hang(self, until_unstalled: bool = False) -> None:
+        """Send nothing until the client disconnects, the server stops, or HANG_LIMIT passes
+        (or, for a stalled server, until it is no longer stalled)."""
         deadline = time.monotonic() + HANG_LIMIT
         while time.monotonic() < deadline and not self.fake._stopping.is_set():
+            if until_unstalled and not self.fake.stalled.is_set():
+                break
             readable, _, _ = select.select([self.connection], [], [], 0.1)
             if readable and self._hung_up():
                 break

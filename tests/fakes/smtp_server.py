@@ -29,6 +29,7 @@ class SmtpServer:
         self.login = login  # (user, password): AUTH required with these
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []  # (MAIL FROM, RCPT TOs) of each accepted one
+        self.arrived: list[float] = []  # when each was accepted (time.time())
         self._refusals: dict[str, deque[str]] = {"rcpt": deque(), "data": deque()}
         self._lock = threading.Lock()
         self._controller: Controller | None = None
@@ -55,6 +56,7 @@ class SmtpServer:
         with self._lock:
             self.messages.clear()
             self.envelopes.clear()
+            self.arrived.clear()
             for replies in self._refusals.values():
                 replies.clear()
 
@@ -76,6 +78,11 @@ class SmtpServer:
         with self._lock:
             return [message for message in self.messages if message["Subject"].startswith(subject)]
 
+    def arrivals(self) -> list[tuple[EmailMessage, float]]:
+        """Every message received, with when it was accepted."""
+        with self._lock:
+            return list(zip(self.messages, self.arrived, strict=True))
+
     # ------------------------------------------------------------ aiosmtpd handler hooks
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -93,6 +100,7 @@ class SmtpServer:
         with self._lock:
             self.messages.append(message)
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+            self.arrived.append(time.time())
         return "250 Message accepted for delivery"
 
     def _next_refusal(self, command: str) -> str | None:

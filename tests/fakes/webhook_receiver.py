@@ -5,6 +5,7 @@ answers 200 unless told otherwise (a status N times, a redirect, a slow answer).
     receiver.answer(500)                               # the next request gets a 500
     receiver.answer(302, location=receiver.url("/elsewhere"))
     receiver.answer(200, delay=1.0)                    # answer after a second
+    WebhookReceiver(fail_every=10)                     # 500 to every tenth new event's first delivery
     request = receiver.wait_for(1)[0]
     payload = request.verify(secret)                   # Standard Webhooks check, as a receiver does
 """
@@ -41,10 +42,14 @@ class Answer:
 
 
 class WebhookReceiver:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, fail_every: int = 0) -> None:
         self._lock = threading.Lock()
         self._answers: deque[Answer] = deque()
         self._requests: list[Received] = []
+        # A flaky receiver: the first delivery of every `fail_every`-th event (by webhook-id)
+        # gets a 500, so that event is delivered again; its redeliveries are answered.
+        self.fail_every = fail_every
+        self._events: set[str] = set()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -108,6 +113,7 @@ class WebhookReceiver:
         with self._lock:
             self._answers.clear()
             self._requests.clear()
+            self._events.clear()
 
     @property
     def requests(self) -> list[Received]:
@@ -125,4 +131,11 @@ class WebhookReceiver:
     def _record(self, request: Received) -> Answer:
         with self._lock:
             self._requests.append(request)
-            return self._answers.popleft() if self._answers else Answer(200)
+            if self._answers:
+                return self._answers.popleft()
+            event = request.headers.get("webhook-id")
+            if self.fail_every and event and event not in self._events:
+                self._events.add(event)
+                if len(self._events) % self.fail_every == 0:
+                    return Answer(500)
+            return Answer(200)

@@ -4,6 +4,8 @@ run that finds its lock held does nothing."""
 import dataclasses
 import datetime as dt
 import logging
+import os
+import time
 import uuid
 
 import pytest
@@ -22,6 +24,7 @@ from tasks import exports as export_tasks
 from tasks import job_recovery as job_recovery_tasks
 from tasks import usage as usage_tasks
 from tasks import webhooks as webhook_tasks
+from tests.fakes.services import wait_until
 from tests.rows import age, finished_job, make_user
 from workers import cleanup, daily_report, locks
 from workers.storage import ObjectNotFound, export_key, get_storage, job_output_key
@@ -305,3 +308,37 @@ def test_the_lock_helper_runs_work_and_frees_the_lock():
         locks.exclusive("test.nested", timeout=5) as inner,
     ):
         assert outer is True and inner is False
+
+
+def test_a_run_killed_holding_a_lock_blocks_its_task_only_briefly():
+    # Found by the soak (soak/): a reaper run SIGKILLed with its pool process kept the
+    # reaper's lock for its whole 300 s timeout, and jobs of dead workers stayed running.
+    import signal
+    import subprocess
+    import sys
+
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal\n"
+            "from workers import locks\n"
+            "with locks.exclusive('test.killed', timeout=300, hold=1):\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n",
+        ],
+        env=os.environ,
+    )
+    assert killed.returncode == -signal.SIGKILL
+    assert locks.run_exclusively("test.killed", lambda: "ran", timeout=300) is None  # still held
+    # Free again after its hold, not its 300 s timeout.
+    wait_until(
+        lambda: locks.run_exclusively("test.killed", lambda: "ran", timeout=300), 5, message="the lock"
+    )
+
+
+def test_a_lock_is_kept_while_its_run_goes_on_longer_than_its_hold():
+    with locks.exclusive("test.long", timeout=60, hold=0.3) as held:
+        assert held
+        time.sleep(0.8)  # past the hold twice over: renewed meanwhile
+        assert locks.run_exclusively("test.long", lambda: "ran", timeout=60) is None
+    assert locks.run_exclusively("test.long", lambda: "ran", timeout=60) == "ran"

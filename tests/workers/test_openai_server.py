@@ -247,3 +247,30 @@ def test_stop_releases_a_hung_request():
 
     assert not caller.is_alive()
     assert isinstance(errors[0], openai.APIConnectionError)
+
+
+def test_a_mix_draws_marker_less_requests_and_leaves_marked_ones_alone():
+    from tests.fakes.openai_script import Mix
+
+    with FakeOpenAI(mix=Mix(rate_limited=1.0, seed=1)) as fake:
+        limited = post(fake, {"model": "m", "messages": user("plain")})
+        assert limited.status_code == 429 and limited.headers["Retry-After"] == "1"
+        assert post(fake, {"model": "m", "messages": user("[[reply:as asked]]")}).status_code == 200
+
+    with FakeOpenAI(mix=Mix(rate_limited=0, server_error=0, hang=0, latency=(0.6, 0.6))) as fake:
+        hasty = openai.OpenAI(api_key="k", base_url=fake.base_url, max_retries=0, timeout=0.2)
+        with pytest.raises(openai.APITimeoutError):  # the latency drawn holds the answer back
+            hasty.chat.completions.create(model="m", messages=user("plain"))
+        patient = openai.OpenAI(api_key="k", base_url=fake.base_url, max_retries=0, timeout=5)
+        stream = patient.chat.completions.create(model="m", messages=user("plain"), stream=True)
+        assert "".join(chunk.choices[0].delta.content or "" for chunk in stream) == "Echo: plain"
+
+
+def test_a_stalled_server_holds_every_request_until_it_is_released():
+    with FakeOpenAI() as fake:
+        fake.stalled.set()
+        client = openai.OpenAI(api_key="k", base_url=fake.base_url, max_retries=0, timeout=0.3)
+        with pytest.raises(openai.APITimeoutError):
+            client.chat.completions.create(model="m", messages=user("[[reply:ok]]"))
+        fake.stalled.clear()
+        assert client.chat.completions.create(model="m", messages=user("[[reply:ok]]")).choices[0].message

@@ -39,6 +39,34 @@ def test_an_email_is_sent_over_smtp_with_a_text_and_an_html_part(smtp, mail_sett
     assert len(smtp.messages) == 1
 
 
+def test_an_email_whose_outcome_meets_a_database_restart_is_recorded_and_not_sent_again(
+    smtp, mail_settings, monkeypatch
+):
+    # Found by the soak (soak/): Postgres restarting between the SMTP send and its record
+    # left the row to be claimed again, and the email went out twice.
+    from sqlalchemy.exc import OperationalError
+
+    from db.repositories import outbox as repository
+
+    real_record, calls = repository.record, []
+
+    def record_across_a_restart(session, **outcome):
+        calls.append(outcome["status"])
+        if len(calls) == 1:
+            raise OperationalError("UPDATE", {}, Exception("the database system is shutting down"))
+        return real_record(session, **outcome)
+
+    monkeypatch.setattr(repository, "record", record_across_a_restart)
+    outbox_id = queue()
+    assert delivery.send(outbox_id, settings=mail_settings) == SENT
+    assert calls == [SENT, SENT]
+    stored = row(outbox_id)
+    assert (stored.status, stored.attempts) == (SENT, 1)
+    make_due(outbox_id)
+    assert delivery.send(outbox_id, settings=mail_settings) is None
+    assert len(smtp.messages) == 1
+
+
 def test_a_4xx_reply_is_retried_later_and_then_sent_once(smtp, mail_settings):
     smtp.refuse("data", "421 4.3.0 Try again later")
     outbox_id = queue()
