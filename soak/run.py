@@ -75,6 +75,7 @@ def environment(
         "METRICS_DIR": str(workdir / "metrics"),
         "WORKER_AI_METRICS_PORT": "0",
         "WORKER_METRICS_PORT": "0",
+        "WORKER_MAINTENANCE_METRICS_PORT": "0",
         "LOG_LEVEL": "INFO",
         "JOB_LEASE_SECONDS": "10",
         "JOB_SOFT_TIME_LIMIT": "15",

@@ -17,8 +17,8 @@ from pathlib import Path
 from bench.processes import ROOT, Processes, children, wait_http
 from tests.fakes.services import wait_until
 
-PROCESSES = ("web", "worker_ai", "worker", "beat")
-WORKERS = ("worker_ai", "worker")
+PROCESSES = ("web", "worker_ai", "worker", "maintenance", "beat")
+WORKERS = ("worker_ai", "worker", "maintenance")
 
 
 def procfile(path: Path = ROOT / "Procfile") -> dict[str, str]:
