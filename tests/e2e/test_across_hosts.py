@@ -166,7 +166,9 @@ def test_a_worker_host_cut_off_mid_job_leaves_each_job_to_the_other_once(cluster
     def taken_by_w1() -> list[str]:  # jobs whose provider call w1 has started
         log = w1.log()
         return [
-            job_id for job_id in jobs if f"[{job_id}] received" in log and job_row(job_id).status == "running"
+            job_id
+            for job_id in jobs
+            if f"job_id={job_id} started" in log and job_row(job_id).status == "running"
         ]
 
     [cut_job, *_] = wait_until(taken_by_w1, 30, message="w1 to be running a job")
@@ -182,7 +184,7 @@ def test_a_worker_host_cut_off_mid_job_leaves_each_job_to_the_other_once(cluster
     )
     rows = {job_id: job_row(job_id) for job_id in jobs}
     assert rows[cut_job].attempt == 2  # w1's attempt lapsed; w2 ran the second
-    wait_until(lambda: f"[{cut_job}] succeeded" in w2.log(), 10, message="w2 to log the job's end")
+    wait_until(lambda: f"job_id={cut_job} succeeded" in w2.log(), 10, message="w2 to log the job's end")
     assert provider_calls(fake_openai, marker) == 2  # w1's cut-off call and w2's
     billed = {job_id: billed_calls(job_id) for job_id in jobs}
     for job_id in jobs:  # charged once, for the attempt that finished, as the job says
