@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from kombu.transport import redis
 from redis import BlockingConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 if TYPE_CHECKING:  # loaded by the provider itself, not by every importer of this module
     import httpcore2
@@ -38,6 +39,13 @@ class BlockingPoolChannel(redis.Channel):
     """kombu's Redis channel, its pool for commands (not the consumer's) a blocking one."""
 
     def _get_pool(self, asynchronous: bool = False):
+        if self.connection.client is None:
+            # The channel is closing after its broker connection was lost: kombu's close
+            # restores the unacknowledged messages through a new pool, which a detached
+            # connection cannot give. A connection error there is one kombu ignores (the
+            # messages stay in Redis for the restore sweep); any other error stopped the
+            # worker (`Unrecoverable error`), as the chaos soak showed after Redis restarts.
+            raise RedisConnectionError("the broker connection is closed")
         if asynchronous:  # the consumer's BRPOP: a pool of its own, as kombu makes it
             return super()._get_pool(asynchronous)
         params = self._connparams(asynchronous=False)

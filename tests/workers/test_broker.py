@@ -5,6 +5,7 @@ import threading
 import uuid
 
 import billiard
+import pytest
 from kombu import Connection
 from redis import Redis
 
@@ -90,3 +91,21 @@ def _take(queue) -> int:
     message = queue.get(timeout=2)
     message.ack()
     return message.payload["n"]
+
+
+def test_a_channel_closing_after_its_connection_was_lost_raises_an_error_kombu_ignores(settings):
+    """Celery's consumer, losing the broker, releases its connection; the channel's close
+    restores the unacknowledged messages through a new pool. Detached from its connection,
+    the channel must answer with a connection error (kombu's `ignore_errors` swallows those
+    and the consumer reconnects), not an AttributeError that stops the worker."""
+    connection = Connection(settings.celery_broker_url, transport=Transport)
+    channel = connection.default_channel
+    channel.connection.client = None  # as kombu's Connection does when it lets go of its transport
+    channel.qos.restore_unacked_once()  # what the close runs; nothing unacked: no pool needed
+    try:
+        # connection_errors: what kombu.common.ignore_errors swallows around the release
+        with pytest.raises(connection.connection_errors), channel.conn_or_acquire():
+            pass
+    finally:
+        channel.connection.client = connection
+        connection.release()
