@@ -28,7 +28,7 @@ from db.models.bulk_operation import CANCEL, FAILED, PURGE, RETRY, SUCCEEDED, Bu
 from db.repositories import audit, bulk_operations, jobs, users
 from db.session import session_scope
 from settings import Settings
-from workers import job_control, job_removal, logs
+from workers import admission, job_control, job_removal, logs
 from workers.admission import Send
 from workers.job_control import Announce
 from workers.storage import StorageError, get_storage
@@ -83,37 +83,44 @@ def run(
         session.commit()
         operation = bulk_operations.get(session, operation_id=operation_id)
         found = criteria(session, operation.filter)
-        act = _one_job(session, operation, settings=settings, send=send, announce=announce)
+        canceled_for: set[uuid.UUID] = set()  # owners whose next jobs may now be sent
+        act = _one_job(
+            session, operation, settings=settings, send=send, announce=announce, canceled_for=canceled_for
+        )
         counts = {DONE: operation.done, SKIPPED: operation.skipped, FAILED_ONE: operation.failed}
         after = (operation.last_created_at, operation.last_job_id) if operation.last_job_id else None
-        while True:
-            ids = []
-            if found is not None:
-                ids = bulk_operations.chunk(
-                    session, after=after, created_until=operation.created_at, limit=CHUNK, **found
+        try:
+            while True:
+                ids = []
+                if found is not None:
+                    ids = bulk_operations.chunk(
+                        session, after=after, created_until=operation.created_at, limit=CHUNK, **found
+                    )
+                for job_id, created_at in ids:
+                    counts[act(job_id)] += 1
+                    after = (created_at, job_id)
+                progress = {"done": counts[DONE], "skipped": counts[SKIPPED], "failed": counts[FAILED_ONE]}
+                if after is not None:
+                    progress |= {"last_created_at": after[0], "last_job_id": after[1]}
+                if len(ids) < CHUNK:
+                    return _finish(session, operation, lease, progress)
+                out_of_time = budget is not None and time.monotonic() - started > budget
+                lease = bulk_operations.record(
+                    session,
+                    operation_id=operation_id,
+                    lease=lease,
+                    renew=None if out_of_time else lease_seconds,
+                    **progress,
                 )
-            for job_id, created_at in ids:
-                counts[act(job_id)] += 1
-                after = (created_at, job_id)
-            progress = {"done": counts[DONE], "skipped": counts[SKIPPED], "failed": counts[FAILED_ONE]}
-            if after is not None:
-                progress |= {"last_created_at": after[0], "last_job_id": after[1]}
-            if len(ids) < CHUNK:
-                return _finish(session, operation, lease, progress)
-            out_of_time = budget is not None and time.monotonic() - started > budget
-            lease = bulk_operations.record(
-                session,
-                operation_id=operation_id,
-                lease=lease,
-                renew=None if out_of_time else lease_seconds,
-                **progress,
-            )
-            session.commit()
-            if lease is None:
-                logger.warning("bulk_operation_id=%s lost its lease; another run goes on", operation_id)
-                return None
-            if out_of_time:
-                return CONTINUE
+                session.commit()
+                if lease is None:
+                    logger.warning("bulk_operation_id=%s lost its lease; another run goes on", operation_id)
+                    return None
+                if out_of_time:
+                    return CONTINUE
+        finally:
+            for user_id in canceled_for:  # once, after the run: see job_control.cancel
+                admission.admit(user_id, send=send)
 
 
 def resume_stalled(settings: Settings, send_operation: Callable[[uuid.UUID], None]) -> tuple[int, int]:
@@ -191,10 +198,17 @@ def _audit(session: Session, operation: BulkOperation) -> None:
 
 
 def _one_job(
-    session: Session, operation: BulkOperation, *, settings: Settings, send: Send, announce: Announce
+    session: Session,
+    operation: BulkOperation,
+    *,
+    settings: Settings,
+    send: Send,
+    announce: Announce,
+    canceled_for: set[uuid.UUID],
 ) -> Callable[[uuid.UUID], str]:
     """What to do with one job of the operation: DONE, SKIPPED (the rules refused, or it is
-    gone) or FAILED_ONE (the store refused to delete its files)."""
+    gone) or FAILED_ONE (the store refused to delete its files). A cancel adds the job's
+    owner to `canceled_for`, for the caller to admit their next jobs once at the end."""
     # The operator's account may be gone since; the audit entries still name them.
     actor = users.get(session, user_id=operation.actor_id) if operation.actor_id else None
     actor = actor or SimpleNamespace(id=None, email=operation.actor_email)
@@ -206,7 +220,8 @@ def _one_job(
         if operation.action == RETRY:
             job_control.retry(session, job, actor=actor, settings=settings, send=send)
         elif operation.action == CANCEL:
-            job_control.cancel(session, job, send=send, announce=announce, actor=actor)
+            job_control.cancel(session, job, send=send, announce=announce, actor=actor, admit_next=False)
+            canceled_for.add(job.user_id)
         elif operation.action == PURGE:
             if job_removal.remove(session, job=job, storage=storage) != job_removal.REMOVED:
                 raise job_control.Refused("not removable")

@@ -42,17 +42,28 @@ class Refused(Exception):
         self.message = message
 
 
-def cancel(session: Session, job: Job, *, send: Send, announce: Announce, actor: User | None = None) -> Job:
+def cancel(
+    session: Session,
+    job: Job,
+    *,
+    send: Send,
+    announce: Announce,
+    actor: User | None = None,
+    admit_next: bool = True,
+) -> Job:
     """Cancel a job, for whoever may (its owner, or `actor`, an operator, audited): a
     queued or scheduled one at once, giving its slot to the owner's next job; a running
-    one is told to stop and ends `canceled` when its worker sees the flag."""
+    one is told to stop and ends `canceled` when its worker sees the flag. A caller
+    canceling many jobs passes `admit_next=False` and admits their owners once at the
+    end: otherwise each cancel sends the next job it is about to cancel to a worker."""
     was = job.status
     if job.status in (SCHEDULED, QUEUED) and jobs.cancel_queued(session, job_id=job.id):
         session.commit()
         metrics.job_finished(tool=job.tool, status=CANCELED, code="canceled")
         error = {"code": "canceled", "message": "Canceled before it started."}
         job_stream.publish(get_redis(), job.id, job_stream.DONE, {"status": CANCELED, "error": error})
-        admission.admit(job.user_id, send=send)  # it may have held a slot
+        if admit_next:
+            admission.admit(job.user_id, send=send)  # it may have held a slot
         announce(job.id)
     elif job.status in (QUEUED, RUNNING) and jobs.request_cancel(session, job_id=job.id):
         # Running (perhaps taken by a worker a moment ago): tell its worker to stop.

@@ -147,3 +147,22 @@ def test_the_beat_resumes_stalled_operations_and_the_tasks_run_on_the_default_qu
     schedule = {entry["task"]: entry["schedule"] for entry in celeryconfig.beat_schedule.values()}
     assert schedule["conveyor.admin.resume_bulk_operations"] == settings.maintenance_interval
     assert celeryconfig.task_routes["conveyor.admin.*"] == {"queue": "default"}
+
+
+def test_a_bulk_cancel_sends_none_of_the_jobs_it_cancels_and_admits_the_owner_once_after(settings):
+    user = rows.make_user()
+    held = [rows.queued_job(user) for _ in range(6)]  # waiting for the owner's running limit
+    operation_id = operation_for(user, 6)
+    later = rows.queued_job(user)  # made after the operation: not in it
+    sent = []
+    assert (
+        runner.run(
+            operation_id,
+            settings=settings,
+            send=lambda job_id, **_: sent.append(job_id),
+            announce=lambda _: None,
+        )
+        == "succeeded"
+    )
+    assert statuses(held) == ["canceled"] * 6
+    assert sent == [later]  # each cancel freed a slot, but the next job got it only at the end
