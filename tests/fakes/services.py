@@ -216,8 +216,10 @@ def celery_worker(
     name: str = "test",
     concurrency: int = 1,
     netns: str | None = None,
+    pool: str = "prefork",
 ) -> Process:
-    """A prefork worker; in network namespace `netns` (another host, tests/fakes/netns.py)."""
+    """A worker (prefork, or `pool`: gevent); in network namespace `netns` (another
+    host, tests/fakes/netns.py)."""
     return Process(
         [
             *in_netns(netns),
@@ -234,7 +236,7 @@ def celery_worker(
             "--concurrency",
             str(concurrency),
             "--pool",
-            "prefork",
+            pool,
             "--loglevel",
             "INFO",
             "--without-mingle",

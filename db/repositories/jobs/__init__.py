@@ -43,7 +43,9 @@ from db.repositories.jobs.transitions import (
     renew_lease,
     request_cancel,
     requeue_lost,
+    settle_unstarted,
     start,
+    start_many,
     unclaim,
 )
 
@@ -84,7 +86,9 @@ __all__ = [
     "request_cancel",
     "requeue_lost",
     "row_for_user",
+    "settle_unstarted",
     "start",
+    "start_many",
     "unclaim",
     "users_with_waiting",
 ]
