@@ -363,9 +363,7 @@ def _answer(
     jobs.finish(
         session,
         job_id=job.id,
-        status=SUCCEEDED,
-        output=entry.output,
-        usage=jobs.Usage(),
+        outcome=jobs.Outcome(SUCCEEDED, output=entry.output, usage=jobs.Usage()),
         from_statuses=(QUEUED,),
     )
     # What the job would have cost now, at the catalogue's prices for its lane.
