@@ -15,9 +15,10 @@ from typing import Any
 
 import requests
 
-from soak.services import AofRedis, Postgres
+from soak.services import Postgres
 from soak.stack import WORKERS, Stack
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.services import RedisServer
 
 KINDS = (
     "pool_child",
@@ -54,7 +55,7 @@ class Chaos:
         self,
         stack: Stack,
         postgres: Postgres,
-        redis: AofRedis,
+        redis: RedisServer,
         provider: FakeOpenAI,
         probe_token: str,
         seed: int,

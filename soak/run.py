@@ -31,11 +31,11 @@ from bench.processes import ROOT
 from soak import report
 from soak.audit import audit, open_work
 from soak.chaos import Chaos
-from soak.services import AofRedis, Postgres
+from soak.services import Postgres
 from soak.stack import Stack
 from tests.fakes.openai_script import Mix
 from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.services import free_port
+from tests.fakes.services import RedisServer, free_port
 from tests.fakes.smtp_server import SmtpServer
 from tests.fakes.webhook_receiver import WebhookReceiver
 
@@ -132,7 +132,7 @@ def run(
     workdir = Path(tempfile.mkdtemp(prefix="conveyor-soak-"))
     (workdir / "logs").mkdir()
     print(f"soak: {minutes} min, seed {seed}, logs in {workdir / 'logs'}", flush=True)
-    postgres, redis = Postgres(), AofRedis(workdir / "redis")
+    postgres, redis = Postgres(), RedisServer(workdir / "redis", append_only=True)
     provider = FakeOpenAI(mix=Mix(seed=seed))
     receiver, smtp = WebhookReceiver(fail_every=10), SmtpServer()
     stack = load = chaos = None
@@ -220,7 +220,7 @@ def run(
             print(f"soak: kept {workdir}", flush=True)
 
 
-def drain(load: subprocess.Popen, database_url: str, redis: AofRedis, limit: float) -> None:
+def drain(load: subprocess.Popen, database_url: str, redis: RedisServer, limit: float) -> None:
     """Until the load has had its answers and nothing is moving any more, or `limit` s."""
     deadline = time.time() + limit
     while time.time() < deadline:

@@ -1,7 +1,6 @@
-"""The backing services a soak owns, so it can restart them without touching the
-machine's: a Postgres cluster of its own (initdb in a temporary directory, its own
-port) and a redis-server of its own that persists to an append-only file, as in
-production, so a restart loses nothing that was acknowledged."""
+"""The Postgres a soak owns, so it can restart it without touching the machine's: a
+cluster of its own (initdb in a temporary directory, its own port). Its Redis is
+tests/fakes/services.py's `RedisServer` with an append-only file, as in production."""
 
 from __future__ import annotations
 
@@ -14,7 +13,6 @@ from contextlib import suppress
 from pathlib import Path
 
 import psycopg2
-from redis import Redis
 
 from tests.fakes.services import free_port, wait_until
 
@@ -96,63 +94,6 @@ class Postgres:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-
-
-class AofRedis:
-    """A redis-server with AOF on (fsync every second, production's default)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> AofRedis:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.dir),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-            ],
-            stdout=(self.dir / "redis.log").open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        wait_until(self._answers, 30, message="redis-server to start")
-        return self
-
-    def stop(self) -> None:
-        """SIGTERM: Redis flushes its AOF and exits, as on a deploy or a host restart."""
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-            self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def client(self) -> Redis:
-        return Redis.from_url(self.url, socket_timeout=5)
-
-    def _answers(self) -> bool:
-        try:
-            return Redis.from_url(self.url, socket_connect_timeout=0.2).ping()
-        except Exception:
-            return False
 
 
 def wait_ready(postgres: Postgres, timeout: float = 30) -> None:

@@ -111,12 +111,14 @@ def finished_job(
         jobs.finish(
             session,
             job_id=job_id,
-            status=status,
-            output=output,
-            output_key=output_key,
-            error_code=error_code,
-            error_message="It broke." if error_code else None,
-            usage=jobs.Usage(input_tokens=tokens[0], output_tokens=tokens[1], cost_micros=cost_micros),
+            outcome=jobs.Outcome(
+                status,
+                output=output,
+                output_key=output_key,
+                error_code=error_code,
+                error_message="It broke." if error_code else None,
+                usage=jobs.Usage(input_tokens=tokens[0], output_tokens=tokens[1], cost_micros=cost_micros),
+            ),
         )
     return job_id
 

@@ -281,7 +281,8 @@ def fail(job_id: uuid.UUID, *, code: str, message: str, duration: float | None =
     finished, here, because the process that ran it never got to count it. `duration`:
     how long the delivery ran, when the caller knows (the hard limit's own length)."""
     with session_scope() as session:
-        if not jobs.finish(session, job_id=job_id, status=FAILED, error_code=code, error_message=message):
+        failed = jobs.Outcome(FAILED, error_code=code, error_message=message)
+        if not jobs.finish(session, job_id=job_id, outcome=failed):
             return False
         tool = jobs.get(session, job_id=job_id).tool
     metrics.job_finished(tool=tool, status=FAILED, code=code, duration=duration)
@@ -305,9 +306,11 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
             ended = jobs.finish(
                 connection,
                 job_id=job_id,
-                status=FAILED,
-                error_code=INVALID_REQUEST,
-                error_message=f"The tool {job.tool!r} no longer exists.",
+                outcome=jobs.Outcome(
+                    FAILED,
+                    error_code=INVALID_REQUEST,
+                    error_message=f"The tool {job.tool!r} no longer exists.",
+                ),
             )
         if ended:
             metrics.job_finished(tool=job.tool, status=FAILED, code=INVALID_REQUEST)
@@ -357,18 +360,19 @@ def _finish(
         output, user_id=work.user_id, job_id=work.job_id, settings=work.settings
     )
     reply = output.get("text") if status == SUCCEEDED and work.tool.conversation and output else None
-    ended = _record(
-        work.job_id,
-        reply=reply,
-        status=status,
+    outcome = jobs.Outcome(
+        status,
         output=row_output,
         output_key=output_key,
         error_code=code,
         error_message=message,
         usage=tally.usage(work),
         ledger=tally.ledger(work),
+        # Billed if this attempt finished the job with something to show for it.
+        billable=status in metering.BILLED_STATUSES,
         **tally.how_it_ran(),
     )
+    ended = _record(work.job_id, outcome, reply=reply)
     _count_usage(work, tally)
     if not ended.done:
         logger.warning("job_id=%s outcome %s dropped: the job was no longer running", work.job_id, status)
@@ -450,27 +454,20 @@ def _announce(
     before_sleep=before_sleep_log(logger, logging.WARNING),
     reraise=True,
 )
-def _record(
-    job_id: uuid.UUID,
-    *,
-    reply: str | None = None,
-    ledger: usage_repo.Attempt | None = None,
-    **outcome: Any,
-) -> jobs.RunEnded:
+def _record(job_id: uuid.UUID, outcome: jobs.Outcome, *, reply: str | None = None) -> jobs.RunEnded:
     """Write the outcome, riding out a database restart rather than losing a result
     that was paid for. If the database stays away, the lease lapses and the reaper
     re-runs the job once it is back. The attempt's provider calls go to the usage
-    ledger in the outcome's own statement: billed if this attempt finished the job with
-    something to show for it. The same statement says whether the owner has jobs
+    ledger in the outcome's own statement, billed only if the outcome stands and is
+    `billable`. The same statement says whether the owner has jobs
     waiting for the slot (jobs.finish_run). A conversation's reply is stored in the
     same transaction, so a succeeded turn always has exactly one; without one, the
     statement needs no transaction around it. Returns whether the outcome stands."""
-    billable = outcome["status"] in metering.BILLED_STATUSES
     if reply is None:
         with standalone() as connection:
-            return jobs.finish_run(connection, job_id=job_id, ledger=ledger, billable=billable, **outcome)
+            return jobs.finish_run(connection, job_id=job_id, outcome=outcome)
     with session_scope() as session:
-        ended = jobs.finish_run(session, job_id=job_id, ledger=ledger, billable=billable, **outcome)
+        ended = jobs.finish_run(session, job_id=job_id, outcome=outcome)
         if ended.done:
             conversations.add_reply(session, job_id=job_id, content=reply)
     return ended

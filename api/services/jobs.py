@@ -185,20 +185,18 @@ def check_request(
     model = _valid_model(settings, model or definition.default_model or settings.default_model)
     scheduling.check_one_of(run_at=run_at, delay_seconds=delay_seconds)
     _check_lane(settings, model=model, service_tier=service_tier, lane=lane, deadline=deadline)
-    # Optional fields join the hash only when set, so keys used before they existed still match.
-    extra: dict[str, Any] = {"notify_email": True} if notify_email else {}
-    if run_at is not None:
-        extra["run_at"] = run_at.isoformat()
-    if delay_seconds is not None:
-        extra["delay_seconds"] = delay_seconds
-    if lane is not None:
-        extra["lane"] = lane
-    if deadline is not None:
-        extra["deadline"] = deadline.isoformat()
-    if service_tier is not None:
-        extra["service_tier"] = service_tier
-    if cache != response_cache.DEFAULT:
-        extra["cache"] = cache
+    # Optional fields (name: value, default) join the hash only when not at their default,
+    # so keys used before a field existed still match (tests/api/test_request_hash.py).
+    optional: dict[str, tuple[Any, Any]] = {
+        "notify_email": (notify_email, False),
+        "run_at": (run_at.isoformat() if run_at else None, None),
+        "delay_seconds": (delay_seconds, None),
+        "lane": (lane, None),
+        "deadline": (deadline.isoformat() if deadline else None, None),
+        "service_tier": (service_tier, None),
+        "cache": (cache, response_cache.DEFAULT),
+    }
+    extra = {name: value for name, (value, default) in optional.items() if value != default}
     request_hash = _request_hash(tool=tool, input=input, model=model, webhook_url=webhook_url, **extra)
     row = dict(
         tool=tool,
@@ -363,9 +361,7 @@ def _answer(
     jobs.finish(
         session,
         job_id=job.id,
-        status=SUCCEEDED,
-        output=entry.output,
-        usage=jobs.Usage(),
+        outcome=jobs.Outcome(SUCCEEDED, output=entry.output, usage=jobs.Usage()),
         from_statuses=(QUEUED,),
     )
     # What the job would have cost now, at the catalogue's prices for its lane.

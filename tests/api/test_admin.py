@@ -49,9 +49,7 @@ def fail(job_id: str, code="provider_error") -> None:
         assert jobs.finish(
             session,
             job_id=uuid.UUID(job_id),
-            status="failed",
-            error_code=code,
-            error_message="The AI provider failed",
+            outcome=jobs.Outcome("failed", error_code=code, error_message="The AI provider failed"),
             from_statuses=("queued",),
         )
 

@@ -178,9 +178,7 @@ def test_an_event_stream_is_never_gzipped(client, headers):
         jobs.finish(
             session,
             job_id=uuid.UUID(job_id),
-            status="failed",
-            error_code="provider_error",
-            error_message="x" * 2000,
+            outcome=jobs.Outcome("failed", error_code="provider_error", error_message="x" * 2000),
             from_statuses=("queued",),
         )
     response = client.get(f"{API}/jobs/{job_id}/events", headers={**headers, "Accept-Encoding": "gzip"})

@@ -196,7 +196,7 @@ def test_cancel_of_a_finished_job_is_409(client, headers):
     job_id = uuid.UUID(submit(client, headers).get_json()["id"])
     with session_scope() as session:
         jobs.start(session, job_id=job_id, lease_seconds=30, max_attempts=3)
-        jobs.finish(session, job_id=job_id, status=SUCCEEDED, output={"text": "done"})
+        jobs.finish(session, job_id=job_id, outcome=jobs.Outcome(SUCCEEDED, output={"text": "done"}))
     response = client.post(f"{API}/jobs/{job_id}/cancel", headers=headers)
     assert response.status_code == 409
     assert response.get_json()["message"] == "The job already succeeded; there is nothing to cancel."

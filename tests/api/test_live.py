@@ -41,9 +41,7 @@ def test_a_job_that_ended_without_an_event_still_ends_the_stream(client, headers
         jobs.finish(
             session,
             job_id=uuid.UUID(job_id),
-            status="failed",
-            error_code="worker_lost",
-            error_message="gone",
+            outcome=jobs.Outcome("failed", error_code="worker_lost", error_message="gone"),
             from_statuses=("queued",),
         )
     body = client.get(f"{API}/jobs/{job_id}/events", headers=headers).get_data(as_text=True)
@@ -177,7 +175,9 @@ def _run(job_id: str) -> None:
 
 def _succeed(job_id: str, *, event: bool = True) -> None:
     with session_scope() as session:
-        assert jobs.finish(session, job_id=uuid.UUID(job_id), status="succeeded", output={"text": "Queues."})
+        assert jobs.finish(
+            session, job_id=uuid.UUID(job_id), outcome=jobs.Outcome("succeeded", output={"text": "Queues."})
+        )
     if event:
         job_stream.publish(
             get_redis(), uuid.UUID(job_id), job_stream.DONE, {"status": "succeeded", "error": None}

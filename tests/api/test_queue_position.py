@@ -110,7 +110,9 @@ def test_the_stream_sends_queue_events_until_the_job_runs(client, headers):
     assert next(events)[0] == "status"
     time.sleep(1.5)  # a queue event would come within a second, were the job still queued
     with standalone() as connection:
-        jobs.finish(connection, job_id=uuid.UUID(second), status="succeeded", output={"text": "ok"})
+        jobs.finish(
+            connection, job_id=uuid.UUID(second), outcome=jobs.Outcome("succeeded", output={"text": "ok"})
+        )
     job_stream.publish(
         get_redis(), uuid.UUID(second), job_stream.DONE, {"status": "succeeded", "error": None}
     )

@@ -34,11 +34,13 @@ def finish_queued_jobs(user_id: uuid.UUID, stop: threading.Event, errors: list) 
                     jobs.finish(
                         session,
                         job_id=job_id,
-                        status=SUCCEEDED,
-                        output={"text": "ok"},
-                        usage=jobs.Usage(10, 5, 3),
-                        ledger=usage.Attempt(job_id, attempt, user_id, "text", [call]),
-                        billable=True,
+                        outcome=jobs.Outcome(
+                            SUCCEEDED,
+                            output={"text": "ok"},
+                            usage=jobs.Usage(10, 5, 3),
+                            ledger=usage.Attempt(job_id, attempt, user_id, "text", [call]),
+                            billable=True,
+                        ),
                     )
         except Exception as error:  # reported by the test
             errors.append(error)

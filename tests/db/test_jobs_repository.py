@@ -59,8 +59,12 @@ def test_finish_happens_once_and_a_late_writer_loses():
     start(job_id)
     with session_scope() as session:
         usage = jobs.Usage(input_tokens=10, output_tokens=20, cost_micros=14)
-        assert jobs.finish(session, job_id=job_id, status=SUCCEEDED, output={"text": "a"}, usage=usage)
-        assert not jobs.finish(session, job_id=job_id, status=FAILED, error_code="timeout", error_message="x")
+        assert jobs.finish(
+            session, job_id=job_id, outcome=jobs.Outcome(SUCCEEDED, output={"text": "a"}, usage=usage)
+        )
+        assert not jobs.finish(
+            session, job_id=job_id, outcome=jobs.Outcome(FAILED, error_code="timeout", error_message="x")
+        )
     job = status_of(job_id)
     assert job.status == SUCCEEDED and job.output == {"text": "a"} and job.error_code is None
     assert (job.input_tokens, job.output_tokens, job.cost_micros) == (10, 20, 14)

@@ -36,7 +36,7 @@ def start(job_id, max_attempts=3):
 
 def finish(job_id, status=SUCCEEDED, **kwargs) -> bool:
     with session_scope() as session:
-        return jobs.finish(session, job_id=job_id, status=status, **kwargs)
+        return jobs.finish(session, job_id=job_id, outcome=jobs.Outcome(status, **kwargs))
 
 
 def test_a_finished_job_with_a_webhook_url_records_one_pending_delivery():

@@ -1,7 +1,7 @@
-"""Real services the crash tests can break: a Redis server of their own that can be
-restarted (losing everything, as it keeps nothing on disk), a TCP proxy that cuts
-every connection to Postgres and refuses new ones, and Conveyor's own processes
-(Celery workers, beat) as subprocesses that can be killed."""
+"""Real services the crash tests and the soak can break: a Redis server of their own
+that can be restarted (losing everything, or keeping it in an append-only file), a
+TCP proxy that cuts every connection to Postgres and refuses new ones, and Conveyor's
+own processes (Celery workers, beat) as subprocesses that can be killed."""
 
 from __future__ import annotations
 
@@ -39,11 +39,15 @@ def wait_until(predicate, timeout: float, interval: float = 0.1, message: str = 
 
 
 class RedisServer:
-    """A redis-server on its own port, with no persistence: a restart loses everything."""
+    """A redis-server on its own port, kept across restarts. With no persistence (the
+    tests' default) a restart loses everything; `append_only` writes an append-only
+    file fsynced every second, production's setting, so a restart loses nothing that
+    was acknowledged a second before."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, directory: Path, *, append_only: bool = False) -> None:
         self.port = free_port()
-        self.dir = tmp_path
+        self.dir = directory
+        self.append_only = append_only
         self.process: subprocess.Popen | None = None
 
     @property
@@ -51,35 +55,47 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.dir),
-            ],
-            stdout=subprocess.DEVNULL,
+        self.dir.mkdir(parents=True, exist_ok=True)
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "everysec"]
+            if self.append_only
+            else ["--appendonly", "no"]
         )
-        wait_until(self._answers, 10, message="redis-server to start")
+        with (self.dir / "redis.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    "redis-server",
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    *persistence,
+                    "--dir",
+                    str(self.dir),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        # Loading a long append-only file back takes a while on a busy machine.
+        wait_until(self._answers, 30, message="redis-server to start")
         return self
 
     def stop(self) -> None:
+        """SIGTERM: Redis flushes its append-only file and exits, as on a deploy."""
         if self.process is not None:
             self.process.terminate()
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=30)
             self.process = None
 
     def restart(self, down_for: float = 0.0) -> None:
         self.stop()
         time.sleep(down_for)
         self.start()
+
+    def client(self) -> Redis:
+        return Redis.from_url(self.url, socket_timeout=5)
 
     def _answers(self) -> bool:
         try:

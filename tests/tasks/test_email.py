@@ -164,7 +164,7 @@ def test_a_job_that_succeeds_queues_one_job_finished_email_to_its_owner():
     job_id = make_job()
     start(job_id)
     with session_scope() as session:
-        assert jobs.finish(session, job_id=job_id, status=SUCCEEDED, output={"text": "hi"})
+        assert jobs.finish(session, job_id=job_id, outcome=jobs.Outcome(SUCCEEDED, output={"text": "hi"}))
         owner = users.get(session, user_id=jobs.get(session, job_id=job_id).user_id)
     [email] = emails_for(job_id)
     assert (email.template, email.to_address, email.status) == ("job_finished", owner.email, PENDING)
@@ -182,7 +182,7 @@ def test_a_job_that_did_not_ask_queues_no_email():
     job_id = make_job(notify_email=False)
     start(job_id)
     with session_scope() as session:
-        jobs.finish(session, job_id=job_id, status=SUCCEEDED)
+        jobs.finish(session, job_id=job_id, outcome=jobs.Outcome(SUCCEEDED))
     assert emails_for(job_id) == []
 
 
@@ -221,8 +221,8 @@ def test_moving_between_active_states_queues_nothing_and_a_finished_job_is_email
     start(job_id)
     assert emails_for(job_id) == []
     with session_scope() as session:
-        assert jobs.finish(session, job_id=job_id, status=SUCCEEDED)
-        assert not jobs.finish(session, job_id=job_id, status=SUCCEEDED)
+        assert jobs.finish(session, job_id=job_id, outcome=jobs.Outcome(SUCCEEDED))
+        assert not jobs.finish(session, job_id=job_id, outcome=jobs.Outcome(SUCCEEDED))
         session.execute(update(Job).where(Job.id == job_id).values(status=SUCCEEDED))  # a no-op write
     assert len(emails_for(job_id)) == 1
 

@@ -66,7 +66,7 @@ def test_a_job_stopped_at_the_hard_limit_is_counted_finished_once(settings):
 def test_a_job_already_final_at_the_hard_limit_is_not_counted_again(settings):
     job_id = running_job()
     with session_scope() as session:  # canceled (and counted) by whoever ended it
-        assert jobs.finish(session, job_id=job_id, status="canceled", error_code="canceled")
+        assert jobs.finish(session, job_id=job_id, outcome=jobs.Outcome("canceled", error_code="canceled"))
     before = timeouts_counted()
     stop_at_hard_limit(job_id, settings.job_hard_time_limit)
     assert timeouts_counted() == before

@@ -45,7 +45,7 @@ def test_a_free_user_has_two_jobs_in_flight_and_the_rest_wait_in_order():
 
     with session_scope() as session:
         jobs.start(session, job_id=ids[0], lease_seconds=30, max_attempts=3)
-        jobs.finish(session, job_id=ids[0], status=SUCCEEDED, output={"text": "ok"})
+        jobs.finish(session, job_id=ids[0], outcome=jobs.Outcome(SUCCEEDED, output={"text": "ok"}))
     assert admission.admit(user, broker).sent == [ids[2]]
     assert [job_id for job_id, _ in broker.sent] == ids[:3]
 

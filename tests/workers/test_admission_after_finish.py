@@ -14,7 +14,7 @@ def _finish(job_id) -> uuid.UUID | None:
     """Start and record the job's outcome as a worker does; the owner it names for admission."""
     with session_scope() as session:
         jobs.start(session, job_id=job_id, lease_seconds=30, max_attempts=3)
-    ended = pipeline._record(job_id, status=SUCCEEDED, output={"text": "ok"})
+    ended = pipeline._record(job_id, jobs.Outcome(SUCCEEDED, output={"text": "ok"}))
     assert ended.done
     return ended.owner_waiting
 
@@ -52,9 +52,9 @@ def test_an_outcome_that_does_not_stand_names_no_owner():
     admission.admit(owner, broker)
     make_jobs(owner, 1)  # waits for a slot
     assert _finish(first[0]) == owner
-    again = pipeline._record(first[0], status=SUCCEEDED, output={"text": "twice"})  # a late duplicate
+    again = pipeline._record(first[0], jobs.Outcome(SUCCEEDED, output={"text": "twice"}))  # a late duplicate
     assert (again.done, again.owner_waiting) == (False, None)
-    unknown = pipeline._record(uuid.uuid4(), status=SUCCEEDED, output={"text": "ok"})
+    unknown = pipeline._record(uuid.uuid4(), jobs.Outcome(SUCCEEDED, output={"text": "ok"}))
     assert (unknown.done, unknown.owner_waiting) == (False, None)
 
 

@@ -76,7 +76,9 @@ def test_a_job_finished_elsewhere_is_no_longer_ours():
     job_id = running_job()
     lease = lease_for(job_id)
     with session_scope() as session:
-        assert jobs.finish(session, job_id=job_id, status=SUCCEEDED, output={"text": "by another"})
+        assert jobs.finish(
+            session, job_id=job_id, outcome=jobs.Outcome(SUCCEEDED, output={"text": "by another"})
+        )
     Monitor().tick([lease], lease.renew_at)
     with pytest.raises(LeaseLost):
         lease.check()

@@ -233,11 +233,8 @@ def finish(job_id: uuid.UUID, attempt: usage.Attempt, *, billable: bool = True) 
         return jobs.finish(
             session,
             job_id=job_id,
-            status=SUCCEEDED,
-            output={"text": "done"},
-            ledger=attempt,
-            billable=billable,
-            from_statuses=(QUEUED,),  # the job was never taken: a queued one stands in for running
+            outcome=jobs.Outcome(SUCCEEDED, output={"text": "done"}, ledger=attempt, billable=billable),
+            from_statuses=(QUEUED,),
         )
 
 
@@ -276,7 +273,12 @@ def test_an_attempt_whose_outcome_was_dropped_is_recorded_unbilled(settings, fak
     job_id = submit(user_id)
     assert pipeline.run_job(job_id, settings=settings).status == "succeeded"
     late = usage.Attempt(job_id, 2, user_id, "text", [usage.Call("gpt-4o-mini", 7, 3, 3)])
-    assert pipeline._record(job_id, status=SUCCEEDED, output={"text": "late"}, ledger=late).done is False
+    assert (
+        pipeline._record(
+            job_id, jobs.Outcome(SUCCEEDED, output={"text": "late"}, ledger=late, billable=True)
+        ).done
+        is False
+    )
     assert [(r.attempt, r.billed) for r in ledger(job_id)] == [(1, True), (2, False)]
 
 

@@ -262,7 +262,9 @@ def test_a_call_stops_without_writing_when_its_job_is_no_longer_ours(settings, f
 
     with caplog.at_level(logging.WARNING, logger="workers.pipeline"):
         with session_scope() as session:  # finished by another delivery
-            assert jobs.finish(session, job_id=job_id, status=SUCCEEDED, output={"text": "by another"})
+            assert jobs.finish(
+                session, job_id=job_id, outcome=jobs.Outcome(SUCCEEDED, output={"text": "by another"})
+            )
         thread.join(timeout=10)  # the lease is renewed, and found lost, every 2 s
 
     assert not thread.is_alive(), "losing the lease did not stop the call"

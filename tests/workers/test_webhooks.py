@@ -226,11 +226,13 @@ def test_the_webhook_data_is_the_job_as_the_api_shows_it(client, receiver):
         jobs.finish(
             session,
             job_id=uuid.UUID(job_id),
-            status=FAILED,
-            output={"text": "partial"},
-            error_code="provider_error",
-            error_message="The provider failed.",
-            usage=jobs.Usage(input_tokens=10, output_tokens=3, cost_micros=4),
+            outcome=jobs.Outcome(
+                FAILED,
+                output={"text": "partial"},
+                error_code="provider_error",
+                error_message="The provider failed.",
+                usage=jobs.Usage(input_tokens=10, output_tokens=3, cost_micros=4),
+            ),
         )
         [row] = webhooks.for_job(session, job_id=uuid.UUID(job_id))
     assert delivery.deliver(row.id) == "delivered"

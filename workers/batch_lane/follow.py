@@ -120,24 +120,22 @@ def record(settings: Settings, job: Any, tool: Tool, outcome: results.Outcome) -
         output, user_id=job.user_id, job_id=job.id, settings=settings
     )
     reply = output.get("text") if output and tool.conversation else None
-    finished = dict(
-        job_id=job.id,
-        status=outcome.status,
+    finished = jobs.Outcome(
+        outcome.status,
         output=row_output,
         output_key=output_key,
         error_code=outcome.code,
         error_message=outcome.message,
         usage=spent,
-        from_statuses=(SCHEDULED,),
         ledger=ledger,
         billable=outcome.status in metering.BILLED_STATUSES,
     )
     if reply is None:
         with standalone() as connection:
-            done = jobs.finish(connection, **finished)
+            done = jobs.finish(connection, job_id=job.id, outcome=finished, from_statuses=(SCHEDULED,))
     else:
         with session_scope() as session:
-            done = jobs.finish(session, **finished)
+            done = jobs.finish(session, job_id=job.id, outcome=finished, from_statuses=(SCHEDULED,))
             if done:
                 conversations.add_reply(session, job_id=job.id, content=reply)
     if calls:

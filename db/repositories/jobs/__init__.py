@@ -26,6 +26,7 @@ from db.repositories.jobs.queries import (
 from db.repositories.jobs.transitions import (
     WORKER_LOST,
     LeaseState,
+    Outcome,
     RunEnded,
     Usage,
     cancel_queued,
@@ -53,6 +54,7 @@ __all__ = [
     "JOB_COLUMNS",
     "WORKER_LOST",
     "LeaseState",
+    "Outcome",
     "RunEnded",
     "Usage",
     "by_idempotency_keys",

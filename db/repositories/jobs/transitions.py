@@ -213,52 +213,43 @@ def renew_lease(
     return None if row is None else LeaseState(cancel_requested=row.cancel_requested_at is not None)
 
 
-def finish(
-    session: raw.Executor,
-    *,
-    job_id: uuid.UUID,
-    status: str,
-    output: dict[str, Any] | None = None,
-    output_key: str | None = None,
-    error_code: str | None = None,
-    error_message: str | None = None,
-    usage: Usage | None = None,
-    from_statuses: Sequence[str] = (RUNNING,),
-    ledger: usage_repo.Attempt | None = None,
-    billable: bool = False,
-    lane: str | None = None,
-    answered_by: str | None = None,
-    attempts: list[dict[str, Any]] | None = None,
-) -> bool:
-    """Move a job to a terminal state, once. False: it was no longer in `from_statuses`.
-    `ledger`: the attempt's provider calls, added to the usage ledger in the same
-    statement (so both or neither are kept, with no transaction of the caller's needed),
-    billed if this call moved the job and `billable`. `lane`, `answered_by`, `attempts`:
-    how the run went (workers/fallbacks.py), recorded when given."""
-    columns, params = _finish_params(
-        job_id,
-        status,
-        from_statuses,
-        Outcome(output, output_key, error_code, error_message, usage, lane, answered_by, attempts),
-    )
-    if ledger is None or not ledger.calls:
-        return raw.execute(session, _finish_statement(columns), params) == 1
-    params |= usage_repo.attempt_params(ledger, billable=billable)
-    return raw.fetch_one(session, _finish_returning_statement(columns, ledger=True), params)[0]
-
-
 @dataclass(frozen=True)
 class Outcome:
-    """What a finished job records besides its status (each left as it is when None)."""
+    """How a job ends: its terminal status and what it records with it (each column left
+    as it is when None). `ledger`: the attempt's provider calls, added to the usage
+    ledger in the finishing statement, billed if that statement moved the job and
+    `billable`. `lane`, `answered_by`, `attempts`: how the run went
+    (workers/fallbacks.py)."""
 
+    status: str
     output: dict[str, Any] | None = None
     output_key: str | None = None
     error_code: str | None = None
     error_message: str | None = None
     usage: Usage | None = None
+    ledger: usage_repo.Attempt | None = None
+    billable: bool = False
     lane: str | None = None
     answered_by: str | None = None
     attempts: list[dict[str, Any]] | None = None
+
+
+def finish(
+    session: raw.Executor,
+    *,
+    job_id: uuid.UUID,
+    outcome: Outcome,
+    from_statuses: Sequence[str] = (RUNNING,),
+) -> bool:
+    """Move a job to a terminal state, once. False: it was no longer in `from_statuses`.
+    The outcome's ledger is written in the same statement (so both or neither are kept,
+    with no transaction of the caller's needed)."""
+    columns, params = _finish_params(job_id, from_statuses, outcome)
+    ledger = outcome.ledger
+    if ledger is None or not ledger.calls:
+        return raw.execute(session, _finish_statement(columns), params) == 1
+    params |= usage_repo.attempt_params(ledger, billable=outcome.billable)
+    return raw.fetch_one(session, _finish_returning_statement(columns, ledger=True), params)[0]
 
 
 @dataclass(frozen=True)
@@ -267,22 +258,7 @@ class RunEnded:
     owner_waiting: uuid.UUID | None = None  # its owner, when they have jobs waiting for a slot
 
 
-def finish_run(
-    session: raw.Executor,
-    *,
-    job_id: uuid.UUID,
-    status: str,
-    output: dict[str, Any] | None = None,
-    output_key: str | None = None,
-    error_code: str | None = None,
-    error_message: str | None = None,
-    usage: Usage | None = None,
-    ledger: usage_repo.Attempt | None = None,
-    billable: bool = False,
-    lane: str | None = None,
-    answered_by: str | None = None,
-    attempts: list[dict[str, Any]] | None = None,
-) -> RunEnded:
+def finish_run(session: raw.Executor, *, job_id: uuid.UUID, outcome: Outcome) -> RunEnded:
     """`finish` for the worker that ran the job (running → terminal), which also learns in
     the same statement whether the owner has jobs waiting for the slot it frees (see
     claim_waiting): most owners have none, and then admission and its user lock are
@@ -290,15 +266,11 @@ def finish_run(
     after the commit would see what was committed by then: a job held by a submit that
     counted this one as running and committed after the look is sent by the beat's
     admission sweep (workers.admission.admit_all_waiting), either way."""
-    columns, params = _finish_params(
-        job_id,
-        status,
-        (RUNNING,),
-        Outcome(output, output_key, error_code, error_message, usage, lane, answered_by, attempts),
-    )
+    columns, params = _finish_params(job_id, (RUNNING,), outcome)
+    ledger = outcome.ledger
     recording = ledger is not None and bool(ledger.calls)
     if recording:
-        params |= usage_repo.attempt_params(ledger, billable=billable)
+        params |= usage_repo.attempt_params(ledger, billable=outcome.billable)
     row = raw.fetch_one(
         session, _finish_returning_statement(columns, ledger=recording, owner_waiting=True), params
     )
@@ -306,8 +278,9 @@ def finish_run(
 
 
 def _finish_params(
-    job_id: uuid.UUID, status: str, from_statuses: Sequence[str], outcome: Outcome
+    job_id: uuid.UUID, from_statuses: Sequence[str], outcome: Outcome
 ) -> tuple[tuple[str, ...], dict[str, Any]]:
+    status = outcome.status
     if status not in (SUCCEEDED, FAILED, CANCELED, EXPIRED):
         raise ValueError(f"{status!r} is not a terminal status")
     values: dict[str, Any] = {
@@ -385,9 +358,7 @@ def cancel_queued(session: Session, *, job_id: uuid.UUID) -> bool:
     return finish(
         session,
         job_id=job_id,
-        status=CANCELED,
-        error_code="canceled",
-        error_message="Canceled before it started.",
+        outcome=Outcome(CANCELED, error_code="canceled", error_message="Canceled before it started."),
         from_statuses=(SCHEDULED, QUEUED),
     )
 

@@ -55,7 +55,10 @@ def test_reconnecting_after_done_is_told_to_stop(client, headers):
     job = submit(client, headers).get_json()
     with session_scope() as session:
         jobs.finish(
-            session, job_id=uuid.UUID(job["id"]), status="succeeded", output={}, from_statuses=("queued",)
+            session,
+            job_id=uuid.UUID(job["id"]),
+            outcome=jobs.Outcome("succeeded", output={}),
+            from_statuses=("queued",),
         )
     publish_run(job["id"])
     done = parse(stream(client, job["urls"]["stream"]).get_data(as_text=True))[-1]

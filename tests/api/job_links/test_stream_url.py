@@ -91,8 +91,7 @@ def test_an_expired_stream_url_is_refused_and_a_fresh_one_works(client, headers,
         jobs.finish(
             session,
             job_id=uuid.UUID(job["id"]),
-            status="succeeded",
-            output={"text": "Done."},
+            outcome=jobs.Outcome("succeeded", output={"text": "Done."}),
             from_statuses=("queued",),
         )
     finished = client.get(f"{API}/jobs/{job['id']}", headers=headers).get_json()
