@@ -256,9 +256,12 @@ def scenario_io(bench: Bench) -> None:
         bench.reset_jobs()
         bench.provider(latency=IO_LATENCY)
         cpu = cpu_seconds(worker.pid)
+        # Where the machine's cores went: the worker, and Postgres's and the provider's share.
+        meter = CpuMeter({"worker": [worker.pid], "provider": [bench.processes.started["provider"].pid]})
         with bench.profiling("io-worker", [worker.pid]):
             result = bench.load("io", config)
         result["worker_cpu_s"] = cpu_seconds(worker.pid) - cpu
+        result |= meter.per(IO_JOBS, "job")
         stats = bench.provider_stats()
         result |= {
             "peak_in_flight": stats["peak_in_flight"],
@@ -283,8 +286,10 @@ def scenario_io(bench: Bench) -> None:
     celery_runs = []
     for _ in range(options.io_runs):
         cpu = cpu_seconds(baseline.pid)
+        meter = CpuMeter({"worker": [baseline.pid]})
         result = bench.load("io-celery", celery_config)
         result["worker_cpu_s"] = cpu_seconds(baseline.pid) - cpu
+        result |= meter.per(IO_JOBS, "task")
         celery_runs.append(result)
     bench.results["io_celery"] = celery_runs
     bench.processes.stop("baseline_io")

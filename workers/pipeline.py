@@ -21,7 +21,6 @@ from settings import Settings, get_settings
 from workers import (
     catalogue,
     fallbacks,
-    group_take,
     job_stream,
     lanes,
     logs,
@@ -293,17 +292,19 @@ def fail(job_id: uuid.UUID, *, code: str, message: str, duration: float | None =
 def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
     logs.bind(job_id=job_id)
     # Every statement here is a compare-and-set that stands alone: no transaction, no Session.
-    max_attempts = settings.job_max_attempts
-    job = group_take.take(job_id, lease_seconds=settings.job_lease_seconds, max_attempts=max_attempts)
-    if job is None:
-        with standalone() as connection:
-            jobs.settle_unstarted(connection, job_id=job_id, max_attempts=max_attempts)
-        logger.info("job_id=%s not started: finished, expired, or held by another worker", job_id)
-        return None
-    tool = get_tool(job.tool)
-    if tool is None:  # a tool removed after the job was accepted
-        with standalone() as connection:
-            ended = jobs.finish(
+    with standalone() as connection:
+        job = jobs.start(
+            connection,
+            job_id=job_id,
+            lease_seconds=settings.job_lease_seconds,
+            max_attempts=settings.job_max_attempts,
+        )
+        if job is None:
+            logger.info("job_id=%s not started: finished, expired, or held by another worker", job_id)
+            return None
+        tool = get_tool(job.tool)
+        if tool is None:  # a tool removed after the job was accepted
+            if jobs.finish(
                 connection,
                 job_id=job_id,
                 outcome=jobs.Outcome(
@@ -311,35 +312,34 @@ def _take(job_id: uuid.UUID, settings: Settings) -> Work | None:
                     error_code=INVALID_REQUEST,
                     error_message=f"The tool {job.tool!r} no longer exists.",
                 ),
-            )
-        if ended:
-            metrics.job_finished(tool=job.tool, status=FAILED, code=INVALID_REQUEST)
-            logger.info("job_id=%s %s code=%s: no tool %s", job_id, FAILED, INVALID_REQUEST, job.tool)
-        return None
-    profile = provider_request.owner_profile(job.owner_name, job.owner_profile)
-    logs.bind(request_id=job.request_id)  # the submit's, whichever message brought the job here
-    waited = (
-        job.started_at - (job.run_at or job.created_at)
-    ).total_seconds()  # a scheduled job's from run_at
-    metrics.job_started(tool=job.tool, queue=job.queue, attempt=job.attempt, waited=waited)
-    logger.info("job_id=%s started tool=%s attempt=%s", job_id, job.tool, job.attempt)
-    return Work(
-        webhook=job.webhook_url is not None,
-        notify_email=job.notify_email,
-        batch_id=job.batch_id,
-        cache_mode=job.cache_mode,
-        job_id=job.id,
-        tool=tool,
-        input=dict(job.input),
-        model=job.model,
-        profile=profile,
-        attempt=job.attempt,
-        user_id=job.user_id,
-        settings=settings,
-        plan=get_plan(job.owner_plan),
-        service_tier=job.service_tier if job.service_tier == catalogue.FLEX else None,
-        queue=job.queue,
-    )
+            ):
+                metrics.job_finished(tool=job.tool, status=FAILED, code=INVALID_REQUEST)
+                logger.info("job_id=%s %s code=%s: no tool %s", job_id, FAILED, INVALID_REQUEST, job.tool)
+            return None
+        profile = provider_request.owner_profile(job.owner_name, job.owner_profile)
+        logs.bind(request_id=job.request_id)  # the submit's, whichever message brought the job here
+        waited = (
+            job.started_at - (job.run_at or job.created_at)
+        ).total_seconds()  # a scheduled job's from run_at
+        metrics.job_started(tool=job.tool, queue=job.queue, attempt=job.attempt, waited=waited)
+        logger.info("job_id=%s started tool=%s attempt=%s", job_id, job.tool, job.attempt)
+        return Work(
+            webhook=job.webhook_url is not None,
+            notify_email=job.notify_email,
+            batch_id=job.batch_id,
+            cache_mode=job.cache_mode,
+            job_id=job.id,
+            tool=tool,
+            input=dict(job.input),
+            model=job.model,
+            profile=profile,
+            attempt=job.attempt,
+            user_id=job.user_id,
+            settings=settings,
+            plan=get_plan(job.owner_plan),
+            service_tier=job.service_tier if job.service_tier == catalogue.FLEX else None,
+            queue=job.queue,
+        )
 
 
 def _finish(

@@ -1,6 +1,6 @@
 """An AI worker run as one gevent process (`-P gevent`, as docs/operations.md sizes
-one for calls that mostly wait): many jobs in flight at once, their takes made
-together (workers/group_take.py), each job run once and billed once."""
+one for calls that mostly wait): many jobs in flight at once in the one process, each
+run once and billed once."""
 
 import os
 

@@ -44,9 +44,7 @@ from db.repositories.jobs.transitions import (
     renew_lease,
     request_cancel,
     requeue_lost,
-    settle_unstarted,
     start,
-    start_many,
     unclaim,
 )
 
@@ -88,9 +86,7 @@ __all__ = [
     "request_cancel",
     "requeue_lost",
     "row_for_user",
-    "settle_unstarted",
     "start",
-    "start_many",
     "unclaim",
     "users_with_waiting",
 ]

@@ -149,7 +149,7 @@ def mark_dispatched(session: Session, *, job_id: uuid.UUID) -> None:
 _START = raw.Prepared(f"""
 UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = coalesce(started_at, now()),
     lease_until = now() + %(lease)s::interval, updated_at = now()
-WHERE id = ANY(%(job_ids)s::uuid[])
+WHERE id = %(job_id)s
     AND (status = 'queued' OR (status = 'running' AND lease_until < now()))
     AND attempt < %(max_attempts)s AND expires_at > now()
 RETURNING {", ".join(JOB_COLUMNS)},
@@ -165,31 +165,14 @@ def start(session: raw.Executor, *, job_id: uuid.UUID, lease_seconds: int, max_a
     with its owner's `owner_name` and `owner_profile` (what the prompt may use), or
     None when this delivery must not run it (finished, held by a live worker, out of
     attempts)."""
-    taken = start_many(session, job_ids=[job_id], lease_seconds=lease_seconds, max_attempts=max_attempts)
-    job = taken.get(job_id)
-    if job is None:
-        settle_unstarted(session, job_id=job_id, max_attempts=max_attempts)
-    return job
-
-
-def start_many(
-    session: raw.Executor, *, job_ids: Sequence[uuid.UUID], lease_seconds: int, max_attempts: int
-) -> dict[uuid.UUID, Any]:
-    """`start` for several deliveries in one statement (workers/group_take.py): the rows
-    taken, by job id. A job not among them must not run here; `settle_unstarted` it."""
-    params = {
-        "job_ids": list(job_ids),
-        "max_attempts": max_attempts,
-        "lease": dt.timedelta(seconds=lease_seconds),
-    }
-    return {job.id: job for job in raw.fetch_all(session, _START, params, named=True)}
-
-
-def settle_unstarted(session: raw.Executor, *, job_id: uuid.UUID, max_attempts: int) -> None:
-    """A job its delivery could not take: expired, or failed once it is out of attempts;
-    the cases that must not be left as they are."""
+    params = {"job_id": job_id, "max_attempts": max_attempts, "lease": dt.timedelta(seconds=lease_seconds)}
+    job = raw.fetch_one(session, _START, params, named=True)
+    if job is not None:
+        return job
+    # Not startable: settle the cases that must not be left as they are.
     expire(session, job_id=job_id)
     fail_lost(session, job_id=job_id, max_attempts=max_attempts)
+    return None
 
 
 @dataclass(frozen=True)
