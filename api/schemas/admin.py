@@ -134,6 +134,9 @@ class BulkOperationSchema(Schema):
     skipped = fields.Integer(metadata={"description": "Refused by the single-job rules when reached."})
     failed = fields.Integer(metadata={"description": "Could not be acted on (the store refused); kept."})
     error = fields.String(allow_none=True, metadata={"description": "Why a `failed` operation stopped."})
+    resumes = fields.Integer(
+        metadata={"description": "Times its task died and the beat's sweep resumed it (at most 3)."}
+    )
     actor_email = fields.String()
     created_at = fields.DateTime()
     finished_at = fields.DateTime(allow_none=True)
