@@ -83,6 +83,24 @@ def queued_job(
         return job.id
 
 
+def held_jobs(user_id: uuid.UUID, count: int) -> list[uuid.UUID]:
+    """`count` queued jobs held for the owner's running limit (no message sent), made in
+    one transaction."""
+    with session_scope() as session:
+        return [
+            jobs.create(
+                session,
+                user_id=user_id,
+                tool="text",
+                input={"prompt": f"n{n}"},
+                model="gpt-4o-mini",
+                queue="ai",
+                expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+            ).id
+            for n in range(count)
+        ]
+
+
 def running_job(user_id: uuid.UUID | None = None, **queued: Any) -> uuid.UUID:
     """A job a worker has taken (its first attempt, under a lease); `queued` as `queued_job`."""
     job_id = queued_job(user_id, **queued)

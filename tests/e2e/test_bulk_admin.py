@@ -4,9 +4,7 @@ worker: answered 202 with the queued operation, worked through by its task while
 counts once done."""
 
 import dataclasses
-import datetime as dt
 import time
-import uuid
 
 import pytest
 
@@ -31,27 +29,10 @@ def client(settings, celery_worker):
     return app.test_client()
 
 
-def queued_jobs(user_id: uuid.UUID, count: int) -> list[uuid.UUID]:
-    """Queued jobs held for the owner's running limit (no message sent), in one transaction."""
-    with session_scope() as session:
-        return [
-            jobs.create(
-                session,
-                user_id=user_id,
-                tool="text",
-                input={"prompt": f"n{n}"},
-                model="gpt-4o-mini",
-                queue="ai",
-                expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-            ).id
-            for n in range(count)
-        ]
-
-
 def test_a_large_bulk_cancel_runs_in_a_task_and_reports_its_progress(client):
     admin = make_admin(client)
     user = rows.make_user()
-    queued = queued_jobs(user, QUEUED_JOBS)
+    queued = rows.held_jobs(user, QUEUED_JOBS)
     for _ in range(FINISHED_JOBS):
         rows.finished_job(user)
 
@@ -94,7 +75,7 @@ def test_a_large_bulk_cancel_runs_in_a_task_and_reports_its_progress(client):
 def test_up_to_the_inline_max_still_runs_in_the_request(client):
     admin = make_admin(client)
     user = rows.make_user()
-    queued_jobs(user, 5)
+    rows.held_jobs(user, 5)
     response = client.post(f"{ADMIN}/jobs/cancel", json={"user": str(user)}, headers=admin)
     assert response.status_code == 200, response.get_json()
     assert (response.get_json()["status"], response.get_json()["done"]) == ("succeeded", 5)

@@ -1,11 +1,11 @@
 """A bulk admin action whose task is killed mid-run, with real worker and beat processes:
-the killed run's message comes back and finds the operation still leased, the beat's
-sweep re-sends it once the lease lapses, and the next run carries on from the last chunk
-recorded to the end. Every matched job ends canceled, the counts add up to the match,
-and the operation says how often it was resumed."""
+the killed run's message comes back (late acks) and takes the operation over if its
+lease has lapsed, or finds it still leased and leaves it to the beat's sweep, which
+re-sends it once the lease lapses (counted in `resumes`); either way the next run
+carries on from the last chunk recorded to the end. Every matched job ends canceled
+and the counts add up to the match."""
 
 import dataclasses
-import datetime as dt
 import os
 import signal
 import time
@@ -48,27 +48,28 @@ def worker_and_beat(env, tmp_path):
     worker.stop()
 
 
-def held_jobs(user, count):
-    """Queued jobs held for the owner's running limit (no message), in one transaction."""
-    with session_scope() as session:
-        return [
-            jobs.create(
-                session,
-                user_id=user,
-                tool="text",
-                input={"prompt": f"n{n}"},
-                model="gpt-4o-mini",
-                queue="ai",
-                expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-            ).id
-            for n in range(count)
-        ]
+def kill_the_running_task(worker) -> None:
+    """SIGKILL the pool process while it runs one of the operation's runs. A run hands over
+    to the next message every second: a kill that lands in that gap (Celery logs no lost
+    task) is made again."""
+    for _ in range(5):
+        [child] = worker.children()
+        os.kill(child, signal.SIGKILL)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            if "WorkerLostError" in worker.log():
+                return
+            time.sleep(0.05)
+        wait_until(
+            lambda killed=child: worker.children() not in ([], [killed]), 10, message="a new pool process"
+        )
+    raise AssertionError("no kill landed on a running task")
 
 
 def test_a_bulk_cancel_whose_task_is_killed_is_resumed_and_finishes(client, worker_and_beat):
     admin = make_admin(client)
     user = rows.make_user()
-    held = held_jobs(user, HELD_JOBS)
+    held = rows.held_jobs(user, HELD_JOBS)
 
     response = client.post(f"{API}/admin/jobs/cancel", json={"user": str(user), "max": 5000}, headers=admin)
     assert response.status_code == 202, response.get_json()
@@ -81,8 +82,7 @@ def test_a_bulk_cancel_whose_task_is_killed_is_resumed_and_finishes(client, work
     while (now := shown())["done"] < 100:
         assert now["status"] in ("queued", "running") and time.monotonic() < deadline, now
         time.sleep(0.02)
-    [child] = worker_and_beat.children()
-    os.kill(child, signal.SIGKILL)  # the pool process running the operation's task
+    kill_the_running_task(worker_and_beat)
     killed_at = shown()
     assert killed_at["status"] == "running" and killed_at["done"] < HELD_JOBS, killed_at
 
@@ -90,6 +90,6 @@ def test_a_bulk_cancel_whose_task_is_killed_is_resumed_and_finishes(client, work
     final = shown()
     assert final["status"] == "succeeded", final
     assert (final["matched"], final["done"] + final["skipped"], final["failed"]) == (HELD_JOBS, HELD_JOBS, 0)
-    assert final["resumes"] >= 1, final  # the sweep re-sent it after the kill
+    assert final["resumes"] in (0, 1), final  # 1: the sweep re-sent it
     with session_scope() as session:
         assert {jobs.get(session, job_id=job_id).status for job_id in held} == {"canceled"}
