@@ -23,7 +23,7 @@ from bench.config import (
     STREAM_WAIT,
 )
 from bench.harness import Bench, alternate
-from bench.processes import PYTHON, CpuMeter, children, cpu_seconds, rss_mb
+from bench.processes import PYTHON, CpuMeter, children, rss_mb
 
 
 def scenario_submit(bench: Bench) -> None:
@@ -255,13 +255,12 @@ def scenario_io(bench: Bench) -> None:
     for _ in range(options.io_runs):
         bench.reset_jobs()
         bench.provider(latency=IO_LATENCY)
-        cpu = cpu_seconds(worker.pid)
         # Where the machine's cores went: the worker, and Postgres's and the provider's share.
         meter = CpuMeter({"worker": [worker.pid], "provider": [bench.processes.started["provider"].pid]})
         with bench.profiling("io-worker", [worker.pid]):
             result = bench.load("io", config)
-        result["worker_cpu_s"] = cpu_seconds(worker.pid) - cpu
         result |= meter.per(IO_JOBS, "job")
+        result["worker_cpu_s"] = result["worker_cpu_ms_per_job"] * IO_JOBS / 1000
         stats = bench.provider_stats()
         result |= {
             "peak_in_flight": stats["peak_in_flight"],
@@ -285,11 +284,10 @@ def scenario_io(bench: Bench) -> None:
     }
     celery_runs = []
     for _ in range(options.io_runs):
-        cpu = cpu_seconds(baseline.pid)
         meter = CpuMeter({"worker": [baseline.pid]})
         result = bench.load("io-celery", celery_config)
-        result["worker_cpu_s"] = cpu_seconds(baseline.pid) - cpu
         result |= meter.per(IO_JOBS, "task")
+        result["worker_cpu_s"] = result["worker_cpu_ms_per_task"] * IO_JOBS / 1000
         celery_runs.append(result)
     bench.results["io_celery"] = celery_runs
     bench.processes.stop("baseline_io")

@@ -89,19 +89,8 @@ class Load:
         """POST /jobs until it is accepted, retrying a 503 or a lost connection with the same key."""
         deadline = time.time() + RETRY_FOR
         while True:
-            started = time.time()
-            status, headers, payload, error = self.call("POST", "/jobs", user, body, {"Idempotency-Key": key})
-            job_id = payload.get("id") if status in (200, 201, 202) and isinstance(payload, dict) else None
-            self.record(
-                "submit",
-                user=user["id"],
-                key=key,
-                started=started,
-                status=status,
-                retry_after=headers.get("Retry-After"),
-                job=job_id,
-                error=error,
-                seconds=time.time() - started,
+            status, headers, job_id = self.timed_submit(
+                "submit", "/jobs", user, body, {"Idempotency-Key": key}, key=key
             )
             if job_id:
                 self.record("accepted", job=job_id, user=user["id"], key=key, webhook="webhook_url" in body)
@@ -125,21 +114,9 @@ class Load:
                 conversation["id"] = payload["id"]
             if conversation.get("last_job"):
                 self.wait(user, conversation["last_job"])
-            started = time.time()
             body = {"content": f"soak turn {index}: {rng.random()}"}
             path = f"/conversations/{conversation['id']}/messages"
-            status, headers, payload, error = self.call("POST", path, user, body)
-            job_id = payload.get("id") if status == 202 and isinstance(payload, dict) else None
-            self.record(
-                "turn",
-                user=user["id"],
-                started=started,
-                status=status,
-                retry_after=headers.get("Retry-After"),
-                job=job_id,
-                error=error,
-                seconds=time.time() - started,
-            )
+            _, _, job_id = self.timed_submit("turn", path, user, body)
             if job_id:
                 conversation["last_job"] = job_id
                 self.record("accepted", job=job_id, user=user["id"], key=None, webhook=False)
@@ -199,6 +176,33 @@ class Load:
 
     def auth(self, user: dict[str, Any]) -> dict[str, str]:
         return {"Authorization": f"Bearer {user['token']}"}
+
+    def timed_submit(
+        self,
+        kind: str,
+        path: str,
+        user: dict[str, Any],
+        body: Any,
+        headers: dict[str, str] | None = None,
+        **fields: Any,
+    ) -> tuple[int | None, dict[str, str], str | None]:
+        """POST something that makes a job, and record the attempt (`kind`, its status,
+        Retry-After, latency; `fields` besides): (status, headers, the job's id or None)."""
+        started = time.time()
+        status, answer_headers, payload, error = self.call("POST", path, user, body, headers)
+        job_id = payload.get("id") if status in (200, 201, 202) and isinstance(payload, dict) else None
+        self.record(
+            kind,
+            user=user["id"],
+            started=started,
+            status=status,
+            retry_after=answer_headers.get("Retry-After"),
+            job=job_id,
+            error=error,
+            seconds=time.time() - started,
+            **fields,
+        )
+        return status, answer_headers, job_id
 
     def call(
         self,

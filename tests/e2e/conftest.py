@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.services import ROOT, free_port, in_netns
+from tests.fakes.services import ROOT, celery_beat, celery_worker, free_port, in_netns, wait_until
 from tests.helpers import call
 
 
@@ -101,3 +101,33 @@ def start_stack(tmp_path, fake_openai):
     yield start
     for stop in stops:
         stop()
+
+
+@pytest.fixture
+def env() -> dict[str, str]:
+    """The environment of the Celery processes a test starts (`processes`); a module
+    overrides it with the timings its faults need."""
+    return dict(os.environ)
+
+
+@pytest.fixture
+def processes(env, tmp_path):
+    """(start_worker, start_beat): Celery worker and beat subprocesses with `env`. A
+    worker is waited for until it is ready; `start_worker` takes celery_worker's options
+    (queues, concurrency, pool). All are stopped after the test."""
+    started = []
+
+    def start_worker(name: str = "worker", **options):
+        worker = celery_worker(env, tmp_path / f"{name}.log", name=name, **options)
+        started.append(worker)
+        wait_until(lambda: "ready." in worker.log(), 30, message=f"{name} to be ready")
+        return worker
+
+    def start_beat():
+        beat = celery_beat(env, tmp_path / "beat.log", tmp_path / "beat-schedule")
+        started.append(beat)
+        return beat
+
+    yield start_worker, start_beat
+    for process in started:
+        process.stop()

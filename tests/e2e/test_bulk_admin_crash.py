@@ -17,7 +17,7 @@ from db.repositories import jobs
 from db.session import session_scope
 from tests import rows
 from tests.api.test_admin import make_admin
-from tests.fakes.services import celery_beat, celery_worker, wait_until
+from tests.fakes.services import wait_until
 from tests.helpers import API
 
 pytestmark = pytest.mark.e2e
@@ -38,16 +38,6 @@ def client(settings):
     return app.test_client()
 
 
-@pytest.fixture
-def worker_and_beat(env, tmp_path):
-    worker = celery_worker(env, tmp_path / "worker.log", queues="default,maintenance", name="bulk")
-    beat = celery_beat(env, tmp_path / "beat.log", tmp_path / "beat-schedule")
-    wait_until(lambda: "ready." in worker.log(), 30, message="the worker to be ready")
-    yield worker
-    beat.stop()
-    worker.stop()
-
-
 def kill_the_running_task(worker) -> None:
     """SIGKILL the pool process while it runs one of the operation's runs. A run hands over
     to the next message every second: a kill that lands in that gap (Celery logs no lost
@@ -66,7 +56,10 @@ def kill_the_running_task(worker) -> None:
     raise AssertionError("no kill landed on a running task")
 
 
-def test_a_bulk_cancel_whose_task_is_killed_is_resumed_and_finishes(client, worker_and_beat):
+def test_a_bulk_cancel_whose_task_is_killed_is_resumed_and_finishes(client, processes):
+    start_worker, start_beat = processes
+    worker = start_worker("bulk", queues="default,maintenance")
+    start_beat()
     admin = make_admin(client)
     user = rows.make_user()
     held = rows.held_jobs(user, HELD_JOBS)
@@ -82,7 +75,7 @@ def test_a_bulk_cancel_whose_task_is_killed_is_resumed_and_finishes(client, work
     while (now := shown())["done"] < 100:
         assert now["status"] in ("queued", "running") and time.monotonic() < deadline, now
         time.sleep(0.02)
-    kill_the_running_task(worker_and_beat)
+    kill_the_running_task(worker)
     killed_at = shown()
     assert killed_at["status"] == "running" and killed_at["done"] < HELD_JOBS, killed_at
 

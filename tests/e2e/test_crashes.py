@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.fakes.services import celery_beat, celery_worker, wait_until
+from tests.fakes.services import wait_until
 from tests.helpers import register, submit, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -35,30 +35,6 @@ def env():
 
 
 @pytest.fixture
-def processes():
-    started = []
-    yield started
-    for process in started:
-        process.stop()
-
-
-@pytest.fixture
-def start(env, tmp_path, processes):
-    def start_worker(name: str = "worker"):
-        worker = celery_worker(env, tmp_path / f"{name}.log", name=name)
-        processes.append(worker)
-        wait_until(lambda: "ready." in worker.log(), 30, message=f"{name} to be ready")
-        return worker
-
-    def start_beat():
-        beat = celery_beat(env, tmp_path / "beat.log", tmp_path / "beat-schedule")
-        processes.append(beat)
-        return beat
-
-    return start_worker, start_beat
-
-
-@pytest.fixture
 def headers(client):
     return register(client)[0]
 
@@ -78,8 +54,8 @@ def running_job(client, headers, fake_openai, marker: str) -> str:
     return job_id
 
 
-def test_sigkill_of_a_pool_child_mid_job(client, headers, start, fake_openai):
-    start_worker, start_beat = start
+def test_sigkill_of_a_pool_child_mid_job(client, headers, processes, fake_openai):
+    start_worker, start_beat = processes
     worker = start_worker()
     start_beat()
     job_id = running_job(client, headers, fake_openai, "kill-child")
@@ -96,9 +72,9 @@ def test_sigkill_of_a_pool_child_mid_job(client, headers, start, fake_openai):
 
 
 def test_sigkill_of_the_whole_worker_mid_job_a_new_worker_finishes_it_once(
-    client, headers, start, fake_openai
+    client, headers, processes, fake_openai
 ):
-    start_worker, start_beat = start
+    start_worker, start_beat = processes
     first = start_worker("first")
     start_beat()
     job_id = running_job(client, headers, fake_openai, "kill-main")
@@ -115,8 +91,8 @@ def test_sigkill_of_the_whole_worker_mid_job_a_new_worker_finishes_it_once(
     assert wait_for(client, headers, job_id)["finished_at"] == job["finished_at"]
 
 
-def test_a_job_whose_worker_keeps_dying_fails_worker_lost_and_stops(client, headers, start, fake_openai):
-    start_worker, start_beat = start
+def test_a_job_whose_worker_keeps_dying_fails_worker_lost_and_stops(client, headers, processes, fake_openai):
+    start_worker, start_beat = processes
     worker = start_worker()
     start_beat()
     job_id = submit(client, headers, input={"prompt": f"poison [[slow:0.05]] {SLOW_WORDS}"}).get_json()["id"]
@@ -139,10 +115,12 @@ def test_a_job_whose_worker_keeps_dying_fails_worker_lost_and_stops(client, head
     assert wait_for(client, headers, job_id)["status"] == "failed"
 
 
-def test_a_duplicate_delivery_to_a_second_worker_does_not_run_it_twice(client, headers, start, fake_openai):
+def test_a_duplicate_delivery_to_a_second_worker_does_not_run_it_twice(
+    client, headers, processes, fake_openai
+):
     from tasks.generation import dispatch
 
-    start_worker, _ = start
+    start_worker, _ = processes
     workers = [start_worker("one"), start_worker("two")]
     job_id = running_job(client, headers, fake_openai, "duplicate")
     dispatch(job_id, queue="ai")  # the same message again, while the first worker streams

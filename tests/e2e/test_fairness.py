@@ -1,34 +1,16 @@
 """Fairness and priority with a real prefork worker: one user's backlog does not
 starve others, a user never runs more than their plan allows, paid work goes first."""
 
-import os
-
 import pytest
 from sqlalchemy import update
 
 from db.models import User
 from db.session import session_scope
-from tests.fakes.services import celery_worker, wait_until
 from tests.helpers import register, submit, wait_for
 
 pytestmark = pytest.mark.e2e
 
 WORDS = " ".join(f"w{n}" for n in range(12))  # ~0.6 s each
-
-
-@pytest.fixture
-def worker(tmp_path):
-    started = []
-
-    def start(concurrency: int):
-        process = celery_worker(dict(os.environ), tmp_path / "worker.log", concurrency=concurrency)
-        started.append(process)
-        wait_until(lambda: "ready." in process.log(), 30, message="worker ready")
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def set_plan(body, plan: str) -> None:
@@ -46,7 +28,7 @@ def overlap(jobs: list[dict]) -> int:
     return peak
 
 
-def test_a_heavy_user_does_not_starve_a_light_one(client, worker):
+def test_a_heavy_user_does_not_starve_a_light_one(client, processes):
     heavy, _ = register(client)
     light, _ = register(client)
     heavy_ids = [
@@ -57,7 +39,8 @@ def test_a_heavy_user_does_not_starve_a_light_one(client, worker):
         submit(client, light, input={"prompt": f"light {n} [[slow:0.05]] {WORDS}"}).get_json()["id"]
         for n in range(2)
     ]
-    worker(concurrency=3)
+    start_worker, _ = processes
+    start_worker(concurrency=3)
 
     heavy_jobs = [wait_for(client, heavy, job_id, timeout=60) for job_id in heavy_ids]
     light_jobs = [wait_for(client, light, job_id, timeout=60) for job_id in light_ids]
@@ -67,7 +50,7 @@ def test_a_heavy_user_does_not_starve_a_light_one(client, worker):
     assert max(job["started_at"] for job in light_jobs) < heavy_starts[4]  # not behind the whole backlog
 
 
-def test_paid_jobs_are_taken_before_free_ones(client, worker):
+def test_paid_jobs_are_taken_before_free_ones(client, processes):
     free, _ = register(client)
     paid, paid_body = register(client)
     set_plan(paid_body, "pro")
@@ -79,7 +62,8 @@ def test_paid_jobs_are_taken_before_free_ones(client, worker):
         submit(client, paid, input={"prompt": f"paid {n} [[slow:0.05]] {WORDS}"}).get_json()["id"]
         for n in range(3)
     ]
-    worker(concurrency=1)
+    start_worker, _ = processes
+    start_worker(concurrency=1)
 
     free_jobs = [wait_for(client, free, job_id, timeout=60) for job_id in free_ids]
     paid_jobs = [wait_for(client, paid, job_id, timeout=60) for job_id in paid_ids]

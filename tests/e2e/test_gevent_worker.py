@@ -2,15 +2,12 @@
 one for calls that mostly wait): many jobs in flight at once in the one process, each
 run once and billed once."""
 
-import os
-
 import pytest
 from sqlalchemy import func, select
 
 from db.models import UsageLedger
 from db.session import session_scope
 from tests.e2e.test_fairness import overlap, set_plan
-from tests.fakes.services import celery_worker, wait_until
 from tests.helpers import register, submit, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -18,17 +15,9 @@ pytestmark = pytest.mark.e2e
 USERS, JOBS_EACH = 4, 10  # business: 10 running at once each
 
 
-@pytest.fixture
-def gevent_worker(tmp_path):
-    worker = celery_worker(
-        dict(os.environ), tmp_path / "gevent.log", queues="ai_priority,ai", concurrency=100, pool="gevent"
-    )
-    wait_until(lambda: "ready." in worker.log(), 30, message="the gevent worker to be ready")
-    yield worker
-    worker.stop()
-
-
-def test_a_gevent_worker_runs_many_jobs_at_once_each_once_and_billed_once(client, gevent_worker, fake_openai):
+def test_a_gevent_worker_runs_many_jobs_at_once_each_once_and_billed_once(client, processes, fake_openai):
+    start_worker, _ = processes
+    gevent_worker = start_worker("gevent", queues="ai_priority,ai", concurrency=100, pool="gevent")
     submitted = []
     for n in range(USERS):
         headers, body = register(client)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from db.models import UsageLedger
 from db.session import session_scope
 from tests.e2e.test_crashes import prompt_requests
-from tests.fakes.services import celery_beat, celery_worker, wait_until
+from tests.fakes.services import wait_until
 from tests.helpers import register, submit, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -37,24 +37,6 @@ def env():
         "MAINTENANCE_INTERVAL": "1",
         "WORKER_SOFT_SHUTDOWN_TIMEOUT": "1",
     }
-
-
-@pytest.fixture
-def processes(env, tmp_path):
-    started = []
-
-    def start_worker(name: str):
-        worker = celery_worker(env, tmp_path / f"{name}.log", name=name)
-        started.append(worker)
-        wait_until(lambda: "ready." in worker.log(), 30, message=f"{name} to be ready")
-        return worker
-
-    def start_beat():
-        started.append(celery_beat(env, tmp_path / "beat.log", tmp_path / "beat-schedule"))
-
-    yield start_worker, start_beat
-    for process in started:
-        process.stop()
 
 
 @pytest.fixture
