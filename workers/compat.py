@@ -9,11 +9,6 @@ changes under it.
   commands wait for a free connection where kombu's pool refuses them: a gevent worker
   acking many jobs at once otherwise drops its broker connection and the messages it
   had reserved (workers/broker.py).
-- httpx2 offers no option for httpcore2's network backend; `use_network_backend` sets
-  the backend of an `HTTPTransport`'s pool (`HTTPTransport._pool`, the pool's
-  `_network_backend`). The provider's backend is how a canceled job's call stops, and
-  how an idle connection is probed without gevent's event loop
-  (workers/providers/pooling.py).
 - logging collects, for every record, where it was logged from unless
   `logging._srcfile` is None (the logging HOWTO's "Optimization" names this as the way
   to turn it off); neither log format shows it, and the web logs a line per request.
@@ -22,15 +17,10 @@ changes under it.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from kombu.transport import redis
 from redis import BlockingConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
-
-if TYPE_CHECKING:  # loaded by the provider itself, not by every importer of this module
-    import httpcore2
-    import httpx2
 
 POOL_WAIT_SECONDS = 30  # a command waits this long for a free connection before failing
 
@@ -51,11 +41,6 @@ class BlockingPoolChannel(redis.Channel):
         params = self._connparams(asynchronous=False)
         self.keyprefix_fanout = self.keyprefix_fanout.format(db=params["db"])  # as kombu's does
         return BlockingConnectionPool(timeout=POOL_WAIT_SECONDS, **params)
-
-
-def use_network_backend(transport: httpx2.HTTPTransport, backend: httpcore2.NetworkBackend) -> None:
-    """Make `transport`'s pool open its connections through `backend`."""
-    transport._pool._network_backend = backend
 
 
 def skip_caller_lookup() -> None:

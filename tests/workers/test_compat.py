@@ -2,11 +2,7 @@
 
 import inspect
 import logging
-import socket
 
-import httpcore2
-import httpx2
-import pytest
 from kombu import Connection
 from kombu.transport import redis
 from redis import BlockingConnectionPool, ConnectionPool
@@ -42,24 +38,6 @@ def _plain(kwargs: dict) -> dict:
     """Connection parameters, with the objects each pool makes for itself by their type."""
     plain = (str, int, float, bool, type(None), type, tuple)
     return {name: value if isinstance(value, plain) else type(value) for name, value in kwargs.items()}
-
-
-def test_httpx_transport_opens_connections_through_the_backend_it_is_given():
-    opened = []
-
-    class Recording(httpcore2.SyncBackend):
-        def connect_tcp(self, host, port, *args, **kwargs):
-            opened.append((host, port))
-            return super().connect_tcp(host, port, *args, **kwargs)
-
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
-    transport = httpx2.HTTPTransport()
-    compat.use_network_backend(transport, Recording())
-    with pytest.raises(httpx2.ConnectError):
-        transport.handle_request(httpx2.Request("GET", f"http://127.0.0.1:{port}/"))
-    assert opened == [("127.0.0.1", port)]
 
 
 def test_logging_skips_the_caller_lookup(monkeypatch):

@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 
+import httpx2
 import pytest
 
 from tests.fakes.services import ROOT
@@ -61,32 +62,25 @@ def test_an_interrupt_wakes_a_read_blocked_in_another_thread(connection):
     assert peer.recv(1) == b""  # the socket being read was shut down
 
 
-def test_reads_are_untouched_without_a_current_interrupt():
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        stream = pooling._Backend().connect_tcp(*server.getsockname())
-        peer, _ = server.accept()
-    with peer:
-        peer.sendall(b"hello")
-        elsewhere = Interrupt()  # another job's, interrupted
-        elsewhere.interrupt()
+def test_only_the_current_interrupt_stops_a_call(fake_openai):
+    client = httpx2.Client(transport=pooling.PoolingTransport(), timeout=5)
+    models = f"{fake_openai.base_url}/models"
+    elsewhere = Interrupt()  # another job's, interrupted
+    elsewhere.interrupt()
 
-        assert stream.read(5, timeout=5) == b"hello"
-        stream.write(b"hi", timeout=5)
-        assert peer.recv(2) == b"hi"
+    assert client.get(models).status_code == 200  # no current interrupt: untouched
 
-        token = interrupts.current.set(elsewhere)
-        try:
-            with pytest.raises(Interrupted):
-                stream.read(5, timeout=5)
-            with pytest.raises(Interrupted) as caught:
-                stream.write(b"hi", timeout=5)
-            assert caught.value.sent is False
-            # How h11 ends a body of known length: nothing is sent, so nothing is cut
-            # short; the request went out whole with the write before (the provider bills it).
-            stream.write(b"", timeout=5)
-        finally:
-            interrupts.current.reset(token)
-        stream.close()
+    token = interrupts.current.set(elsewhere)
+    try:
+        connections = fake_openai.connections
+        with pytest.raises(Interrupted) as caught:
+            client.get(models)
+        assert caught.value.sent is False  # a call stopped before it went out is not billed
+        assert fake_openai.connections == connections
+    finally:
+        interrupts.current.reset(token)
+    assert client.get(models).status_code == 200
+    client.close()
 
 
 GEVENT_CALL = textwrap.dedent(

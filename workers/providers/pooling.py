@@ -1,169 +1,250 @@
-"""The provider's HTTP transport: connections pooled after a streamed answer, in pools
-small enough to stay cheap when a gevent worker holds hundreds of calls.
+"""The provider's HTTP transport: the SDK's httpx2 client, carried over urllib3's connections.
 
-The openai SDK's (sync) stream stops reading at `data: [DONE]` and closes the
-response. Over HTTP/1.1 the chunked body's last chunk is then still unread, so
-httpx2 closes the connection rather than return it to the pool, and the next call
-pays a new TCP and TLS handshake (openai-python issue #3440). The SDK's async stream
-reads the rest for up to 0.1 s before closing; this transport does the same for the
-sync client: when a response that ended with `[DONE]` is closed unfinished, the rest
-of its body is read with the read timeout cut to DRAIN_SECONDS, and at most
-DRAIN_BYTES of it. A server that holds the body open, or a response closed before
-`[DONE]` (a cancel hanging up on the provider), closes the connection as before.
+The openai SDK sends every request through an httpx2 `Client`, whose default transport
+(httpcore2, parsing HTTP/1.1 with h11) makes an event object, a state-machine step and
+several generator hops for each chunk of a chunked body. A streamed answer is a chunk a
+token, and h11's work alone for a chunk was more than a streamed token's whole budget
+(issue 28; bench/HISTORY.md). httpx2's documented transport interface
+(`BaseTransport.handle_request`) lets another HTTP/1.1 client carry the requests the
+SDK builds: urllib3 (over the standard library's http.client), which reads a chunk
+with a line read and a sized read. The SDK still builds every request (auth, headers,
+timeouts), checks every status and raises its own errors; this module moves bytes and
+turns urllib3's errors into httpx2's, which the SDK maps to `APIConnectionError` and
+`APITimeoutError` as before.
 
-httpcore2's pool walks all its connections, and probes each idle one's socket, on
-every request and every response closed: with a few hundred calls in flight in one
-pool that walk would take much of a gevent AI worker's CPU. Requests therefore go to
-the least busy of SHARDS pools (one TLS context between them; the first on a tie, so
-a process making one call at a time keeps reusing one connection), each keeping
-enough idle connections (LIMITS) that a worker holding hundreds of calls reuses them
-rather than open a new one for most calls, which against a real provider is a TLS
-handshake each. The probe itself (is an idle connection's socket readable, i.e.
-closed by the server?) is made with the blocking module's poll even under gevent
-(`db.sockets`), whose patched poll goes through the event loop for every probe.
+What it adds to urllib3:
+
+- A canceled job's call stops (interrupts.py): a connection is not opened and a request
+  not sent under an interrupted Interrupt, and a read of the response (its headers, or
+  each chunk of its body) is made under the Interrupt, which shuts the socket down to
+  wake it.
+- Connections go back to the pool after a streamed answer. The SDK's (sync) stream
+  stops reading at `data: [DONE]` and closes the response with the chunked body's last
+  chunk still unread; closed unfinished, the connection could not be reused and the
+  next call would pay a new TCP and TLS handshake (openai-python issue #3440). When a
+  response that ended with `[DONE]` is closed unfinished, the rest of its body is read
+  with the socket's timeout cut to DRAIN_SECONDS, and at most DRAIN_BYTES of it; a
+  server that holds the body open, or a response closed before `[DONE]` (a cancel
+  hanging up on the provider), closes the connection.
+- One pool per host, keeping up to KEEP_IDLE idle connections, so that a gevent worker
+  holding hundreds of calls reuses connections rather than open (against a real
+  provider: handshake) a new one for most calls. Connections beyond it are opened as
+  needed and closed when done. Whether an idle connection is still open (the server may
+  have closed it) is asked with the blocking module's poll even under gevent
+  (`db.sockets`), whose patched poll goes through the event loop for every look.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 
-import httpcore2
 import httpx2
+import urllib3
+from urllib3 import exceptions as errors
+from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from db.sockets import has_input
-from workers import compat
 from workers.providers import interrupts
 
 DRAIN_SECONDS = 0.1
 DRAIN_BYTES = 64 * 1024
-SHARDS = 16
-# Per pool. The SDK's own client allows 1,000 connections and keeps 100 idle.
-LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=32)
+KEEP_IDLE = 1000  # per host; the SDK's own client allows 1,000 connections
+READ_SIZE = 64 * 1024  # a body sent without chunks is read as it arrives, up to this a read
 _DONE = b"[DONE]"
 _TAIL = 32  # bytes of the body looked at to see how it ended
 
 
 class PoolingTransport(httpx2.BaseTransport):
-    def __init__(self, *, shards: int = SHARDS, limits: httpx2.Limits = LIMITS) -> None:
-        context = httpx2.create_ssl_context()  # loading the CA store once, not per pool
-        backend = _Backend()
-        self._pools = [_transport(context, limits, backend) for _ in range(shards)]
-        self._busy = [0] * shards  # requests each pool has open
+    def __init__(self, *, keep_idle: int = KEEP_IDLE) -> None:
+        self._context = httpx2.create_ssl_context()  # the SDK's CA store and TLS settings, loaded once
+        self._keep_idle = keep_idle
+        self._pools: dict[tuple[str, str, int], urllib3.HTTPConnectionPool] = {}
         self._lock = threading.Lock()
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        with self._lock:
-            shard = min(range(len(self._pools)), key=self._busy.__getitem__)
-            self._busy[shard] += 1
+        interrupt = interrupts.current.get()
+        if interrupt is not None:  # a canceled job's call sends nothing
+            interrupt.check(sent=False)
+        pool = self._pool(request.url)
+        timeouts = request.extensions.get("timeout") or {}
         try:
-            response = self._pools[shard].handle_request(request)
-        except BaseException:
-            self._done(shard)
-            raise
-        response.stream = _DrainOnClose(response.stream, request, on_close=lambda: self._done(shard))
-        return response
+            response = pool.urlopen(
+                request.method,
+                request.url.raw_path.decode("ascii"),
+                body=_body(request),
+                headers=urllib3.HTTPHeaderDict(request.headers.multi_items()),
+                retries=False,  # tenacity, in the provider, is the one retry policy
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+                decode_content=False,  # httpx2 decodes the body as the headers say
+                timeout=urllib3.Timeout(connect=timeouts.get("connect"), read=timeouts.get("read")),
+            )
+        except (errors.HTTPError, OSError) as error:
+            raise _transport_error(error, request) from error
+        return httpx2.Response(
+            response.status,
+            headers=list(response.headers.items()),
+            stream=_Body(response, request),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason.encode("latin-1")},
+        )
 
-    def _done(self, shard: int) -> None:
-        with self._lock:
-            self._busy[shard] -= 1
+    def _pool(self, url: httpx2.URL) -> urllib3.HTTPConnectionPool:
+        key = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+        pool = self._pools.get(key)
+        if pool is None:
+            with self._lock:
+                pool = self._pools.get(key)
+                if pool is None:
+                    pool = self._pools[key] = self._new_pool(*key)
+        return pool
+
+    def _new_pool(self, scheme: str, host: str, port: int) -> urllib3.HTTPConnectionPool:
+        if scheme == "https":
+            return _TLSPool(host, port, maxsize=self._keep_idle, block=False, ssl_context=self._context)
+        if scheme == "http":
+            return _Pool(host, port, maxsize=self._keep_idle, block=False)
+        raise httpx2.UnsupportedProtocol(f"the provider's URL must be http or https, not {scheme}")
 
     def close(self) -> None:
-        for pool in self._pools:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
             pool.close()
 
 
-def _transport(context, limits: httpx2.Limits, backend: httpcore2.NetworkBackend) -> httpx2.HTTPTransport:
-    transport = httpx2.HTTPTransport(verify=context, limits=limits)
-    compat.use_network_backend(transport, backend)
-    return transport
+def _body(request: httpx2.Request) -> bytes | Iterator[bytes]:
+    """The request's body: its bytes, or (an upload not read into memory) its stream,
+    which urllib3 sends as it iterates, framed by the request's Content-Length."""
+    try:
+        return request.content
+    except httpx2.RequestNotRead:
+        return iter(request.stream)  # type: ignore[arg-type]
 
 
-class _Backend(httpcore2.SyncBackend):
-    def connect_tcp(self, *args, **kwargs) -> httpcore2.NetworkStream:
+class _Interruptible:
+    """A connection that checks the current Interrupt before it connects, waits for the
+    response's headers under it, and asks whether it is still open without gevent's loop."""
+
+    sock: socket.socket | None
+
+    def connect(self) -> None:
         interrupt = interrupts.current.get()
-        if interrupt is not None:  # a canceled job's call opens no connection
+        if interrupt is not None:
             interrupt.check(sent=False)
-        return _Stream(super().connect_tcp(*args, **kwargs))
+        super().connect()  # type: ignore[misc]
 
-
-class _Stream(httpcore2.NetworkStream):
-    """httpcore2's connection, but "is it readable?" is answered by db.sockets, and reads
-    and writes stop under an interrupted Interrupt (interrupts.py)."""
-
-    def __init__(self, stream: httpcore2.NetworkStream) -> None:
-        self._stream = stream
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+    def getresponse(self):
         interrupt = interrupts.current.get()
         if interrupt is None:
-            return self._stream.read(max_bytes, timeout)
-        return interrupt.read(self._stream.get_extra_info("socket"), self._stream.read, max_bytes, timeout)
+            return super().getresponse()  # type: ignore[misc]
+        return interrupt.read(self.sock, super().getresponse)  # type: ignore[misc]
 
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        interrupt = interrupts.current.get()
-        # A request cut short is not one the provider runs. An empty write (how h11 ends a
-        # body of known length) sends nothing: the request went out with the write before.
-        if interrupt is not None and buffer:
-            interrupt.check(sent=False)
-        self._stream.write(buffer, timeout)
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(self, ssl_context, server_hostname: str | None = None, timeout: float | None = None):
-        return _Stream(self._stream.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str):
-        if info != "is_readable":
-            return self._stream.get_extra_info(info)
-        sock = self._stream.get_extra_info("socket")
-        return sock is None or sock.fileno() < 0 or has_input(sock.fileno())
+    @property
+    def is_connected(self) -> bool:
+        sock = self.sock
+        return sock is not None and sock.fileno() >= 0 and not has_input(sock.fileno())
 
 
-class _DrainOnClose(httpx2.SyncByteStream):
-    def __init__(
-        self, stream: httpx2.SyncByteStream, request: httpx2.Request, *, on_close: Callable[[], None]
-    ) -> None:
-        self._stream = stream
+class _Connection(_Interruptible, HTTPConnection):
+    pass
+
+
+class _TLSConnection(_Interruptible, HTTPSConnection):
+    pass
+
+
+class _Pool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _TLSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _TLSConnection
+
+
+class _Body(httpx2.SyncByteStream):
+    """A response's body as it arrives: a chunk a read (a token of a streamed answer)."""
+
+    def __init__(self, response: urllib3.HTTPResponse, request: httpx2.Request) -> None:
+        self._response = response
         self._request = request
-        self._on_close: Callable[[], None] | None = on_close
+        self._reads = response.read_chunked(decode_content=False) if response.chunked else _reads(response)
         self._last = self._before_last = b""  # how the body ended: kept, not copied, per chunk
         self._ended = False
+        self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._stream:
-            self._before_last, self._last = self._last, chunk
-            yield chunk
+        interrupt = interrupts.current.get()
+        reads = self._reads
+        try:
+            if interrupt is None:
+                for chunk in reads:
+                    self._before_last, self._last = self._last, chunk
+                    yield chunk
+            else:
+                sock = self._socket()
+                while (chunk := interrupt.read(sock, next, reads, None)) is not None:
+                    self._before_last, self._last = self._last, chunk
+                    yield chunk
+        except (errors.HTTPError, OSError) as error:
+            raise _transport_error(error, self._request) from error
         self._ended = True
 
     def close(self) -> None:
+        if self._closed:  # once, however often the response is closed
+            return
+        self._closed = True
         try:
             tail = (self._before_last[-_TAIL:] + self._last)[-_TAIL:]
             if not self._ended and tail.rstrip().endswith(_DONE):
                 self._drain()
         finally:
-            try:
-                self._stream.close()
-            finally:
-                if self._on_close is not None:  # once, however often the response is closed
-                    self._on_close, on_close = None, self._on_close
-                    on_close()
+            if not self._ended:
+                self._response.close()  # the rest unread: the connection cannot carry another request
+            self._response.release_conn()
 
     def _drain(self) -> None:
-        # httpcore2 takes each read's timeout from the request's extensions, which it
-        # shares with this request: a new pass over the body reads with this one.
-        timeouts = self._request.extensions.get("timeout") or {}
-        self._request.extensions["timeout"] = {**timeouts, "read": DRAIN_SECONDS}
+        sock = self._socket()
+        if sock is None:
+            return
         deadline = time.monotonic() + DRAIN_SECONDS
         read = 0
         try:
-            for chunk in self._stream:
+            sock.settimeout(DRAIN_SECONDS)
+            for chunk in self._reads:
                 read += len(chunk)
                 if read > DRAIN_BYTES or time.monotonic() > deadline:
                     return  # more than a body's end: closing drops the connection
-        except (httpx2.TransportError, httpx2.StreamError, interrupts.Interrupted):
-            # The connection is closed, as it would have been without the drain. Interrupted:
-            # the call was stopped after its answer was complete, which then stands.
-            pass
+        except (errors.HTTPError, OSError):
+            return  # the connection is closed, as it would have been without the drain
+        self._ended = True
+
+    def _socket(self) -> socket.socket | None:
+        connection = self._response.connection
+        return getattr(connection, "sock", None)
+
+
+def _reads(response: urllib3.HTTPResponse) -> Iterator[bytes]:
+    """A body without chunks (sized, or ended by the server's close), as it arrives."""
+    while chunk := response.read1(READ_SIZE, decode_content=False):
+        yield chunk
+
+
+def _transport_error(error: BaseException, request: httpx2.Request) -> httpx2.TransportError:
+    """urllib3's (or the socket's) error as the httpx2 error the SDK maps: a timeout to
+    APITimeoutError, the rest to APIConnectionError."""
+    kind: Callable[..., httpx2.TransportError]
+    if isinstance(error, (errors.NewConnectionError, errors.SSLError, errors.NameResolutionError)):
+        kind = httpx2.ConnectError  # NewConnectionError is also a ConnectTimeoutError
+    elif isinstance(error, errors.ConnectTimeoutError):
+        kind = httpx2.ConnectTimeout
+    elif isinstance(error, (errors.TimeoutError, TimeoutError)):
+        kind = httpx2.ReadTimeout
+    elif isinstance(error, errors.ProtocolError):
+        kind = httpx2.RemoteProtocolError
+    else:
+        kind = httpx2.ReadError
+    return kind(str(error) or type(error).__name__, request=request)
