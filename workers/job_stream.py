@@ -20,6 +20,7 @@ from redis.client import Pipeline
 from redis.exceptions import RedisError
 
 from db.redis_client import key
+from workers.provider_text import storable
 
 logger = logging.getLogger(__name__)
 
@@ -140,9 +141,11 @@ class DeltaBatcher:
 
     def take(self) -> str:
         """What is held and not sent, for the caller to send with the job's last event
-        (one round trip for both: `publish_all`); "" when nothing is."""
+        (one round trip for both: `publish_all`); "" when nothing is. Cleaned here, as
+        one text, rather than piece by piece: `storable` of the whole is the pieces'
+        `storable`s joined."""
         text, self.pending = "".join(self.pending), []
-        return text
+        return storable(text)
 
 
 def read(

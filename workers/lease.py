@@ -18,6 +18,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from contextvars import Token
 
 from db.redis_client import get_redis
@@ -40,8 +41,16 @@ class Lease:
     """One running job, as the process's monitor sees it. Use as a context manager
     around the provider call."""
 
-    def __init__(self, job_id: uuid.UUID, *, lease_seconds: int, expected_chars: int) -> None:
+    def __init__(
+        self,
+        job_id: uuid.UUID,
+        *,
+        lease_seconds: int,
+        expected_chars: int,
+        on_text: Callable[[str], None] | None = None,
+    ) -> None:
         self.job_id = job_id
+        self.on_text = on_text  # where each streamed piece goes on to (the job's delta events)
         self.lease_seconds = lease_seconds
         self.renew_every = max(lease_seconds / 3, 1.0)
         self.renew_at = 0.0
@@ -75,9 +84,14 @@ class Lease:
         self.interrupt.interrupt()
 
     def on_delta(self, text: str) -> None:
-        """Called by the provider for each streamed piece of text."""
+        """Called by the provider for each streamed piece of text, which then goes on to
+        `on_text`. A token each: the flags are looked at here and `check` called only
+        when one is up, and the piece handed on without a closure between."""
         self.chars += len(text)
-        self.check()
+        if self.lease_lost or self.cancel_requested:
+            self.check()
+        if self.on_text is not None:
+            self.on_text(text)
 
     def check(self) -> None:
         if self.lease_lost:

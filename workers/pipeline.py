@@ -176,11 +176,13 @@ def run_job(
         # Inside the try: the first call in a process imports the SDK, which can be slow
         # enough for the soft time limit to land there.
         provider = provider or get_provider(settings)
-        with Lease(job_id, lease_seconds=settings.job_lease_seconds, expected_chars=expected_chars) as lease:
-
-            def on_delta(text: str) -> None:
-                lease.on_delta(text)
-                deltas.add(storable(text))
+        lease = Lease(
+            job_id,
+            lease_seconds=settings.job_lease_seconds,
+            expected_chars=expected_chars,
+            on_text=deltas.add,  # each streamed piece, after the lease's own look at it
+        )
+        with lease:
 
             def wait(seconds: float) -> None:
                 # A flex job waiting for room still notices a cancel (or a lost lease).
@@ -190,7 +192,7 @@ def run_job(
                     time.sleep(min(left, 0.5))
                 lease.check()
 
-            output = generate(work, provider, tally, on_delta=on_delta, wait=wait)
+            output = generate(work, provider, tally, on_delta=lease.on_delta, wait=wait)
     except LeaseLost:
         logger.warning("job_id=%s lease lost; another delivery owns the job now", job_id)
         deltas.flush()

@@ -37,18 +37,14 @@ class Interrupt:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._interrupted = False
+        self.interrupted = False  # written under the lock; read by a stream's every read
         self._reading: socket.socket | None = None
-
-    @property
-    def interrupted(self) -> bool:
-        return self._interrupted
 
     def interrupt(self) -> None:
         """Stop the reads made under this Interrupt, now and from now on. Safe to call
         from any thread or greenlet, and more than once."""
         with self._lock:
-            self._interrupted = True
+            self.interrupted = True
             if self._reading is not None:
                 # Under the lock, so the reader cannot close the socket (and the OS hand its
                 # number to another connection) before it is shut down.
@@ -56,31 +52,41 @@ class Interrupt:
                     self._reading.shutdown(socket.SHUT_RDWR)
 
     def check(self, *, sent: bool = True) -> None:
-        if self._interrupted:
+        if self.interrupted:
             raise Interrupted(sent=sent)
 
     def read(self, sock: socket.socket | None, read: Callable[..., T], *args: Any) -> T:
         """`read(*args)`, one blocking read of `sock`: raises Interrupted instead of
         reading once interrupted, and instead of what the read returned or raised if
-        interrupted meanwhile. A call, not a context manager: it runs for every piece of
-        a streamed answer (a token a read), where a generator-based one's set-up and
-        tear-down would be paid for each piece."""
+        interrupted meanwhile."""
+        self.watch(sock)
+        try:
+            data = read(*args)
+        except BaseException as error:
+            if self.interrupted:
+                raise Interrupted(sent=True) from error
+            raise
+        finally:
+            self.unwatch(sock)
+        self.check()
+        return data
+
+    def watch(self, sock: socket.socket | None) -> None:
+        """Shut `sock` down on an interrupt from now until `unwatch(sock)`; raises
+        Interrupted if already interrupted. For a streamed body, watched from its first
+        read to its close: its reads (a token each) then need only look at `interrupted`
+        after each, and take the lock not at all. The socket must be unwatched before it
+        is closed or goes back to a pool, where another call would be shut down with it."""
         with self._lock:
             # Under the lock: an interrupt() either came first (raised here) or will find
             # this socket to shut down.
             self.check()
             self._reading = sock
-        try:
-            data = read(*args)
-        except BaseException as error:
-            if self._interrupted:
-                raise Interrupted(sent=True) from error
-            raise
-        finally:
-            with self._lock:
+
+    def unwatch(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            if self._reading is sock:
                 self._reading = None
-        self.check()
-        return data
 
 
 current: ContextVar[Interrupt | None] = ContextVar("provider_interrupt", default=None)

@@ -133,10 +133,11 @@ class OpenAIProvider:
         # Close the HTTP response however we leave, so a cancel hangs up on the provider.
         to_error = functools.partial(self._error, request=request)
         deltas = _text_deltas(response, state, to_error)
+        parts = state.parts
         with contextlib.closing(response), contextlib.closing(deltas):
             try:
                 for text in deltas:
-                    state.parts.append(text)
+                    parts.append(text)
                     if on_delta is not None:
                         try:
                             on_delta(text)
@@ -230,21 +231,22 @@ def _text_deltas(
     try:
         for chunk in chunks(response):
             state.chunks += 1
-            state.model = chunk.get("model") or state.model
-            if chunk.get("usage") is not None:
-                state.usage = chunk["usage"]
+            if model := chunk.get("model"):
+                state.model = model
+            if (usage := chunk.get("usage")) is not None:
+                state.usage = usage
             for choice in chunk.get("choices") or ():
                 if choice.get("index", 0) != 0:
                     continue
-                state.finish_reason = choice.get("finish_reason") or state.finish_reason
+                if finish_reason := choice.get("finish_reason"):
+                    state.finish_reason = finish_reason
                 delta = choice.get("delta")
                 if delta is None:
                     continue
                 if delta.get("refusal"):
                     state.refusal.append(delta["refusal"])
-                content = delta.get("content")
-                if content:
-                    if not isinstance(content, str):
+                if content := delta.get("content"):
+                    if type(content) is not str:
                         raise TypeError(f"delta content is {type(content).__name__}")
                     yield content
     except openai.OpenAIError as err:

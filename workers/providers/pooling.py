@@ -166,7 +166,8 @@ class _TLSPool(urllib3.HTTPSConnectionPool):
 
 
 class _Body(httpx2.SyncByteStream):
-    """A response's body as it arrives: a chunk a read (a token of a streamed answer)."""
+    """A response's body as it arrives: a chunk a read (a token of a streamed answer).
+    Under an Interrupt its socket is watched from the first read to the close."""
 
     def __init__(self, response: urllib3.HTTPResponse, request: httpx2.Request) -> None:
         self._response = response
@@ -175,28 +176,33 @@ class _Body(httpx2.SyncByteStream):
         self._last = self._before_last = b""  # how the body ended: kept, not copied, per chunk
         self._ended = False
         self._closed = False
+        self._watched: tuple[interrupts.Interrupt, socket.socket | None] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
         interrupt = interrupts.current.get()
-        reads = self._reads
         try:
-            if interrupt is None:
-                for chunk in reads:
-                    self._before_last, self._last = self._last, chunk
-                    yield chunk
-            else:
+            if interrupt is not None:
                 sock = self._socket()
-                while (chunk := interrupt.read(sock, next, reads, None)) is not None:
-                    self._before_last, self._last = self._last, chunk
-                    yield chunk
+                interrupt.watch(sock)
+                self._watched = interrupt, sock
+            for chunk in self._reads:
+                if interrupt is not None and interrupt.interrupted:
+                    raise interrupts.Interrupted(sent=True)
+                self._before_last, self._last = self._last, chunk
+                yield chunk
         except (errors.HTTPError, OSError) as error:
+            if interrupt is not None and interrupt.interrupted:  # woken by the interrupt's shutdown
+                raise interrupts.Interrupted(sent=True) from error
             raise _transport_error(error, self._request) from error
+        finally:
+            self._unwatch()
         self._ended = True
 
     def close(self) -> None:
         if self._closed:  # once, however often the response is closed
             return
         self._closed = True
+        self._unwatch()  # before the socket is closed or pooled
         try:
             tail = (self._before_last[-_TAIL:] + self._last)[-_TAIL:]
             if not self._ended and tail.rstrip().endswith(_DONE):
@@ -205,6 +211,11 @@ class _Body(httpx2.SyncByteStream):
             if not self._ended:
                 self._response.close()  # the rest unread: the connection cannot carry another request
             self._response.release_conn()
+
+    def _unwatch(self) -> None:
+        if self._watched is not None:
+            (interrupt, sock), self._watched = self._watched, None
+            interrupt.unwatch(sock)
 
     def _drain(self) -> None:
         sock = self._socket()
