@@ -126,18 +126,18 @@ class DeltaBatcher:
         self.job_id = job_id
         self.interval = interval
         self.pending: list[str] = []
-        self.sent_at = float("-inf")
+        self.due = float("-inf")  # when the next piece goes out at once
 
     def add(self, text: str) -> None:
         self.pending.append(text)
-        if time.monotonic() - self.sent_at >= self.interval:
+        if time.monotonic() >= self.due:
             self.flush()
 
     def flush(self) -> None:
         text = self.take()
         if text:
             publish(self.redis, self.job_id, DELTA, {"text": text}, set_ttl=False)
-            self.sent_at = time.monotonic()
+            self.due = time.monotonic() + self.interval
 
     def take(self) -> str:
         """What is held and not sent, for the caller to send with the job's last event

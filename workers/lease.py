@@ -88,7 +88,7 @@ class Lease:
         `on_text`. A token each: the flags are looked at here and `check` called only
         when one is up, and the piece handed on without a closure between."""
         self.chars += len(text)
-        if self.lease_lost or self.cancel_requested:
+        if self.interrupt.interrupted:  # thrown by cancel() and lose_lease()
             self.check()
         if self.on_text is not None:
             self.on_text(text)

@@ -31,6 +31,7 @@ DONE = b"[DONE]"
 _DATA = b"data: "
 _END = b"\n\n"
 _DATA_AT = len(_DATA)
+_LF = ord("\n")
 
 
 def chunks(response: httpx2.Response) -> Iterator[Any]:
@@ -45,12 +46,13 @@ def chunks(response: httpx2.Response) -> Iterator[Any]:
     try:
         for read in response.iter_bytes() if encoded else response.stream:
             if (
-                # The short way: the read is one event of one `data:` line, nothing before it.
+                # The short way: the read is one event of one `data:` line ended by LF LF,
+                # nothing before it: the first LF the one before last, and the last one.
                 not pending
                 and not held_cr
                 and read.startswith(_DATA)
                 and read.find(b"\n") == len(read) - 2
-                and read.endswith(_END)
+                and read[-1] == _LF
             ):
                 datas: Iterable[bytes] = (read[_DATA_AT:-2],)
             else:
@@ -62,7 +64,7 @@ def chunks(response: httpx2.Response) -> Iterator[Any]:
                 *events, pending = (pending + read).split(_END)
                 datas = _datas(events)
             for data in datas:
-                if data.startswith(DONE):
+                if data[:1] == b"[" and data.startswith(DONE):  # a chunk's data starts with "{"
                     # Closed here, while the body's iterators are still open (as the SDK's
                     # stream closes it), so that the transport reads the body's end and pools
                     # the connection (pooling.py).

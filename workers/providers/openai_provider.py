@@ -231,8 +231,8 @@ def _text_deltas(
     try:
         for chunk in chunks(response):
             state.chunks += 1
-            if model := chunk.get("model"):
-                state.model = model
+            if not state.model:  # every chunk names the model: the first one's is kept
+                state.model = chunk.get("model") or ""
             if (usage := chunk.get("usage")) is not None:
                 state.usage = usage
             for choice in chunk.get("choices") or ():
