@@ -51,12 +51,26 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-CASES = ("health", "poll", "304", "submit", "job", "job-gevent", "job-stream", "delta", "bare", "bare-stream")
+CASES = (
+    "health",
+    "poll",
+    "304",
+    "submit",
+    "job",
+    "job-gevent",
+    "job-stream",
+    "delta",
+    "bare",
+    "bare-stream",
+    "bare-urllib3",
+    "bare-urllib3-stream",
+)
 STREAM_TOKENS = 500
-PREFORK = ("job", "job-stream", "delta", "bare", "bare-stream")  # the others run under gevent
+# The others run under gevent.
+PREFORK = ("job", "job-stream", "delta", "bare", "bare-stream", "bare-urllib3", "bare-urllib3-stream")
 # job-stream is 13x a job's instructions, ~1 s a job under valgrind: a tenth of the count
 # after the same warm-up (the count is exact; more jobs only repeat the same work).
-SCALE = {"job-stream": 10, "bare-stream": 10}
+SCALE = {"job-stream": 10, "bare-stream": 10, "bare-urllib3-stream": 10}
 WARM_UP = 30
 COLLECTED = re.compile(r"Collected : ([\d,]+)")
 
@@ -89,6 +103,13 @@ def main() -> None:
         if "per-streamed-token" in results:
             ratio = results["per-streamed-token"] / results["bare-per-token"]
             print(f"{'ratio':<10} {ratio:7.2f} x the baseline per streamed token")
+    if "bare-urllib3" in results and "bare-urllib3-stream" in results:
+        per_token = round((results["bare-urllib3-stream"] - results["bare-urllib3"]) / STREAM_TOKENS, 4)
+        results["bare-urllib3-per-token"] = per_token
+        print(f"{'bare u3':<10} {per_token:7.4f} M instructions per token, through Conveyor's transport")
+        if "per-streamed-token" in results:
+            ratio = results["per-streamed-token"] / per_token
+            print(f"{'ratio':<10} {ratio:7.2f} x that baseline per streamed token")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"instructions-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     out.write_text(json.dumps({"count": args.count, "millions_per_op": results}, indent=2))
@@ -150,7 +171,7 @@ def _child(case: str, count: int) -> None:
         total = WARM_UP + count
         tokens = STREAM_TOKENS if case.endswith("-stream") else None
         if case.startswith("bare"):
-            operation = _bare_operation(bench, tokens)
+            operation = _bare_operation(bench, tokens, conveyors_transport=case.startswith("bare-urllib3"))
         elif case == "delta":
             operation = _delta_operation()
         elif job:
@@ -254,10 +275,12 @@ def _job_operation(bench, total: int, tokens: int | None = None):
     return operation
 
 
-def _bare_operation(bench, tokens: int | None):
+def _bare_operation(bench, tokens: int | None, *, conveyors_transport: bool = False):
     """The baseline of a job's provider call: the same request to the same fake provider,
-    its stream read with the HTTP client the SDK uses (httpx2, its defaults), each
-    `data:` line parsed with the standard library's JSON decoder, nothing kept."""
+    its stream read with the HTTP client the SDK uses (httpx2, its defaults; with
+    `conveyors_transport`, over workers/providers/pooling.py's urllib3 transport, as
+    Conveyor's provider sends), each `data:` line parsed with the standard library's
+    JSON decoder, nothing kept."""
     import json as json_module
 
     import httpx2
@@ -268,7 +291,12 @@ def _bare_operation(bench, tokens: int | None):
         "provider", [PYTHON, "-m", "bench.fake_provider", "--port", str(bench.provider_port)], bench.env
     )
     wait_http(f"{bench.provider_url}/stats", provider)
-    client = httpx2.Client(timeout=60)
+    if conveyors_transport:
+        from workers.providers.pooling import PoolingTransport
+
+        client = httpx2.Client(timeout=60, transport=PoolingTransport())
+    else:
+        client = httpx2.Client(timeout=60)
     url = f"{bench.provider_url}/v1/chat/completions"
     answer = f" [[tokens:{tokens}]]" if tokens else ""
     body = {

@@ -85,11 +85,12 @@ class PoolingTransport(httpx2.BaseTransport):
             )
         except (errors.HTTPError, OSError) as error:
             raise _transport_error(error, request) from error
+        reason = (response.reason or "").encode("latin-1")
         return httpx2.Response(
             response.status,
             headers=list(response.headers.items()),
             stream=_Body(response, request),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason.encode("latin-1")},
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
         )
 
     def _pool(self, url: httpx2.URL) -> urllib3.HTTPConnectionPool:
