@@ -1,6 +1,6 @@
 """The fake OpenAI server over TLS, as production reaches api.openai.com, signed by the
 suite's throwaway CA (`local_ca`, tests/fakes/tls.py), and a client trusting that CA the
-way an operator would make it, through SSL_CERT_FILE (which httpcore2's default SSL
+way an operator would make it, through SSL_CERT_FILE (which httpx2's default SSL
 context reads)."""
 
 from __future__ import annotations

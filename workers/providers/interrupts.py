@@ -24,7 +24,7 @@ T = TypeVar("T")
 class Interrupted(BaseException):
     """The call was interrupted. A BaseException, like KeyboardInterrupt, so that no
     `except Exception` between the socket and the provider (in the SDK, httpx2 or
-    httpcore2) can take it for a connection error, which would be retried. `sent`: the
+    urllib3) can take it for a connection error, which would be retried. `sent`: the
     request had gone out (the call was reading its answer), so the provider may bill it."""
 
     def __init__(self, *, sent: bool) -> None:
