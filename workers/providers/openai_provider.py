@@ -133,11 +133,10 @@ class OpenAIProvider:
         # Close the HTTP response however we leave, so a cancel hangs up on the provider.
         to_error = functools.partial(self._error, request=request)
         deltas = _text_deltas(response, state, to_error)
-        parts = state.parts
         with contextlib.closing(response), contextlib.closing(deltas):
             try:
                 for text in deltas:
-                    parts.append(text)
+                    state.parts.append(text)
                     if on_delta is not None:
                         try:
                             on_delta(text)
