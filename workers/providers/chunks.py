@@ -47,12 +47,14 @@ def chunks(response: httpx2.Response) -> Iterator[Any]:
         for read in response.iter_bytes() if encoded else response.stream:
             if (
                 # The short way: the read is one event of one `data:` line ended by LF LF,
-                # nothing before it: the first LF the one before last, and the last one.
+                # nothing before it: the first LF the one before last, and the last one,
+                # and no CR (a line end of its own).
                 not pending
                 and not held_cr
                 and read.startswith(_DATA)
                 and read.find(b"\n") == len(read) - 2
                 and read[-1] == _LF
+                and b"\r" not in read
             ):
                 datas: Iterable[bytes] = (read[_DATA_AT:-2],)
             else:

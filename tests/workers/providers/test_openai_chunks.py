@@ -60,3 +60,9 @@ def test_an_error_event_raises_the_sdks_api_error():
         read(event(1), b'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n')
     assert caught.value.message == "overloaded"
     assert caught.value.body == {"message": "overloaded", "type": "server_error"}
+
+
+def test_a_lone_cr_inside_one_read_ends_its_line():
+    """A read that looks like one `data:` event but holds a CR (a line end of its own)
+    is read by the format's rules, not taken as one data line."""
+    assert read(b'data: {"n": 1}\rid: 5\n\n', b"data: [DONE]\n\n") == [{"n": 1}]
