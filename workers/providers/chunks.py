@@ -32,6 +32,7 @@ _DATA = b"data: "
 _END = b"\n\n"
 _DATA_AT = len(_DATA)
 _LF = ord("\n")
+_CR = ord("\r")
 
 
 def chunks(response: httpx2.Response) -> Iterator[Any]:
@@ -54,7 +55,7 @@ def chunks(response: httpx2.Response) -> Iterator[Any]:
                 and read.startswith(_DATA)
                 and read.find(b"\n") == len(read) - 2
                 and read[-1] == _LF
-                and b"\r" not in read
+                and _CR not in read  # an int: looked for without taking a buffer of it
             ):
                 datas: Iterable[bytes] = (read[_DATA_AT:-2],)
             else:
