@@ -43,6 +43,9 @@ IO_JOBS = 1000
 IO_LATENCY = 1.0
 
 
+IO_LONG_LATENCY = 5.0  # the I/O scenario's last run: calls of seconds, as AI calls are
+
+
 IO_CONCURRENCY = 1000  # greenlets in the one gevent AI worker process
 
 

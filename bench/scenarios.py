@@ -19,6 +19,7 @@ from bench.config import (
     CONNECTIONS,
     IO_JOBS,
     IO_LATENCY,
+    IO_LONG_LATENCY,
     STREAM_PAUSE,
     STREAM_WAIT,
 )
@@ -251,10 +252,10 @@ def scenario_io(bench: Bench) -> None:
         "worker": hostname,
         "timeout": 300,
     }
-    runs = []
-    for _ in range(options.io_runs):
+
+    def run(latency: float) -> dict[str, Any]:
         bench.reset_jobs()
-        bench.provider(latency=IO_LATENCY)
+        bench.provider(latency=latency)
         # Where the machine's cores went: the worker, and Postgres's and the provider's share.
         meter = CpuMeter({"worker": [worker.pid], "provider": [bench.processes.started["provider"].pid]})
         with bench.profiling("io-worker", [worker.pid]):
@@ -262,13 +263,16 @@ def scenario_io(bench: Bench) -> None:
         result |= meter.per(IO_JOBS, "job")
         result["worker_cpu_s"] = result["worker_cpu_ms_per_job"] * IO_JOBS / 1000
         stats = bench.provider_stats()
-        result |= {
+        return result | {
             "peak_in_flight": stats["peak_in_flight"],
             "provider_requests": stats["requests"],
             "provider_connections": stats["connections"],  # ~requests if the worker pools none
         }
-        runs.append(result)
-    bench.results["io"] = runs
+
+    bench.results["io"] = [run(IO_LATENCY) for _ in range(options.io_runs)]
+    # Calls of seconds, as AI calls are: how many one process holds once its starts are
+    # not racing its first calls' ends (one run: the figure is the pool's size or not).
+    bench.results["io_long"] = [run(IO_LONG_LATENCY)]
     bench.results.setdefault("memory", {})["gevent AI worker"] = [rss_mb(worker.pid)]
     bench.results["io_worker_rss_mb"] = {"idle, before the runs": idle_rss, "after": rss_mb(worker.pid)}
     bench.processes.stop("worker_io")
@@ -282,12 +286,14 @@ def scenario_io(bench: Bench) -> None:
         "worker": "baseline_io@bench",
         "timeout": 300,
     }
-    celery_runs = []
-    for _ in range(options.io_runs):
+
+    def run_celery(latency: float) -> dict[str, Any]:
         meter = CpuMeter({"worker": [baseline.pid]})
-        result = bench.load("io-celery", celery_config)
+        result = bench.load("io-celery", celery_config | {"latency": latency})
         result |= meter.per(IO_JOBS, "task")
         result["worker_cpu_s"] = result["worker_cpu_ms_per_task"] * IO_JOBS / 1000
-        celery_runs.append(result)
-    bench.results["io_celery"] = celery_runs
+        return result
+
+    bench.results["io_celery"] = [run_celery(IO_LATENCY) for _ in range(options.io_runs)]
+    bench.results["io_long_celery"] = [run_celery(IO_LONG_LATENCY)]
     bench.processes.stop("baseline_io")
