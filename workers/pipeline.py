@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
-from tenacity import before_sleep_log, retry, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from db.models.job import CANCELED, FAILED, RUNNING, SUCCEEDED
 from db.redis_client import get_redis
@@ -449,13 +449,17 @@ def _announce(
     logger.info("job_id=%s %s code=%s tokens=%s", work.job_id, status, code, tokens)
 
 
-@retry(
+# Shared by every job, as the provider's retry policy is (its docstring says why): the
+# decorator form copies the policy, and makes a new greenlet-local, on every call.
+RECORD_RETRY = Retrying(
     retry=retry_if_exception_type(OperationalError),
     stop=stop_after_delay(RECORD_RETRY_SECONDS),
     wait=wait_exponential(multiplier=0.5, max=5),
     before_sleep=before_sleep_log(logger, logging.WARNING),
     reraise=True,
 )
+
+
 def _record(job_id: uuid.UUID, outcome: jobs.Outcome, *, reply: str | None = None) -> jobs.RunEnded:
     """Write the outcome, riding out a database restart rather than losing a result
     that was paid for. If the database stays away, the lease lapses and the reaper
@@ -465,6 +469,10 @@ def _record(job_id: uuid.UUID, outcome: jobs.Outcome, *, reply: str | None = Non
     waiting for the slot (jobs.finish_run). A conversation's reply is stored in the
     same transaction, so a succeeded turn always has exactly one; without one, the
     statement needs no transaction around it. Returns whether the outcome stands."""
+    return RECORD_RETRY(_write_outcome, job_id, outcome, reply)
+
+
+def _write_outcome(job_id: uuid.UUID, outcome: jobs.Outcome, reply: str | None) -> jobs.RunEnded:
     if reply is None:
         with standalone() as connection:
             return jobs.finish_run(connection, job_id=job_id, outcome=outcome)

@@ -6,6 +6,7 @@ import threading
 import uuid
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from api.services import jobs as job_rules
 from db.models.job import SUCCEEDED
@@ -16,6 +17,7 @@ from tasks import generation
 from tests import rows
 from tests.fakes.services import wait_until
 from tests.workers.test_admission import Broker, make_jobs, make_user
+from tests.workers.test_metering import ledger
 from workers import admission, job_stream, metrics, pipeline, queue_position
 from workers.providers.base import Completion
 
@@ -272,3 +274,24 @@ def test_a_call_stops_without_writing_when_its_job_is_no_longer_ours(settings, f
     assert "lease lost" in caplog.text
     assert load(job_id).output == {"text": "by another"}
     assert len(fake_openai.requests) == 1
+
+
+def test_an_outcome_rides_out_a_database_error_and_stands_once(settings, fake_openai, monkeypatch):
+    """A database that drops the outcome's statement (a restart) is tried again after
+    a wait, so an answer that was paid for is kept, and billed once."""
+    job_id = make_job(input={"prompt": "Say hi"})
+    real_finish, calls, waits = jobs.finish_run, [], []
+
+    def finish_run(executor, **outcome):
+        calls.append(outcome["job_id"])
+        if len(calls) == 1:
+            raise OperationalError("UPDATE jobs …", {}, Exception("server closed the connection unexpectedly"))
+        return real_finish(executor, **outcome)
+
+    monkeypatch.setattr(jobs, "finish_run", finish_run)
+    monkeypatch.setattr(pipeline.RECORD_RETRY, "sleep", waits.append)
+    assert pipeline.run_job(job_id, settings=settings).status == SUCCEEDED
+    assert calls == [job_id, job_id] and waits == [0.5]
+    job = load(job_id)
+    assert job.status == SUCCEEDED and job.output == {"text": "Echo: Say hi"}
+    assert [row.billed for row in ledger(job_id)] == [True]
