@@ -285,7 +285,9 @@ def test_an_outcome_rides_out_a_database_error_and_stands_once(settings, fake_op
     def finish_run(executor, **outcome):
         calls.append(outcome["job_id"])
         if len(calls) == 1:
-            raise OperationalError("UPDATE jobs …", {}, Exception("server closed the connection unexpectedly"))
+            raise OperationalError(
+                "UPDATE jobs …", {}, Exception("server closed the connection unexpectedly")
+            )
         return real_finish(executor, **outcome)
 
     monkeypatch.setattr(jobs, "finish_run", finish_run)
