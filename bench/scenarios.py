@@ -270,10 +270,12 @@ def scenario_io(bench: Bench) -> None:
         }
 
     bench.results["io"] = [run(IO_LATENCY) for _ in range(options.io_runs)]
+    memory = bench.results.setdefault("memory", {})
+    memory["gevent AI worker, after the 1 s calls"] = [rss_mb(worker.pid)]
     # Calls of seconds, as AI calls are: how many one process holds once its starts are
     # not racing its first calls' ends (one run: the figure is the pool's size or not).
     bench.results["io_long"] = [run(IO_LONG_LATENCY)]
-    bench.results.setdefault("memory", {})["gevent AI worker"] = [rss_mb(worker.pid)]
+    memory["gevent AI worker"] = [rss_mb(worker.pid)]  # having held the most calls at once
     bench.results["io_worker_rss_mb"] = {"idle, before the runs": idle_rss, "after": rss_mb(worker.pid)}
     bench.processes.stop("worker_io")
     bench.provider(latency=0.0)
