@@ -59,8 +59,9 @@ async def submit_many(base_url: str, tokens: list[str], count: int, concurrency:
     return ids
 
 
-def wait_finished(database_url: str, count: int, timeout: float) -> dict[str, Any]:
-    """Poll the jobs table until `count` jobs are finished; their outcome and timing."""
+def wait_finished(database_url: str, count: int, timeout: float, since: float = 0.0) -> dict[str, Any]:
+    """Poll the jobs table until `count` jobs are finished; their outcome and timing
+    (`first_start`: the first one started at `since` or later)."""
     connection = psycopg2.connect(database_url)
     connection.autocommit = True
     deadline = time.monotonic() + timeout
@@ -75,7 +76,9 @@ def wait_finished(database_url: str, count: int, timeout: float) -> dict[str, An
             cursor.execute(
                 "SELECT count(*) FILTER (WHERE status = 'succeeded'), "
                 "count(*) FILTER (WHERE finished_at IS NOT NULL), "
-                "extract(epoch FROM min(started_at)), extract(epoch FROM max(finished_at)) FROM jobs"
+                "extract(epoch FROM min(started_at) FILTER (WHERE started_at >= to_timestamp(%s))), "
+                "extract(epoch FROM max(finished_at)) FROM jobs",
+                (since,),
             )
             succeeded, finished, first_start, last_finish = cursor.fetchone()
     finally:
@@ -150,7 +153,7 @@ def io_concurrency(config: dict[str, Any]) -> dict[str, Any]:
     )
     if not replies:
         raise SystemExit(f"the worker {config['worker']} did not answer add_consumer")
-    done = wait_finished(config["database_url"], count, timeout=config["timeout"])
+    done = wait_finished(config["database_url"], count, timeout=config["timeout"], since=started)
     celery_app.control.cancel_consumer(
         config["queue"], destination=[config["worker"]], reply=True, timeout=10
     )
@@ -158,11 +161,14 @@ def io_concurrency(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _io_times(commanded: float, first_start: float | None, last_end: float | None) -> dict[str, float]:
-    """The calls' time, from the first one's start to the last one's end. Not from the
-    add_consumer command: both workers logged "Started consuming" 1.2-2.2 s after it was
-    sent, a delay that moved from run to run and is neither worker's own work (a
-    worker consumes its queues from the start in production). `control_delay_s` reports
-    it, and `since_command_s` the time the bench reported before 2026-12-07's fifth round."""
+    """The calls' time, from the first one started after the add_consumer command to the
+    last one's end. Not from the command itself: both workers logged "Started consuming"
+    0.6-2.2 s after it was sent, a delay that moved from run to run and is neither
+    worker's own work (a worker consumes its queues from the start in production).
+    Not from a call started before it either: the read a worker had waiting on the queue
+    when the last run's cancel_consumer came can still take the next run's first message.
+    `control_delay_s` reports the delay, and `since_command_s` the time the bench
+    reported before 2026-12-07's fifth round of issue 28."""
     first_start = first_start or commanded
     last_end = last_end or time.time()
     return {
@@ -197,7 +203,7 @@ def io_celery(config: dict[str, Any]) -> dict[str, Any]:
     for _, step in edges:
         running += step
         peak = max(peak, running)
-    first_start = min((start for start, _ in spans), default=None)
+    first_start = min((start for start, _ in spans if start >= started), default=None)
     last_end = max((end for _, end in spans), default=None)
     return {
         "tasks": count,
