@@ -163,7 +163,7 @@ def io_concurrency(config: dict[str, Any]) -> dict[str, Any]:
 def _io_times(commanded: float, first_start: float | None, last_end: float | None) -> dict[str, float]:
     """The calls' time, from the first one started after the add_consumer command to the
     last one's end. Not from the command itself: both workers logged "Started consuming"
-    0.6-2.2 s after it was sent, a delay that moved from run to run and is neither
+    up to seconds after it was sent, a delay that moved from run to run and is neither
     worker's own work (a worker consumes its queues from the start in production).
     Not from a call started before it either: the read a worker had waiting on the queue
     when the last run's cancel_consumer came can still take the next run's first message.
