@@ -75,7 +75,7 @@ class PoolingTransport(httpx2.BaseTransport):
                 request.method,
                 request.url.raw_path.decode("ascii"),
                 body=_body(request),
-                headers=urllib3.HTTPHeaderDict(request.headers.multi_items()),
+                headers=_headers(request),
                 retries=False,  # tenacity, in the provider, is the one retry policy
                 redirect=False,
                 assert_same_host=False,
@@ -88,7 +88,11 @@ class PoolingTransport(httpx2.BaseTransport):
         reason = (response.reason or "").encode("latin-1")
         return httpx2.Response(
             response.status,
-            headers=list(response.headers.items()),
+            # As bytes: http.client read them as latin-1, and httpx2 would encode str
+            # values again as ASCII, which a value that is not ASCII would fail.
+            headers=[
+                (name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers.items()
+            ],
             stream=_Body(response, request),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
         )
@@ -115,6 +119,15 @@ class PoolingTransport(httpx2.BaseTransport):
             pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             pool.close()
+
+
+def _headers(request: httpx2.Request) -> dict[str, str] | urllib3.HTTPHeaderDict:
+    """The request's headers for urllib3, from their raw bytes: `multi_items()` looks up
+    the headers' encoding again for every name and value it decodes. A plain dict unless
+    a name repeats (which only a multi-valued dict carries)."""
+    raw = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw]
+    headers = dict(raw)
+    return headers if len(headers) == len(raw) else urllib3.HTTPHeaderDict(raw)
 
 
 def _body(request: httpx2.Request) -> bytes | Iterator[bytes]:
