@@ -48,6 +48,7 @@ from bench.scenarios import scenario_io, scenario_overhead_and_pipeline, scenari
 
 
 def serve(bench: Bench) -> None:
+    bench.worker_ai()  # so that submitted jobs run (celery_worker waits for its ping)
     print(f"web {bench.web_url}/api/v1, baseline {bench.baseline_url}, provider {bench.provider_url}")
     print(f"database {bench.env['BASELINE_DATABASE_URL']}, redis {bench.redis_url}")
     print(f"TOKEN={bench.users[0]['token']}", flush=True)
