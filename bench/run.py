@@ -9,7 +9,7 @@ end), prints a table and writes it as JSON to bench/results/.
     python -m bench.run --quick          # one short run of each, to check the set-up
     python -m bench.run --only submit,poll --profile var/bench-profiles
     python -m bench.run --max-load 1.5   # first wait (up to 20 min) for a quiet machine
-    python -m bench.run --serve          # set up, print the URLs and a token, wait (to poke at)
+    python -m bench.run --serve          # set up (worker_ai too), print the URLs and a token, wait
 
 Conveyor and the baselines run alternately, run by run, so that whatever else the
 machine is doing falls on both.
