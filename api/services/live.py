@@ -58,11 +58,12 @@ def wait_for_change(
     """Return the job (its row, as a poll reads it) as soon as it differs from what the
     client has (`seen`, its ETag; else the job as it is now), or after `seconds`.
     `until_finished`: only once it has finished; its events in between (running, the
-    text as it streams) are not looked at in the row, which is still read every
-    ROW_CHECK_SECONDS in case the last event was lost. Each read takes a pooled
-    connection and gives it back, and the events come through the process's one
-    reader: nothing a request needs from the database or Redis pools is held while
-    it waits."""
+    text as it streams) are not looked at in the row. Nor is streamed text in any case:
+    it is not in the row until the job ends, and a job streaming sends it several times
+    a second. The row is still read every ROW_CHECK_SECONDS in case the last event was
+    lost. Each read takes a pooled connection and gives it back, and the events come
+    through the process's one reader: nothing a request needs from the database or
+    Redis pools is held while it waits."""
     hub = get_hub()
     # Following from the newest event before reading the row: no change slips between.
     follower = hub.follow(job_id, after=_last_event_id(get_redis(), job_id))
@@ -76,15 +77,20 @@ def wait_for_change(
             if remaining <= 0:
                 break
             batch = follower.wait(min(remaining, ROW_CHECK_SECONDS))
-            if until_finished and batch and all(event.type != job_stream.DONE for event in batch):
+            if batch and all(_leaves_row(event, until_finished) for event in batch):
                 now = time.monotonic()
                 if now - read_at < ROW_CHECK_SECONDS and now < deadline:
-                    continue  # it has not finished: no need to look at the row yet
+                    continue  # nothing the client waits for: no need to look at the row yet
             job = _read(user_id, job_id)
             read_at = time.monotonic()
         return job
     finally:
         hub.unfollow(follower)
+
+
+def _leaves_row(event: job_stream.Event, until_finished: bool) -> bool:
+    """Whether a long-poll can go on waiting after `event` without reading the row."""
+    return event.type != job_stream.DONE if until_finished else event.type == job_stream.DELTA
 
 
 def _read(user_id: uuid.UUID, job_id: uuid.UUID) -> Any:

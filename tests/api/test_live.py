@@ -219,6 +219,30 @@ def test_long_poll_by_default_answers_at_the_first_change(client, headers):
     assert [response.get_json()["status"] for response, _ in answers] == ["running"]
 
 
+def test_a_long_poll_of_a_job_streaming_text_does_not_read_its_row_for_each_piece(
+    client, headers, monkeypatch
+):
+    """Streamed text is not in the row until the job ends: a long-poll waiting for the
+    next change reads the row every couple of seconds, not for each `delta` event (a
+    job streaming sends several a second), and still answers at once when it ends."""
+    job_id = submit(client, headers).get_json()["id"]
+    _run(job_id)
+    reads, real_read = [], live._read
+    monkeypatch.setattr(live, "_read", lambda *args: reads.append(time.monotonic()) or real_read(*args))
+    waiting, answers = _long_poll(client, f"{API}/jobs/{job_id}?wait=20", headers)
+    started = time.monotonic()
+    for _ in range(10):  # text every 0.1 s for a second
+        job_stream.publish(get_redis(), uuid.UUID(job_id), job_stream.DELTA, {"text": "…"})
+        time.sleep(0.1)
+    assert answers == [] and len(reads) == 1  # the first look only
+    _succeed(job_id)
+    finished_at = time.monotonic()
+    waiting.join(timeout=10)
+    ((response, answered_at),) = answers
+    assert response.get_json()["status"] == "succeeded" and answered_at - finished_at < 1
+    assert len(reads) == 2 and reads[1] - started < live.ROW_CHECK_SECONDS + 1
+
+
 def test_long_poll_until_finished_sees_an_end_whose_event_was_lost(client, headers):
     # Events are a hint: while they keep coming (text streaming) or after they stop, the
     # row is still read every couple of seconds.
