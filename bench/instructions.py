@@ -97,19 +97,15 @@ def main() -> None:
     if "job" in results and "job-stream" in results:
         results["per-streamed-token"] = round((results["job-stream"] - results["job"]) / STREAM_TOKENS, 4)
         print(f"{'a token':<10} {results['per-streamed-token']:7.4f} M instructions per streamed token")
-    if "bare" in results and "bare-stream" in results:
-        results["bare-per-token"] = round((results["bare-stream"] - results["bare"]) / STREAM_TOKENS, 4)
-        print(f"{'bare token':<10} {results['bare-per-token']:7.4f} M instructions per token, the baseline")
-        if "per-streamed-token" in results:
-            ratio = results["per-streamed-token"] / results["bare-per-token"]
-            print(f"{'ratio':<10} {ratio:7.2f} x the baseline per streamed token")
-    if "bare-urllib3" in results and "bare-urllib3-stream" in results:
-        per_token = round((results["bare-urllib3-stream"] - results["bare-urllib3"]) / STREAM_TOKENS, 4)
-        results["bare-urllib3-per-token"] = per_token
-        print(f"{'bare u3':<10} {per_token:7.4f} M instructions per token, through Conveyor's transport")
-        if "per-streamed-token" in results:
-            ratio = results["per-streamed-token"] / per_token
-            print(f"{'ratio':<10} {ratio:7.2f} x that baseline per streamed token")
+    baselines = (("bare", "the baseline"), ("bare-urllib3", "through Conveyor's transport"))
+    for base, label in baselines:
+        if base in results and f"{base}-stream" in results:
+            per_token = round((results[f"{base}-stream"] - results[base]) / STREAM_TOKENS, 4)
+            results[f"{base}-per-token"] = per_token
+            print(f"{base + ' token':<10} {per_token:7.4f} M instructions per token, {label}")
+            if "per-streamed-token" in results:
+                ratio = results["per-streamed-token"] / per_token
+                print(f"{'ratio':<10} {ratio:7.2f} x that baseline per streamed token")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"instructions-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     out.write_text(json.dumps({"count": args.count, "millions_per_op": results}, indent=2))

@@ -261,7 +261,6 @@ def scenario_io(bench: Bench) -> None:
         with bench.profiling("io-worker", [worker.pid]):
             result = bench.load("io", config)
         result |= meter.per(IO_JOBS, "job")
-        result["worker_cpu_s"] = result["worker_cpu_ms_per_job"] * IO_JOBS / 1000
         stats = bench.provider_stats()
         return result | {
             "peak_in_flight": stats["peak_in_flight"],
@@ -293,7 +292,6 @@ def scenario_io(bench: Bench) -> None:
         meter = CpuMeter({"worker": [baseline.pid]})
         result = bench.load("io-celery", celery_config | {"latency": latency})
         result |= meter.per(IO_JOBS, "task")
-        result["worker_cpu_s"] = result["worker_cpu_ms_per_task"] * IO_JOBS / 1000
         return result
 
     bench.results["io_celery"] = [run_celery(IO_LATENCY) for _ in range(options.io_runs)]
