@@ -34,7 +34,7 @@ from api.auth import current_caller, current_settings, current_user_id
 from api.errors import error_response
 from api.extensions import limiter
 from api.openapi import documented
-from db.redis_client import key
+from db.redis_client import DRIVER, key
 from db.repositories.users import normalize_email
 from settings import Settings
 from workers.plans import get_plan
@@ -47,6 +47,7 @@ def init_limits(app: Flask, settings: Settings) -> None:
             "key_prefix": key("ratelimit"),
             "socket_timeout": 5,
             "socket_connect_timeout": 2,
+            "driver_info": DRIVER,
         },
         RATELIMIT_STRATEGY="moving-window",
         # Retry-After is set by _too_many; the X-RateLimit-* headers are not part of the API.

@@ -8,7 +8,9 @@ changes under it.
   `BlockingPoolChannel` makes that pool a redis-py `BlockingConnectionPool`, whose
   commands wait for a free connection where kombu's pool refuses them: a gevent worker
   acking many jobs at once otherwise drops its broker connection and the messages it
-  had reserved (workers/broker.py).
+  had reserved (workers/broker.py). It builds the consumer's pool as kombu does, and
+  both pools' connections name themselves as every Conveyor client does
+  (db/redis_client.py `DRIVER`), not looking redis-py's version up for each one.
 - logging collects, for every record, where it was logged from unless
   `logging._srcfile` is None (the logging HOWTO's "Optimization" names this as the way
   to turn it off); neither log format shows it, and the web logs a line per request.
@@ -19,8 +21,10 @@ from __future__ import annotations
 import logging
 
 from kombu.transport import redis
-from redis import BlockingConnectionPool
+from redis import BlockingConnectionPool, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
+
+from db.redis_client import DRIVER
 
 POOL_WAIT_SECONDS = 30  # a command waits this long for a free connection before failing
 
@@ -36,10 +40,12 @@ class BlockingPoolChannel(redis.Channel):
             # messages stay in Redis for the restore sweep); any other error stopped the
             # worker (`Unrecoverable error`), as the chaos soak showed after Redis restarts.
             raise RedisConnectionError("the broker connection is closed")
-        if asynchronous:  # the consumer's BRPOP: a pool of its own, as kombu makes it
-            return super()._get_pool(asynchronous)
-        params = self._connparams(asynchronous=False)
-        self.keyprefix_fanout = self.keyprefix_fanout.format(db=params["db"])  # as kombu's does
+        # As kombu's: its parameters, and the fanout prefix named for the db. Both pools'
+        # connections name themselves as every Conveyor client's do (db/redis_client.py).
+        params = self._connparams(asynchronous=asynchronous) | {"driver_info": DRIVER}
+        self.keyprefix_fanout = self.keyprefix_fanout.format(db=params["db"])
+        if asynchronous:  # the consumer's BRPOP: a pool of its own, of kombu's class
+            return ConnectionPool(**params)
         return BlockingConnectionPool(timeout=POOL_WAIT_SECONDS, **params)
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 
 from redis import Redis
 
-from db.redis_client import key
+from db.redis_client import DRIVER, key
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class Heartbeat:
         concurrency: int = 1,
     ) -> None:
         self.redis = Redis.from_url(
-            redis_url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2
+            redis_url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2, driver_info=DRIVER
         )
         self.hostname = hostname
         self.queues = queues

@@ -23,7 +23,7 @@ import uuid
 from redis import Redis
 from redis.exceptions import RedisError
 
-from db.redis_client import get_redis, key
+from db.redis_client import DRIVER, get_redis, key
 from workers import job_stream
 
 logger = logging.getLogger(__name__)
@@ -84,6 +84,7 @@ class StreamHub:
             socket_timeout=BLOCK_MS / 1000 + 5,
             socket_connect_timeout=2,
             single_connection_client=True,
+            driver_info=DRIVER,
         )
 
     def follow(self, job_id: uuid.UUID | str, *, after: str) -> Follower:

@@ -7,6 +7,7 @@ from kombu import Connection
 from kombu.transport import redis
 from redis import BlockingConnectionPool, ConnectionPool
 
+from db.redis_client import DRIVER
 from workers import compat
 from workers.broker import Transport
 
@@ -27,7 +28,11 @@ def test_the_blocking_pool_gets_what_kombus_own_pool_gets(settings):
     ):
         theirs, kept = plain.default_channel, ours.default_channel
         assert type(theirs.pool) is ConnectionPool and isinstance(kept.pool, BlockingConnectionPool)
+        # Ours only adds how the connections name themselves (db/redis_client.py).
+        assert kept.pool.connection_kwargs.pop("driver_info") is DRIVER
+        assert kept.async_pool.connection_kwargs.pop("driver_info") is DRIVER
         assert _plain(kept.pool.connection_kwargs) == _plain(theirs.pool.connection_kwargs)
+        assert _plain(kept.async_pool.connection_kwargs) == _plain(theirs.async_pool.connection_kwargs)
         assert kept.pool.max_connections == theirs.pool.max_connections
         assert kept.keyprefix_fanout == theirs.keyprefix_fanout
         # The consumer's pool is kombu's own.
