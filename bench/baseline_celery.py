@@ -4,13 +4,19 @@
   when all are done: `celery -A bench.baseline_celery worker -Q bench_noop -c 4`.
 - I/O: tasks that wait `seconds` (gevent's sleep under `--pool gevent`: the same
   wait as an HTTP call) and record when they ran, in one gevent process with the
-  AI worker's pool: what Celery alone achieves with 1,000 waits at once.
+  AI worker's pool: what Celery alone achieves with 1,000 waits at once. And tasks
+  that make a job's provider call and nothing else (`call`: the request a text job
+  builds, sent by Conveyor's provider, the openai SDK over its transport, to the
+  bench's provider, which waits): what Celery and the call together achieve, between
+  raw Celery's waits and Conveyor's whole jobs.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from functools import lru_cache
+from typing import Any
 
 from celery import Celery
 from redis import Redis
@@ -49,3 +55,25 @@ def sleep(seconds: float) -> None:
     started = time.time()
     time.sleep(seconds)
     _client().rpush(SPANS_KEY, f"{started} {time.time()}")
+
+
+@app.task(name="bench.call")
+def call() -> None:
+    started = time.time()
+    provider, request = job_call()
+    provider.complete(request)
+    _client().rpush(SPANS_KEY, f"{started} {time.time()}")
+
+
+@lru_cache(maxsize=1)
+def job_call() -> tuple[Any, Any]:
+    """Conveyor's provider and a text job's first request (workers/pipeline.py builds it
+    so), made once: the call is what is measured, not its set-up. Also
+    bench/instructions.py's `call` case."""
+    from settings import get_settings
+    from workers.provider_request import build
+    from workers.providers import get_provider
+    from workers.tools import get_tool
+
+    request = build(get_tool("text"), {"prompt": "Write a haiku."}, {}, model="gpt-4o-mini")
+    return get_provider(get_settings()), request

@@ -60,6 +60,7 @@ CASES = (
     "job-gevent",
     "job-stream",
     "delta",
+    "call",
     "bare",
     "bare-stream",
     "bare-urllib3",
@@ -67,7 +68,7 @@ CASES = (
 )
 STREAM_TOKENS = 500
 # The others run under gevent.
-PREFORK = ("job", "job-stream", "delta", "bare", "bare-stream", "bare-urllib3", "bare-urllib3-stream")
+PREFORK = ("job", "job-stream", "delta", "call", "bare", "bare-stream", "bare-urllib3", "bare-urllib3-stream")
 # job-stream is 13x a job's instructions, ~1 s a job under valgrind: a tenth of the count
 # after the same warm-up (the count is exact; more jobs only repeat the same work).
 SCALE = {"job-stream": 10, "bare-stream": 10, "bare-urllib3-stream": 10}
@@ -170,6 +171,8 @@ def _child(case: str, count: int) -> None:
             operation = _bare_operation(bench, tokens, conveyors_transport=case.startswith("bare-urllib3"))
         elif case == "delta":
             operation = _delta_operation()
+        elif case == "call":
+            operation = _call_operation(bench)
         elif job:
             operation = _job_operation(bench, total, tokens)
         else:
@@ -308,6 +311,25 @@ def _bare_operation(bench, tokens: int | None, *, conveyors_transport: bool = Fa
             for line in response.iter_lines():
                 if line.startswith("data: ") and line != "data: [DONE]":
                     loads(line[6:])
+
+    return operation
+
+
+def _call_operation(bench):
+    """A job's provider call alone, as a job makes it (`bench.baseline_celery.job_call`):
+    between `bare-urllib3` (the same HTTP client and transport, no SDK) and `job`."""
+    from bench.baseline_celery import job_call
+    from bench.processes import PYTHON, wait_http
+
+    provider = bench.processes.start(
+        "provider", [PYTHON, "-m", "bench.fake_provider", "--port", str(bench.provider_port)], bench.env
+    )
+    wait_http(f"{bench.provider_url}/stats", provider)
+    conveyors, request = job_call()
+
+    def operation() -> None:
+        if not conveyors.complete(request).text:
+            raise SystemExit("the call answered no text")
 
     return operation
 

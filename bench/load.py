@@ -179,17 +179,21 @@ def _io_times(commanded: float, first_start: float | None, last_end: float | Non
 
 
 def io_celery(config: dict[str, Any]) -> dict[str, Any]:
-    """The I/O baseline: raw Celery tasks that each wait `latency`, queued while the
+    """The I/O baselines: raw Celery tasks that each wait `latency` or, with `call`, make
+    a job's provider call (the bench's provider waiting `latency`), queued while the
     gevent worker consumes nothing, then let at them; peak overlap from their spans."""
     from redis import Redis
 
-    from bench.baseline_celery import SLEEP_QUEUE, SPANS_KEY, app, sleep
+    from bench.baseline_celery import SLEEP_QUEUE, SPANS_KEY, app, call, sleep
 
     redis = Redis.from_url(config["redis_url"])
     redis.delete(SPANS_KEY)
     count = config["tasks"]
     for _ in range(count):
-        sleep.apply_async(args=[config["latency"]], queue=SLEEP_QUEUE)
+        if config["call"]:
+            call.apply_async(queue=SLEEP_QUEUE)
+        else:
+            sleep.apply_async(args=[config["latency"]], queue=SLEEP_QUEUE)
     started = time.time()
     if not app.control.add_consumer(SLEEP_QUEUE, destination=[config["worker"]], reply=True, timeout=10):
         raise SystemExit(f"the worker {config['worker']} did not answer add_consumer")

@@ -127,6 +127,21 @@ def _io_rows(results: dict[str, Any]) -> list[Row]:
                 " s",
             )
         )
+    call_runs = results.get("io_call_celery") or []
+    if call_runs and celery_peak and celery_elapsed:
+        # What limits the two: raw Celery tasks making a job's provider call and nothing
+        # else, against the waits and against Conveyor's whole jobs.
+        call_peak = summary([float(run["peak_in_flight"]) for run in call_runs])
+        call_elapsed = summary([run["elapsed_s"] for run in call_runs])
+        alone = "raw Celery + the provider call alone"
+        for measure, value, baseline, unit in (
+            (f"{alone}: calls in flight (vs raw Celery waits)", call_peak, celery_peak, ""),
+            (f"{alone}: time (vs raw Celery waits)", call_elapsed, celery_elapsed, " s"),
+            (f"calls in flight (vs {alone})", peak, call_peak, ""),
+            (f"time (vs {alone})", elapsed, call_elapsed, " s"),
+        ):
+            ratio = value["median"] / baseline["median"]
+            rows.append(Row("I/O", measure, value, baseline, ratio, "", None, unit))
     if results.get("io_long") and results.get("io_long_celery"):
         peak = summary([float(run["peak_in_flight"]) for run in results["io_long"]])
         celery_peak = summary([float(run["peak_in_flight"]) for run in results["io_long_celery"]])

@@ -288,12 +288,19 @@ def scenario_io(bench: Bench) -> None:
         "timeout": 300,
     }
 
-    def run_celery(latency: float) -> dict[str, Any]:
-        meter = CpuMeter({"worker": [baseline.pid]})
-        result = bench.load("io-celery", celery_config | {"latency": latency})
-        result |= meter.per(IO_JOBS, "task")
-        return result
+    def run_celery(latency: float, *, call: bool = False) -> dict[str, Any]:
+        # `call`: each task makes a job's provider call, which the provider answers after `latency`.
+        groups = {"worker": [baseline.pid]}
+        if call:
+            groups["provider"] = [bench.processes.started["provider"].pid]
+        meter = CpuMeter(groups)
+        result = bench.load("io-celery", celery_config | {"latency": latency, "call": call})
+        return result | meter.per(IO_JOBS, "task")
 
     bench.results["io_celery"] = [run_celery(IO_LATENCY) for _ in range(options.io_runs)]
     bench.results["io_long_celery"] = [run_celery(IO_LONG_LATENCY)]
+    # Between the two: raw Celery tasks making a job's provider call and nothing else.
+    bench.provider(latency=IO_LATENCY)
+    bench.results["io_call_celery"] = [run_celery(IO_LATENCY, call=True) for _ in range(options.io_runs)]
+    bench.provider(latency=0.0)
     bench.processes.stop("baseline_io")
