@@ -223,12 +223,10 @@ def _job_operation(bench, total: int, tokens: int | None = None):
     import datetime as dt
 
     from bench import plan
-    from bench.processes import PYTHON, wait_http
+    from bench.processes import wait_http
 
     plan.install()
-    provider = bench.processes.start(
-        "provider", [PYTHON, "-m", "bench.fake_provider", "--port", str(bench.provider_port)], bench.env
-    )
+    provider = _start_provider(bench)
     import workers.celery_app  # noqa: F401 - a worker's signals and logging
     from db.repositories import jobs, users
     from db.session import remove_session, session_scope
@@ -284,11 +282,9 @@ def _bare_operation(bench, tokens: int | None, *, conveyors_transport: bool = Fa
 
     import httpx2
 
-    from bench.processes import PYTHON, wait_http
+    from bench.processes import wait_http
 
-    provider = bench.processes.start(
-        "provider", [PYTHON, "-m", "bench.fake_provider", "--port", str(bench.provider_port)], bench.env
-    )
+    provider = _start_provider(bench)
     wait_http(f"{bench.provider_url}/stats", provider)
     if conveyors_transport:
         from workers.providers.pooling import PoolingTransport
@@ -319,11 +315,9 @@ def _call_operation(bench):
     """A job's provider call alone, as a job makes it (`bench.baseline_celery.job_call`):
     between `bare-urllib3` (the same HTTP client and transport, no SDK) and `job`."""
     from bench.baseline_celery import job_call
-    from bench.processes import PYTHON, wait_http
+    from bench.processes import wait_http
 
-    provider = bench.processes.start(
-        "provider", [PYTHON, "-m", "bench.fake_provider", "--port", str(bench.provider_port)], bench.env
-    )
+    provider = _start_provider(bench)
     wait_http(f"{bench.provider_url}/stats", provider)
     conveyors, request = job_call()
 
@@ -332,6 +326,15 @@ def _call_operation(bench):
             raise SystemExit("the call answered no text")
 
     return operation
+
+
+def _start_provider(bench):
+    """The fake provider, for the cases that call it (stopped with the bench's processes)."""
+    from bench.processes import PYTHON
+
+    return bench.processes.start(
+        "provider", [PYTHON, "-m", "bench.fake_provider", "--port", str(bench.provider_port)], bench.env
+    )
 
 
 def _delta_operation():
