@@ -94,14 +94,10 @@ def _pipeline_rows(results: dict[str, Any]) -> list[Row]:
 
 
 def _io_rows(results: dict[str, Any]) -> list[Row]:
-    runs = results["io"]
     ideal = IO_JOBS * IO_LATENCY / IO_CONCURRENCY
-    peak = summary([float(run["peak_in_flight"]) for run in runs])
-    elapsed = summary([run["elapsed_s"] for run in runs])
+    peak, elapsed = _in_flight_and_time(results["io"])
     # The baseline column: raw Celery tasks that only wait, in the same pool (bench.baseline_celery).
-    celery_runs = results.get("io_celery") or []
-    celery_peak = summary([float(run["peak_in_flight"]) for run in celery_runs]) if celery_runs else None
-    celery_elapsed = summary([run["elapsed_s"] for run in celery_runs]) if celery_runs else None
+    celery_peak, celery_elapsed = _in_flight_and_time(results.get("io_celery") or [])
     peak_ratio = peak["median"] / celery_peak["median"] if celery_peak else None
     # Issue 28's targets: against raw Celery's waits in the same pool and run.
     rows = [
@@ -115,44 +111,41 @@ def _io_rows(results: dict[str, Any]) -> list[Row]:
     if celery_elapsed:
         ratio = elapsed["median"] / celery_elapsed["median"]
         target, passed = "≤ 1.5 x raw Celery", ratio <= 1.5
-        rows.append(
-            Row(
-                "I/O",
-                "the same, vs raw Celery waits",
-                elapsed,
-                celery_elapsed,
-                ratio,
-                target,
-                passed,
-                " s",
-            )
-        )
-    call_runs = results.get("io_call_celery") or []
-    if call_runs and celery_peak and celery_elapsed:
+        measure = "the same, vs raw Celery waits"
+        rows.append(Row("I/O", measure, elapsed, celery_elapsed, ratio, target, passed, " s"))
+    compared: list[tuple[str, Any, Any, str]] = []  # measure, Conveyor's column, the baseline, unit
+    call_peak, call_elapsed = _in_flight_and_time(results.get("io_call_celery") or [])
+    if call_peak and celery_peak:
         # What limits the two: raw Celery tasks making a job's provider call and nothing
         # else, against the waits and against Conveyor's whole jobs.
-        call_peak = summary([float(run["peak_in_flight"]) for run in call_runs])
-        call_elapsed = summary([run["elapsed_s"] for run in call_runs])
         alone = "raw Celery + the provider call alone"
-        for measure, value, baseline, unit in (
+        compared += [
             (f"{alone}: calls in flight (vs raw Celery waits)", call_peak, celery_peak, ""),
             (f"{alone}: time (vs raw Celery waits)", call_elapsed, celery_elapsed, " s"),
             (f"calls in flight (vs {alone})", peak, call_peak, ""),
             (f"time (vs {alone})", elapsed, call_elapsed, " s"),
-        ):
-            ratio = value["median"] / baseline["median"]
-            rows.append(Row("I/O", measure, value, baseline, ratio, "", None, unit))
-    if results.get("io_long") and results.get("io_long_celery"):
-        peak = summary([float(run["peak_in_flight"]) for run in results["io_long"]])
-        celery_peak = summary([float(run["peak_in_flight"]) for run in results["io_long_celery"]])
-        measure = f"calls in flight, peak, {IO_LONG_LATENCY:g} s calls (vs raw Celery waits)"
-        rows.append(Row("I/O", measure, peak, celery_peak, peak["median"] / celery_peak["median"], "", None))
-        took = summary([run["elapsed_s"] for run in results["io_long"]])
-        celery_took = summary([run["elapsed_s"] for run in results["io_long_celery"]])
-        measure = f"{IO_JOBS} jobs x {IO_LONG_LATENCY:g} s, first start to last end (vs raw Celery waits)"
-        ratio = took["median"] / celery_took["median"]
-        rows.append(Row("I/O", measure, took, celery_took, ratio, "", None, " s"))
+        ]
+    long_peak, long_elapsed = _in_flight_and_time(results.get("io_long") or [])
+    long_celery_peak, long_celery_elapsed = _in_flight_and_time(results.get("io_long_celery") or [])
+    if long_peak and long_celery_peak:
+        compared += [
+            (f"calls in flight, peak, {IO_LONG_LATENCY:g} s calls (vs raw Celery waits)",
+             long_peak, long_celery_peak, ""),
+            (f"{IO_JOBS} jobs x {IO_LONG_LATENCY:g} s, first start to last end (vs raw Celery waits)",
+             long_elapsed, long_celery_elapsed, " s"),
+        ]  # fmt: skip
+    for measure, value, baseline, unit in compared:
+        ratio = value["median"] / baseline["median"]
+        rows.append(Row("I/O", measure, value, baseline, ratio, "", None, unit))
     return rows
+
+
+def _in_flight_and_time(runs: list[dict]) -> tuple[Any, Any]:
+    """The runs' peak calls in flight and their first start to last end; None without runs."""
+    if not runs:
+        return None, None
+    peaks = [float(run["peak_in_flight"]) for run in runs]
+    return summary(peaks), summary([run["elapsed_s"] for run in runs])
 
 
 def _overhead_rows(results: dict[str, Any]) -> list[Row]:

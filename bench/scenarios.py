@@ -283,7 +283,6 @@ def scenario_io(bench: Bench) -> None:
     celery_config = {
         "redis_url": bench.redis_url,
         "tasks": IO_JOBS,
-        "latency": IO_LATENCY,
         "worker": "baseline_io@bench",
         "timeout": 300,
     }
