@@ -5,26 +5,25 @@
 - I/O: tasks that wait `seconds` (gevent's sleep under `--pool gevent`: the same
   wait as an HTTP call) and record when they ran, in one gevent process with the
   AI worker's pool: what Celery alone achieves with 1,000 waits at once. And tasks
-  that make a job's provider call and nothing else (`call`: the request a text job
-  builds, sent by Conveyor's provider, the openai SDK over its transport, to the
-  bench's provider, which waits): what Celery and the call together achieve, between
-  raw Celery's waits and Conveyor's whole jobs.
+  that make a job's provider call and nothing else (`call`, bench/provider_call.py: the
+  request a text job builds, sent by Conveyor's provider, the openai SDK over its
+  transport, to the bench's provider, which waits): what Celery and the call together
+  achieve, between raw Celery's waits and Conveyor's whole jobs.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from functools import lru_cache
-from typing import Any
 
 from celery import Celery
 from redis import Redis
 
+from bench.provider_call import SPANS_KEY, record_call
+
 QUEUE = "bench_noop"
 DONE_KEY = "bench:noop:done"
 SLEEP_QUEUE = "bench_sleep"
-SPANS_KEY = "bench:sleep:spans"
 
 app = Celery("bench_baseline", broker=os.environ.get("REDIS_URL", "redis://localhost:6379/0"))
 app.conf.update(
@@ -59,21 +58,4 @@ def sleep(seconds: float) -> None:
 
 @app.task(name="bench.call")
 def call() -> None:
-    started = time.time()
-    provider, request = job_call()
-    provider.complete(request)
-    _client().rpush(SPANS_KEY, f"{started} {time.time()}")
-
-
-@lru_cache(maxsize=1)
-def job_call() -> tuple[Any, Any]:
-    """Conveyor's provider and a text job's first request (workers/pipeline.py builds it
-    so), made once: the call is what is measured, not its set-up. Also
-    bench/instructions.py's `call` case."""
-    from settings import get_settings
-    from workers.provider_request import build
-    from workers.providers import get_provider
-    from workers.tools import get_tool
-
-    request = build(get_tool("text"), {"prompt": "Write a haiku."}, {}, model="gpt-4o-mini")
-    return get_provider(get_settings()), request
+    record_call(_client())

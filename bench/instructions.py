@@ -312,10 +312,10 @@ def _bare_operation(bench, tokens: int | None, *, conveyors_transport: bool = Fa
 
 
 def _call_operation(bench):
-    """A job's provider call alone, as a job makes it (`bench.baseline_celery.job_call`):
+    """A job's provider call alone, as a job makes it (`bench.provider_call.job_call`):
     between `bare-urllib3` (the same HTTP client and transport, no SDK) and `job`."""
-    from bench.baseline_celery import job_call
     from bench.processes import wait_http
+    from bench.provider_call import job_call
 
     provider = _start_provider(bench)
     wait_http(f"{bench.provider_url}/stats", provider)

@@ -179,28 +179,54 @@ def _io_times(commanded: float, first_start: float | None, last_end: float | Non
 
 
 def io_celery(config: dict[str, Any]) -> dict[str, Any]:
-    """The I/O baselines: raw Celery tasks that each wait `latency` or, with `call`, make
-    a job's provider call (the bench's provider waiting `latency`), queued while the
-    gevent worker consumes nothing, then let at them; peak overlap from their spans."""
+    """The I/O baselines: Celery tasks that each wait `latency` or, with `call`, make a
+    job's provider call (the bench's provider waiting `latency`), queued while the gevent
+    worker consumes nothing, then let at them; peak overlap from their spans. Raw
+    Celery's worker runs them, or with `conveyor` Conveyor's (the call only, on the
+    queue its jobs use). A call run first makes one call, not counted, so that no run
+    pays for loading the SDK or for the provider's first connection."""
     from redis import Redis
 
-    from bench.baseline_celery import SLEEP_QUEUE, SPANS_KEY, app, call, sleep
+    from bench.provider_call import SPANS_KEY
 
     redis = Redis.from_url(config["redis_url"])
+    if config.get("conveyor"):
+        from workers.celery_app import app
+
+        queue = config["queue"]
+
+        def send() -> None:
+            app.send_task("bench.conveyor_call", queue=queue)
+
+    else:
+        from bench.baseline_celery import SLEEP_QUEUE as queue
+        from bench.baseline_celery import app, call, sleep
+
+        def send() -> None:
+            if config["call"]:
+                call.apply_async(queue=queue)
+            else:
+                sleep.apply_async(args=[config["latency"]], queue=queue)
+
+    def let_at(count: int, timeout: float) -> float:
+        started = time.time()
+        if not app.control.add_consumer(queue, destination=[config["worker"]], reply=True, timeout=10):
+            raise SystemExit(f"the worker {config['worker']} did not answer add_consumer")
+        deadline = time.monotonic() + timeout
+        while redis.llen(SPANS_KEY) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        app.control.cancel_consumer(queue, destination=[config["worker"]], reply=True, timeout=10)
+        return started
+
+    if config["call"]:
+        redis.delete(SPANS_KEY)
+        send()
+        let_at(1, 30)
     redis.delete(SPANS_KEY)
     count = config["tasks"]
     for _ in range(count):
-        if config["call"]:
-            call.apply_async(queue=SLEEP_QUEUE)
-        else:
-            sleep.apply_async(args=[config["latency"]], queue=SLEEP_QUEUE)
-    started = time.time()
-    if not app.control.add_consumer(SLEEP_QUEUE, destination=[config["worker"]], reply=True, timeout=10):
-        raise SystemExit(f"the worker {config['worker']} did not answer add_consumer")
-    deadline = time.monotonic() + config["timeout"]
-    while redis.llen(SPANS_KEY) < count and time.monotonic() < deadline:
-        time.sleep(0.02)
-    app.control.cancel_consumer(SLEEP_QUEUE, destination=[config["worker"]], reply=True, timeout=10)
+        send()
+    started = let_at(count, config["timeout"])
     spans = [tuple(map(float, span.split())) for span in redis.lrange(SPANS_KEY, 0, -1)]
     edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
     peak = running = 0

@@ -114,17 +114,29 @@ def _io_rows(results: dict[str, Any]) -> list[Row]:
         measure = "the same, vs raw Celery waits"
         rows.append(Row("I/O", measure, elapsed, celery_elapsed, ratio, target, passed, " s"))
     compared: list[tuple[str, Any, Any, str]] = []  # measure, Conveyor's column, the baseline, unit
-    call_peak, call_elapsed = _in_flight_and_time(results.get("io_call_celery") or [])
-    if call_peak and celery_peak:
-        # What limits the two: raw Celery tasks making a job's provider call and nothing
-        # else, against the waits and against Conveyor's whole jobs.
-        alone = "raw Celery + the provider call alone"
-        compared += [
-            (f"{alone}: calls in flight (vs raw Celery waits)", call_peak, celery_peak, ""),
-            (f"{alone}: time (vs raw Celery waits)", call_elapsed, celery_elapsed, " s"),
-            (f"calls in flight (vs {alone})", peak, call_peak, ""),
-            (f"time (vs {alone})", elapsed, call_elapsed, " s"),
-        ]
+    # What limits the two: tasks making a job's provider call and nothing else, in raw
+    # Celery's worker and in Conveyor's own, against the waits and Conveyor's whole jobs.
+    for key, alone in (
+        ("io_call_celery", "raw Celery + the provider call alone"),
+        ("io_call_conveyor", "Conveyor's worker + the provider call alone"),
+    ):
+        call_peak, call_elapsed = _in_flight_and_time(results.get(key) or [])
+        if call_peak and celery_peak:
+            compared += [
+                (f"{alone}: calls in flight (vs raw Celery waits)", call_peak, celery_peak, ""),
+                (f"{alone}: time (vs raw Celery waits)", call_elapsed, celery_elapsed, " s"),
+                (f"calls in flight (vs {alone})", peak, call_peak, ""),
+                (f"time (vs {alone})", elapsed, call_elapsed, " s"),
+            ]
+    celery_cpu = _worker_cpu(results.get("io_celery") or [])
+    for key, series in (
+        ("io", "Conveyor's jobs"),
+        ("io_call_celery", "raw Celery + the call alone"),
+        ("io_call_conveyor", "Conveyor's worker + the call alone"),
+    ):
+        cpu = _worker_cpu(results.get(key) or [])
+        if cpu and celery_cpu:
+            compared.append((f"worker CPU a task, {series} (vs raw Celery waits)", cpu, celery_cpu, " ms"))
     long_peak, long_elapsed = _in_flight_and_time(results.get("io_long") or [])
     long_celery_peak, long_celery_elapsed = _in_flight_and_time(results.get("io_long_celery") or [])
     if long_peak and long_celery_peak:
@@ -146,6 +158,13 @@ def _in_flight_and_time(runs: list[dict]) -> tuple[Any, Any]:
         return None, None
     peaks = [float(run["peak_in_flight"]) for run in runs]
     return summary(peaks), summary([run["elapsed_s"] for run in runs])
+
+
+def _worker_cpu(runs: list[dict]) -> Any:
+    """The worker's CPU a job or task over the runs, ms; None without runs."""
+    values = [run.get("worker_cpu_ms_per_job", run.get("worker_cpu_ms_per_task")) for run in runs]
+    values = [value for value in values if value is not None]
+    return summary(values) if values else None
 
 
 def _overhead_rows(results: dict[str, Any]) -> list[Row]:

@@ -237,6 +237,17 @@ def _median_us(call: Callable[[], object], count: int, pause: float) -> float:
     return round(statistics.median(times), 1)
 
 
+def _run_tasks(bench: Bench, worker: int, config: dict[str, Any], latency: float, *, call: bool) -> dict:
+    """One run of the I/O baselines' tasks (bench.load's io-celery) with the worker's CPU a
+    task, and the provider's when they call it (answering after `latency`)."""
+    groups = {"worker": [worker]}
+    if call:
+        groups["provider"] = [bench.processes.started["provider"].pid]
+    meter = CpuMeter(groups)
+    result = bench.load("io-celery", config | {"latency": latency, "call": call})
+    return result | meter.per(IO_JOBS, "task")
+
+
 def scenario_io(bench: Bench) -> None:
     options = bench.options
     hostname = "worker_io@bench"
@@ -276,6 +287,13 @@ def scenario_io(bench: Bench) -> None:
     bench.results["io_long"] = [run(IO_LONG_LATENCY)]
     memory["gevent AI worker"] = [rss_mb(worker.pid)]  # having held the most calls at once
     bench.results["io_worker_rss_mb"] = {"idle, before the runs": idle_rss, "after": rss_mb(worker.pid)}
+    # The same process making a job's provider call and nothing else (no take, events or
+    # outcome): what Conveyor's delivery and the call alone reach, before a job's own work.
+    bench.provider(latency=IO_LATENCY)
+    call_config = config | {"redis_url": bench.redis_url, "tasks": IO_JOBS, "conveyor": True}
+    bench.results["io_call_conveyor"] = [
+        _run_tasks(bench, worker.pid, call_config, IO_LATENCY, call=True) for _ in range(options.io_runs)
+    ]
     bench.processes.stop("worker_io")
     bench.provider(latency=0.0)
     # The same pool with raw Celery tasks that only wait: what Celery itself reaches.
@@ -288,13 +306,7 @@ def scenario_io(bench: Bench) -> None:
     }
 
     def run_celery(latency: float, *, call: bool = False) -> dict[str, Any]:
-        # `call`: each task makes a job's provider call, which the provider answers after `latency`.
-        groups = {"worker": [baseline.pid]}
-        if call:
-            groups["provider"] = [bench.processes.started["provider"].pid]
-        meter = CpuMeter(groups)
-        result = bench.load("io-celery", celery_config | {"latency": latency, "call": call})
-        return result | meter.per(IO_JOBS, "task")
+        return _run_tasks(bench, baseline.pid, celery_config, latency, call=call)
 
     bench.results["io_celery"] = [run_celery(IO_LATENCY) for _ in range(options.io_runs)]
     bench.results["io_long_celery"] = [run_celery(IO_LONG_LATENCY)]
