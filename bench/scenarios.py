@@ -239,12 +239,15 @@ def _median_us(call: Callable[[], object], count: int, pause: float) -> float:
 
 def _run_tasks(bench: Bench, worker: int, config: dict[str, Any], latency: float, *, call: bool) -> dict:
     """One run of the I/O baselines' tasks (bench.load's io-celery) with the worker's CPU a
-    task, and the provider's when they call it (answering after `latency`)."""
+    task, and the provider's when they call it (answering after `latency`); profiled with
+    --profile, as the jobs are."""
     groups = {"worker": [worker]}
     if call:
         groups["provider"] = [bench.processes.started["provider"].pid]
     meter = CpuMeter(groups)
-    result = bench.load("io-celery", config | {"latency": latency, "call": call})
+    name = "-".join(["io", "conveyor" if config.get("conveyor") else "celery", *(["call"] if call else [])])
+    with bench.profiling(name, [worker]):
+        result = bench.load("io-celery", config | {"latency": latency, "call": call})
     return result | meter.per(IO_JOBS, "task")
 
 
