@@ -245,8 +245,8 @@ def _run_tasks(bench: Bench, worker: int, config: dict[str, Any], latency: float
     if call:
         groups["provider"] = [bench.processes.started["provider"].pid]
     meter = CpuMeter(groups)
-    name = "-".join(["io", "conveyor" if config.get("conveyor") else "celery", *(["call"] if call else [])])
-    with bench.profiling(name, [worker]):
+    worker_name = "conveyor" if config.get("conveyor") else "celery"
+    with bench.profiling(f"io-{worker_name}{'-call' if call else ''}", [worker]):
         result = bench.load("io-celery", config | {"latency": latency, "call": call})
     return result | meter.per(IO_JOBS, "task")
 
